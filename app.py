@@ -1,0 +1,15 @@
+"""Tally: the Chalice app. Thin on purpose: configuration, error shaping, surfaces."""
+from chalice import Chalice
+
+from chalicelib import config
+from chalicelib.surfaces import accounts
+from chalicelib.web import errors
+
+settings = config.load()
+app = Chalice(app_name="tally")
+app.register_middleware(errors.shape_chalice_errors, "http")
+
+SURFACES = {"accounts": accounts.surface}
+for name, prefix in settings.mounts.items():
+    if prefix is not None:
+        app.register_blueprint(SURFACES[name].blueprint, url_prefix=prefix or None)

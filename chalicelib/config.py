@@ -1,0 +1,61 @@
+"""All configuration, read from the environment in one place.
+
+`.chalice/config.json` sets the per-stage values; tests and scripts set the
+environment directly. Nothing else in the code reads `os.environ`.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Mapping
+
+SURFACES = ("accounts",)
+_OFF = {"off", "none", "disabled", "false", "0"}
+
+
+def _int(environ: Mapping[str, str], name: str, default: int, minimum: int = 0) -> int:
+    raw = environ.get(name)
+    if raw is None or raw == "":
+        return default
+    value = int(raw)
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    return value
+
+
+def _mount(environ: Mapping[str, str], surface: str) -> str | None:
+    """`TALLY_MOUNT_<SURFACE>`: a URL prefix ("" or "/" = root, the default) or "off"."""
+    raw = environ.get(f"TALLY_MOUNT_{surface.upper()}", "").strip()
+    if raw.lower() in _OFF:
+        return None
+    return "/" + raw.strip("/") if raw.strip("/") else ""
+
+
+@dataclass(frozen=True)
+class Settings:
+    stage: str = "local"
+    region: str = "us-east-1"
+    dynamodb_endpoint: str | None = None
+    table_prefix: str = "tally-local"
+    # Optimistic-concurrency attempts per posting before answering 503.
+    max_attempts: int = 40
+    backoff_base_ms: int = 5
+    backoff_cap_ms: int = 200
+    mounts: dict[str, str | None] = field(default_factory=lambda: {name: "" for name in SURFACES})
+
+    def table_name(self, kind: str) -> str:
+        return f"{self.table_prefix}-{kind}"
+
+
+def load(environ: Mapping[str, str] = os.environ) -> Settings:
+    stage = environ.get("TALLY_STAGE", "local")
+    return Settings(
+        stage=stage,
+        region=environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION") or "us-east-1",
+        dynamodb_endpoint=environ.get("DYNAMODB_ENDPOINT") or environ.get("AWS_ENDPOINT_URL_DYNAMODB") or None,
+        table_prefix=environ.get("TALLY_TABLE_PREFIX") or f"tally-{stage}",
+        max_attempts=_int(environ, "TALLY_MAX_ATTEMPTS", 40, minimum=1),
+        backoff_base_ms=_int(environ, "TALLY_BACKOFF_BASE_MS", 5),
+        backoff_cap_ms=_int(environ, "TALLY_BACKOFF_CAP_MS", 200),
+        mounts={name: _mount(environ, name) for name in SURFACES},
+    )

@@ -1,0 +1,41 @@
+"""The ledger's domain errors. No HTTP here: `chalicelib.web.errors` maps them."""
+from __future__ import annotations
+
+
+class LedgerError(Exception):
+    """Base of every error the ledger core raises on purpose."""
+
+    code = "ledger_error"
+
+    def __init__(self, message: str, **details: object) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details
+
+
+class InvalidRequest(LedgerError):
+    """The request breaks a rule of the input (type, range, format)."""
+
+    code = "invalid_request"
+
+
+class NotFound(LedgerError):
+    code = "not_found"
+
+
+class IdempotencyConflict(LedgerError):
+    """An idempotency key was reused with a different request."""
+
+    code = "idempotency_key_reused"
+
+
+class FloorBreached(LedgerError):
+    """The posting would take the balance below the account's floor."""
+
+    code = "insufficient_funds"
+
+
+class Contention(LedgerError):
+    """Retries ran out (version kept moving, throttling): nothing was written."""
+
+    code = "contention"

@@ -1,0 +1,335 @@
+"""The ledger core: postings to accounts, journal, idempotency, volume ranking.
+
+Every posting is one consistent read (TransactGetItems: account, idempotency
+record, high-water mark) and one TransactWriteItems that
+- updates the account under a condition on the version read (and its floor),
+- puts the journal entry (attribute_not_exists),
+- puts the idempotency record (attribute_not_exists), when a key was given,
+- raises the book's max-volume high-water mark, only when this posting sets a record.
+A cancelled transaction is decoded into a typed outcome; a moved version or a
+conflict is re-planned from a fresh read, with jittered back-off, a bounded
+number of times. Nothing here knows about HTTP.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Callable
+
+from pynamodb.exceptions import DoesNotExist, PynamoDBException, TransactGetError, TransactWriteError
+from pynamodb.transactions import TransactGet, TransactWrite
+
+from chalicelib.config import Settings, load
+from chalicelib.core import models
+from chalicelib.core.errors import Contention, FloorBreached, IdempotencyConflict, InvalidRequest, NotFound
+from chalicelib.core.models import AccountModel, CounterModel, EntryModel, IdempotencyModel
+
+
+def utc_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def stamp(moment: datetime) -> str:
+    """Fixed-width UTC ISO 8601 with microseconds: sorts as text in time order."""
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def parse_stamp(text: str) -> datetime:
+    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc)
+
+
+def require_int(name: str, value: object) -> int:
+    """Points and money are integers in the core; bool is not a number here."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidRequest(f"{name} must be an integer", field=name)
+    return value
+
+
+@dataclass(frozen=True)
+class Posting:
+    """An accepted posting, as committed (or as first committed, when replayed)."""
+
+    account_id: str
+    seq: int
+    amount: int
+    balance_after: int
+    created_at: str
+    replayed: bool = False
+
+
+@dataclass(frozen=True)
+class AccountBalance:
+    account_id: str
+    balance: int
+    entry_count: int
+    floor: int | None
+
+
+@dataclass(frozen=True)
+class VolumeLeaders:
+    max_volume: int
+    account_ids: list[str]
+
+
+class _Retry(Exception):
+    """The plan is stale (version moved, conflict): read again and re-plan."""
+
+
+class _Ambiguous(Exception):
+    """The commit may or may not have landed: resend it with the same token."""
+
+
+@dataclass
+class _Plan:
+    account: AccountModel
+    entry: EntryModel
+    record: IdempotencyModel | None
+    high_water: CounterModel | None
+    amount: int
+    floor: int | None
+    posting: Posting
+    token: str
+
+
+class Ledger:
+    """A book of accounts (one per surface): account ids are unique within a book."""
+
+    def __init__(self, book: str, *, track_volume: bool = False, settings: Settings | None = None,
+                 clock: Callable[[], datetime] = utc_now, sleep: Callable[[float], None] = time.sleep) -> None:
+        if ":" in book or "#" in book:
+            raise ValueError("a book name has no ':' or '#'")
+        self.book = book
+        self.track_volume = track_volume
+        self._settings = settings or load()
+        self._clock = clock
+        self._sleep = sleep
+
+    # -- keys -------------------------------------------------------------
+    def _account_key(self, account_id: str) -> str:
+        return f"{self.book}:{account_id}"
+
+    def _idempotency_key(self, key: str) -> str:
+        return f"{self.book}:{key}"
+
+    def _high_water_name(self) -> str:
+        return f"max_volume:{self.book}"
+
+    def _account_id(self, account_key: str) -> str:
+        return account_key.split(":", 1)[1]
+
+    # -- reads --------------------------------------------------------------
+    def balance(self, account_id: str) -> AccountBalance:
+        """One strongly consistent GetItem."""
+        try:
+            account = AccountModel.get(self._account_key(account_id), consistent_read=True)
+        except AccountModel.DoesNotExist:
+            raise NotFound(f"account {account_id} not found", account_id=account_id) from None
+        return AccountBalance(account_id, int(account.balance), int(account.entry_count),
+                              None if account.floor is None else int(account.floor))
+
+    def posting_by_key(self, idempotency_key: str) -> Posting:
+        """The posting an idempotency key produced: one GetItem."""
+        try:
+            record = IdempotencyModel.get(self._idempotency_key(idempotency_key), consistent_read=True)
+        except IdempotencyModel.DoesNotExist:
+            raise NotFound(f"transaction {idempotency_key} not found", transaction_id=idempotency_key) from None
+        return self._posting_from_record(record, replayed=True)
+
+    def volume_leaders(self) -> VolumeLeaders:
+        """The largest entry count in the book and every account that has it.
+
+        One GetItem of the high-water mark, one Query of the sparse `by_volume`
+        index at that count: two requests whatever the number of accounts.
+        """
+        try:
+            high_water = CounterModel.get(self._high_water_name(), consistent_read=True)
+        except CounterModel.DoesNotExist:
+            return VolumeLeaders(0, [])
+        max_volume = int(high_water.value)
+        ids = {self._account_id(item.key)
+               for item in AccountModel.by_volume.query(f"{self.book}#{max_volume}")}
+        # The index is eventually consistent; the holder of the record is known exactly.
+        if high_water.holder:
+            ids.add(high_water.holder)
+        return VolumeLeaders(max_volume, sorted(ids))
+
+    # -- the write path ----------------------------------------------------------
+    def post(self, account_id: str, amount: int, *, idempotency_key: str | None = None,
+             request: dict | None = None, floor: int | None = None, create: bool = True,
+             key_ttl_seconds: int | None = None) -> Posting:
+        """Apply `amount` to the account, exactly once per idempotency key.
+
+        `request` is what identifies the client's request besides account and
+        amount (it enters the idempotency fingerprint). `floor` applies when the
+        account is created by this posting. A posting that lowers the balance
+        must leave it at or above the floor.
+        """
+        amount = require_int("amount", amount)
+        fingerprint = _fingerprint({"account_id": account_id, "amount": amount, **(request or {})})
+        attempts = self._settings.max_attempts
+        for attempt in range(attempts):
+            if attempt:
+                self._backoff(attempt)
+            try:
+                account, record, high_water = self._read(account_id, idempotency_key)
+            except _Retry:
+                continue
+            if record is not None:
+                if record.fingerprint != fingerprint:
+                    raise IdempotencyConflict(
+                        f"idempotency key {idempotency_key} was already used with a different request",
+                        idempotency_key=idempotency_key)
+                return self._posting_from_record(record, replayed=True)
+            if account is None and not create:
+                raise NotFound(f"account {account_id} not found", account_id=account_id)
+            plan = self._plan(account_id, account, amount, floor, idempotency_key, fingerprint,
+                              high_water, key_ttl_seconds)
+            try:
+                self._commit(plan)
+                return plan.posting
+            except _Retry:
+                continue
+        raise Contention("the account is too busy right now; nothing was written, retry later",
+                         account_id=account_id)
+
+    def _read(self, account_id: str, idempotency_key: str | None):
+        try:
+            with TransactGet(connection=models.transaction_connection) as reads:
+                account_future = reads.get(AccountModel, self._account_key(account_id))
+                record_future = (reads.get(IdempotencyModel, self._idempotency_key(idempotency_key))
+                                 if idempotency_key else None)
+                high_water_future = (reads.get(CounterModel, self._high_water_name())
+                                     if self.track_volume else None)
+        except TransactGetError as error:
+            if _is_client_fault(error):
+                raise
+            raise _Retry() from error  # cancelled by a concurrent write, throttled: read again
+        return (_resolved(account_future), _resolved(record_future), _resolved(high_water_future))
+
+    def _plan(self, account_id, account, amount, floor, idempotency_key, fingerprint, high_water,
+              key_ttl_seconds) -> _Plan:
+        now = self._clock()
+        if account is None:
+            account = AccountModel(self._account_key(account_id), balance=0, entry_count=0, floor=floor)
+        balance_after = int(account.balance) + amount
+        account_floor = None if account.floor is None else int(account.floor)
+        if amount < 0 and account_floor is not None and balance_after < account_floor:
+            raise FloorBreached(
+                f"this debit would leave the balance at {balance_after}, below the minimum {account_floor}",
+                balance=int(account.balance), floor=account_floor)
+        seq = int(account.entry_count) + 1
+        created = now
+        if account.last_entry_at:
+            # Entries of one account are stamped strictly in sequence order, so a
+            # time-index query and a sequence query agree ("balance as of" is exact).
+            created = max(now, parse_stamp(account.last_entry_at) + timedelta(microseconds=1))
+        created_at = stamp(created)
+        posting = Posting(account_id, seq, amount, balance_after, created_at)
+        entry = EntryModel(account.key, seq, amount=amount, balance_after=balance_after, created_at=created_at,
+                           idempotency_key=self._idempotency_key(idempotency_key) if idempotency_key else None)
+        record = None
+        if idempotency_key:
+            record = IdempotencyModel(self._idempotency_key(idempotency_key), fingerprint=fingerprint,
+                                      account=account.key, seq=seq, amount=amount,
+                                      balance_after=balance_after, created_at=created_at)
+            if key_ttl_seconds:
+                record.expires_at = now + timedelta(seconds=key_ttl_seconds)
+        raise_high_water = self.track_volume and (high_water is None or seq > int(high_water.value))
+        return _Plan(account=account, entry=entry, record=record,
+                     high_water=CounterModel(self._high_water_name()) if raise_high_water else None,
+                     amount=amount, floor=account_floor, posting=posting, token=str(uuid.uuid4()))
+
+    def _commit(self, plan: _Plan) -> None:
+        """One TransactWriteItems; resent with the same token while the outcome is unknown."""
+        for attempt in range(self._settings.max_attempts):
+            if attempt:
+                self._backoff(attempt)
+            try:
+                self._transact(plan)
+                return
+            except _Ambiguous:
+                continue
+        raise Contention("the datastore did not confirm the write; retry with the same idempotency key")
+
+    def _transact(self, plan: _Plan) -> None:
+        account = plan.account
+        posting = plan.posting
+        actions = [
+            AccountModel.balance.set(posting.balance_after),
+            AccountModel.entry_count.set(posting.seq),
+            AccountModel.last_entry_at.set(posting.created_at),
+            AccountModel.created_at.set(AccountModel.created_at | posting.created_at),
+        ]
+        if plan.floor is not None:
+            actions.append(AccountModel.floor.set(plan.floor))
+        if self.track_volume:
+            actions.append(AccountModel.volume_key.set(f"{self.book}#{posting.seq}"))
+        floor_condition = None
+        if plan.amount < 0 and plan.floor is not None:
+            floor_condition = AccountModel.balance >= plan.floor - plan.amount
+        # PynamoDB sends condition checks, deletes, puts, then updates; reasons come back in that order.
+        roles = ["entry"] + (["record"] if plan.record else []) + ["account"] + (
+            ["high_water"] if plan.high_water else [])
+        try:
+            with TransactWrite(connection=models.transaction_connection,
+                               client_request_token=plan.token) as writes:
+                writes.save(plan.entry, condition=EntryModel.seq.does_not_exist())
+                if plan.record is not None:
+                    writes.save(plan.record, condition=IdempotencyModel.key.does_not_exist())
+                writes.update(account, actions, condition=floor_condition, return_values="ALL_OLD")
+                if plan.high_water is not None:
+                    writes.update(plan.high_water,
+                                  [CounterModel.value.set(posting.seq), CounterModel.holder.set(posting.account_id)],
+                                  condition=CounterModel.value.does_not_exist() | (CounterModel.value < posting.seq))
+        except TransactWriteError as error:
+            self._decode(error, roles, plan)
+
+    def _decode(self, error: TransactWriteError, roles: list[str], plan: _Plan) -> None:
+        if error.cause_response_code != "TransactionCanceledException":
+            if _is_client_fault(error):
+                raise  # a bug in the request, not a state of the world
+            raise _Ambiguous() from error  # throttled, timed out, 5xx: resend with the same token
+        reasons = dict(zip(roles, error.cancellation_reasons))
+        account_reason = reasons.get("account")
+        if account_reason is not None and account_reason.code == "ConditionalCheckFailed":
+            current = account_reason.raw_item or {}
+            current_version = current.get("version", {}).get("N")
+            read_version = plan.account.version
+            if current_version is not None and read_version is not None and int(current_version) == read_version:
+                # Same version, so only the floor can have failed: the read was current.
+                raise FloorBreached("this debit would take the balance below the minimum", floor=plan.floor)
+        # A moved version, a taken seq or key, a raised high-water mark, a conflict: re-plan.
+        raise _Retry() from error
+
+    def _backoff(self, attempt: int) -> None:
+        """Full jitter: spreads contenders so one of them wins each round."""
+        cap = min(self._settings.backoff_cap_ms, self._settings.backoff_base_ms * 2 ** min(attempt, 16))
+        self._sleep(random.uniform(0, cap) / 1000.0)
+
+    def _posting_from_record(self, record: IdempotencyModel, replayed: bool) -> Posting:
+        return Posting(self._account_id(record.account), int(record.seq), int(record.amount),
+                       int(record.balance_after), record.created_at, replayed=replayed)
+
+
+def _resolved(future):
+    if future is None:
+        return None
+    try:
+        return future.get()
+    except DoesNotExist:
+        return None
+
+
+def _fingerprint(request: dict) -> str:
+    canonical = json.dumps(request, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _is_client_fault(error: PynamoDBException) -> bool:
+    return error.cause_response_code in {"ValidationException", "ResourceNotFoundException",
+                                         "AccessDeniedException", "SerializationException"}

@@ -1,0 +1,61 @@
+"""Seed 004, the Account Management API: `/ping`, `/amount`, `/transaction`, `/balance`,
+`/max_transaction_volume`. See `shared/seeds/account-management-api.md`."""
+from __future__ import annotations
+
+from uuid import UUID
+
+from chalicelib.core.ledger import Ledger, Posting
+from chalicelib.web.routing import Surface
+from chalicelib.web.validation import Int64, StrictBody, parse_body, parse_uuid
+
+surface = Surface(__name__)
+# Its own book of accounts; the book ranks accounts by transaction count.
+ledger = Ledger("accounts", track_volume=True)
+
+
+class AmountRequest(StrictBody):
+    account_id: UUID
+    amount: Int64
+
+
+def _transaction(posting: Posting, transaction_id: str) -> dict:
+    return {"transaction_id": transaction_id, "account_id": posting.account_id,
+            "amount": posting.amount, "balance": posting.balance_after, "created_at": posting.created_at}
+
+
+@surface.route("/ping", "GET")
+def ping():
+    return {"status": "ok"}
+
+
+@surface.route("/amount", "POST")
+def create_transaction():
+    body = parse_body(AmountRequest, surface.request.raw_body)
+    transaction_id = parse_uuid("Transaction-Id", surface.request.headers.get("transaction-id"))
+    posting = ledger.post(str(body.account_id), body.amount, idempotency_key=transaction_id)
+    return _transaction(posting, transaction_id)
+
+
+@surface.route("/transaction/{transaction_id}", "GET")
+def get_transaction(transaction_id: str):
+    posting = ledger.posting_by_key(_path_uuid(transaction_id))
+    return {"account_id": posting.account_id, "amount": posting.amount}
+
+
+@surface.route("/balance/{account_id}", "GET")
+def get_balance(account_id: str):
+    return {"balance": ledger.balance(_path_uuid(account_id)).balance}
+
+
+@surface.route("/max_transaction_volume", "GET")
+def max_transaction_volume():
+    leaders = ledger.volume_leaders()
+    return {"maxVolume": leaders.max_volume, "accounts": leaders.account_ids}
+
+
+def _path_uuid(value: str) -> str:
+    """A path id that is not a UUID names nothing that exists: the lookup answers 404."""
+    try:
+        return str(UUID(value))
+    except ValueError:
+        return value

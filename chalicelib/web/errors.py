@@ -1,0 +1,62 @@
+"""The one place where errors become HTTP responses.
+
+Domain errors raised by the core, validation errors, and Chalice's own error
+responses (405, 415, malformed JSON, 500) all leave as
+`{"error": "<message>", "code": "<machine code>"}`.
+"""
+from __future__ import annotations
+
+import re
+
+from chalice import Response
+
+from chalicelib.core.errors import (Contention, FloorBreached, IdempotencyConflict, InvalidRequest,
+                                    LedgerError, NotFound)
+
+STATUS_BY_ERROR: dict[type[LedgerError], int] = {
+    InvalidRequest: 400,
+    FloorBreached: 400,
+    NotFound: 404,
+    IdempotencyConflict: 409,
+    Contention: 503,
+}
+
+
+def status_for(error: LedgerError) -> int:
+    for kind in type(error).__mro__:
+        if kind in STATUS_BY_ERROR:
+            return STATUS_BY_ERROR[kind]
+    return 400
+
+
+def error_response(status: int, message: str, code: str, headers: dict | None = None) -> Response:
+    return Response(body={"error": message, "code": code}, status_code=status,
+                    headers={"Content-Type": "application/json", **(headers or {})})
+
+
+def from_ledger_error(error: LedgerError, status: int | None = None) -> Response:
+    headers = {"Retry-After": "1"} if isinstance(error, Contention) else None
+    return error_response(status or status_for(error), error.message, error.code, headers)
+
+
+def method_not_allowed(method: str, allowed: list[str]) -> Response:
+    return error_response(405, f"method {method} is not allowed here; use {', '.join(allowed)}",
+                          "method_not_allowed", {"Allow": ", ".join(allowed)})
+
+
+def _snake(name: str) -> str:
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", name.replace("Error", "")).lower() or "error"
+
+
+def shape_chalice_errors(event, get_response):
+    """Chalice middleware: rewrite Chalice's `{"Code", "Message"}` bodies to our shape."""
+    response = get_response(event)
+    if response.status_code < 400 or not isinstance(response.body, dict):
+        return response
+    if set(response.body) != {"Code", "Message"}:
+        return response
+    code, message = response.body["Code"], response.body["Message"]
+    if response.status_code >= 500:
+        message = "internal error"  # never a stack trace or internal detail
+    response.body = {"error": message, "code": _snake(code)}
+    return response

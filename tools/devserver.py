@@ -1,0 +1,42 @@
+"""`make run`: DynamoDB Local (or the endpoint in the environment), tables, then `chalice local`.
+
+Everything listens on 127.0.0.1; the data persists under `.data/dynamodb`;
+the server stops after TALLY_RUN_SECONDS (default 8 hours) or on Ctrl-C.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from tools import dynamodb_local
+
+DATA_DIR = dynamodb_local.PROJECT_ROOT / ".data" / "dynamodb"
+
+
+def main() -> int:
+    port = int(os.environ.get("PORT", "8000"))
+    lifetime = float(os.environ.get("TALLY_RUN_SECONDS", str(8 * 3600)))
+    with dynamodb_local.running(DATA_DIR, existing=dynamodb_local.endpoint_from_environment()) as endpoint:
+        env = dynamodb_local.environment_for(endpoint)
+        env.setdefault("TALLY_STAGE", "local")
+        subprocess.run([sys.executable, "-m", "tools.create_tables"], env=env, check=True,
+                       cwd=dynamodb_local.PROJECT_ROOT)
+        chalice = [str(Path(sys.executable).parent / "chalice"), "local", "--stage", "local",
+                   "--host", "127.0.0.1", "--port", str(port)]
+        print(f"DynamoDB: {endpoint}\nTally API: http://127.0.0.1:{port}   (Ctrl-C stops both)", flush=True)
+        server = subprocess.Popen(chalice, env=env, cwd=dynamodb_local.PROJECT_ROOT, start_new_session=True)
+        try:
+            return server.wait(timeout=lifetime)
+        except subprocess.TimeoutExpired:
+            print(f"stopping after {lifetime:.0f}s (TALLY_RUN_SECONDS)", flush=True)
+            return 0
+        except KeyboardInterrupt:
+            return 0
+        finally:
+            dynamodb_local.stop(server)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
