@@ -58,9 +58,9 @@ def local_tables(dynamodb_endpoint):
     models.bind(load())
 
 
-@pytest.fixture
-def live_server(local_tables):
-    """The app behind Chalice's threaded local HTTP server on 127.0.0.1, backed by DynamoDB Local."""
+@pytest.fixture(scope="session")
+def _http_server():
+    """Chalice's threaded local HTTP server on 127.0.0.1 (it can wrap an app only once)."""
     server = create_local_server(tally.app, Config.create(chalice_stage="local"), "127.0.0.1", 0)
     thread = threading.Thread(target=server.server.serve_forever, daemon=True)
     thread.start()
@@ -70,3 +70,9 @@ def live_server(local_tables):
         server.shutdown()
         server.server.server_close()
         thread.join(timeout=10)
+
+
+@pytest.fixture
+def live_server(local_tables, _http_server):
+    """The real HTTP stack, backed by this test's tables on DynamoDB Local."""
+    return _http_server

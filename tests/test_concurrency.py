@@ -1,0 +1,113 @@
+"""Atomicity under concurrency, asserted only against Amazon DynamoDB Local (moto is not atomic)."""
+from __future__ import annotations
+
+import json
+import random
+import urllib.error
+import urllib.request
+import uuid
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from chalicelib.core.errors import FloorBreached
+from chalicelib.core.ledger import Ledger
+from chalicelib.core.models import AccountModel, EntryModel
+
+pytestmark = pytest.mark.dynamodb_local
+THREADS = 16
+
+
+def http(method: str, url: str, body: dict | None = None, headers: dict | None = None):
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(url, data=data, method=method,
+                                     headers={"Content-Type": "application/json", **(headers or {})})
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return response.status, json.loads(response.read() or b"null")
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read() or b"null")
+
+
+def journal(account_key: str) -> list[EntryModel]:
+    return list(EntryModel.query(account_key, consistent_read=True))
+
+
+def assert_journal_chains(account_key: str, balance: int, entry_count: int) -> list[EntryModel]:
+    """Gapless sequence, each balance-after = previous + amount, ending at the account's state."""
+    entries = journal(account_key)
+    assert [entry.seq for entry in entries] == list(range(1, entry_count + 1))
+    running = 0
+    for entry in entries:
+        running += entry.amount
+        assert entry.balance_after == running
+    assert running == balance
+    stamps = [entry.created_at for entry in entries]
+    assert stamps == sorted(stamps) and len(set(stamps)) == len(stamps)
+    return entries
+
+
+def test_concurrent_postings_on_one_account_lose_nothing(live_server):
+    account = str(uuid.uuid4())
+    amounts = [[random.randint(-100, 100) for _ in range(50)] for _ in range(THREADS)]
+
+    def worker(mine: list[int]) -> list[tuple[int, int]]:
+        results = []
+        for amount in mine:
+            status, _ = http("POST", f"{live_server}/amount", {"account_id": account, "amount": amount},
+                             {"Transaction-Id": str(uuid.uuid4())})
+            results.append((status, amount))
+        return results
+
+    with ThreadPoolExecutor(THREADS) as pool:
+        results = [result for batch in pool.map(worker, amounts) for result in batch]
+    statuses = Counter(status for status, _ in results)
+    assert statuses == {200: THREADS * 50}, statuses
+    accepted = [amount for status, amount in results if status == 200]
+    assert http("GET", f"{live_server}/balance/{account}") == (200, {"balance": sum(accepted)})
+    assert http("GET", f"{live_server}/max_transaction_volume") == (
+        200, {"maxVolume": len(accepted), "accounts": [account]})
+    stored = AccountModel.get(f"accounts:{account}", consistent_read=True)
+    assert_journal_chains(stored.key, sum(accepted), len(accepted))
+
+
+def test_one_transaction_id_raced_from_every_thread_is_applied_once(live_server):
+    account, transaction = str(uuid.uuid4()), str(uuid.uuid4())
+
+    def worker(_):
+        return http("POST", f"{live_server}/amount", {"account_id": account, "amount": 42},
+                    {"Transaction-Id": transaction})
+
+    with ThreadPoolExecutor(THREADS) as pool:
+        answers = list(pool.map(worker, range(THREADS)))
+    assert {status for status, _ in answers} == {200}
+    assert len({json.dumps(body, sort_keys=True) for _, body in answers}) == 1
+    assert http("GET", f"{live_server}/balance/{account}") == (200, {"balance": 42})
+    assert len(journal(f"accounts:{account}")) == 1
+
+
+def test_a_floor_holds_under_concurrent_debits(local_tables):
+    wallet = Ledger("floortest")
+    wallet.post("w1", 100, floor=0)
+    unit = 7
+
+    def worker(_):
+        outcomes = []
+        for _ in range(5):
+            try:
+                wallet.post("w1", -unit, idempotency_key=str(uuid.uuid4()))
+                outcomes.append("accepted")
+            except FloorBreached:
+                outcomes.append("refused")
+        return outcomes
+
+    with ThreadPoolExecutor(THREADS) as pool:
+        outcomes = Counter(outcome for batch in pool.map(worker, range(THREADS)) for outcome in batch)
+    assert outcomes["accepted"] == 100 // unit
+    assert outcomes["refused"] == THREADS * 5 - 100 // unit
+    state = wallet.balance("w1")
+    assert state.balance == 100 - unit * (100 // unit)
+    entries = assert_journal_chains("floortest:w1", state.balance, state.entry_count)
+    assert all(entry.balance_after >= 0 for entry in entries)  # never below the floor, at any point
+    assert sum(1 for entry in entries if entry.amount == -unit) == outcomes["accepted"]
