@@ -2,11 +2,10 @@
 from __future__ import annotations
 
 import os
-import threading
 import uuid
 from dataclasses import replace
 
-from tools import dynamodb_local
+from tools import dynamodb_local, local_http
 
 # Before any chalicelib import: behaviour tests talk to moto, which must not see a
 # custom endpoint. An endpoint given by the environment is kept for DynamoDB Local tests.
@@ -17,8 +16,6 @@ os.environ.update(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing",
                   AWS_SESSION_TOKEN="testing", AWS_DEFAULT_REGION="us-east-1", TALLY_STAGE="test")
 
 import pytest  # noqa: E402
-from chalice.config import Config  # noqa: E402
-from chalice.local import create_local_server  # noqa: E402
 from chalice.test import Client  # noqa: E402
 from moto import mock_aws  # noqa: E402
 
@@ -60,16 +57,8 @@ def local_tables(dynamodb_endpoint):
 
 @pytest.fixture(scope="session")
 def _http_server():
-    """Chalice's threaded local HTTP server on 127.0.0.1 (it can wrap an app only once)."""
-    server = create_local_server(tally.app, Config.create(chalice_stage="local"), "127.0.0.1", 0)
-    thread = threading.Thread(target=server.server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server.server_close()
-        thread.join(timeout=10)
+    with local_http.serving(tally.app) as base_url:
+        yield base_url
 
 
 @pytest.fixture

@@ -1,22 +1,15 @@
 """Request parsing: JSON bodies through strict pydantic models, into 400s with clear messages."""
 from __future__ import annotations
 
-from typing import Annotated, TypeVar
+from typing import TYPE_CHECKING, TypeVar
 from uuid import UUID
-
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from chalicelib.core.errors import InvalidRequest
 
-INT64_MAX = 2**63 - 1
-# Integers only (no float, string or bool), within the int64 range clients' stores use.
-Int64 = Annotated[int, Field(ge=-INT64_MAX, le=INT64_MAX, strict=True)]
+if TYPE_CHECKING:
+    from pydantic import BaseModel
 
-Body = TypeVar("Body", bound=BaseModel)
-
-
-class StrictBody(BaseModel):
-    model_config = ConfigDict(strict=True, extra="ignore", frozen=True)
+Body = TypeVar("Body", bound="BaseModel")
 
 
 def _message(error: dict) -> str:
@@ -38,6 +31,8 @@ def _message(error: dict) -> str:
 
 
 def parse_body(model: type[Body], raw: bytes | str | None) -> Body:
+    from pydantic import ValidationError  # already loaded by the model's module
+
     try:
         return model.model_validate_json(raw or b"")
     except ValidationError as error:

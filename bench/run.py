@@ -1,0 +1,213 @@
+"""`make bench`: Tally's figures on Amazon DynamoDB Local (127.0.0.1 only), printed as tables.
+
+Every request goes through the real stack: HTTP -> Chalice's local server ->
+handlers -> ledger core -> PynamoDB -> DynamoDB Local. DynamoDB requests are
+counted with a botocore `before-call` hook. Nothing here asserts timings.
+"""
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
+
+from tools import dynamodb_local
+
+os.environ.update({name: value for name, value in dynamodb_local.LOCAL_CREDENTIALS.items()
+                   if name not in os.environ})
+EXTERNAL_ENDPOINT = dynamodb_local.endpoint_from_environment()
+
+
+THREADS = 16
+
+
+def http(method: str, url: str, body: dict | None = None, headers: dict | None = None):
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(url, data=data, method=method,
+                                     headers={"Content-Type": "application/json", **(headers or {})})
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return response.status, json.loads(response.read() or b"null")
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read() or b"null")
+
+
+def post_amount(base: str, account: str, amount: int, transaction: str | None = None):
+    return http("POST", f"{base}/amount", {"account_id": account, "amount": amount},
+                {"Transaction-Id": transaction or str(uuid.uuid4())})
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+
+def table(title: str, header: list[str], rows: list[list]) -> None:
+    widths = [max(len(str(cell)) for cell in column) for column in zip(header, *rows)]
+    print(f"\n{title}")
+    for row in [header, ["-" * width for width in widths], *rows]:
+        print("  " + "  ".join(str(cell).ljust(width) for cell, width in zip(row, widths)))
+
+
+def timed(call) -> float:
+    start = time.perf_counter()
+    call()
+    return (time.perf_counter() - start) * 1000
+
+
+def request_counts(base: str, requests) -> list[list]:
+    account, transaction = str(uuid.uuid4()), str(uuid.uuid4())
+    post_amount(base, account, 1)
+    operations = [
+        ("POST /amount", lambda: post_amount(base, account, 5, transaction), 2),
+        ("POST /amount (replayed key)", lambda: post_amount(base, account, 5, transaction), 1),
+        ("GET /balance/{id}", lambda: http("GET", f"{base}/balance/{account}"), 1),
+        ("GET /transaction/{id}", lambda: http("GET", f"{base}/transaction/{transaction}"), 1),
+        ("GET /max_transaction_volume", lambda: http("GET", f"{base}/max_transaction_volume"), 2),
+    ]
+    rows = []
+    for name, call, target in operations:
+        requests.reset()
+        call()
+        rows.append([name, requests.total, f"<= {target}", ", ".join(sorted(requests.calls))])
+    return rows
+
+
+def contended_postings(base: str, requests, accounts: list[str], per_thread: int) -> dict:
+    requests.reset()
+    latencies: list[float] = []
+    statuses: Counter[int] = Counter()
+    lock = threading.Lock()
+
+    def worker(index: int) -> None:
+        for step in range(per_thread):
+            account = accounts[(index * per_thread + step) % len(accounts)]
+            start = time.perf_counter()
+            status, _ = post_amount(base, account, 1)
+            elapsed = (time.perf_counter() - start) * 1000
+            with lock:
+                latencies.append(elapsed)
+                statuses[status] += 1
+
+    start = time.perf_counter()
+    with ThreadPoolExecutor(THREADS) as pool:
+        list(pool.map(worker, range(THREADS)))
+    seconds = time.perf_counter() - start
+    total = THREADS * per_thread
+    return {"postings": total, "per_second": total / seconds, "p50": percentile(latencies, 0.5),
+            "p99": percentile(latencies, 0.99), "statuses": dict(statuses),
+            "requests_per_posting": requests.total / total}
+
+
+def seed_history(entries_wanted: int, accounts: int) -> tuple[str, str]:
+    """Write journal history directly (bench set-up only): `accounts` accounts with their entries,
+    account items and idempotency records consistent with each other. Returns one account and one key."""
+    from chalicelib.core.models import AccountModel, CounterModel, EntryModel, IdempotencyModel
+    from chalicelib.core.ledger import stamp, utc_now
+
+    per_account = entries_wanted // accounts
+    sample_account = sample_key = ""
+    leader_count = per_account + 1  # the last account leads, so max volume names one account
+    with EntryModel.batch_write() as entries, AccountModel.batch_write() as account_items, \
+            IdempotencyModel.batch_write() as records:
+        for index in range(accounts):
+            account_id = str(uuid.uuid4())
+            key = f"accounts:{account_id}"
+            count = leader_count if index == accounts - 1 else per_account
+            for seq in range(1, count + 1):
+                transaction = str(uuid.uuid4())
+                created_at = stamp(utc_now())
+                entries.save(EntryModel(key, seq, amount=1, balance_after=seq, created_at=created_at,
+                                        idempotency_key=f"accounts:{transaction}"))
+                records.save(IdempotencyModel(f"accounts:{transaction}", fingerprint="seeded", account=key,
+                                              seq=seq, amount=1, balance_after=seq, created_at=created_at))
+                sample_key = transaction
+            account_items.save(AccountModel(key, balance=count, entry_count=count,
+                                            created_at=stamp(utc_now()), last_entry_at=stamp(utc_now()),
+                                            volume_key=f"accounts#{count}", version=count))
+            sample_account = account_id
+    CounterModel("max_volume:accounts", value=leader_count, holder=sample_account).save()
+    return sample_account, sample_key
+
+
+def read_latencies(base: str, account: str, transaction: str, samples: int) -> dict[str, float]:
+    paths = {"GET /balance/{id}": f"/balance/{account}", "GET /transaction/{id}": f"/transaction/{transaction}",
+             "GET /max_transaction_volume": "/max_transaction_volume"}
+    medians = {}
+    for name, path in paths.items():
+        for _ in range(10):
+            http("GET", base + path)  # warm up
+        medians[name] = statistics.median(timed(lambda: http("GET", base + path)) for _ in range(samples))
+    return medians
+
+
+def import_times(runs: int = 7) -> dict[str, float]:
+    def median_ms(code: str) -> float:
+        samples = []
+        for _ in range(runs):
+            start = time.perf_counter()
+            subprocess.run([sys.executable, "-c", code], check=True, cwd=dynamodb_local.PROJECT_ROOT)
+            samples.append((time.perf_counter() - start) * 1000)
+        return statistics.median(samples)
+
+    return {"python -c pass": median_ms("pass"), "import boto3": median_ms("import boto3"),
+            "import app": median_ms("import app")}
+
+
+def use_fresh_tables(endpoint: str, label: str):
+    from chalicelib.config import load
+    from chalicelib.core import models
+    settings = replace(load(), dynamodb_endpoint=endpoint, table_prefix=f"bench-{label}-{uuid.uuid4().hex[:8]}")
+    models.bind(settings)
+    models.create_tables()
+
+
+def main() -> None:
+    imports = import_times()
+    with dynamodb_local.running(existing=EXTERNAL_ENDPOINT) as endpoint:
+        import app as tally
+        from tools.local_http import serving
+        from tools.request_counter import DynamoDBRequests
+
+        with serving(tally.app) as base:
+            use_fresh_tables(endpoint, "counts")
+            with DynamoDBRequests() as requests:
+                table("DynamoDB requests per API operation (uncontended)",
+                      ["operation", "requests", "target", "calls"], request_counts(base, requests))
+                one = contended_postings(base, requests, [str(uuid.uuid4())], per_thread=25)
+                many = contended_postings(base, requests, [str(uuid.uuid4()) for _ in range(100)], per_thread=25)
+            table(f"POST /amount, {THREADS} client threads",
+                  ["accounts", "postings", "postings/s", "p50 ms", "p99 ms", "DynamoDB requests/posting", "statuses"],
+                  [[label, r["postings"], f"{r['per_second']:.1f}", f"{r['p50']:.1f}", f"{r['p99']:.1f}",
+                    f"{r['requests_per_posting']:.2f}", r["statuses"]]
+                   for label, r in (("1 (one hot account)", one), ("100", many))])
+
+            rows = []
+            for label, entries, accounts in (("1k", 1_000, 10), ("100k", 100_000, 1_000)):
+                use_fresh_tables(endpoint, label)
+                start = time.perf_counter()
+                account, transaction = seed_history(entries, accounts)
+                seeded = time.perf_counter() - start
+                rows.append((label, read_latencies(base, account, transaction, samples=200), seeded))
+            small, large = rows[0][1], rows[1][1]
+            table("Read latency (median of 200, ms) vs journal size",
+                  ["operation", "1k entries", "100k entries", "ratio (target <= 1.2)"],
+                  [[name, f"{small[name]:.2f}", f"{large[name]:.2f}", f"{large[name] / small[name]:.2f}"]
+                   for name in small])
+            print(f"  (history written in {rows[0][2]:.0f}s and {rows[1][2]:.0f}s; 10 and 1,000 accounts)")
+    table("Cold import (median of 7 runs, ms, including interpreter start)",
+          ["command", "ms"], [[name, f"{ms:.0f}"] for name, ms in imports.items()]
+          + [["ratio app / boto3 (target <= 1.5)", f"{imports['import app'] / imports['import boto3']:.2f}"]])
+
+
+if __name__ == "__main__":
+    main()

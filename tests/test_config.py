@@ -1,0 +1,52 @@
+"""Configuration from the environment, and mounting surfaces by it."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from chalicelib.config import load
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_defaults_derive_table_names_from_the_stage():
+    settings = load({"TALLY_STAGE": "prod"})
+    assert settings.table_name("accounts") == "tally-prod-accounts"
+    assert settings.dynamodb_endpoint is None
+    assert settings.mounts == {"accounts": ""}
+
+
+def test_endpoint_prefix_and_limits_come_from_the_environment():
+    settings = load({"AWS_ENDPOINT_URL_DYNAMODB": "http://127.0.0.1:9", "TALLY_TABLE_PREFIX": "x",
+                     "TALLY_MAX_ATTEMPTS": "3", "AWS_REGION": "eu-west-1"})
+    assert (settings.dynamodb_endpoint, settings.table_name("entries"), settings.max_attempts, settings.region) == (
+        "http://127.0.0.1:9", "x-entries", 3, "eu-west-1")
+    assert load({"DYNAMODB_ENDPOINT": "http://a", "AWS_ENDPOINT_URL_DYNAMODB": "http://b"}).dynamodb_endpoint == "http://a"
+
+
+@pytest.mark.parametrize("raw, mount", [("", ""), ("/", ""), ("off", None), ("/legacy/", "/legacy"), ("v0", "/v0")])
+def test_a_surface_mounts_at_a_prefix_or_is_off(raw, mount):
+    assert load({"TALLY_MOUNT_ACCOUNTS": raw}).mounts["accounts"] == mount
+
+
+def test_a_limit_below_its_minimum_is_refused():
+    with pytest.raises(ValueError):
+        load({"TALLY_MAX_ATTEMPTS": "0"})
+
+
+def routes_with(environment: dict[str, str]) -> list[str]:
+    code = "import json, app; print(json.dumps(sorted(app.app.routes)))"
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True, capture_output=True, text=True,
+                         env={**os.environ, **environment})
+    return json.loads(out.stdout)
+
+
+def test_the_app_mounts_surfaces_as_configured():
+    assert "/amount" in routes_with({})
+    assert "/legacy/amount" in routes_with({"TALLY_MOUNT_ACCOUNTS": "/legacy"})
+    assert "/amount" not in routes_with({"TALLY_MOUNT_ACCOUNTS": "off"})

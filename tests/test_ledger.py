@@ -1,0 +1,151 @@
+"""The ledger core's rules and error paths (moto)."""
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from chalicelib.config import load
+from chalicelib.core.errors import Contention, FloorBreached, IdempotencyConflict, InvalidRequest, NotFound
+from chalicelib.core.ledger import Ledger
+from chalicelib.core.models import EntryModel, IdempotencyModel
+from chalicelib.web.errors import from_ledger_error
+
+
+def entries(book: str, account: str) -> list[EntryModel]:
+    return list(EntryModel.query(f"{book}:{account}", consistent_read=True))
+
+
+def test_postings_chain_balances_and_number_entries_without_gaps(aws):
+    ledger = Ledger("core")
+    results = [ledger.post("a", amount) for amount in (10, -3, 0, 7)]
+    assert [posting.seq for posting in results] == [1, 2, 3, 4]
+    assert [posting.balance_after for posting in results] == [10, 7, 7, 14]
+    assert [(entry.seq, entry.amount, entry.balance_after) for entry in entries("core", "a")] == [
+        (1, 10, 10), (2, -3, 7), (3, 0, 7), (4, 7, 14)]
+    assert ledger.balance("a").entry_count == 4
+
+
+@pytest.mark.parametrize("amount", ["5", 5.0, True, None, [5]])
+def test_a_non_integer_amount_is_refused_before_any_write(aws, amount):
+    ledger = Ledger("core")
+    with pytest.raises(InvalidRequest):
+        ledger.post("a", amount)
+    with pytest.raises(NotFound):
+        ledger.balance("a")
+
+
+def test_books_keep_their_own_accounts(aws):
+    Ledger("one").post("a", 5)
+    with pytest.raises(NotFound):
+        Ledger("two").balance("a")
+
+
+def test_an_account_that_must_exist_is_not_created(aws):
+    with pytest.raises(NotFound):
+        Ledger("core").post("ghost", 5, create=False)
+    with pytest.raises(NotFound):
+        Ledger("core").balance("ghost")
+
+
+def test_a_debit_below_the_floor_is_refused_and_writes_nothing(aws):
+    ledger = Ledger("core")
+    ledger.post("w", 30, floor=20)
+    with pytest.raises(FloorBreached):
+        ledger.post("w", -11, idempotency_key="k1")
+    assert ledger.balance("w").balance == 30
+    assert len(entries("core", "w")) == 1
+    with pytest.raises(IdempotencyModel.DoesNotExist):
+        IdempotencyModel.get("core:k1")
+    assert ledger.post("w", -10).balance_after == 20
+
+
+def test_credits_are_accepted_below_the_floor(aws):
+    ledger = Ledger("core")
+    assert ledger.post("w", 5, floor=20).balance_after == 5  # a new wallet starts below its minimum
+    assert ledger.post("w", 5).balance_after == 10
+    with pytest.raises(FloorBreached):
+        ledger.post("w", -1)
+
+
+def test_a_replayed_key_returns_the_first_result_and_writes_nothing(aws):
+    ledger = Ledger("core")
+    first = ledger.post("a", 5, idempotency_key="k")
+    again = ledger.post("a", 5, idempotency_key="k")
+    assert again.replayed and not first.replayed
+    assert (again.seq, again.balance_after, again.created_at) == (first.seq, first.balance_after, first.created_at)
+    assert len(entries("core", "a")) == 1
+
+
+@pytest.mark.parametrize("account, amount, request_extra", [("a", 6, None), ("b", 5, None), ("a", 5, {"memo": "x"})])
+def test_a_key_reused_for_another_request_is_a_conflict(aws, account, amount, request_extra):
+    ledger = Ledger("core")
+    ledger.post("a", 5, idempotency_key="k")
+    with pytest.raises(IdempotencyConflict):
+        ledger.post(account, amount, idempotency_key="k", request=request_extra)
+    assert ledger.balance("a").balance == 5
+
+
+def test_retry_tokens_expire_but_plain_keys_do_not(aws):
+    ledger = Ledger("core")
+    ledger.post("a", 1, idempotency_key="kept")
+    ledger.post("a", 1, idempotency_key="token", key_ttl_seconds=86_400)
+    assert IdempotencyModel.get("core:kept").expires_at is None
+    expires = IdempotencyModel.get("core:token").expires_at
+    assert timedelta(hours=23) < expires - datetime.now(timezone.utc) <= timedelta(hours=24)
+
+
+def test_entry_times_follow_the_sequence_even_when_the_clock_steps_back(aws):
+    times = iter([datetime(2030, 1, 1, tzinfo=timezone.utc), datetime(2029, 1, 1, tzinfo=timezone.utc),
+                  datetime(2029, 1, 1, tzinfo=timezone.utc)])
+    ledger = Ledger("core", clock=lambda: next(times))
+    stamps = [ledger.post("a", 1).created_at for _ in range(3)]
+    assert stamps == sorted(stamps) and len(set(stamps)) == 3
+    assert stamps[0] == "2030-01-01T00:00:00.000000Z"
+
+
+def test_when_the_version_keeps_moving_retries_run_out_and_nothing_is_written(aws):
+    rival = Ledger("core")
+    rival.post("a", 100)
+
+    def clock_with_a_rival_posting():
+        # Between this ledger's read and its commit, another writer moves the account on.
+        rival.post("a", 1)
+        return datetime.now(timezone.utc)
+
+    sleeps = []
+    settings = replace(load(), max_attempts=3)
+    busy = Ledger("core", settings=settings, clock=clock_with_a_rival_posting, sleep=sleeps.append)
+    with pytest.raises(Contention):
+        busy.post("a", -50, idempotency_key="k")
+    assert ledger_amounts(entries("core", "a")) == [100, 1, 1, 1]
+    assert len(sleeps) == 2 and all(0 <= pause <= settings.backoff_cap_ms / 1000 for pause in sleeps)
+    with pytest.raises(IdempotencyModel.DoesNotExist):
+        IdempotencyModel.get("core:k")
+
+
+def test_a_moved_version_is_replanned_and_then_succeeds(aws):
+    rival = Ledger("core")
+    rival.post("a", 100)
+    moves = iter([True, False])
+
+    def clock():
+        if next(moves):
+            rival.post("a", 1)
+        return datetime.now(timezone.utc)
+
+    posting = Ledger("core", clock=clock, sleep=lambda _: None).post("a", -50)
+    assert (posting.seq, posting.balance_after) == (3, 51)
+    assert ledger_amounts(entries("core", "a")) == [100, 1, -50]
+
+
+def test_contention_is_a_503_that_asks_to_retry():
+    response = from_ledger_error(Contention("busy"))
+    assert response.status_code == 503
+    assert response.headers["Retry-After"] == "1"
+    assert response.body["code"] == "contention"
+
+
+def ledger_amounts(journal: list[EntryModel]) -> list[int]:
+    return [entry.amount for entry in journal]
