@@ -149,3 +149,36 @@ def test_contention_is_a_503_that_asks_to_retry():
 
 def ledger_amounts(journal: list[EntryModel]) -> list[int]:
     return [entry.amount for entry in journal]
+
+
+def test_history_pages_newest_first_with_a_cursor(aws):
+    ledger = Ledger("core")
+    for amount in range(1, 6):
+        ledger.post("a", amount)
+    first = ledger.history("a", limit=2)
+    assert [posting.amount for posting in first.postings] == [5, 4]
+    second = ledger.history("a", limit=2, cursor=first.next_cursor)
+    assert [posting.amount for posting in second.postings] == [3, 2]
+    last = ledger.history("a", limit=2, cursor=second.next_cursor)
+    assert [posting.amount for posting in last.postings] == [1]
+    oldest_first = ledger.history("a", limit=10, newest_first=False)
+    assert [posting.balance_after for posting in oldest_first.postings] == [1, 3, 6, 10, 15]
+
+
+def test_a_time_range_and_balance_as_of_come_from_the_time_index(aws):
+    day = datetime(2030, 1, 1, tzinfo=timezone.utc)
+    times = iter([day + timedelta(hours=hour) for hour in range(5)])
+    ledger = Ledger("core", clock=lambda: next(times))
+    for amount in (10, 20, 30, 40, 50):
+        ledger.post("a", amount)
+    window = ledger.history("a", start=day + timedelta(hours=1), end=day + timedelta(hours=3), newest_first=False)
+    assert [posting.amount for posting in window.postings] == [20, 30, 40]
+    assert ledger.balance_as_of("a", day - timedelta(seconds=1)) == 0
+    assert ledger.balance_as_of("a", day + timedelta(hours=2, minutes=30)) == 60
+    assert ledger.balance_as_of("a", day + timedelta(days=1)) == 150
+
+
+@pytest.mark.parametrize("cursor", ["not base64!", "bnVsbA==", "W10="])
+def test_a_forged_cursor_is_invalid(aws, cursor):
+    with pytest.raises(InvalidRequest):
+        Ledger("core").history("a", cursor=cursor)

@@ -12,6 +12,8 @@ number of times. Nothing here knows about HTTP.
 """
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import json
 import random
@@ -68,6 +70,14 @@ class AccountBalance:
     balance: int
     entry_count: int
     floor: int | None
+
+
+@dataclass(frozen=True)
+class Page:
+    """One page of journal entries and the opaque cursor of the next (None at the end)."""
+
+    postings: list[Posting]
+    next_cursor: str | None
 
 
 @dataclass(frozen=True)
@@ -157,6 +167,33 @@ class Ledger:
         if high_water.holder:
             ids.add(high_water.holder)
         return VolumeLeaders(max_volume, sorted(ids))
+
+    def history(self, account_id: str, *, limit: int = 100, cursor: str | None = None,
+                newest_first: bool = True, start: datetime | None = None, end: datetime | None = None) -> Page:
+        """A page of the account's journal: one Query, on `entries` or, for a time range
+        (start <= created_at <= end), on its `by_time` index."""
+        if not 1 <= limit <= 1000:
+            raise InvalidRequest("limit must be between 1 and 1000", field="limit")
+        key = self._account_key(account_id)
+        query = dict(scan_index_forward=not newest_first, limit=limit, page_size=limit,
+                     last_evaluated_key=_decode_cursor(cursor))
+        if start is None and end is None:
+            results = EntryModel.query(key, consistent_read=True, **query)
+        else:
+            created_at = EntryModel.created_at
+            if start and end:
+                in_range = created_at.between(stamp(start), stamp(end))
+            else:
+                in_range = created_at >= stamp(start) if start else created_at <= stamp(end)
+            results = EntryModel.by_time.query(key, in_range, **query)
+        postings = [Posting(account_id, int(entry.seq), int(entry.amount), int(entry.balance_after),
+                            entry.created_at) for entry in results]
+        return Page(postings, _encode_cursor(results.last_evaluated_key))
+
+    def balance_as_of(self, account_id: str, moment: datetime) -> int:
+        """The balance right after the last entry at or before `moment`: one Query of `by_time`."""
+        last = self.history(account_id, limit=1, end=moment).postings
+        return last[0].balance_after if last else 0
 
     # -- the write path ----------------------------------------------------------
     def post(self, account_id: str, amount: int, *, idempotency_key: str | None = None,
@@ -323,6 +360,24 @@ def _resolved(future):
         return future.get()
     except DoesNotExist:
         return None
+
+
+def _encode_cursor(last_evaluated_key: dict | None) -> str | None:
+    if not last_evaluated_key:
+        return None
+    return base64.urlsafe_b64encode(json.dumps(last_evaluated_key, separators=(",", ":")).encode()).decode()
+
+
+def _decode_cursor(cursor: str | None) -> dict | None:
+    if not cursor:
+        return None
+    try:
+        key = json.loads(base64.urlsafe_b64decode(cursor.encode()))
+    except (ValueError, binascii.Error, UnicodeError):
+        raise InvalidRequest("cursor is not one this API issued", field="cursor") from None
+    if not isinstance(key, dict):
+        raise InvalidRequest("cursor is not one this API issued", field="cursor")
+    return key
 
 
 def _fingerprint(request: dict) -> str:
