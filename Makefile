@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 PORT   ?= 8000
 export AWS_DEFAULT_REGION ?= us-east-1
 
-.PHONY: venv run test bench tables clean
+.PHONY: venv run test lint bench tables clean
 
 venv: $(STAMP)
 
@@ -20,8 +20,11 @@ $(STAMP): requirements.txt requirements-dev.txt
 run: venv
 	PORT=$(PORT) $(PY) -m tools.devserver
 
-test: venv
+test: lint
 	$(PY) -m pytest
+
+lint: venv
+	$(VENV)/bin/ruff check .
 
 bench: venv
 	$(PY) -m bench.run

@@ -6,21 +6,19 @@ counted with a botocore `before-call` hook. Nothing here asserts timings.
 """
 from __future__ import annotations
 
-import json
 import os
 import statistics
 import subprocess
 import sys
 import threading
 import time
-import urllib.error
-import urllib.request
 import uuid
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 
 from tools import dynamodb_local
+from tools.local_http import request_json as http
 
 os.environ.update({name: value for name, value in dynamodb_local.LOCAL_CREDENTIALS.items()
                    if name not in os.environ})
@@ -30,15 +28,6 @@ EXTERNAL_ENDPOINT = dynamodb_local.endpoint_from_environment()
 THREADS = 16
 
 
-def http(method: str, url: str, body: dict | None = None, headers: dict | None = None):
-    data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(url, data=data, method=method,
-                                     headers={"Content-Type": "application/json", **(headers or {})})
-    try:
-        with urllib.request.urlopen(request, timeout=60) as response:
-            return response.status, json.loads(response.read() or b"null")
-    except urllib.error.HTTPError as error:
-        return error.code, json.loads(error.read() or b"null")
 
 
 def post_amount(base: str, account: str, amount: int, transaction: str | None = None):
@@ -52,10 +41,10 @@ def percentile(values: list[float], fraction: float) -> float:
 
 
 def table(title: str, header: list[str], rows: list[list]) -> None:
-    widths = [max(len(str(cell)) for cell in column) for column in zip(header, *rows)]
+    widths = [max(len(str(cell)) for cell in column) for column in zip(header, *rows, strict=True)]
     print(f"\n{title}")
     for row in [header, ["-" * width for width in widths], *rows]:
-        print("  " + "  ".join(str(cell).ljust(width) for cell, width in zip(row, widths)))
+        print("  " + "  ".join(str(cell).ljust(width) for cell, width in zip(row, widths, strict=True)))
 
 
 def timed(call) -> float:
@@ -111,8 +100,8 @@ def contended_postings(base: str, requests, accounts: list[str], per_thread: int
 def seed_history(entries_wanted: int, accounts: int) -> tuple[str, str]:
     """Write journal history directly (bench set-up only): `accounts` accounts with their entries,
     account items and idempotency records consistent with each other. Returns one account and one key."""
-    from chalicelib.core.models import AccountModel, CounterModel, EntryModel, IdempotencyModel
     from chalicelib.core.ledger import stamp, utc_now
+    from chalicelib.core.models import AccountModel, CounterModel, EntryModel, IdempotencyModel
 
     per_account = entries_wanted // accounts
     sample_account = sample_key = ""
@@ -146,7 +135,8 @@ def read_latencies(base: str, account: str, transaction: str, samples: int) -> d
     for name, path in paths.items():
         for _ in range(10):
             http("GET", base + path)  # warm up
-        medians[name] = statistics.median(timed(lambda: http("GET", base + path)) for _ in range(samples))
+        url = base + path
+        medians[name] = statistics.median(timed(lambda url=url: http("GET", url)) for _ in range(samples))
     return medians
 
 

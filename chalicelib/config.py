@@ -6,8 +6,8 @@ environment directly. Nothing else in the code reads `os.environ`.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Mapping
 
 SURFACES = ("accounts",)
 _OFF = {"off", "none", "disabled", "false", "0"}

@@ -3,8 +3,6 @@ from __future__ import annotations
 
 import json
 import random
-import urllib.error
-import urllib.request
 import uuid
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
@@ -14,20 +12,12 @@ import pytest
 from chalicelib.core.errors import FloorBreached
 from chalicelib.core.ledger import Ledger
 from chalicelib.core.models import AccountModel, EntryModel
+from tools.local_http import request_json as http
 
 pytestmark = pytest.mark.dynamodb_local
 THREADS = 16
 
 
-def http(method: str, url: str, body: dict | None = None, headers: dict | None = None):
-    data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(url, data=data, method=method,
-                                     headers={"Content-Type": "application/json", **(headers or {})})
-    try:
-        with urllib.request.urlopen(request, timeout=60) as response:
-            return response.status, json.loads(response.read() or b"null")
-    except urllib.error.HTTPError as error:
-        return error.code, json.loads(error.read() or b"null")
 
 
 def journal(account_key: str) -> list[EntryModel]:

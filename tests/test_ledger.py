@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -93,12 +93,12 @@ def test_retry_tokens_expire_but_plain_keys_do_not(aws):
     ledger.post("a", 1, idempotency_key="token", key_ttl_seconds=86_400)
     assert IdempotencyModel.get("core:kept").expires_at is None
     expires = IdempotencyModel.get("core:token").expires_at
-    assert timedelta(hours=23) < expires - datetime.now(timezone.utc) <= timedelta(hours=24)
+    assert timedelta(hours=23) < expires - datetime.now(UTC) <= timedelta(hours=24)
 
 
 def test_entry_times_follow_the_sequence_even_when_the_clock_steps_back(aws):
-    times = iter([datetime(2030, 1, 1, tzinfo=timezone.utc), datetime(2029, 1, 1, tzinfo=timezone.utc),
-                  datetime(2029, 1, 1, tzinfo=timezone.utc)])
+    times = iter([datetime(2030, 1, 1, tzinfo=UTC), datetime(2029, 1, 1, tzinfo=UTC),
+                  datetime(2029, 1, 1, tzinfo=UTC)])
     ledger = Ledger("core", clock=lambda: next(times))
     stamps = [ledger.post("a", 1).created_at for _ in range(3)]
     assert stamps == sorted(stamps) and len(set(stamps)) == 3
@@ -112,7 +112,7 @@ def test_when_the_version_keeps_moving_retries_run_out_and_nothing_is_written(aw
     def clock_with_a_rival_posting():
         # Between this ledger's read and its commit, another writer moves the account on.
         rival.post("a", 1)
-        return datetime.now(timezone.utc)
+        return datetime.now(UTC)
 
     sleeps = []
     settings = replace(load(), max_attempts=3)
@@ -133,7 +133,7 @@ def test_a_moved_version_is_replanned_and_then_succeeds(aws):
     def clock():
         if next(moves):
             rival.post("a", 1)
-        return datetime.now(timezone.utc)
+        return datetime.now(UTC)
 
     posting = Ledger("core", clock=clock, sleep=lambda _: None).post("a", -50)
     assert (posting.seq, posting.balance_after) == (3, 51)
@@ -166,7 +166,7 @@ def test_history_pages_newest_first_with_a_cursor(aws):
 
 
 def test_a_time_range_and_balance_as_of_come_from_the_time_index(aws):
-    day = datetime(2030, 1, 1, tzinfo=timezone.utc)
+    day = datetime(2030, 1, 1, tzinfo=UTC)
     times = iter([day + timedelta(hours=hour) for hour in range(5)])
     ledger = Ledger("core", clock=lambda: next(times))
     for amount in (10, 20, 30, 40, 50):

@@ -29,8 +29,8 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 CACHE_DIR = PROJECT_ROOT / ".cache" / "dynamodb-local"
@@ -131,7 +131,7 @@ def wait_until_ready(endpoint: str, timeout: float = READY_TIMEOUT_SECONDS,
             return  # any HTTP answer means the API is serving
         except OSError:
             if time.monotonic() > deadline:
-                raise TimeoutError(f"DynamoDB Local at {endpoint} not ready after {timeout:.0f}s")
+                raise TimeoutError(f"DynamoDB Local at {endpoint} not ready after {timeout:.0f}s") from None
             time.sleep(delay)  # polling back-off, not a fixed wait
             delay = min(delay * 2, 0.5)
 

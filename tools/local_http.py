@@ -7,8 +7,11 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import json
 import threading
-from typing import Iterator
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
 
 from chalice.config import Config
 from chalice.local import ChaliceRequestHandler, create_local_server
@@ -33,3 +36,15 @@ def serving(app) -> Iterator[str]:
         server.shutdown()
         server.server.server_close()
         thread.join(timeout=10)
+
+
+def request_json(method: str, url: str, body: dict | None = None, headers: dict | None = None):
+    """(status, decoded JSON body) of one request; HTTP errors are answers, not exceptions."""
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(url, data=data, method=method,
+                                     headers={"Content-Type": "application/json", **(headers or {})})
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return response.status, json.loads(response.read() or b"null")
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read() or b"null")

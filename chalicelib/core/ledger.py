@@ -19,9 +19,9 @@ import json
 import random
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
-from typing import Callable
+from datetime import UTC, datetime, timedelta
 
 from pynamodb.exceptions import DoesNotExist, PynamoDBException, TransactGetError, TransactWriteError
 from pynamodb.transactions import TransactGet, TransactWrite
@@ -33,16 +33,16 @@ from chalicelib.core.models import AccountModel, CounterModel, EntryModel, Idemp
 
 
 def utc_now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def stamp(moment: datetime) -> str:
     """Fixed-width UTC ISO 8601 with microseconds: sorts as text in time order."""
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def parse_stamp(text: str) -> datetime:
-    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc)
+    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
 
 
 def require_int(name: str, value: object) -> int:
@@ -331,7 +331,7 @@ class Ledger:
             if _is_client_fault(error):
                 raise  # a bug in the request, not a state of the world
             raise _Ambiguous() from error  # throttled, timed out, 5xx: resend with the same token
-        reasons = dict(zip(roles, error.cancellation_reasons))
+        reasons = dict(zip(roles, error.cancellation_reasons, strict=True))
         account_reason = reasons.get("account")
         if account_reason is not None and account_reason.code == "ConditionalCheckFailed":
             current = account_reason.raw_item or {}

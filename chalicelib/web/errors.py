@@ -10,8 +10,7 @@ import re
 
 from chalice import Response
 
-from chalicelib.core.errors import (Contention, FloorBreached, IdempotencyConflict, InvalidRequest,
-                                    LedgerError, NotFound)
+from chalicelib.core.errors import Contention, FloorBreached, IdempotencyConflict, InvalidRequest, LedgerError, NotFound
 
 STATUS_BY_ERROR: dict[type[LedgerError], int] = {
     InvalidRequest: 400,

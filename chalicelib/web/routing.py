@@ -6,6 +6,7 @@ API Gateway (unlike `chalice local`) answers an unregistered method with 403.
 from __future__ import annotations
 
 import functools
+
 from chalice import Blueprint
 
 from chalicelib.core.errors import LedgerError
