@@ -37,10 +37,13 @@ class Settings:
     region: str = "us-east-1"
     dynamodb_endpoint: str | None = None
     table_prefix: str = "tally-local"
-    # Optimistic-concurrency attempts per posting before answering 503.
-    max_attempts: int = 40
+    # A posting retries (moved version, conflict, throttling) until this much time has
+    # passed or this many attempts were made, then answers 503 with nothing written.
+    # Time is what a client waits, so time is the budget; well under API Gateway's 29 s.
+    retry_seconds: float = 15.0
+    max_attempts: int = 200
     backoff_base_ms: int = 5
-    backoff_cap_ms: int = 200
+    backoff_cap_ms: int = 50
     mounts: dict[str, str | None] = field(default_factory=lambda: {name: "" for name in SURFACES})
 
     def table_name(self, kind: str) -> str:
@@ -54,8 +57,9 @@ def load(environ: Mapping[str, str] = os.environ) -> Settings:
         region=environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION") or "us-east-1",
         dynamodb_endpoint=environ.get("DYNAMODB_ENDPOINT") or environ.get("AWS_ENDPOINT_URL_DYNAMODB") or None,
         table_prefix=environ.get("TALLY_TABLE_PREFIX") or f"tally-{stage}",
-        max_attempts=_int(environ, "TALLY_MAX_ATTEMPTS", 40, minimum=1),
+        retry_seconds=float(environ.get("TALLY_RETRY_SECONDS") or 15.0),
+        max_attempts=_int(environ, "TALLY_MAX_ATTEMPTS", 200, minimum=1),
         backoff_base_ms=_int(environ, "TALLY_BACKOFF_BASE_MS", 5),
-        backoff_cap_ms=_int(environ, "TALLY_BACKOFF_CAP_MS", 200),
+        backoff_cap_ms=_int(environ, "TALLY_BACKOFF_CAP_MS", 50),
         mounts={name: _mount(environ, name) for name in SURFACES},
     )

@@ -23,7 +23,8 @@ def test_defaults_derive_table_names_from_the_stage():
 
 def test_endpoint_prefix_and_limits_come_from_the_environment():
     settings = load({"AWS_ENDPOINT_URL_DYNAMODB": "http://127.0.0.1:9", "TALLY_TABLE_PREFIX": "x",
-                     "TALLY_MAX_ATTEMPTS": "3", "AWS_REGION": "eu-west-1"})
+                     "TALLY_MAX_ATTEMPTS": "3", "AWS_REGION": "eu-west-1", "TALLY_RETRY_SECONDS": "2.5"})
+    assert settings.retry_seconds == 2.5
     assert (settings.dynamodb_endpoint, settings.table_name("entries"), settings.max_attempts, settings.region) == (
         "http://127.0.0.1:9", "x-entries", 3, "eu-west-1")
     assert load({"DYNAMODB_ENDPOINT": "http://a", "AWS_ENDPOINT_URL_DYNAMODB": "http://b"}).dynamodb_endpoint == "http://a"

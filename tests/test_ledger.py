@@ -125,6 +125,24 @@ def test_when_the_version_keeps_moving_retries_run_out_and_nothing_is_written(aw
         IdempotencyModel.get("core:k")
 
 
+def test_retries_stop_when_the_time_budget_is_spent(aws):
+    rival = Ledger("core")
+    rival.post("a", 100)
+    now = [0.0]
+
+    def clock_with_a_rival_posting():
+        rival.post("a", 1)
+        now[0] += 0.4  # each round takes 0.4 s of the client's time
+        return datetime.now(UTC)
+
+    settings = replace(load(), retry_seconds=1.0, max_attempts=1000)
+    busy = Ledger("core", settings=settings, clock=clock_with_a_rival_posting, sleep=lambda _: None,
+                  monotonic=lambda: now[0])
+    with pytest.raises(Contention):
+        busy.post("a", -50)
+    assert ledger_amounts(entries("core", "a")) == [100, 1, 1, 1]  # three rounds fit in one second
+
+
 def test_a_moved_version_is_replanned_and_then_succeeds(aws):
     rival = Ledger("core")
     rival.post("a", 100)

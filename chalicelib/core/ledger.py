@@ -94,6 +94,17 @@ class _Ambiguous(Exception):
     """The commit may or may not have landed: resend it with the same token."""
 
 
+@dataclass(frozen=True)
+class _PostingRequest:
+    account_id: str
+    amount: int
+    idempotency_key: str | None
+    fingerprint: str
+    floor: int | None
+    create: bool
+    key_ttl_seconds: int | None
+
+
 @dataclass
 class _Plan:
     account: AccountModel
@@ -110,7 +121,8 @@ class Ledger:
     """A book of accounts (one per surface): account ids are unique within a book."""
 
     def __init__(self, book: str, *, track_volume: bool = False, settings: Settings | None = None,
-                 clock: Callable[[], datetime] = utc_now, sleep: Callable[[float], None] = time.sleep) -> None:
+                 clock: Callable[[], datetime] = utc_now, sleep: Callable[[float], None] = time.sleep,
+                 monotonic: Callable[[], float] = time.monotonic) -> None:
         if ":" in book or "#" in book:
             raise ValueError("a book name has no ':' or '#'")
         self.book = book
@@ -118,6 +130,7 @@ class Ledger:
         self._settings = settings or load()
         self._clock = clock
         self._sleep = sleep
+        self._monotonic = monotonic
 
     # -- keys -------------------------------------------------------------
     def _account_key(self, account_id: str) -> str:
@@ -207,32 +220,34 @@ class Ledger:
         must leave it at or above the floor.
         """
         amount = require_int("amount", amount)
-        fingerprint = _fingerprint({"account_id": account_id, "amount": amount, **(request or {})})
-        attempts = self._settings.max_attempts
-        for attempt in range(attempts):
-            if attempt:
-                self._backoff(attempt)
+        posting_request = _PostingRequest(
+            account_id, amount, idempotency_key,
+            _fingerprint({"account_id": account_id, "amount": amount, **(request or {})}),
+            floor, create, key_ttl_seconds)
+        budget = self._retry_budget()
+        while True:
             try:
-                account, record, high_water = self._read(account_id, idempotency_key)
+                return self._attempt(posting_request, budget)
             except _Retry:
-                continue
-            if record is not None:
-                if record.fingerprint != fingerprint:
-                    raise IdempotencyConflict(
-                        f"idempotency key {idempotency_key} was already used with a different request",
-                        idempotency_key=idempotency_key)
-                return self._posting_from_record(record, replayed=True)
-            if account is None and not create:
-                raise NotFound(f"account {account_id} not found", account_id=account_id)
-            plan = self._plan(account_id, account, amount, floor, idempotency_key, fingerprint,
-                              high_water, key_ttl_seconds)
-            try:
-                self._commit(plan)
-                return plan.posting
-            except _Retry:
-                continue
+                if not budget.retry():
+                    break
         raise Contention("the account is too busy right now; nothing was written, retry later",
                          account_id=account_id)
+
+    def _attempt(self, request: _PostingRequest, budget: _RetryBudget) -> Posting:
+        """Read, decide, plan, commit; raises _Retry when the world moved underneath."""
+        account, record, high_water = self._read(request.account_id, request.idempotency_key)
+        if record is not None:
+            if record.fingerprint != request.fingerprint:
+                raise IdempotencyConflict(
+                    f"idempotency key {request.idempotency_key} was already used with a different request",
+                    idempotency_key=request.idempotency_key)
+            return self._posting_from_record(record, replayed=True)
+        if account is None and not request.create:
+            raise NotFound(f"account {request.account_id} not found", account_id=request.account_id)
+        plan = self._plan(request, account, high_water)
+        self._commit(plan, budget)
+        return plan.posting
 
     def _read(self, account_id: str, idempotency_key: str | None):
         try:
@@ -248,11 +263,12 @@ class Ledger:
             raise _Retry() from error  # cancelled by a concurrent write, throttled: read again
         return (_resolved(account_future), _resolved(record_future), _resolved(high_water_future))
 
-    def _plan(self, account_id, account, amount, floor, idempotency_key, fingerprint, high_water,
-              key_ttl_seconds) -> _Plan:
+    def _plan(self, request: _PostingRequest, account: AccountModel | None,
+              high_water: CounterModel | None) -> _Plan:
+        account_id, amount, idempotency_key = request.account_id, request.amount, request.idempotency_key
         now = self._clock()
         if account is None:
-            account = AccountModel(self._account_key(account_id), balance=0, entry_count=0, floor=floor)
+            account = AccountModel(self._account_key(account_id), balance=0, entry_count=0, floor=request.floor)
         balance_after = int(account.balance) + amount
         account_floor = None if account.floor is None else int(account.floor)
         if amount < 0 and account_floor is not None and balance_after < account_floor:
@@ -271,27 +287,26 @@ class Ledger:
                            idempotency_key=self._idempotency_key(idempotency_key) if idempotency_key else None)
         record = None
         if idempotency_key:
-            record = IdempotencyModel(self._idempotency_key(idempotency_key), fingerprint=fingerprint,
+            record = IdempotencyModel(self._idempotency_key(idempotency_key), fingerprint=request.fingerprint,
                                       account=account.key, seq=seq, amount=amount,
                                       balance_after=balance_after, created_at=created_at)
-            if key_ttl_seconds:
-                record.expires_at = now + timedelta(seconds=key_ttl_seconds)
+            if request.key_ttl_seconds:
+                record.expires_at = now + timedelta(seconds=request.key_ttl_seconds)
         raise_high_water = self.track_volume and (high_water is None or seq > int(high_water.value))
         return _Plan(account=account, entry=entry, record=record,
                      high_water=CounterModel(self._high_water_name()) if raise_high_water else None,
                      amount=amount, floor=account_floor, posting=posting, token=str(uuid.uuid4()))
 
-    def _commit(self, plan: _Plan) -> None:
+    def _commit(self, plan: _Plan, budget: _RetryBudget) -> None:
         """One TransactWriteItems; resent with the same token while the outcome is unknown."""
-        for attempt in range(self._settings.max_attempts):
-            if attempt:
-                self._backoff(attempt)
+        while True:
             try:
                 self._transact(plan)
                 return
             except _Ambiguous:
-                continue
-        raise Contention("the datastore did not confirm the write; retry with the same idempotency key")
+                if not budget.retry():
+                    raise Contention("the datastore did not confirm the write; "
+                                     "retry with the same idempotency key") from None
 
     def _transact(self, plan: _Plan) -> None:
         account = plan.account
@@ -343,14 +358,37 @@ class Ledger:
         # A moved version, a taken seq or key, a raised high-water mark, a conflict: re-plan.
         raise _Retry() from error
 
-    def _backoff(self, attempt: int) -> None:
-        """Full jitter: spreads contenders so one of them wins each round."""
-        cap = min(self._settings.backoff_cap_ms, self._settings.backoff_base_ms * 2 ** min(attempt, 16))
-        self._sleep(random.uniform(0, cap) / 1000.0)
+    def _retry_budget(self) -> _RetryBudget:
+        return _RetryBudget(self._settings, self._sleep, self._monotonic)
 
     def _posting_from_record(self, record: IdempotencyModel, replayed: bool) -> Posting:
         return Posting(self._account_id(record.account), int(record.seq), int(record.amount),
                        int(record.balance_after), record.created_at, replayed=replayed)
+
+
+class _RetryBudget:
+    """The retries of one request, shared by its read-plan-commit rounds and its resends.
+
+    It allows `max_attempts` in all, within `retry_seconds` of the request's start,
+    sleeping a full-jitter back-off before each retry.
+    """
+
+    def __init__(self, settings: Settings, sleep: Callable[[float], None], monotonic: Callable[[], float]) -> None:
+        self._settings = settings
+        self._sleep = sleep
+        self._monotonic = monotonic
+        self._deadline = monotonic() + settings.retry_seconds
+        self.attempts = 1
+
+    def retry(self) -> bool:
+        """Wait, then True if one more attempt is allowed."""
+        if self.attempts >= self._settings.max_attempts or self._monotonic() >= self._deadline:
+            return False
+        # The cap stays low so a request that lost many rounds still competes as often as a new one.
+        cap = min(self._settings.backoff_cap_ms, self._settings.backoff_base_ms * 2 ** min(self.attempts, 16))
+        self._sleep(random.uniform(0, cap) / 1000.0)
+        self.attempts += 1
+        return True
 
 
 def _resolved(future):
