@@ -154,17 +154,23 @@ def running(db_path: Path | None = None, existing: str | None = None) -> Iterato
         storage = ["-dbPath", str(db_path)]
     command = [java_binary(), f"-Djava.library.path={jar.parent / 'DynamoDBLocal_lib'}",
                "-jar", str(jar), *storage, "-sharedDb", "-port", str(port), "-disableTelemetry"]
-    log = open(CACHE_DIR / f"dynamodb-local-{port}.log", "wb")
+    log_path = CACHE_DIR / f"dynamodb-local-{port}.log"
+    log = open(log_path, "wb")
     # Its own process group, so stopping it never leaves a JVM behind.
     process = subprocess.Popen(command, cwd=jar.parent, stdout=log, stderr=subprocess.STDOUT,
                                start_new_session=True)
     endpoint = f"http://127.0.0.1:{port}"
     try:
-        wait_until_ready(endpoint, process=process)
+        try:
+            wait_until_ready(endpoint, process=process)
+        except (RuntimeError, TimeoutError) as error:
+            tail = log_path.read_text(errors="replace")[-2000:]
+            raise RuntimeError(f"{error}; its output ends:\n{tail}") from None
         yield endpoint
     finally:
         stop(process)
         log.close()
+    log_path.unlink(missing_ok=True)  # kept only when something went wrong
 
 
 def stop(process: subprocess.Popen) -> None:

@@ -346,8 +346,10 @@ class Ledger:
             if _is_client_fault(error):
                 raise  # a bug in the request, not a state of the world
             raise _Ambiguous() from error  # throttled, timed out, 5xx: resend with the same token
-        reasons = dict(zip(roles, error.cancellation_reasons, strict=True))
-        account_reason = reasons.get("account")
+        reasons = error.cancellation_reasons
+        if len(reasons) != len(roles):
+            raise _Retry() from error  # unexpected shape: a fresh read decides safely
+        account_reason = dict(zip(roles, reasons, strict=True)).get("account")
         if account_reason is not None and account_reason.code == "ConditionalCheckFailed":
             current = account_reason.raw_item or {}
             current_version = current.get("version", {}).get("N")
