@@ -23,7 +23,9 @@ def main() -> int:
         env.setdefault("TALLY_STAGE", "local")
         subprocess.run([sys.executable, "-m", "tools.create_tables"], env=env, check=True,
                        cwd=dynamodb_local.PROJECT_ROOT)
-        chalice = [str(Path(sys.executable).parent / "chalice"), "local", "--stage", "local",
+        # No autoreload: Chalice's reloader polls the whole project, including the database
+        # under .data/, so every write would restart the server mid-session.
+        chalice = [str(Path(sys.executable).parent / "chalice"), "local", "--no-autoreload", "--stage", "local",
                    "--host", "127.0.0.1", "--port", str(port)]
         print(f"DynamoDB: {endpoint}\nTally API: http://127.0.0.1:{port}   (Ctrl-C stops both)", flush=True)
         server = subprocess.Popen(chalice, env=env, cwd=dynamodb_local.PROJECT_ROOT, start_new_session=True)
