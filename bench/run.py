@@ -100,9 +100,10 @@ def contended_postings(base: str, requests, accounts: list[str], per_thread: int
 def seed_history(entries_wanted: int, accounts: int) -> tuple[str, str]:
     """Write journal history directly (bench set-up only): `accounts` accounts with their entries,
     account items and idempotency records consistent with each other. Returns one account and one key."""
-    from chalicelib.core.ledger import stamp, utc_now
+    from chalicelib.core.ledger import Ledger, stamp, utc_now
     from chalicelib.core.models import AccountModel, CounterModel, EntryModel, IdempotencyModel
 
+    book = Ledger("accounts", track_volume=True)  # names items exactly as seed 004's surface does
     per_account = entries_wanted // accounts
     sample_account = sample_key = ""
     leader_count = per_account + 1  # the last account leads, so max volume names one account
@@ -110,21 +111,21 @@ def seed_history(entries_wanted: int, accounts: int) -> tuple[str, str]:
             IdempotencyModel.batch_write() as records:
         for index in range(accounts):
             account_id = str(uuid.uuid4())
-            key = f"accounts:{account_id}"
+            key = book.account_key(account_id)
             count = leader_count if index == accounts - 1 else per_account
             for seq in range(1, count + 1):
                 transaction = str(uuid.uuid4())
                 created_at = stamp(utc_now())
                 entries.save(EntryModel(key, seq, amount=1, balance_after=seq, created_at=created_at,
-                                        idempotency_key=f"accounts:{transaction}"))
-                records.save(IdempotencyModel(f"accounts:{transaction}", fingerprint="seeded", account=key,
+                                        idempotency_key=book.idempotency_key(transaction)))
+                records.save(IdempotencyModel(book.idempotency_key(transaction), fingerprint="seeded", account=key,
                                               seq=seq, amount=1, balance_after=seq, created_at=created_at))
                 sample_key = transaction
             account_items.save(AccountModel(key, balance=count, entry_count=count,
                                             created_at=stamp(utc_now()), last_entry_at=stamp(utc_now()),
-                                            volume_key=f"accounts#{count}", version=count))
+                                            volume_key=book.volume_key(count), version=count))
             sample_account = account_id
-    CounterModel("max_volume:accounts", value=leader_count, holder=sample_account).save()
+    CounterModel(book.high_water_name(), value=leader_count, holder=sample_account).save()
     return sample_account, sample_key
 
 

@@ -11,7 +11,9 @@ import pytest
 
 from chalicelib.core.errors import FloorBreached
 from chalicelib.core.ledger import Ledger
-from chalicelib.core.models import AccountModel, EntryModel
+from chalicelib.core.models import EntryModel
+from chalicelib.surfaces.accounts import ledger as accounts_book
+from helpers import journal
 from tools.local_http import request_json as http
 
 pytestmark = pytest.mark.dynamodb_local
@@ -20,13 +22,9 @@ THREADS = 16
 
 
 
-def journal(account_key: str) -> list[EntryModel]:
-    return list(EntryModel.query(account_key, consistent_read=True))
-
-
-def assert_journal_chains(account_key: str, balance: int, entry_count: int) -> list[EntryModel]:
+def assert_journal_chains(book: Ledger, account_id: str, balance: int, entry_count: int) -> list[EntryModel]:
     """Gapless sequence, each balance-after = previous + amount, ending at the account's state."""
-    entries = journal(account_key)
+    entries = journal(book, account_id)
     assert [entry.seq for entry in entries] == list(range(1, entry_count + 1))
     running = 0
     for entry in entries:
@@ -58,8 +56,7 @@ def test_concurrent_postings_on_one_account_lose_nothing(live_server):
     assert http("GET", f"{live_server}/balance/{account}") == (200, {"balance": sum(accepted)})
     assert http("GET", f"{live_server}/max_transaction_volume") == (
         200, {"maxVolume": len(accepted), "accounts": [account]})
-    stored = AccountModel.get(f"accounts:{account}", consistent_read=True)
-    assert_journal_chains(stored.key, sum(accepted), len(accepted))
+    assert_journal_chains(accounts_book, account, sum(accepted), len(accepted))
 
 
 def test_one_transaction_id_raced_from_every_thread_is_applied_once(live_server):
@@ -74,7 +71,7 @@ def test_one_transaction_id_raced_from_every_thread_is_applied_once(live_server)
     assert {status for status, _ in answers} == {200}
     assert len({json.dumps(body, sort_keys=True) for _, body in answers}) == 1
     assert http("GET", f"{live_server}/balance/{account}") == (200, {"balance": 42})
-    assert len(journal(f"accounts:{account}")) == 1
+    assert len(journal(accounts_book, account)) == 1
 
 
 def test_a_floor_holds_under_concurrent_debits(local_tables):
@@ -98,6 +95,6 @@ def test_a_floor_holds_under_concurrent_debits(local_tables):
     assert outcomes["refused"] == THREADS * 5 - 100 // unit
     state = wallet.balance("w1")
     assert state.balance == 100 - unit * (100 // unit)
-    entries = assert_journal_chains("floortest:w1", state.balance, state.entry_count)
+    entries = assert_journal_chains(wallet, "w1", state.balance, state.entry_count)
     assert all(entry.balance_after >= 0 for entry in entries)  # never below the floor, at any point
     assert sum(1 for entry in entries if entry.amount == -unit) == outcomes["accepted"]

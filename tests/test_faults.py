@@ -18,7 +18,7 @@ from chalicelib.config import load
 from chalicelib.core import models
 from chalicelib.core.errors import Contention
 from chalicelib.core.ledger import Ledger
-from chalicelib.core.models import EntryModel
+from helpers import journal
 
 pytestmark = pytest.mark.dynamodb_local
 
@@ -61,10 +61,6 @@ class TransactWriteFaults:
         self._events.unregister("before-send.dynamodb.TransactWriteItems", self)
 
 
-def journal(key: str) -> list[EntryModel]:
-    return list(EntryModel.query(key, consistent_read=True))
-
-
 def fast_ledger(book: str, **settings) -> Ledger:
     return Ledger(book, settings=replace(load(), **settings), sleep=lambda _: None)
 
@@ -76,7 +72,7 @@ def test_a_lost_answer_is_resent_with_the_same_token_and_applied_once(local_tabl
         posting = ledger.post("a", 25, idempotency_key="k1")
     assert len(faults.tokens) == 6 and len(set(faults.tokens)) == 1
     assert (posting.seq, posting.balance_after, posting.replayed) == (1, 25, False)
-    assert [entry.amount for entry in journal("faults:a")] == [25]
+    assert [entry.amount for entry in journal(ledger, "a")] == [25]
     assert ledger.balance("a").balance == 25
 
 
@@ -87,7 +83,7 @@ def test_a_refused_write_is_resent_and_applied_once(local_tables):
         posting = ledger.post("a", -4, idempotency_key="k2")
     assert len(set(faults.tokens)) == 1
     assert posting.balance_after == 6
-    assert [entry.amount for entry in journal("faults:a")] == [10, -4]
+    assert [entry.amount for entry in journal(ledger, "a")] == [10, -4]
 
 
 def test_when_the_answer_never_comes_the_client_retry_with_its_key_finds_the_landed_write(local_tables):
@@ -97,4 +93,4 @@ def test_when_the_answer_never_comes_the_client_retry_with_its_key_finds_the_lan
     # It landed although nobody heard: the client's retry with the same key replays it, once.
     again = ledger.post("a", 7, idempotency_key=str(uuid.UUID(int=7)))
     assert (again.replayed, again.seq, again.balance_after) == (True, 1, 7)
-    assert [entry.amount for entry in journal("faults:a")] == [7]
+    assert [entry.amount for entry in journal(ledger, "a")] == [7]

@@ -11,10 +11,11 @@ from chalicelib.core.errors import Contention, FloorBreached, IdempotencyConflic
 from chalicelib.core.ledger import Ledger
 from chalicelib.core.models import EntryModel, IdempotencyModel
 from chalicelib.web.errors import from_ledger_error
+from helpers import journal
 
 
 def entries(book: str, account: str) -> list[EntryModel]:
-    return list(EntryModel.query(f"{book}:{account}", consistent_read=True))
+    return journal(Ledger(book), account)
 
 
 def test_postings_chain_balances_and_number_entries_without_gaps(aws):

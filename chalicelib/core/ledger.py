@@ -7,8 +7,8 @@ record, high-water mark) and one TransactWriteItems that
 - puts the idempotency record (attribute_not_exists), when a key was given,
 - raises the book's max-volume high-water mark, only when this posting sets a record.
 A cancelled transaction is decoded into a typed outcome; a moved version or a
-conflict is re-planned from a fresh read, with jittered back-off, a bounded
-number of times. Nothing here knows about HTTP.
+conflict is re-planned from a fresh read, with jittered back-off, within a time
+budget (TALLY_RETRY_SECONDS). Nothing here knows about HTTP.
 """
 from __future__ import annotations
 
@@ -111,7 +111,6 @@ class _Plan:
     entry: EntryModel
     record: IdempotencyModel | None
     high_water: CounterModel | None
-    amount: int
     floor: int | None
     posting: Posting
     token: str
@@ -132,15 +131,19 @@ class Ledger:
         self._sleep = sleep
         self._monotonic = monotonic
 
-    # -- keys -------------------------------------------------------------
-    def _account_key(self, account_id: str) -> str:
+    # -- keys: the one definition of how a book's items are named ----------------
+    def account_key(self, account_id: str) -> str:
         return f"{self.book}:{account_id}"
 
-    def _idempotency_key(self, key: str) -> str:
+    def idempotency_key(self, key: str) -> str:
         return f"{self.book}:{key}"
 
-    def _high_water_name(self) -> str:
+    def high_water_name(self) -> str:
         return f"max_volume:{self.book}"
+
+    def volume_key(self, entry_count: int) -> str:
+        """Hash key of the sparse `by_volume` index: the account's place in the book's ranking."""
+        return f"{self.book}#{entry_count}"
 
     def _account_id(self, account_key: str) -> str:
         return account_key.split(":", 1)[1]
@@ -149,7 +152,7 @@ class Ledger:
     def balance(self, account_id: str) -> AccountBalance:
         """One strongly consistent GetItem."""
         try:
-            account = AccountModel.get(self._account_key(account_id), consistent_read=True)
+            account = AccountModel.get(self.account_key(account_id), consistent_read=True)
         except AccountModel.DoesNotExist:
             raise NotFound(f"account {account_id} not found", account_id=account_id) from None
         return AccountBalance(account_id, int(account.balance), int(account.entry_count),
@@ -158,7 +161,7 @@ class Ledger:
     def posting_by_key(self, idempotency_key: str) -> Posting:
         """The posting an idempotency key produced: one GetItem."""
         try:
-            record = IdempotencyModel.get(self._idempotency_key(idempotency_key), consistent_read=True)
+            record = IdempotencyModel.get(self.idempotency_key(idempotency_key), consistent_read=True)
         except IdempotencyModel.DoesNotExist:
             raise NotFound(f"transaction {idempotency_key} not found", transaction_id=idempotency_key) from None
         return self._posting_from_record(record, replayed=True)
@@ -170,12 +173,12 @@ class Ledger:
         index at that count: two requests whatever the number of accounts.
         """
         try:
-            high_water = CounterModel.get(self._high_water_name(), consistent_read=True)
+            high_water = CounterModel.get(self.high_water_name(), consistent_read=True)
         except CounterModel.DoesNotExist:
             return VolumeLeaders(0, [])
         max_volume = int(high_water.value)
         ids = {self._account_id(item.key)
-               for item in AccountModel.by_volume.query(f"{self.book}#{max_volume}")}
+               for item in AccountModel.by_volume.query(self.volume_key(max_volume))}
         # The index is eventually consistent; the holder of the record is known exactly.
         if high_water.holder:
             ids.add(high_water.holder)
@@ -187,7 +190,7 @@ class Ledger:
         (start <= created_at <= end), on its `by_time` index."""
         if not 1 <= limit <= 1000:
             raise InvalidRequest("limit must be between 1 and 1000", field="limit")
-        key = self._account_key(account_id)
+        key = self.account_key(account_id)
         query = dict(scan_index_forward=not newest_first, limit=limit, page_size=limit,
                      last_evaluated_key=_decode_cursor(cursor))
         if start is None and end is None:
@@ -252,10 +255,10 @@ class Ledger:
     def _read(self, account_id: str, idempotency_key: str | None):
         try:
             with TransactGet(connection=models.transaction_connection) as reads:
-                account_future = reads.get(AccountModel, self._account_key(account_id))
-                record_future = (reads.get(IdempotencyModel, self._idempotency_key(idempotency_key))
+                account_future = reads.get(AccountModel, self.account_key(account_id))
+                record_future = (reads.get(IdempotencyModel, self.idempotency_key(idempotency_key))
                                  if idempotency_key else None)
-                high_water_future = (reads.get(CounterModel, self._high_water_name())
+                high_water_future = (reads.get(CounterModel, self.high_water_name())
                                      if self.track_volume else None)
         except TransactGetError as error:
             if _is_client_fault(error):
@@ -268,7 +271,7 @@ class Ledger:
         account_id, amount, idempotency_key = request.account_id, request.amount, request.idempotency_key
         now = self._clock()
         if account is None:
-            account = AccountModel(self._account_key(account_id), balance=0, entry_count=0, floor=request.floor)
+            account = AccountModel(self.account_key(account_id), balance=0, entry_count=0, floor=request.floor)
         balance_after = int(account.balance) + amount
         account_floor = None if account.floor is None else int(account.floor)
         if amount < 0 and account_floor is not None and balance_after < account_floor:
@@ -284,18 +287,18 @@ class Ledger:
         created_at = stamp(created)
         posting = Posting(account_id, seq, amount, balance_after, created_at)
         entry = EntryModel(account.key, seq, amount=amount, balance_after=balance_after, created_at=created_at,
-                           idempotency_key=self._idempotency_key(idempotency_key) if idempotency_key else None)
+                           idempotency_key=self.idempotency_key(idempotency_key) if idempotency_key else None)
         record = None
         if idempotency_key:
-            record = IdempotencyModel(self._idempotency_key(idempotency_key), fingerprint=request.fingerprint,
+            record = IdempotencyModel(self.idempotency_key(idempotency_key), fingerprint=request.fingerprint,
                                       account=account.key, seq=seq, amount=amount,
                                       balance_after=balance_after, created_at=created_at)
             if request.key_ttl_seconds:
                 record.expires_at = now + timedelta(seconds=request.key_ttl_seconds)
         raise_high_water = self.track_volume and (high_water is None or seq > int(high_water.value))
         return _Plan(account=account, entry=entry, record=record,
-                     high_water=CounterModel(self._high_water_name()) if raise_high_water else None,
-                     amount=amount, floor=account_floor, posting=posting, token=str(uuid.uuid4()))
+                     high_water=CounterModel(self.high_water_name()) if raise_high_water else None,
+                     floor=account_floor, posting=posting, token=str(uuid.uuid4()))
 
     def _commit(self, plan: _Plan, budget: _RetryBudget) -> None:
         """One TransactWriteItems; resent with the same token while the outcome is unknown."""
@@ -320,10 +323,10 @@ class Ledger:
         if plan.floor is not None:
             actions.append(AccountModel.floor.set(plan.floor))
         if self.track_volume:
-            actions.append(AccountModel.volume_key.set(f"{self.book}#{posting.seq}"))
+            actions.append(AccountModel.volume_key.set(self.volume_key(posting.seq)))
         floor_condition = None
-        if plan.amount < 0 and plan.floor is not None:
-            floor_condition = AccountModel.balance >= plan.floor - plan.amount
+        if posting.amount < 0 and plan.floor is not None:
+            floor_condition = AccountModel.balance >= plan.floor - posting.amount
         # PynamoDB sends condition checks, deletes, puts, then updates; reasons come back in that order.
         roles = ["entry"] + (["record"] if plan.record else []) + ["account"] + (
             ["high_water"] if plan.high_water else [])

@@ -12,8 +12,7 @@ if TYPE_CHECKING:
 Body = TypeVar("Body", bound="BaseModel")
 
 
-def _message(error: dict) -> str:
-    field = ".".join(str(part) for part in error["loc"])
+def _message(error: dict, field: str) -> str:
     kind = error["type"]
     if kind == "json_invalid":
         return "the body is not valid JSON"
@@ -25,7 +24,7 @@ def _message(error: dict) -> str:
         return f"{field} must be an integer"
     if kind.startswith("uuid"):
         return f"{field} must be a UUID string"
-    if kind in ("string_type",):
+    if kind == "string_type":
         return f"{field} must be a string"
     return f"{field}: {error['msg']}"
 
@@ -37,7 +36,8 @@ def parse_body(model: type[Body], raw: bytes | str | None) -> Body:
         return model.model_validate_json(raw or b"")
     except ValidationError as error:
         first = error.errors(include_url=False)[0]
-        raise InvalidRequest(_message(first), field=".".join(map(str, first["loc"]))) from None
+        field = ".".join(map(str, first["loc"]))
+        raise InvalidRequest(_message(first, field), field=field) from None
 
 
 def parse_uuid(name: str, value: str | None) -> str:
