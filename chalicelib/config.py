@@ -9,7 +9,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-SURFACES = ("accounts",)
+SURFACES = ("accounts", "points_tracker", "points_app")
 _OFF = {"off", "none", "disabled", "false", "0"}
 
 
@@ -44,7 +44,13 @@ class Settings:
     max_attempts: int = 200
     backoff_base_ms: int = 5
     backoff_cap_ms: int = 50
+    # How long an `Idempotency-Key` (a retry token, not a transaction id clients read back) is kept.
+    idempotency_key_hours: int = 24
     mounts: dict[str, str | None] = field(default_factory=lambda: {name: "" for name in SURFACES})
+
+    @property
+    def idempotency_key_ttl_seconds(self) -> int:
+        return self.idempotency_key_hours * 3600
 
     def table_name(self, kind: str) -> str:
         return f"{self.table_prefix}-{kind}"
@@ -61,5 +67,6 @@ def load(environ: Mapping[str, str] = os.environ) -> Settings:
         max_attempts=_int(environ, "TALLY_MAX_ATTEMPTS", 200, minimum=1),
         backoff_base_ms=_int(environ, "TALLY_BACKOFF_BASE_MS", 5),
         backoff_cap_ms=_int(environ, "TALLY_BACKOFF_CAP_MS", 50),
+        idempotency_key_hours=_int(environ, "TALLY_IDEMPOTENCY_KEY_HOURS", 24, minimum=24),
         mounts={name: _mount(environ, name) for name in SURFACES},
     )

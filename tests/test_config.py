@@ -18,7 +18,7 @@ def test_defaults_derive_table_names_from_the_stage():
     settings = load({"TALLY_STAGE": "prod"})
     assert settings.table_name("accounts") == "tally-prod-accounts"
     assert settings.dynamodb_endpoint is None
-    assert settings.mounts == {"accounts": ""}
+    assert settings.mounts == {"accounts": "", "points_tracker": "", "points_app": ""}  # all at the root
 
 
 def test_endpoint_prefix_and_limits_come_from_the_environment():

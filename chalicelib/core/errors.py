@@ -39,3 +39,9 @@ class Contention(LedgerError):
     """Retries ran out (version kept moving, throttling): nothing was written."""
 
     code = "contention"
+
+
+class InsufficientPoints(FloorBreached):
+    """A spend or negative add asks for more points than the holder (or payer) has."""
+
+    code = "insufficient_points"

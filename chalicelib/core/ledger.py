@@ -20,10 +20,12 @@ import random
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from pynamodb.exceptions import DoesNotExist, PynamoDBException, TransactGetError, TransactWriteError
+from pynamodb.expressions.condition import Condition
+from pynamodb.models import Model
 from pynamodb.transactions import TransactGet, TransactWrite
 
 from chalicelib.config import Settings, load
@@ -38,7 +40,8 @@ def utc_now() -> datetime:
 
 def stamp(moment: datetime) -> str:
     """Fixed-width UTC ISO 8601 with microseconds: sorts as text in time order."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    moment = moment.astimezone(UTC)
+    return f"{moment.year:04d}-{moment:%m-%dT%H:%M:%S.%f}Z"  # %Y does not pad years before 1000
 
 
 def parse_stamp(text: str) -> datetime:
@@ -62,6 +65,8 @@ class Posting:
     balance_after: int
     created_at: str
     replayed: bool = False
+    # What the posting's extension planned (see `Extension.result`); None when replayed.
+    extra: object = None
 
 
 @dataclass(frozen=True)
@@ -86,8 +91,41 @@ class VolumeLeaders:
     account_ids: list[str]
 
 
-class _Retry(Exception):
-    """The plan is stale (version moved, conflict): read again and re-plan."""
+class Stale(Exception):
+    """The plan is stale (version moved, conflict, a lagging index): read again and re-plan.
+
+    Extensions raise it too; the posting then retries within its budget."""
+
+
+
+@dataclass(frozen=True)
+class Draft:
+    """A posting as planned, before it commits: what an extension plans around."""
+
+    account: AccountModel  # as read, consistently (a new, unsaved item for a new account)
+    seq: int
+    amount: int
+    balance_after: int
+    created_at: str
+    attempt: int  # 1 for the first plan of this request, 2+ after a stale plan
+
+
+@dataclass
+class Extension:
+    """More writes in a posting's one transaction (lots, link parts), planned by a service.
+
+    Every item carries a condition; a failed one makes the plan stale (re-read, re-plan).
+    """
+
+    account_actions: list = field(default_factory=list)
+    account_condition: Condition | None = None
+    entry_attributes: dict = field(default_factory=dict)
+    puts: list[tuple[Model, Condition | None]] = field(default_factory=list)
+    updates: list[tuple[Model, list, Condition | None]] = field(default_factory=list)
+    result: object = None  # handed back on the committed Posting as `extra`
+
+
+Extend = Callable[[Draft], Extension]
 
 
 class _Ambiguous(Exception):
@@ -103,6 +141,7 @@ class _PostingRequest:
     floor: int | None
     create: bool
     key_ttl_seconds: int | None
+    extend: Extend | None = None
 
 
 @dataclass
@@ -114,6 +153,7 @@ class _Plan:
     floor: int | None
     posting: Posting
     token: str
+    extension: Extension
 
 
 class Ledger:
@@ -214,31 +254,32 @@ class Ledger:
     # -- the write path ----------------------------------------------------------
     def post(self, account_id: str, amount: int, *, idempotency_key: str | None = None,
              request: dict | None = None, floor: int | None = None, create: bool = True,
-             key_ttl_seconds: int | None = None) -> Posting:
+             key_ttl_seconds: int | None = None, extend: Extend | None = None) -> Posting:
         """Apply `amount` to the account, exactly once per idempotency key.
 
         `request` is what identifies the client's request besides account and
         amount (it enters the idempotency fingerprint). `floor` applies when the
         account is created by this posting. A posting that lowers the balance
-        must leave it at or above the floor.
+        must leave it at or above the floor. `extend` plans more conditional
+        writes (a service's own items) into the same transaction, from the draft.
         """
         amount = require_int("amount", amount)
         posting_request = _PostingRequest(
             account_id, amount, idempotency_key,
             _fingerprint({"account_id": account_id, "amount": amount, **(request or {})}),
-            floor, create, key_ttl_seconds)
-        budget = self._retry_budget()
+            floor, create, key_ttl_seconds, extend)
+        budget = self.retry_budget()
         while True:
             try:
                 return self._attempt(posting_request, budget)
-            except _Retry:
+            except Stale:
                 if not budget.retry():
                     break
         raise Contention("the account is too busy right now; nothing was written, retry later",
                          account_id=account_id)
 
-    def _attempt(self, request: _PostingRequest, budget: _RetryBudget) -> Posting:
-        """Read, decide, plan, commit; raises _Retry when the world moved underneath."""
+    def _attempt(self, request: _PostingRequest, budget: RetryBudget) -> Posting:
+        """Read, decide, plan, commit; raises Stale when the world moved underneath."""
         account, record, high_water = self._read(request.account_id, request.idempotency_key)
         if record is not None:
             if record.fingerprint != request.fingerprint:
@@ -248,7 +289,7 @@ class Ledger:
             return self._posting_from_record(record, replayed=True)
         if account is None and not request.create:
             raise NotFound(f"account {request.account_id} not found", account_id=request.account_id)
-        plan = self._plan(request, account, high_water)
+        plan = self._plan(request, account, high_water, budget.attempts)
         self._commit(plan, budget)
         return plan.posting
 
@@ -261,23 +302,18 @@ class Ledger:
                 high_water_future = (reads.get(CounterModel, self.high_water_name())
                                      if self.track_volume else None)
         except TransactGetError as error:
-            if _is_client_fault(error):
+            if is_client_fault(error):
                 raise
-            raise _Retry() from error  # cancelled by a concurrent write, throttled: read again
+            raise Stale() from error  # cancelled by a concurrent write, throttled: read again
         return (_resolved(account_future), _resolved(record_future), _resolved(high_water_future))
 
     def _plan(self, request: _PostingRequest, account: AccountModel | None,
-              high_water: CounterModel | None) -> _Plan:
+              high_water: CounterModel | None, attempt: int) -> _Plan:
         account_id, amount, idempotency_key = request.account_id, request.amount, request.idempotency_key
         now = self._clock()
         if account is None:
             account = AccountModel(self.account_key(account_id), balance=0, entry_count=0, floor=request.floor)
         balance_after = int(account.balance) + amount
-        account_floor = None if account.floor is None else int(account.floor)
-        if amount < 0 and account_floor is not None and balance_after < account_floor:
-            raise FloorBreached(
-                f"this debit would leave the balance at {balance_after}, below the minimum {account_floor}",
-                balance=int(account.balance), floor=account_floor)
         seq = int(account.entry_count) + 1
         created = now
         if account.last_entry_at:
@@ -285,9 +321,17 @@ class Ledger:
             # time-index query and a sequence query agree ("balance as of" is exact).
             created = max(now, parse_stamp(account.last_entry_at) + timedelta(microseconds=1))
         created_at = stamp(created)
-        posting = Posting(account_id, seq, amount, balance_after, created_at)
+        extension = (request.extend(Draft(account, seq, amount, balance_after, created_at, attempt))
+                     if request.extend else Extension())
+        account_floor = None if account.floor is None else int(account.floor)
+        if amount < 0 and account_floor is not None and balance_after < account_floor:
+            raise FloorBreached(
+                f"this debit would leave the balance at {balance_after}, below the minimum {account_floor}",
+                balance=int(account.balance), floor=account_floor)
+        posting = Posting(account_id, seq, amount, balance_after, created_at, extra=extension.result)
         entry = EntryModel(account.key, seq, amount=amount, balance_after=balance_after, created_at=created_at,
-                           idempotency_key=self.idempotency_key(idempotency_key) if idempotency_key else None)
+                           idempotency_key=self.idempotency_key(idempotency_key) if idempotency_key else None,
+                           **extension.entry_attributes)
         record = None
         if idempotency_key:
             record = IdempotencyModel(self.idempotency_key(idempotency_key), fingerprint=request.fingerprint,
@@ -298,9 +342,9 @@ class Ledger:
         raise_high_water = self.track_volume and (high_water is None or seq > int(high_water.value))
         return _Plan(account=account, entry=entry, record=record,
                      high_water=CounterModel(self.high_water_name()) if raise_high_water else None,
-                     floor=account_floor, posting=posting, token=str(uuid.uuid4()))
+                     floor=account_floor, posting=posting, token=str(uuid.uuid4()), extension=extension)
 
-    def _commit(self, plan: _Plan, budget: _RetryBudget) -> None:
+    def _commit(self, plan: _Plan, budget: RetryBudget) -> None:
         """One TransactWriteItems; resent with the same token while the outcome is unknown."""
         while True:
             try:
@@ -324,34 +368,40 @@ class Ledger:
             actions.append(AccountModel.floor.set(plan.floor))
         if self.track_volume:
             actions.append(AccountModel.volume_key.set(self.volume_key(posting.seq)))
-        floor_condition = None
+        extension = plan.extension
+        actions.extend(extension.account_actions)
+        account_condition = extension.account_condition
         if posting.amount < 0 and plan.floor is not None:
-            floor_condition = AccountModel.balance >= plan.floor - posting.amount
+            account_condition &= AccountModel.balance >= plan.floor - posting.amount
         # PynamoDB sends condition checks, deletes, puts, then updates; reasons come back in that order.
-        roles = ["entry"] + (["record"] if plan.record else []) + ["account"] + (
-            ["high_water"] if plan.high_water else [])
+        roles = (["entry"] + (["record"] if plan.record else []) + ["extension"] * len(extension.puts)
+                 + ["account"] + (["high_water"] if plan.high_water else []) + ["extension"] * len(extension.updates))
         try:
             with TransactWrite(connection=models.transaction_connection,
                                client_request_token=plan.token) as writes:
                 writes.save(plan.entry, condition=EntryModel.seq.does_not_exist())
                 if plan.record is not None:
                     writes.save(plan.record, condition=IdempotencyModel.key.does_not_exist())
-                writes.update(account, actions, condition=floor_condition, return_values="ALL_OLD")
+                for item, condition in extension.puts:
+                    writes.save(item, condition=condition)
+                writes.update(account, actions, condition=account_condition, return_values="ALL_OLD")
                 if plan.high_water is not None:
                     writes.update(plan.high_water,
                                   [CounterModel.value.set(posting.seq), CounterModel.holder.set(posting.account_id)],
                                   condition=CounterModel.value.does_not_exist() | (CounterModel.value < posting.seq))
+                for item, item_actions, condition in extension.updates:
+                    writes.update(item, item_actions, condition=condition)
         except TransactWriteError as error:
             self._decode(error, roles, plan)
 
     def _decode(self, error: TransactWriteError, roles: list[str], plan: _Plan) -> None:
         if error.cause_response_code != "TransactionCanceledException":
-            if _is_client_fault(error):
+            if is_client_fault(error):
                 raise  # a bug in the request, not a state of the world
             raise _Ambiguous() from error  # throttled, timed out, 5xx: resend with the same token
         reasons = error.cancellation_reasons
         if len(reasons) != len(roles):
-            raise _Retry() from error  # unexpected shape: a fresh read decides safely
+            raise Stale() from error  # unexpected shape: a fresh read decides safely
         account_reason = dict(zip(roles, reasons, strict=True)).get("account")
         if account_reason is not None and account_reason.code == "ConditionalCheckFailed":
             current = account_reason.raw_item or {}
@@ -361,17 +411,17 @@ class Ledger:
                 # Same version, so only the floor can have failed: the read was current.
                 raise FloorBreached("this debit would take the balance below the minimum", floor=plan.floor)
         # A moved version, a taken seq or key, a raised high-water mark, a conflict: re-plan.
-        raise _Retry() from error
+        raise Stale() from error
 
-    def _retry_budget(self) -> _RetryBudget:
-        return _RetryBudget(self._settings, self._sleep, self._monotonic)
+    def retry_budget(self) -> RetryBudget:
+        return RetryBudget(self._settings, self._sleep, self._monotonic)
 
     def _posting_from_record(self, record: IdempotencyModel, replayed: bool) -> Posting:
         return Posting(self._account_id(record.account), int(record.seq), int(record.amount),
                        int(record.balance_after), record.created_at, replayed=replayed)
 
 
-class _RetryBudget:
+class RetryBudget:
     """The retries of one request, shared by its read-plan-commit rounds and its resends.
 
     It allows `max_attempts` in all, within `retry_seconds` of the request's start,
@@ -428,6 +478,6 @@ def _fingerprint(request: dict) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def _is_client_fault(error: PynamoDBException) -> bool:
+def is_client_fault(error: PynamoDBException) -> bool:
     return error.cause_response_code in {"ValidationException", "ResourceNotFoundException",
                                          "AccessDeniedException", "SerializationException"}

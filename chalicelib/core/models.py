@@ -5,16 +5,31 @@ Tables (names from configuration, `<prefix>-<kind>`):
 - entries:     the immutable journal, (account, seq); `by_time` GSI for time ranges.
 - idempotency: one item per used idempotency key, pointing at the entry it produced.
 - counters:    small named numbers (the max-volume high-water mark of a book).
+- lots:        points lots of a holder, (holder, lot); sparse FIFO GSIs hold only open lots.
+- links:       which lots paid for a points spend, in parts of up to 99 links, (posting, part).
 """
 from __future__ import annotations
 
-from pynamodb.attributes import NumberAttribute, TTLAttribute, UnicodeAttribute, VersionAttribute
+from pynamodb.attributes import (
+    BooleanAttribute,
+    ListAttribute,
+    MapAttribute,
+    NumberAttribute,
+    TTLAttribute,
+    UnicodeAttribute,
+    VersionAttribute,
+)
 from pynamodb.connection import Connection
 from pynamodb.constants import PAY_PER_REQUEST_BILLING_MODE
 from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, KeysOnlyProjection
 from pynamodb.models import Model
 
 from chalicelib.config import Settings, load
+
+
+class PayerPoints(MapAttribute):
+    payer = UnicodeAttribute()
+    points = NumberAttribute()
 
 
 class VolumeIndex(GlobalSecondaryIndex):
@@ -40,6 +55,11 @@ class AccountModel(Model):
     last_entry_at = UnicodeAttribute(null=True)
     # "<book>#<entry_count>": the account's place in its book's volume ranking.
     volume_key = UnicodeAttribute(null=True)
+    # Points holders: balance per payer (their sum is `balance`), in the order payers first came.
+    # A typed list, not a map keyed by payer: a raw map would read a payer named "N" or "S" as a type tag.
+    payers = ListAttribute(of=PayerPoints, null=True)
+    # Points holders: the posting (`<key>#<seq>`) of a spend whose lot links are still being applied.
+    pending = UnicodeAttribute(null=True)
     version = VersionAttribute()
 
     by_volume = VolumeIndex()
@@ -67,6 +87,10 @@ class EntryModel(Model):
     balance_after = NumberAttribute()
     created_at = UnicodeAttribute()
     idempotency_key = UnicodeAttribute(null=True)
+    # Points: what each payer gained or lost, in the order they were touched.
+    detail = ListAttribute(of=PayerPoints, null=True)
+    # Points spends: how many `links` parts name the lots that paid for it.
+    parts = NumberAttribute(null=True)
 
     by_time = EntryTimeIndex()
 
@@ -97,11 +121,76 @@ class CounterModel(Model):
     holder = UnicodeAttribute(null=True)
 
 
+class OpenLotIndex(GlobalSecondaryIndex):
+    """Sparse: only open lots (remaining > 0) carry `open_holder`; oldest first by `fifo`."""
+
+    class Meta:
+        index_name = "open_fifo"
+        projection = AllProjection()
+
+    open_holder = UnicodeAttribute(hash_key=True)
+    fifo = UnicodeAttribute(range_key=True)
+
+
+class OpenPayerLotIndex(GlobalSecondaryIndex):
+    """Sparse, like `open_fifo`, per payer of a holder (negative adds are payer-scoped)."""
+
+    class Meta:
+        index_name = "open_payer_fifo"
+        projection = AllProjection()
+
+    open_payer = UnicodeAttribute(hash_key=True)
+    fifo = UnicodeAttribute(range_key=True)
+
+
+class LotModel(Model):
+    """Points earned from one payer in one add; `remaining` only falls (spends, negative adds)."""
+
+    class Meta:
+        table_name = "lots"
+        billing_mode = PAY_PER_REQUEST_BILLING_MODE
+
+    holder = UnicodeAttribute(hash_key=True)  # the holder's account key
+    lot = NumberAttribute(range_key=True)  # the seq of the holder's journal entry that earned it
+    payer = UnicodeAttribute()
+    points = NumberAttribute()
+    remaining = NumberAttribute()
+    timestamp = UnicodeAttribute()  # when the points were earned (the client's time, for seed 000)
+    fifo = UnicodeAttribute()  # "<timestamp>#<lot>": oldest first, arrival order breaks ties
+    open_holder = UnicodeAttribute(null=True)
+    open_payer = UnicodeAttribute(null=True)
+
+    open_fifo = OpenLotIndex()
+    open_payer_fifo = OpenPayerLotIndex()
+
+
+class LotLink(MapAttribute):
+    lot = NumberAttribute()
+    payer = UnicodeAttribute()
+    points = NumberAttribute()  # taken from the lot
+    exhausts = BooleanAttribute()  # the take empties the lot (it leaves the open indexes)
+
+
+class LinkPartModel(Model):
+    """Part of a spend's lot links; `applied` once its lots were decremented."""
+
+    class Meta:
+        table_name = "links"
+        billing_mode = PAY_PER_REQUEST_BILLING_MODE
+
+    posting = UnicodeAttribute(hash_key=True)  # "<account key>#<seq>" of the spend's journal entry
+    part = NumberAttribute(range_key=True)
+    links = ListAttribute(of=LotLink)
+    applied = BooleanAttribute(null=True)
+
+
 MODELS: dict[str, type[Model]] = {
     "accounts": AccountModel,
     "entries": EntryModel,
     "idempotency": IdempotencyModel,
     "counters": CounterModel,
+    "lots": LotModel,
+    "links": LinkPartModel,
 }
 
 # Connection for multi-table requests (TransactGet/TransactWrite); rebuilt by bind().

@@ -1,6 +1,8 @@
 """Request parsing: JSON bodies through strict pydantic models, into 400s with clear messages."""
 from __future__ import annotations
 
+import re
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, TypeVar
 from uuid import UUID
 
@@ -48,3 +50,27 @@ def parse_uuid(name: str, value: str | None) -> str:
         return str(UUID(value))
     except (ValueError, TypeError, AttributeError):
         raise InvalidRequest(f"{name} must be a UUID", field=name) from None
+
+
+_IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,255}")
+
+
+def parse_idempotency_key(headers) -> str | None:
+    """The optional `Idempotency-Key` header: 1-255 visible ASCII characters."""
+    value = headers.get("idempotency-key")
+    if value is None:
+        return None
+    if not _IDEMPOTENCY_KEY.fullmatch(value):
+        raise InvalidRequest("Idempotency-Key must be 1 to 255 visible ASCII characters", field="Idempotency-Key")
+    return value
+
+
+def parse_timestamp(name: str, value: str) -> datetime:
+    """ISO 8601; a time without a zone is UTC."""
+    try:
+        moment = datetime.fromisoformat(value)
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=UTC)
+        return moment.astimezone(UTC)
+    except (ValueError, OverflowError):
+        raise InvalidRequest(f"{name} must be an ISO 8601 date-time, e.g. 2022-10-31T10:00:00Z", field=name) from None

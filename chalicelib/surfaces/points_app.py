@@ -1,0 +1,37 @@
+"""Seed 001, the points app: `POST /transaction`, `PUT /spend_points`, `GET /`.
+
+One holder, in a book of its own. See `shared/seeds/contracts.md` ("001 points app")."""
+from __future__ import annotations
+
+from chalicelib.core.points import PointsBook
+from chalicelib.surfaces import points_common
+from chalicelib.web.routing import Surface
+from chalicelib.web.validation import parse_body
+
+surface = Surface(__name__)
+book = PointsBook("points")
+HOLDER = "holder"
+
+
+@surface.route("/transaction", "POST", status=201)
+def add_transaction():
+    from chalicelib.surfaces.points_schemas import EarnRequest
+
+    body = parse_body(EarnRequest, surface.request.raw_body)
+    change = book.add(HOLDER, body.payer, body.points, **points_common.idempotency(surface.request))
+    return points_common.earned(body.payer, change)
+
+
+@surface.route("/spend_points", "PUT")
+def spend_points():
+    from chalicelib.surfaces.points_schemas import SpendRequest
+
+    body = parse_body(SpendRequest, surface.request.raw_body)
+    change = book.spend(HOLDER, body.points, **points_common.idempotency(surface.request))
+    # The balances right after the spend; a replayed request answers the balances as they are now.
+    return change.balances if change.balances is not None else book.balances(HOLDER)
+
+
+@surface.route("/", "GET")
+def balances():
+    return book.balances(HOLDER)

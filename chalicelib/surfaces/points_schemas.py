@@ -1,0 +1,27 @@
+"""Request models of the points surfaces, seeds 000 and 001 (loaded on first use).
+
+They check types only; the rules on values (non-zero, positive, enough points) are the core's."""
+from typing import Annotated
+
+from pydantic import Field
+
+from chalicelib.web.schema_types import Int64, StrictBody
+
+Payer = Annotated[str, Field(min_length=1, max_length=256)]
+
+
+class EarnRequest(StrictBody):
+    """Seed 001 `POST /transaction`: the server stamps the time."""
+
+    payer: Payer
+    points: Int64
+
+
+class AddRequest(EarnRequest):
+    """Seed 000 `POST /add`: the client says when the points were earned."""
+
+    timestamp: str
+
+
+class SpendRequest(StrictBody):
+    points: Int64

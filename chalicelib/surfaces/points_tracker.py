@@ -1,0 +1,37 @@
+"""Seed 000, the Fetch-style points tracker: `POST /add`, `POST /spend`, `GET /balance`.
+
+One holder, in a book of its own. See `shared/seeds/contracts.md` ("000 points tracker")."""
+from __future__ import annotations
+
+from chalicelib.core.points import PointsBook
+from chalicelib.surfaces import points_common
+from chalicelib.web.routing import Surface
+from chalicelib.web.validation import parse_body, parse_timestamp
+
+surface = Surface(__name__)
+book = PointsBook("tracker")
+HOLDER = "holder"
+
+
+@surface.route("/add", "POST")
+def add_points():
+    from chalicelib.surfaces.points_schemas import AddRequest
+
+    body = parse_body(AddRequest, surface.request.raw_body)
+    change = book.add(HOLDER, body.payer, body.points, timestamp=parse_timestamp("timestamp", body.timestamp),
+                      **points_common.idempotency(surface.request))
+    return points_common.earned(body.payer, change)
+
+
+@surface.route("/spend", "POST")
+def spend_points():
+    from chalicelib.surfaces.points_schemas import SpendRequest
+
+    body = parse_body(SpendRequest, surface.request.raw_body)
+    change = book.spend(HOLDER, body.points, **points_common.idempotency(surface.request))
+    return [{"payer": payer, "points": points} for payer, points in change.by_payer]
+
+
+@surface.route("/balance", "GET")
+def balances():
+    return book.balances(HOLDER)
