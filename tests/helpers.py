@@ -1,6 +1,12 @@
 """Helpers shared by the test modules."""
 from __future__ import annotations
 
+import json
+import urllib.request
+
+from botocore.awsrequest import AWSResponse
+
+from chalicelib.core import models
 from chalicelib.core.ledger import Ledger
 from chalicelib.core.models import EntryModel
 
@@ -8,3 +14,52 @@ from chalicelib.core.models import EntryModel
 def journal(book: Ledger, account_id: str) -> list[EntryModel]:
     """An account's journal entries, oldest first, read consistently."""
     return list(EntryModel.query(book.account_key(account_id), consistent_read=True))
+
+
+INJECTED = json.dumps({"__type": "com.amazonaws.dynamodb.v20120810#InternalServerError",
+                       "message": "injected fault"}).encode()
+
+
+class _Body:
+    def __init__(self, data: bytes) -> None:
+        self._data = data
+
+    def stream(self, **_kwargs):
+        yield self._data
+
+
+class Crash(BaseException):
+    """The process dies here: not an Exception, so no handler of ours catches it."""
+
+
+class TransactWriteFaults:
+    """Stands between botocore and DynamoDB for TransactWriteItems.
+
+    Sends 1..`failures` fail; the first `forward` of them reach DynamoDB first (the write lands,
+    its answer is lost). Send number `crash_at` dies before it is sent.
+    """
+
+    def __init__(self, failures: int = 0, forward: int = 0, crash_at: int | None = None) -> None:
+        self.failures, self.forward, self.crash_at = failures, forward, crash_at
+        self.tokens: list[str] = []
+
+    def __call__(self, request, **_kwargs):
+        self.tokens.append(json.loads(request.body)["ClientRequestToken"])
+        sent = len(self.tokens)
+        if sent == self.crash_at:
+            raise Crash(f"crashed before TransactWriteItems #{sent}")
+        if sent > self.failures:
+            return None  # let botocore send it
+        if sent <= self.forward:
+            forwarded = urllib.request.Request(request.url, data=request.body, method=request.method,
+                                               headers=dict(request.headers))
+            urllib.request.urlopen(forwarded, timeout=30).read()  # it lands; its answer is dropped
+        return AWSResponse(request.url, 500, {"x-amzn-requestid": "injected"}, _Body(INJECTED))
+
+    def __enter__(self):
+        self._events = models.transaction_connection.client.meta.events
+        self._events.register_first("before-send.dynamodb.TransactWriteItems", self)
+        return self
+
+    def __exit__(self, *_exc):
+        self._events.unregister("before-send.dynamodb.TransactWriteItems", self)

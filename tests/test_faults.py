@@ -6,60 +6,17 @@ answer was lost), or answer an error without forwarding (the write never landed)
 """
 from __future__ import annotations
 
-import json
-import urllib.request
 import uuid
 from dataclasses import replace
 
 import pytest
-from botocore.awsrequest import AWSResponse
 
 from chalicelib.config import load
-from chalicelib.core import models
 from chalicelib.core.errors import Contention
 from chalicelib.core.ledger import Ledger
-from helpers import journal
+from helpers import TransactWriteFaults, journal
 
 pytestmark = pytest.mark.dynamodb_local
-
-INJECTED = json.dumps({"__type": "com.amazonaws.dynamodb.v20120810#InternalServerError",
-                       "message": "injected fault"}).encode()
-
-
-class _Body:
-    def __init__(self, data: bytes) -> None:
-        self._data = data
-
-    def stream(self, **_kwargs):
-        yield self._data
-
-
-class TransactWriteFaults:
-    """Fails the first `failures` sends of TransactWriteItems; `forward` of them reach DynamoDB first."""
-
-    def __init__(self, failures: int, forward: int = 0) -> None:
-        self.failures, self.forward = failures, forward
-        self.tokens: list[str] = []
-
-    def __call__(self, request, **_kwargs):
-        self.tokens.append(json.loads(request.body)["ClientRequestToken"])
-        sent = len(self.tokens)
-        if sent > self.failures:
-            return None  # let botocore send it
-        if sent <= self.forward:
-            forwarded = urllib.request.Request(request.url, data=request.body, method=request.method,
-                                               headers=dict(request.headers))
-            urllib.request.urlopen(forwarded, timeout=30).read()  # it lands; its answer is dropped
-        return AWSResponse(request.url, 500, {"x-amzn-requestid": "injected"}, _Body(INJECTED))
-
-    def __enter__(self):
-        self._events = models.transaction_connection.client.meta.events
-        self._events.register_first("before-send.dynamodb.TransactWriteItems", self)
-        return self
-
-    def __exit__(self, *_exc):
-        self._events.unregister("before-send.dynamodb.TransactWriteItems", self)
-
 
 def fast_ledger(book: str, **settings) -> Ledger:
     return Ledger(book, settings=replace(load(), **settings), sleep=lambda _: None)

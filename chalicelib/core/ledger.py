@@ -480,4 +480,5 @@ def _fingerprint(request: dict) -> str:
 
 def is_client_fault(error: PynamoDBException) -> bool:
     return error.cause_response_code in {"ValidationException", "ResourceNotFoundException",
-                                         "AccessDeniedException", "SerializationException"}
+                                         "AccessDeniedException", "SerializationException",
+                                         "IdempotentParameterMismatchException"}

@@ -171,6 +171,8 @@ class PointsBook:
         links = self._oldest_open_lots(account.key, payer, points, verify=draft.attempt > 1)
         if sum(int(link.points) for link in links) < points:
             raise Stale()  # the index has not caught up with the holder yet: look again
+        if any(int(link.lot) >= draft.seq for link in links):
+            raise Stale()  # a lot earned after our read of the holder: the holder has moved on
         taken: dict[str, int] = {}
         for link in links:
             taken[link.payer] = taken.get(link.payer, 0) + int(link.points)
@@ -251,7 +253,8 @@ class PointsBook:
     def _apply_part(self, holder_key: str, part: LinkPartModel, budget: RetryBudget) -> None:
         """One transaction: the part (under `applied` not yet set) and its lots. Whoever runs it
         sends the same request with the same token, so a resend or a race applies it once."""
-        token = str(uuid.uuid5(_PART_TOKENS, f"{part.posting}/{part.part}"))
+        # DynamoDB keeps request tokens per account and region, not per table: name the table too.
+        token = str(uuid.uuid5(_PART_TOKENS, f"{LinkPartModel.Meta.table_name}/{part.posting}/{part.part}"))
         while True:
             try:
                 with TransactWrite(connection=models.transaction_connection, client_request_token=token) as writes:
