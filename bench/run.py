@@ -10,13 +10,21 @@ import os
 import statistics
 import subprocess
 import sys
-import threading
 import time
 import uuid
-from collections import Counter
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import replace
 
+from bench import points
+from bench.common import (
+    CONTENDED_HEADER,
+    REQUEST_HEADER,
+    THREADS,
+    contended,
+    contended_cells,
+    median_ms,
+    request_rows,
+    table,
+    use_fresh_tables,
+)
 from tools import dynamodb_local
 from tools.local_http import request_json as http
 
@@ -25,76 +33,26 @@ os.environ.update({name: value for name, value in dynamodb_local.LOCAL_CREDENTIA
 EXTERNAL_ENDPOINT = dynamodb_local.endpoint_from_environment()
 
 
-THREADS = 16
-
-
-
-
 def post_amount(base: str, account: str, amount: int, transaction: str | None = None):
     return http("POST", f"{base}/amount", {"account_id": account, "amount": amount},
                 {"Transaction-Id": transaction or str(uuid.uuid4())})
 
 
-def percentile(values: list[float], fraction: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
-
-
-def table(title: str, header: list[str], rows: list[list]) -> None:
-    widths = [max(len(str(cell)) for cell in column) for column in zip(header, *rows, strict=True)]
-    print(f"\n{title}")
-    for row in [header, ["-" * width for width in widths], *rows]:
-        print("  " + "  ".join(str(cell).ljust(width) for cell, width in zip(row, widths, strict=True)))
-
-
-def timed(call) -> float:
-    start = time.perf_counter()
-    call()
-    return (time.perf_counter() - start) * 1000
-
-
 def request_counts(base: str, requests) -> list[list]:
     account, transaction = str(uuid.uuid4()), str(uuid.uuid4())
     post_amount(base, account, 1)
-    operations = [
+    return request_rows(requests, [
         ("POST /amount", lambda: post_amount(base, account, 5, transaction), 2),
         ("POST /amount (replayed key)", lambda: post_amount(base, account, 5, transaction), 1),
         ("GET /balance/{id}", lambda: http("GET", f"{base}/balance/{account}"), 1),
         ("GET /transaction/{id}", lambda: http("GET", f"{base}/transaction/{transaction}"), 1),
         ("GET /max_transaction_volume", lambda: http("GET", f"{base}/max_transaction_volume"), 2),
-    ]
-    rows = []
-    for name, call, target in operations:
-        requests.reset()
-        call()
-        rows.append([name, requests.total, f"<= {target}", ", ".join(sorted(requests.calls))])
-    return rows
+    ])
 
 
 def contended_postings(base: str, requests, accounts: list[str], per_thread: int) -> dict:
-    requests.reset()
-    latencies: list[float] = []
-    statuses: Counter[int] = Counter()
-    lock = threading.Lock()
-
-    def worker(index: int) -> None:
-        for step in range(per_thread):
-            account = accounts[(index * per_thread + step) % len(accounts)]
-            start = time.perf_counter()
-            status, _ = post_amount(base, account, 1)
-            elapsed = (time.perf_counter() - start) * 1000
-            with lock:
-                latencies.append(elapsed)
-                statuses[status] += 1
-
-    start = time.perf_counter()
-    with ThreadPoolExecutor(THREADS) as pool:
-        list(pool.map(worker, range(THREADS)))
-    seconds = time.perf_counter() - start
-    total = THREADS * per_thread
-    return {"postings": total, "per_second": total / seconds, "p50": percentile(latencies, 0.5),
-            "p99": percentile(latencies, 0.99), "statuses": dict(statuses),
-            "requests_per_posting": requests.total / total}
+    return contended(requests, lambda index, step: post_amount(
+        base, accounts[(index * per_thread + step) % len(accounts)], 1)[0], per_thread)
 
 
 def seed_history(entries_wanted: int, accounts: int) -> tuple[str, str]:
@@ -132,17 +90,11 @@ def seed_history(entries_wanted: int, accounts: int) -> tuple[str, str]:
 def read_latencies(base: str, account: str, transaction: str, samples: int) -> dict[str, float]:
     paths = {"GET /balance/{id}": f"/balance/{account}", "GET /transaction/{id}": f"/transaction/{transaction}",
              "GET /max_transaction_volume": "/max_transaction_volume"}
-    medians = {}
-    for name, path in paths.items():
-        for _ in range(10):
-            http("GET", base + path)  # warm up
-        url = base + path
-        medians[name] = statistics.median(timed(lambda url=url: http("GET", url)) for _ in range(samples))
-    return medians
+    return {name: median_ms(lambda url=base + path: http("GET", url), samples) for name, path in paths.items()}
 
 
 def import_times(runs: int = 7) -> dict[str, float]:
-    def median_ms(code: str) -> float:
+    def median_run_ms(code: str) -> float:
         samples = []
         for _ in range(runs):
             start = time.perf_counter()
@@ -150,16 +102,8 @@ def import_times(runs: int = 7) -> dict[str, float]:
             samples.append((time.perf_counter() - start) * 1000)
         return statistics.median(samples)
 
-    return {"python -c pass": median_ms("pass"), "import boto3": median_ms("import boto3"),
-            "import app": median_ms("import app")}
-
-
-def use_fresh_tables(endpoint: str, label: str):
-    from chalicelib.config import load
-    from chalicelib.core import models
-    settings = replace(load(), dynamodb_endpoint=endpoint, table_prefix=f"bench-{label}-{uuid.uuid4().hex[:8]}")
-    models.bind(settings)
-    models.create_tables()
+    return {"python -c pass": median_run_ms("pass"), "import boto3": median_run_ms("import boto3"),
+            "import app": median_run_ms("import app")}
 
 
 def main() -> None:
@@ -172,16 +116,13 @@ def main() -> None:
         with serving(tally.app) as base:
             use_fresh_tables(endpoint, "counts")
             with DynamoDBRequests() as requests:
-                table("DynamoDB requests per API operation (uncontended)",
-                      ["operation", "requests", "target", "calls"], request_counts(base, requests))
+                table("Seed 004: DynamoDB requests per API operation (uncontended)", REQUEST_HEADER,
+                      request_counts(base, requests))
                 one = contended_postings(base, requests, [str(uuid.uuid4())], per_thread=25)
                 many = contended_postings(base, requests, [str(uuid.uuid4()) for _ in range(100)], per_thread=25)
-            table(f"POST /amount, {THREADS} client threads",
-                  ["accounts", "postings", "postings/s", "p50 ms", "p99 ms", "DynamoDB requests/posting", "statuses"],
-                  [[label, r["postings"], f"{r['per_second']:.1f}", f"{r['p50']:.1f}", f"{r['p99']:.1f}",
-                    f"{r['requests_per_posting']:.2f}", r["statuses"]]
-                   for label, r in (("1 (one hot account)", one), ("100", many))])
-
+            table(f"POST /amount, {THREADS} client threads, 400 postings", ["accounts", *CONTENDED_HEADER],
+                  [[label, *contended_cells(result)] for label, result in (("1 (one hot account)", one),
+                                                                           ("100", many))])
             rows = []
             for label, entries, accounts in (("1k", 1_000, 10), ("100k", 100_000, 1_000)):
                 use_fresh_tables(endpoint, label)
@@ -190,11 +131,12 @@ def main() -> None:
                 seeded = time.perf_counter() - start
                 rows.append((label, read_latencies(base, account, transaction, samples=200), seeded))
             small, large = rows[0][1], rows[1][1]
-            table("Read latency (median of 200, ms) vs journal size",
+            table("Seed 004: read latency (median of 200, ms) vs journal size",
                   ["operation", "1k entries", "100k entries", "ratio (target <= 1.2)"],
                   [[name, f"{small[name]:.2f}", f"{large[name]:.2f}", f"{large[name] / small[name]:.2f}"]
                    for name in small])
             print(f"  (history written in {rows[0][2]:.0f}s and {rows[1][2]:.0f}s; 10 and 1,000 accounts)")
+            points.run(base, endpoint)
     table("Cold import (median of 7 runs, ms, including interpreter start)",
           ["command", "ms"], [[name, f"{ms:.0f}"] for name, ms in imports.items()]
           + [["ratio app / boto3 (target <= 1.5)", f"{imports['import app'] / imports['import boto3']:.2f}"]])

@@ -20,7 +20,7 @@ INJECTED = json.dumps({"__type": "com.amazonaws.dynamodb.v20120810#InternalServe
                        "message": "injected fault"}).encode()
 
 
-class _Body:
+class Body:
     def __init__(self, data: bytes) -> None:
         self._data = data
 
@@ -54,7 +54,7 @@ class TransactWriteFaults:
             forwarded = urllib.request.Request(request.url, data=request.body, method=request.method,
                                                headers=dict(request.headers))
             urllib.request.urlopen(forwarded, timeout=30).read()  # it lands; its answer is dropped
-        return AWSResponse(request.url, 500, {"x-amzn-requestid": "injected"}, _Body(INJECTED))
+        return AWSResponse(request.url, 500, {"x-amzn-requestid": "injected"}, Body(INJECTED))
 
     def __enter__(self):
         self._events = models.transaction_connection.client.meta.events

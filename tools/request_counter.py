@@ -1,4 +1,4 @@
-"""Count the DynamoDB API calls Tally makes, with a botocore `before-call` hook.
+"""Count the DynamoDB API calls Tally makes and the capacity they consume, with botocore hooks.
 
 Used by tests (request budgets) and the benchmark. It observes the real
 clients of the bound models; it changes nothing they do.
@@ -10,16 +10,31 @@ from collections import Counter
 
 from chalicelib.core import models
 
+_READS = {"GetItem", "BatchGetItem", "Query", "Scan", "TransactGetItems"}
+
 
 class DynamoDBRequests:
     def __init__(self) -> None:
         self.calls: Counter[str] = Counter()
+        # Capacity units DynamoDB reports consumed (PynamoDB asks for TOTAL on every call).
+        self.read_units = 0.0
+        self.write_units = 0.0
         self._lock = threading.Lock()
         self._clients = []
 
     def _on_call(self, model, **_kwargs) -> None:
         with self._lock:
             self.calls[model.name] += 1
+
+    def _on_response(self, parsed, model, **_kwargs) -> None:
+        consumed = parsed.get("ConsumedCapacity") or []
+        units = sum(item.get("CapacityUnits", 0.0) for item in (consumed if isinstance(consumed, list)
+                                                                 else [consumed]))
+        with self._lock:
+            if model.name in _READS:
+                self.read_units += units
+            else:
+                self.write_units += units
 
     @property
     def total(self) -> int:
@@ -28,16 +43,19 @@ class DynamoDBRequests:
     def reset(self) -> None:
         with self._lock:
             self.calls.clear()
+            self.read_units = self.write_units = 0.0
 
     def __enter__(self) -> "DynamoDBRequests":
         connections = [model._get_connection().connection for model in models.MODELS.values()]
         connections.append(models.transaction_connection)
         for client in {id(c.client): c.client for c in connections}.values():
             client.meta.events.register("before-call.dynamodb", self._on_call)
+            client.meta.events.register("after-call.dynamodb", self._on_response)
             self._clients.append(client)
         return self
 
     def __exit__(self, *_exc) -> None:
         for client in self._clients:
             client.meta.events.unregister("before-call.dynamodb", self._on_call)
+            client.meta.events.unregister("after-call.dynamodb", self._on_response)
         self._clients.clear()

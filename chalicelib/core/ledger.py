@@ -94,7 +94,12 @@ class VolumeLeaders:
 class Stale(Exception):
     """The plan is stale (version moved, conflict, a lagging index): read again and re-plan.
 
-    Extensions raise it too; the posting then retries within its budget."""
+    Extensions raise it too; the posting then retries within its budget. `recheck` says a
+    condition on one of the extension's own items failed: its reads of them were stale."""
+
+    def __init__(self, recheck: bool = False) -> None:
+        super().__init__()
+        self.recheck = recheck
 
 
 
@@ -107,7 +112,8 @@ class Draft:
     amount: int
     balance_after: int
     created_at: str
-    attempt: int  # 1 for the first plan of this request, 2+ after a stale plan
+    # An earlier plan of this request failed on an extension item: re-read such items consistently.
+    recheck: bool = False
 
 
 @dataclass
@@ -269,16 +275,18 @@ class Ledger:
             _fingerprint({"account_id": account_id, "amount": amount, **(request or {})}),
             floor, create, key_ttl_seconds, extend)
         budget = self.retry_budget()
+        recheck = False
         while True:
             try:
-                return self._attempt(posting_request, budget)
-            except Stale:
+                return self._attempt(posting_request, budget, recheck)
+            except Stale as stale:
+                recheck = recheck or stale.recheck
                 if not budget.retry():
                     break
         raise Contention("the account is too busy right now; nothing was written, retry later",
                          account_id=account_id)
 
-    def _attempt(self, request: _PostingRequest, budget: RetryBudget) -> Posting:
+    def _attempt(self, request: _PostingRequest, budget: RetryBudget, recheck: bool) -> Posting:
         """Read, decide, plan, commit; raises Stale when the world moved underneath."""
         account, record, high_water = self._read(request.account_id, request.idempotency_key)
         if record is not None:
@@ -289,7 +297,7 @@ class Ledger:
             return self._posting_from_record(record, replayed=True)
         if account is None and not request.create:
             raise NotFound(f"account {request.account_id} not found", account_id=request.account_id)
-        plan = self._plan(request, account, high_water, budget.attempts)
+        plan = self._plan(request, account, high_water, recheck)
         self._commit(plan, budget)
         return plan.posting
 
@@ -308,7 +316,7 @@ class Ledger:
         return (_resolved(account_future), _resolved(record_future), _resolved(high_water_future))
 
     def _plan(self, request: _PostingRequest, account: AccountModel | None,
-              high_water: CounterModel | None, attempt: int) -> _Plan:
+              high_water: CounterModel | None, recheck: bool) -> _Plan:
         account_id, amount, idempotency_key = request.account_id, request.amount, request.idempotency_key
         now = self._clock()
         if account is None:
@@ -321,7 +329,7 @@ class Ledger:
             # time-index query and a sequence query agree ("balance as of" is exact).
             created = max(now, parse_stamp(account.last_entry_at) + timedelta(microseconds=1))
         created_at = stamp(created)
-        extension = (request.extend(Draft(account, seq, amount, balance_after, created_at, attempt))
+        extension = (request.extend(Draft(account, seq, amount, balance_after, created_at, recheck))
                      if request.extend else Extension())
         account_floor = None if account.floor is None else int(account.floor)
         if amount < 0 and account_floor is not None and balance_after < account_floor:
@@ -402,16 +410,24 @@ class Ledger:
         reasons = error.cancellation_reasons
         if len(reasons) != len(roles):
             raise Stale() from error  # unexpected shape: a fresh read decides safely
+        failed = {role for role, reason in zip(roles, reasons, strict=True)
+                  if reason is not None and reason.code == "ConditionalCheckFailed"}
         account_reason = dict(zip(roles, reasons, strict=True)).get("account")
         if account_reason is not None and account_reason.code == "ConditionalCheckFailed":
             current = account_reason.raw_item or {}
             current_version = current.get("version", {}).get("N")
             read_version = plan.account.version
             if current_version is not None and read_version is not None and int(current_version) == read_version:
+                if plan.extension.account_condition is not None:
+                    # The account read was current, so the extension's own conditions on it failed:
+                    # what it planned from its other reads (an index) was stale.
+                    raise Stale(recheck=True) from error
                 # Same version, so only the floor can have failed: the read was current.
                 raise FloorBreached("this debit would take the balance below the minimum", floor=plan.floor)
         # A moved version, a taken seq or key, a raised high-water mark, a conflict: re-plan.
-        raise Stale() from error
+        # Only an extension item that failed while the account held still says the service's own reads
+        # were stale (a lagging index); with the account moved too, the fresh read explains both.
+        raise Stale(recheck="extension" in failed and "account" not in failed) from error
 
     def retry_budget(self) -> RetryBudget:
         return RetryBudget(self._settings, self._sleep, self._monotonic)

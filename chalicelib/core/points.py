@@ -168,7 +168,7 @@ class PointsBook:
             whose = "the holder has" if payer is None else f"payer {payer} has"
             raise InsufficientPoints(f"not enough points: {whose} {available}, {points} asked",
                                      available=available, asked=points)
-        links = self._oldest_open_lots(account.key, payer, points, verify=draft.attempt > 1)
+        links = self._oldest_open_lots(account.key, payer, points, verify=draft.recheck)
         if sum(int(link.points) for link in links) < points:
             raise Stale()  # the index has not caught up with the holder yet: look again
         if any(int(link.lot) >= draft.seq for link in links):
@@ -202,7 +202,7 @@ class PointsBook:
     def _oldest_open_lots(self, holder_key: str, payer: str | None, points: int, verify: bool) -> list[LotLink]:
         """Links to the oldest open lots that cover `points`, read page by page only as far as needed.
 
-        `verify` re-reads the lots the index named, consistently (after a stale plan)."""
+        `verify` re-reads the lots the index named, consistently (after a lot's condition failed)."""
         index, hash_key = ((LotModel.open_fifo, holder_key) if payer is None
                            else (LotModel.open_payer_fifo, self.payer_lots_key(holder_key, payer)))
         links: list[LotLink] = []

@@ -1,0 +1,92 @@
+"""What every benchmark section shares: tables of figures, fresh tables, timing, a 16-thread runner."""
+from __future__ import annotations
+
+import statistics
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
+
+THREADS = 16
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+
+def table(title: str, header: list[str], rows: list[list]) -> None:
+    widths = [max(len(str(cell)) for cell in column) for column in zip(header, *rows, strict=True)]
+    print(f"\n{title}")
+    for row in [header, ["-" * width for width in widths], *rows]:
+        print("  " + "  ".join(str(cell).ljust(width) for cell, width in zip(row, widths, strict=True)))
+
+
+def timed(call) -> float:
+    start = time.perf_counter()
+    call()
+    return (time.perf_counter() - start) * 1000
+
+
+def median_ms(call, samples: int, warm_up: int = 10) -> float:
+    for _ in range(warm_up):
+        call()
+    return statistics.median(timed(call) for _ in range(samples))
+
+
+def use_fresh_tables(endpoint: str, label: str) -> None:
+    from chalicelib.config import load
+    from chalicelib.core import models
+    settings = replace(load(), dynamodb_endpoint=endpoint, table_prefix=f"bench-{label}-{uuid.uuid4().hex[:8]}")
+    models.bind(settings)
+    models.create_tables()
+
+
+def request_rows(requests, operations: list[tuple[str, Callable[[], object], int]]) -> list[list]:
+    """One row per operation: DynamoDB requests (against a target), capacity units, the calls made."""
+    rows = []
+    for name, call, target in operations:
+        requests.reset()
+        call()
+        rows.append([name, requests.total, f"<= {target}", f"{requests.read_units:g}", f"{requests.write_units:g}",
+                     ", ".join(sorted(requests.calls))])
+    return rows
+
+
+REQUEST_HEADER = ["operation", "requests", "target", "read units", "write units", "calls"]
+
+
+def contended(requests, call: Callable[[int, int], int], per_thread: int) -> dict:
+    """THREADS threads each make `per_thread` calls `call(thread, step) -> HTTP status`."""
+    requests.reset()
+    latencies: list[float] = []
+    statuses: Counter[int] = Counter()
+    lock = threading.Lock()
+
+    def worker(index: int) -> None:
+        for step in range(per_thread):
+            start = time.perf_counter()
+            status = call(index, step)
+            elapsed = (time.perf_counter() - start) * 1000
+            with lock:
+                latencies.append(elapsed)
+                statuses[status] += 1
+
+    start = time.perf_counter()
+    with ThreadPoolExecutor(THREADS) as pool:
+        list(pool.map(worker, range(THREADS)))
+    seconds = time.perf_counter() - start
+    total = THREADS * per_thread
+    return {"calls": total, "per_second": total / seconds, "p50": percentile(latencies, 0.5),
+            "p99": percentile(latencies, 0.99), "statuses": dict(statuses), "requests_per_call": requests.total / total}
+
+
+CONTENDED_HEADER = ["calls/s", "p50 ms", "p99 ms", "DynamoDB requests/call", "statuses"]
+
+
+def contended_cells(result: dict) -> list:
+    return [f"{result['per_second']:.1f}", f"{result['p50']:.1f}", f"{result['p99']:.1f}",
+            f"{result['requests_per_call']:.2f}", result["statuses"]]
