@@ -92,7 +92,9 @@ def test_a_negative_add_takes_from_that_payers_oldest_lots_only(client):
     add(client, "DANNON", 300, "2022-10-31T10:00:00Z")
     add(client, "OTHER", 50, "2022-10-01T00:00:00Z")
     add(client, "DANNON", 200, "2022-11-01T10:00:00Z")
-    assert add(client, "DANNON", -400, "2022-11-02T10:00:00Z").status_code == 200
+    taken = add(client, "DANNON", -400, "2022-11-02T10:00:00Z")
+    assert taken.status_code == 200
+    assert taken.json_body == {"payer": "DANNON", "points": -400, "timestamp": "2022-11-02T10:00:00.000000Z"}
     assert tracker_balances(client) == {"DANNON": 100, "OTHER": 50}
     # DANNON's oldest lot went first, so the 100 left is from the 2022-11-01 lot: a spend reaches OTHER first.
     assert send(client, "POST", "/spend", {"points": 60}).json_body == [

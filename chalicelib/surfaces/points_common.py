@@ -13,6 +13,6 @@ def idempotency(request) -> dict:
     return {"idempotency_key": parse_idempotency_key(request.headers), "key_ttl_seconds": _KEY_TTL_SECONDS}
 
 
-def earned(payer: str, change: PointsChange) -> dict:
-    """The stored transaction: who, how many points (signed), when."""
-    return {"payer": payer, "points": change.points, "timestamp": change.timestamp}
+def earned(payer: str, change: PointsChange, timestamp: str | None = None) -> dict:
+    """The stored transaction: who, how many points (signed), when (the client's time, if it gave one)."""
+    return {"payer": payer, "points": change.points, "timestamp": timestamp or change.timestamp}

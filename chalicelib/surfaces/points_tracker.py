@@ -3,6 +3,7 @@
 One holder, in a book of its own. See `shared/seeds/contracts.md` ("000 points tracker")."""
 from __future__ import annotations
 
+from chalicelib.core.ledger import stamp
 from chalicelib.core.points import PointsBook
 from chalicelib.surfaces import points_common
 from chalicelib.web.routing import Surface
@@ -18,9 +19,10 @@ def add_points():
     from chalicelib.surfaces.points_schemas import AddRequest
 
     body = parse_body(AddRequest, surface.request.raw_body)
-    change = book.add(HOLDER, body.payer, body.points, timestamp=parse_timestamp("timestamp", body.timestamp),
+    timestamp = parse_timestamp("timestamp", body.timestamp)
+    change = book.add(HOLDER, body.payer, body.points, timestamp=timestamp,
                       **points_common.idempotency(surface.request))
-    return points_common.earned(body.payer, change)
+    return points_common.earned(body.payer, change, stamp(timestamp))
 
 
 @surface.route("/spend", "POST")
