@@ -28,6 +28,8 @@ def serving(app) -> Iterator[str]:
     config = Config.create(chalice_stage="local")
     server = create_local_server(app, config, "127.0.0.1", 0)
     server.server.RequestHandlerClass = functools.partial(_QuietHandler, app_object=app, config=config)
+    # socketserver listens with a backlog of 5: a burst of 16 client threads can overflow it (resets).
+    server.server.socket.listen(128)
     thread = threading.Thread(target=server.server.serve_forever, daemon=True)
     thread.start()
     try:
