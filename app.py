@@ -2,14 +2,15 @@
 from chalice import Chalice
 
 from chalicelib import config
-from chalicelib.surfaces import accounts, points_app, points_tracker
+from chalicelib.surfaces import accounts, asper_wallet, points_app, points_tracker, wallet_app
 from chalicelib.web import errors
 
 settings = config.load()
 app = Chalice(app_name="tally")
 app.register_middleware(errors.shape_chalice_errors, "http")
 
-SURFACES = {"accounts": accounts.surface, "points_tracker": points_tracker.surface, "points_app": points_app.surface}
+SURFACES = {"accounts": accounts.surface, "points_tracker": points_tracker.surface, "points_app": points_app.surface,
+            "wallet_app": wallet_app.surface, "asper_wallet": asper_wallet.surface}
 for name, prefix in settings.mounts.items():
     if prefix is not None:
         app.register_blueprint(SURFACES[name].blueprint, url_prefix=prefix or None)

@@ -6,11 +6,16 @@ environment directly. Nothing else in the code reads `os.environ`.
 from __future__ import annotations
 
 import os
+import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
 
-SURFACES = ("accounts", "points_tracker", "points_app")
+SURFACES = ("accounts", "points_tracker", "points_app", "wallet_app", "asper_wallet")
 _OFF = {"off", "none", "disabled", "false", "0"}
+# Stages that may run without a configured JWT secret (tokens then last as long as the process).
+UNDEPLOYED_STAGES = {"local", "test"}
+_PROCESS_SECRET = secrets.token_urlsafe(32)
 
 
 def _int(environ: Mapping[str, str], name: str, default: int, minimum: int = 0) -> int:
@@ -21,6 +26,18 @@ def _int(environ: Mapping[str, str], name: str, default: int, minimum: int = 0) 
     if value < minimum:
         raise ValueError(f"{name} must be >= {minimum}, got {value}")
     return value
+
+
+def _money(environ: Mapping[str, str], name: str, default: str) -> int:
+    """A currency amount with at most two decimals, as integer minor units."""
+    raw = environ.get(name) or default
+    try:
+        units = Decimal(raw) * 100
+    except InvalidOperation:
+        raise ValueError(f"{name} must be a number, got {raw!r}") from None
+    if units != units.to_integral_value() or units < 0:
+        raise ValueError(f"{name} must be >= 0 with at most two decimals, got {raw!r}")
+    return int(units)
 
 
 def _mount(environ: Mapping[str, str], surface: str) -> str | None:
@@ -46,6 +63,13 @@ class Settings:
     backoff_cap_ms: int = 50
     # How long an `Idempotency-Key` (a retry token, not a transaction id clients read back) is kept.
     idempotency_key_hours: int = 24
+    # Seed 002's tokens: HS256 with this secret; lifetimes in minutes.
+    jwt_secret: str = field(default=_PROCESS_SECRET, repr=False)
+    jwt_access_minutes: int = 5
+    jwt_refresh_minutes: int = 30 * 24 * 60
+    # Wallet floors, in minor units: seed 002 (MINIMUM_BALANCE) and seed 003.
+    wallet_app_minimum: int = 2000
+    asper_wallet_minimum: int = 10000
     mounts: dict[str, str | None] = field(default_factory=lambda: {name: "" for name in SURFACES})
 
     @property
@@ -58,6 +82,11 @@ class Settings:
 
 def load(environ: Mapping[str, str] = os.environ) -> Settings:
     stage = environ.get("TALLY_STAGE", "local")
+    jwt_secret = environ.get("JWT_SECRET_KEY") or ""
+    if not jwt_secret:
+        if stage not in UNDEPLOYED_STAGES:
+            raise ValueError(f"JWT_SECRET_KEY is required in stage {stage!r}: the app refuses to start without it")
+        jwt_secret = _PROCESS_SECRET
     return Settings(
         stage=stage,
         region=environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION") or "us-east-1",
@@ -68,5 +97,10 @@ def load(environ: Mapping[str, str] = os.environ) -> Settings:
         backoff_base_ms=_int(environ, "TALLY_BACKOFF_BASE_MS", 5),
         backoff_cap_ms=_int(environ, "TALLY_BACKOFF_CAP_MS", 50),
         idempotency_key_hours=_int(environ, "TALLY_IDEMPOTENCY_KEY_HOURS", 24, minimum=24),
+        jwt_secret=jwt_secret,
+        jwt_access_minutes=_int(environ, "JWT_ACCESS_TOKEN_EXPIRES", 5, minimum=1),
+        jwt_refresh_minutes=_int(environ, "JWT_REFRESH_TOKEN_EXPIRES", 30 * 24 * 60, minimum=1),
+        wallet_app_minimum=_money(environ, "MINIMUM_BALANCE", "20"),
+        asper_wallet_minimum=_money(environ, "ASPER_MINIMUM_BALANCE", "100"),
         mounts={name: _mount(environ, name) for name in SURFACES},
     )

@@ -15,10 +15,10 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_defaults_derive_table_names_from_the_stage():
-    settings = load({"TALLY_STAGE": "prod"})
+    settings = load({"TALLY_STAGE": "prod", "JWT_SECRET_KEY": "s3cret"})
     assert settings.table_name("accounts") == "tally-prod-accounts"
     assert settings.dynamodb_endpoint is None
-    assert settings.mounts == {"accounts": "", "points_tracker": "", "points_app": ""}  # all at the root
+    assert set(settings.mounts.values()) == {""} and len(settings.mounts) == 5  # all five at the root
 
 
 def test_endpoint_prefix_and_limits_come_from_the_environment():
@@ -51,3 +51,19 @@ def test_the_app_mounts_surfaces_as_configured():
     assert "/amount" in routes_with({})
     assert "/legacy/amount" in routes_with({"TALLY_MOUNT_ACCOUNTS": "/legacy"})
     assert "/amount" not in routes_with({"TALLY_MOUNT_ACCOUNTS": "off"})
+
+
+def test_a_deployed_stage_refuses_to_start_without_a_jwt_secret():
+    with pytest.raises(ValueError, match="JWT_SECRET_KEY"):
+        load({"TALLY_STAGE": "prod"})
+    local = load({"TALLY_STAGE": "local"})  # a process-wide secret, so tokens work within one run
+    assert local.jwt_secret and local.jwt_secret == load({"TALLY_STAGE": "local"}).jwt_secret
+
+
+def test_wallet_minimums_and_token_lifetimes_come_from_the_environment():
+    settings = load({"MINIMUM_BALANCE": "20.5", "ASPER_MINIMUM_BALANCE": "0", "JWT_ACCESS_TOKEN_EXPIRES": "7"})
+    assert (settings.wallet_app_minimum, settings.asper_wallet_minimum, settings.jwt_access_minutes) == (2050, 0, 7)
+    assert (load({}).wallet_app_minimum, load({}).asper_wallet_minimum) == (2000, 10000)
+    for bad in ("20.555", "-1", "lots"):
+        with pytest.raises(ValueError, match="MINIMUM_BALANCE"):
+            load({"MINIMUM_BALANCE": bad})

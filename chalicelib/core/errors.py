@@ -45,3 +45,21 @@ class InsufficientPoints(FloorBreached):
     """A spend or negative add asks for more points than the holder (or payer) has."""
 
     code = "insufficient_points"
+
+
+class AlreadyExists(LedgerError):
+    """Something unique is taken: a phone number, a user's wallet of a type."""
+
+    code = "already_exists"
+
+
+class Unauthenticated(LedgerError):
+    """No credentials, or ones that are invalid or expired."""
+
+    code = "unauthorized"
+
+
+class Forbidden(LedgerError):
+    """Valid credentials of someone who may not touch this resource."""
+
+    code = "forbidden"

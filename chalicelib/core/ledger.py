@@ -30,7 +30,7 @@ from pynamodb.transactions import TransactGet, TransactWrite
 
 from chalicelib.config import Settings, load
 from chalicelib.core import models
-from chalicelib.core.errors import Contention, FloorBreached, IdempotencyConflict, InvalidRequest, NotFound
+from chalicelib.core.errors import Contention, FloorBreached, Forbidden, IdempotencyConflict, InvalidRequest, NotFound
 from chalicelib.core.models import AccountModel, CounterModel, EntryModel, IdempotencyModel
 
 
@@ -83,6 +83,13 @@ class Page:
 
     postings: list[Posting]
     next_cursor: str | None
+
+
+@dataclass(frozen=True)
+class Totals:
+    credit: int
+    debit: int
+    count: int
 
 
 @dataclass(frozen=True)
@@ -148,6 +155,7 @@ class _PostingRequest:
     create: bool
     key_ttl_seconds: int | None
     extend: Extend | None = None
+    minimum: int | None = None
 
 
 @dataclass
@@ -156,7 +164,8 @@ class _Plan:
     entry: EntryModel
     record: IdempotencyModel | None
     high_water: CounterModel | None
-    floor: int | None
+    floor: int | None  # the account's own floor
+    required: int | None  # what this posting must leave at least: the floor, or this posting's higher minimum
     posting: Posting
     token: str
     extension: Extension
@@ -167,7 +176,7 @@ class Ledger:
 
     def __init__(self, book: str, *, track_volume: bool = False, settings: Settings | None = None,
                  clock: Callable[[], datetime] = utc_now, sleep: Callable[[float], None] = time.sleep,
-                 monotonic: Callable[[], float] = time.monotonic) -> None:
+                 monotonic: Callable[[], float] = time.monotonic, show: Callable[[int], str] = str) -> None:
         if ":" in book or "#" in book:
             raise ValueError("a book name has no ':' or '#'")
         self.book = book
@@ -176,6 +185,7 @@ class Ledger:
         self._clock = clock
         self._sleep = sleep
         self._monotonic = monotonic
+        self._show = show  # how amounts read in messages (minor units of money as currency, say)
 
     # -- keys: the one definition of how a book's items are named ----------------
     def account_key(self, account_id: str) -> str:
@@ -231,9 +241,11 @@ class Ledger:
         return VolumeLeaders(max_volume, sorted(ids))
 
     def history(self, account_id: str, *, limit: int = 100, cursor: str | None = None,
-                newest_first: bool = True, start: datetime | None = None, end: datetime | None = None) -> Page:
+                newest_first: bool = True, start: datetime | None = None, end: datetime | None = None,
+                owner: int | None = None) -> Page:
         """A page of the account's journal: one Query, on `entries` or, for a time range
-        (start <= created_at <= end), on its `by_time` index."""
+        (start <= created_at <= end), on its `by_time` index. With `owner`, a page of an account
+        that is not the owner's is Forbidden (an empty page says nothing: the caller checks)."""
         if not 1 <= limit <= 1000:
             raise InvalidRequest("limit must be between 1 and 1000", field="limit")
         key = self.account_key(account_id)
@@ -248,9 +260,28 @@ class Ledger:
             else:
                 in_range = created_at >= stamp(start) if start else created_at <= stamp(end)
             results = EntryModel.by_time.query(key, in_range, **query)
+        entries = list(results)
+        if owner is not None and any(entry.owner is None or int(entry.owner) != owner for entry in entries):
+            raise Forbidden(f"account {account_id} belongs to another user", account_id=account_id)
         postings = [Posting(account_id, int(entry.seq), int(entry.amount), int(entry.balance_after),
-                            entry.created_at) for entry in results]
+                            entry.created_at) for entry in entries]
         return Page(postings, _encode_cursor(results.last_evaluated_key))
+
+    def totals(self, account_id: str, start: datetime, end: datetime, owner: int | None = None) -> Totals:
+        """Credits, debits and their count with start <= created_at <= end: a Query of `by_time`,
+        paged through the period only (its cost follows the entries in it, not the history)."""
+        credit = debit = count = 0
+        cursor = None
+        while True:
+            page = self.history(account_id, limit=1000, cursor=cursor, newest_first=False, start=start, end=end,
+                                owner=owner)
+            for posting in page.postings:
+                credit += max(posting.amount, 0)
+                debit += max(-posting.amount, 0)
+                count += 1
+            if page.next_cursor is None:
+                return Totals(credit, debit, count)
+            cursor = page.next_cursor
 
     def balance_as_of(self, account_id: str, moment: datetime) -> int:
         """The balance right after the last entry at or before `moment`: one Query of `by_time`."""
@@ -260,20 +291,22 @@ class Ledger:
     # -- the write path ----------------------------------------------------------
     def post(self, account_id: str, amount: int, *, idempotency_key: str | None = None,
              request: dict | None = None, floor: int | None = None, create: bool = True,
-             key_ttl_seconds: int | None = None, extend: Extend | None = None) -> Posting:
+             key_ttl_seconds: int | None = None, extend: Extend | None = None,
+             minimum: int | None = None) -> Posting:
         """Apply `amount` to the account, exactly once per idempotency key.
 
         `request` is what identifies the client's request besides account and
         amount (it enters the idempotency fingerprint). `floor` applies when the
         account is created by this posting. A posting that lowers the balance
-        must leave it at or above the floor. `extend` plans more conditional
+        must leave it at or above the floor, and at or above `minimum` (this posting's
+        own, which may only raise the floor). `extend` plans more conditional
         writes (a service's own items) into the same transaction, from the draft.
         """
         amount = require_int("amount", amount)
         posting_request = _PostingRequest(
             account_id, amount, idempotency_key,
             _fingerprint({"account_id": account_id, "amount": amount, **(request or {})}),
-            floor, create, key_ttl_seconds, extend)
+            floor, create, key_ttl_seconds, extend, minimum)
         budget = self.retry_budget()
         recheck = False
         while True:
@@ -313,7 +346,7 @@ class Ledger:
             if is_client_fault(error):
                 raise
             raise Stale() from error  # cancelled by a concurrent write, throttled: read again
-        return (_resolved(account_future), _resolved(record_future), _resolved(high_water_future))
+        return (resolved(account_future), resolved(record_future), resolved(high_water_future))
 
     def _plan(self, request: _PostingRequest, account: AccountModel | None,
               high_water: CounterModel | None, recheck: bool) -> _Plan:
@@ -332,10 +365,12 @@ class Ledger:
         extension = (request.extend(Draft(account, seq, amount, balance_after, created_at, recheck))
                      if request.extend else Extension())
         account_floor = None if account.floor is None else int(account.floor)
-        if amount < 0 and account_floor is not None and balance_after < account_floor:
-            raise FloorBreached(
-                f"this debit would leave the balance at {balance_after}, below the minimum {account_floor}",
-                balance=int(account.balance), floor=account_floor)
+        limits = [limit for limit in (account_floor, request.minimum) if limit is not None]
+        required = max(limits) if limits else None
+        if amount < 0 and required is not None and balance_after < required:
+            raise FloorBreached(f"this debit would leave the balance at {self._show(balance_after)}, "
+                                f"below the minimum {self._show(required)}",
+                                balance=int(account.balance), floor=required)
         posting = Posting(account_id, seq, amount, balance_after, created_at, extra=extension.result)
         entry = EntryModel(account.key, seq, amount=amount, balance_after=balance_after, created_at=created_at,
                            idempotency_key=self.idempotency_key(idempotency_key) if idempotency_key else None,
@@ -350,7 +385,8 @@ class Ledger:
         raise_high_water = self.track_volume and (high_water is None or seq > int(high_water.value))
         return _Plan(account=account, entry=entry, record=record,
                      high_water=CounterModel(self.high_water_name()) if raise_high_water else None,
-                     floor=account_floor, posting=posting, token=str(uuid.uuid4()), extension=extension)
+                     floor=account_floor, required=required, posting=posting, token=str(uuid.uuid4()),
+                     extension=extension)
 
     def _commit(self, plan: _Plan, budget: RetryBudget) -> None:
         """One TransactWriteItems; resent with the same token while the outcome is unknown."""
@@ -379,8 +415,8 @@ class Ledger:
         extension = plan.extension
         actions.extend(extension.account_actions)
         account_condition = extension.account_condition
-        if posting.amount < 0 and plan.floor is not None:
-            account_condition &= AccountModel.balance >= plan.floor - posting.amount
+        if posting.amount < 0 and plan.required is not None:
+            account_condition &= AccountModel.balance >= plan.required - posting.amount
         # PynamoDB sends condition checks, deletes, puts, then updates; reasons come back in that order.
         roles = (["entry"] + (["record"] if plan.record else []) + ["extension"] * len(extension.puts)
                  + ["account"] + (["high_water"] if plan.high_water else []) + ["extension"] * len(extension.updates))
@@ -423,7 +459,7 @@ class Ledger:
                     # what it planned from its other reads (an index) was stale.
                     raise Stale(recheck=True) from error
                 # Same version, so only the floor can have failed: the read was current.
-                raise FloorBreached("this debit would take the balance below the minimum", floor=plan.floor)
+                raise FloorBreached("this debit would take the balance below the minimum", floor=plan.required)
         # A moved version, a taken seq or key, a raised high-water mark, a conflict: re-plan.
         # Only an extension item that failed while the account held still says the service's own reads
         # were stale (a lagging index); with the account moved too, the fresh read explains both.
@@ -462,7 +498,7 @@ class RetryBudget:
         return True
 
 
-def _resolved(future):
+def resolved(future):
     if future is None:
         return None
     try:

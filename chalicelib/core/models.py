@@ -7,6 +7,7 @@ Tables (names from configuration, `<prefix>-<kind>`):
 - counters:    small named numbers (the max-volume high-water mark of a book).
 - lots:        points lots of a holder, (holder, lot); sparse FIFO GSIs hold only open lots.
 - links:       which lots paid for a points spend, in parts of up to 99 links, (posting, part).
+- users:       users and what must be unique: `user#<id>`, `phone#<phone>`, `wallet#<user>#<type>`.
 """
 from __future__ import annotations
 
@@ -60,6 +61,9 @@ class AccountModel(Model):
     payers = ListAttribute(of=PayerPoints, null=True)
     # Points holders: the posting (`<key>#<seq>`) of a spend whose lot links are still being applied.
     pending = UnicodeAttribute(null=True)
+    # Wallets: the user who owns it and its type (one wallet per user and type).
+    owner = NumberAttribute(null=True)
+    wallet_type = UnicodeAttribute(null=True)
     version = VersionAttribute()
 
     by_volume = VolumeIndex()
@@ -91,6 +95,8 @@ class EntryModel(Model):
     detail = ListAttribute(of=PayerPoints, null=True)
     # Points spends: how many `links` parts name the lots that paid for it.
     parts = NumberAttribute(null=True)
+    # Wallets: the owner, so a user's history query filters out any wallet that is not theirs.
+    owner = NumberAttribute(null=True)
 
     by_time = EntryTimeIndex()
 
@@ -184,6 +190,21 @@ class LinkPartModel(Model):
     applied = BooleanAttribute(null=True)
 
 
+class DirectoryModel(Model):
+    """Users, and the items that make a phone number and a user's wallet type unique (put in the
+    same transaction as what they guard, under attribute_not_exists)."""
+
+    class Meta:
+        table_name = "users"
+        billing_mode = PAY_PER_REQUEST_BILLING_MODE
+
+    key = UnicodeAttribute(hash_key=True)
+    user_id = NumberAttribute()
+    phone_number = UnicodeAttribute(null=True)
+    wallet_id = NumberAttribute(null=True)
+    created_at = UnicodeAttribute()
+
+
 MODELS: dict[str, type[Model]] = {
     "accounts": AccountModel,
     "entries": EntryModel,
@@ -191,6 +212,7 @@ MODELS: dict[str, type[Model]] = {
     "counters": CounterModel,
     "lots": LotModel,
     "links": LinkPartModel,
+    "users": DirectoryModel,
 }
 
 # Connection for multi-table requests (TransactGet/TransactWrite); rebuilt by bind().

@@ -10,19 +10,35 @@ import re
 
 from chalice import Response
 
-from chalicelib.core.errors import Contention, FloorBreached, IdempotencyConflict, InvalidRequest, LedgerError, NotFound
+from chalicelib.core.errors import (
+    AlreadyExists,
+    Contention,
+    FloorBreached,
+    Forbidden,
+    IdempotencyConflict,
+    InvalidRequest,
+    LedgerError,
+    NotFound,
+    Unauthenticated,
+)
 
 STATUS_BY_ERROR: dict[type[LedgerError], int] = {
     InvalidRequest: 400,
     FloorBreached: 400,
+    Unauthenticated: 401,
+    Forbidden: 403,
     NotFound: 404,
     IdempotencyConflict: 409,
+    AlreadyExists: 409,
     Contention: 503,
 }
 
 
-def status_for(error: LedgerError) -> int:
+def status_for(error: LedgerError, overrides: dict[type[LedgerError], int] | None = None) -> int:
+    """The status of a domain error; a surface whose contract says otherwise passes `overrides`."""
     for kind in type(error).__mro__:
+        if overrides and kind in overrides:
+            return overrides[kind]
         if kind in STATUS_BY_ERROR:
             return STATUS_BY_ERROR[kind]
     return 400
@@ -33,9 +49,13 @@ def error_response(status: int, message: str, code: str, headers: dict | None = 
                     headers={"Content-Type": "application/json", **(headers or {})})
 
 
-def from_ledger_error(error: LedgerError, status: int | None = None) -> Response:
-    headers = {"Retry-After": "1"} if isinstance(error, Contention) else None
-    return error_response(status or status_for(error), error.message, error.code, headers)
+def from_ledger_error(error: LedgerError, overrides: dict[type[LedgerError], int] | None = None) -> Response:
+    headers = None
+    if isinstance(error, Contention):
+        headers = {"Retry-After": "1"}
+    elif isinstance(error, Unauthenticated):
+        headers = {"WWW-Authenticate": 'Bearer realm="tally"'}
+    return error_response(status_for(error, overrides), error.message, error.code, headers)
 
 
 def method_not_allowed(method: str, allowed: list[str]) -> Response:

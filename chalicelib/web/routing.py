@@ -16,8 +16,10 @@ HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 
 
 class Surface:
-    def __init__(self, import_name: str) -> None:
+    def __init__(self, import_name: str, statuses: dict[type[LedgerError], int] | None = None) -> None:
+        """`statuses`: where this surface's contract gives a domain error another status than the default."""
         self.blueprint = Blueprint(import_name)
+        self.statuses = statuses
 
     @property
     def request(self):
@@ -34,7 +36,7 @@ class Surface:
                 try:
                     result = view(**path_params)
                 except LedgerError as error:
-                    return errors.from_ledger_error(error)
+                    return errors.from_ledger_error(error, self.statuses)
                 if isinstance(result, errors.Response):
                     return result
                 return errors.Response(body=result, status_code=status,

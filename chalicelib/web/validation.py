@@ -1,8 +1,10 @@
 """Request parsing: JSON bodies through strict pydantic models, into 400s with clear messages."""
 from __future__ import annotations
 
+import json
 import re
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import TYPE_CHECKING, TypeVar
 from uuid import UUID
 
@@ -28,14 +30,28 @@ def _message(error: dict, field: str) -> str:
         return f"{field} must be a UUID string"
     if kind == "string_type":
         return f"{field} must be a string"
+    if kind == "bool_type":
+        return f"{field} must be true or false"
+    if kind == "value_error":
+        return f"{field} {error['ctx']['error']}"
     return f"{field}: {error['msg']}"
 
 
+def _no_constants(name: str):
+    raise ValueError(f"{name} is not a JSON number")
+
+
 def parse_body(model: type[Body], raw: bytes | str | None) -> Body:
+    """JSON numbers with a fraction are read as exact Decimals (never floats), so money keeps its cents
+    and `5.0` is still not an integer; NaN and Infinity are not JSON."""
     from pydantic import ValidationError  # already loaded by the model's module
 
     try:
-        return model.model_validate_json(raw or b"")
+        document = json.loads(raw or b"", parse_float=Decimal, parse_constant=_no_constants)
+    except (ValueError, UnicodeDecodeError):
+        raise InvalidRequest("the body is not valid JSON", field="body") from None
+    try:
+        return model.model_validate(document)
     except ValidationError as error:
         first = error.errors(include_url=False)[0]
         field = ".".join(map(str, first["loc"]))
@@ -74,3 +90,10 @@ def parse_timestamp(name: str, value: str) -> datetime:
         return moment.astimezone(UTC)
     except (ValueError, OverflowError):
         raise InvalidRequest(f"{name} must be an ISO 8601 date-time, e.g. 2022-10-31T10:00:00Z", field=name) from None
+
+
+def parse_int(name: str, value: str) -> int:
+    """A positive integer id from a path or query string."""
+    if value is None or not value.isdigit() or len(value) > 18:
+        raise InvalidRequest(f"{name} must be a positive integer", field=name)
+    return int(value)

@@ -1,0 +1,265 @@
+"""Users and wallets (seeds 002 and 003): registration by phone number, typed wallets with floors.
+
+- A phone number names one user and a user has one wallet of each type. Both are enforced inside the
+  write: the uniqueness item (`phone#<phone>`, `wallet#<user>#<type>`) is put in the same transaction
+  as what it guards, under attribute_not_exists — never by a read first (a read first only spares an
+  id when the answer is already known).
+- User and wallet ids are integers from an atomic counter (one UpdateItem ADD), starting at 1, never
+  reused; an id drawn by a request that then lost its race is skipped, not handed out again.
+- A wallet is a ledger account in the `wallets` book: every credit or debit is one posting (one
+  consistent read, one transaction) with the floor in the condition. Money is integer minor units.
+"""
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+
+from pynamodb.exceptions import TransactGetError, TransactWriteError
+from pynamodb.transactions import TransactGet, TransactWrite
+
+from chalicelib.core import models
+from chalicelib.core.errors import AlreadyExists, Contention, Forbidden, InvalidRequest, NotFound
+from chalicelib.core.ledger import (
+    Extension,
+    Ledger,
+    Page,
+    Posting,
+    Totals,
+    is_client_fault,
+    require_int,
+    resolved,
+    stamp,
+    utc_now,
+)
+from chalicelib.core.models import AccountModel, CounterModel, DirectoryModel
+
+PHONE_NUMBER = re.compile(r"\+?[0-9]{7,15}")
+WALLET_TYPE = re.compile(r"[A-Za-z0-9_-]{1,32}")
+
+
+def money_text(units: int) -> str:
+    """Minor units as currency text, exactly: 1050 -> '10.50'."""
+    return f"{Decimal(units).scaleb(-2):.2f}"
+
+
+@dataclass(frozen=True)
+class User:
+    user_id: int
+    phone_number: str
+    created_at: str
+
+
+@dataclass(frozen=True)
+class Wallet:
+    wallet_id: int
+    user_id: int
+    wallet_type: str
+    balance: int
+    floor: int | None
+
+
+@dataclass(frozen=True)
+class Movement:
+    """A credit (amount > 0) or debit (amount < 0) of a wallet, with the balance right after it."""
+
+    wallet_id: int
+    seq: int
+    amount: int
+    balance_after: int
+    created_at: str
+    replayed: bool = False
+
+    @property
+    def transaction_id(self) -> str:
+        return f"{self.wallet_id}-{self.seq}"
+
+
+class Directory:
+    """Users and the unique names that point at them."""
+
+    def __init__(self, clock=utc_now) -> None:
+        self._clock = clock
+
+    def register(self, phone_number: str) -> User:
+        if not isinstance(phone_number, str) or not PHONE_NUMBER.fullmatch(phone_number):
+            raise InvalidRequest("phone_number must be 7 to 15 digits, with an optional leading +",
+                                 field="phone_number")
+        phone_key = f"phone#{phone_number}"
+        if _exists(DirectoryModel, phone_key):
+            raise _phone_taken(phone_number)
+        user_id = next_id("users")
+        created_at = stamp(self._clock())
+        user = DirectoryModel(f"user#{user_id}", user_id=user_id, phone_number=phone_number, created_at=created_at)
+        phone = DirectoryModel(phone_key, user_id=user_id, phone_number=phone_number, created_at=created_at)
+        try:
+            _write_once(lambda writes: (writes.save(user, condition=DirectoryModel.key.does_not_exist()),
+                                        writes.save(phone, condition=DirectoryModel.key.does_not_exist())))
+        except _Refused:
+            raise _phone_taken(phone_number) from None
+        return User(user_id, phone_number, created_at)
+
+
+class Wallets:
+    """Wallets are accounts of the `wallets` book, keyed by wallet id."""
+
+    def __init__(self, **ledger_options) -> None:
+        self.ledger = Ledger("wallets", show=money_text, **ledger_options)
+        self._clock = ledger_options.get("clock", utc_now)
+
+    def create(self, user_id: int, wallet_type: str, floor: int) -> Wallet:
+        user_id = require_int("user_id", user_id)
+        if not isinstance(wallet_type, str) or not WALLET_TYPE.fullmatch(wallet_type):
+            raise InvalidRequest("type must be 1 to 32 of A-Z, a-z, 0-9, _ and -", field="type")
+        user_key, unique_key = f"user#{user_id}", f"wallet#{user_id}#{wallet_type}"
+        try:
+            with TransactGet(connection=models.transaction_connection) as reads:
+                user_future = reads.get(DirectoryModel, user_key)
+                unique_future = reads.get(DirectoryModel, unique_key)
+        except TransactGetError as error:
+            if is_client_fault(error):
+                raise
+            raise Contention("the datastore is busy; nothing was written, retry") from None
+        if resolved(user_future) is None:
+            raise NotFound(f"user {user_id} not found", user_id=user_id)
+        if resolved(unique_future) is not None:
+            raise _wallet_taken(user_id, wallet_type)
+        wallet_id = next_id("wallets")
+        created_at = stamp(self._clock())
+        unique = DirectoryModel(unique_key, user_id=user_id, wallet_id=wallet_id, created_at=created_at)
+        account = AccountModel(self._key(wallet_id), balance=0, entry_count=0, floor=floor, owner=user_id,
+                               wallet_type=wallet_type, created_at=created_at)
+
+        def writes_of(writes):
+            writes.condition_check(DirectoryModel, user_key, condition=DirectoryModel.key.exists())
+            writes.save(unique, condition=DirectoryModel.key.does_not_exist())
+            writes.save(account, condition=AccountModel.key.does_not_exist())
+        try:
+            _write_once(writes_of)
+        except _Refused as refused:
+            if refused.reasons and refused.reasons[0] == "ConditionalCheckFailed":
+                raise NotFound(f"user {user_id} not found", user_id=user_id) from None
+            raise _wallet_taken(user_id, wallet_type) from None
+        return Wallet(wallet_id, user_id, wallet_type, 0, floor)
+
+    def get(self, wallet_id: int, *, owner: int | None = None, wallet_type: str | None = None) -> Wallet:
+        """One GetItem. `owner`: the user who asks (Forbidden for another's wallet); `wallet_type`: the
+        only type this caller may see (others are not found)."""
+        try:
+            account = AccountModel.get(self._key(wallet_id), consistent_read=True)
+        except AccountModel.DoesNotExist:
+            raise _no_wallet(wallet_id) from None
+        if wallet_type is not None and account.wallet_type != wallet_type:
+            raise _no_wallet(wallet_id)
+        if owner is not None and int(account.owner) != owner:
+            raise Forbidden(f"wallet {wallet_id} belongs to another user", wallet_id=wallet_id)
+        return Wallet(wallet_id, int(account.owner), account.wallet_type, int(account.balance),
+                      None if account.floor is None else int(account.floor))
+
+    def find(self, user_id: int, wallet_type: str) -> Wallet:
+        """The user's wallet of a type: two GetItems (the uniqueness item names the wallet)."""
+        try:
+            unique = DirectoryModel.get(f"wallet#{user_id}#{wallet_type}", consistent_read=True)
+        except DirectoryModel.DoesNotExist:
+            raise NotFound(f"user {user_id} has no wallet of type {wallet_type}", user_id=user_id) from None
+        return self.get(int(unique.wallet_id))
+
+    def move(self, wallet_id: int, amount: int, *, owner: int | None = None, wallet_type: str | None = None,
+             minimum: int | None = None, idempotency_key: str | None = None,
+             key_ttl_seconds: int | None = None) -> Movement:
+        """Credit (amount > 0) or debit (amount < 0) one wallet, never below its floor or `minimum`."""
+        amount = require_int("amount", amount)
+        if amount == 0:
+            raise InvalidRequest("amount must be greater than 0", field="amount")
+
+        def checked(draft) -> Extension:
+            account = draft.account
+            if wallet_type is not None and account.wallet_type != wallet_type:
+                raise _no_wallet(wallet_id)
+            if owner is not None and int(account.owner) != owner:
+                raise Forbidden(f"wallet {wallet_id} belongs to another user", wallet_id=wallet_id)
+            return Extension(entry_attributes={"owner": int(account.owner)})
+
+        # A client's key is scoped to the user (or the surface, without users), like Stripe's per account.
+        scoped_key = f"{owner if owner is not None else '-'}/{idempotency_key}" if idempotency_key else None
+        posting = self.ledger.post(str(wallet_id), amount, idempotency_key=scoped_key, create=False,
+                                   minimum=minimum, extend=checked, key_ttl_seconds=key_ttl_seconds,
+                                   request={"owner": owner, "minimum": minimum})
+        return _movement(wallet_id, posting)
+
+    def history(self, wallet_id: int, *, owner: int | None = None, limit: int = 100, cursor: str | None = None,
+                newest_first: bool = True, start: datetime | None = None,
+                end: datetime | None = None) -> tuple[list[Movement], str | None]:
+        """A page of the wallet's movements: one Query (a GetItem more only when the page is empty,
+        to tell an empty wallet from one that does not exist or is not the owner's)."""
+        page: Page = self.ledger.history(str(wallet_id), limit=limit, cursor=cursor, newest_first=newest_first,
+                                         start=start, end=end, owner=owner)
+        if not page.postings:
+            self.get(wallet_id, owner=owner)
+        return [_movement(wallet_id, posting) for posting in page.postings], page.next_cursor
+
+    def totals(self, wallet_id: int, start: datetime, end: datetime, *, owner: int | None = None) -> Totals:
+        totals = self.ledger.totals(str(wallet_id), start, end, owner=owner)
+        if totals.count == 0:
+            self.get(wallet_id, owner=owner)
+        return totals
+
+    def _key(self, wallet_id: int) -> str:
+        return self.ledger.account_key(str(wallet_id))
+
+
+def next_id(kind: str) -> int:
+    """The next integer id of a kind: one atomic UpdateItem (ADD 1), so no two requests get the same one."""
+    counter = CounterModel(f"ids:{kind}")
+    counter.update(actions=[CounterModel.value.add(1)])
+    return int(counter.value)
+
+
+class _Refused(Exception):
+    def __init__(self, reasons: list[str | None]) -> None:
+        super().__init__()
+        self.reasons = reasons
+
+
+def _write_once(build) -> None:
+    """One TransactWriteItems with a request token (botocore's own resends are then applied once);
+    a cancelled condition is `_Refused` with the reason codes in PynamoDB's send order."""
+    try:
+        with TransactWrite(connection=models.transaction_connection,
+                           client_request_token=str(uuid.uuid4())) as writes:
+            build(writes)
+    except TransactWriteError as error:
+        if error.cause_response_code == "TransactionCanceledException":
+            codes = [reason.code if reason is not None else None for reason in error.cancellation_reasons or []]
+            if "ConditionalCheckFailed" in codes:
+                raise _Refused(codes) from None
+        if is_client_fault(error):
+            raise
+        raise Contention("the datastore is busy; nothing was written, retry") from None
+
+
+def _exists(model, key: str) -> bool:
+    try:
+        model.get(key, consistent_read=True)
+    except model.DoesNotExist:
+        return False
+    return True
+
+
+def _movement(wallet_id: int, posting: Posting) -> Movement:
+    return Movement(wallet_id, posting.seq, posting.amount, posting.balance_after, posting.created_at,
+                    posting.replayed)
+
+
+def _phone_taken(phone_number: str) -> AlreadyExists:
+    return AlreadyExists(f"phone number {phone_number} is already registered", field="phone_number")
+
+
+def _wallet_taken(user_id: int, wallet_type: str) -> AlreadyExists:
+    return AlreadyExists(f"user {user_id} already has a wallet of type {wallet_type}", field="type")
+
+
+def _no_wallet(wallet_id: int) -> NotFound:
+    return NotFound(f"wallet {wallet_id} not found", wallet_id=wallet_id)

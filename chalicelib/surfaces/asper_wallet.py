@@ -1,0 +1,101 @@
+"""Seed 003, Asper-Wallet: `/register`, `/wallet/create|credit|debit`, `/wallet/balance/<id>`,
+`/wallet/transactions`. No auth, as the original. Its wallet is the user's wallet of type `default`;
+a wallet of another type is not one of this surface's. See `shared/seeds/contracts.md` ("003")."""
+from __future__ import annotations
+
+from datetime import UTC, datetime, time
+
+from chalicelib.core.errors import AlreadyExists, InvalidRequest, NotFound
+from chalicelib.surfaces.wallets_common import KEY_TTL_SECONDS, directory, settings, wallets
+from chalicelib.web.routing import Surface
+from chalicelib.web.schema_types import money_json
+from chalicelib.web.validation import parse_body, parse_idempotency_key, parse_int, parse_timestamp
+
+# The original answers 400 for a taken phone, a second wallet and an unknown user or wallet.
+surface = Surface(__name__, statuses={AlreadyExists: 400, NotFound: 400})
+WALLET_TYPE = "default"
+
+
+@surface.route("/register", "POST", status=201)
+def register():
+    from chalicelib.surfaces.wallet_schemas import RegisterRequest
+
+    user = directory.register(parse_body(RegisterRequest, surface.request.raw_body).phone_number)
+    return {"message": "user registered", "user_id": user.user_id}
+
+
+@surface.route("/wallet/create", "POST", status=201)
+def create_wallet():
+    from chalicelib.surfaces.wallet_schemas import AsperWalletCreateRequest
+
+    body = parse_body(AsperWalletCreateRequest, surface.request.raw_body)
+    wallet = wallets.create(body.user_id, WALLET_TYPE, floor=settings.asper_wallet_minimum)
+    return {"wallet_id": wallet.wallet_id}
+
+
+@surface.route("/wallet/credit", "POST")
+def credit():
+    from chalicelib.surfaces.wallet_schemas import CreditRequest
+
+    body = parse_body(CreditRequest, surface.request.raw_body)
+    return _moved(body.wallet_id, body.amount, settings.asper_wallet_minimum)
+
+
+@surface.route("/wallet/debit", "POST")
+def debit():
+    from chalicelib.surfaces.wallet_schemas import DebitRequest
+
+    body = parse_body(DebitRequest, surface.request.raw_body)
+    # A request's minimum may raise the configured one for this debit, never lower it.
+    minimum = max(settings.asper_wallet_minimum, body.minimum_balance or 0)
+    return _moved(body.wallet_id, -body.amount, minimum)
+
+
+@surface.route("/wallet/balance/{wallet_id}", "GET")
+def balance(wallet_id: str):
+    return {"balance": money_json(wallets.get(_wallet_id(wallet_id), wallet_type=WALLET_TYPE).balance)}
+
+
+@surface.route("/wallet/transactions", "GET")
+def transactions():
+    query = surface.request.query_params or {}
+    wallet_id = parse_int("wallet_id", query.get("wallet_id"))
+    wallets.get(wallet_id, wallet_type=WALLET_TYPE)  # an unknown wallet is a 400, as for its balance
+    start = _day_or_moment("start_date", query.get("start_date"), end_of_day=False)
+    end = _day_or_moment("end_date", query.get("end_date"), end_of_day=True)
+    history, cursor, total_credit, total_debit = [], None, 0, 0
+    while True:  # every movement in the period, oldest first: cost follows the period, not the history
+        movements, cursor = wallets.history(wallet_id, limit=1000, cursor=cursor, newest_first=False,
+                                            start=start, end=end)
+        for movement in movements:
+            total_credit += max(movement.amount, 0)
+            total_debit += max(-movement.amount, 0)
+            history.append({"amount": money_json(abs(movement.amount)),
+                            "type": "credit" if movement.amount > 0 else "debit", "date": movement.created_at})
+        if cursor is None:
+            break
+    return {"total_credit": money_json(total_credit), "total_debit": money_json(total_debit), "history": history}
+
+
+def _moved(wallet_id: int, amount: int, minimum: int) -> dict:
+    movement = wallets.move(wallet_id, amount, wallet_type=WALLET_TYPE, minimum=minimum,
+                            idempotency_key=parse_idempotency_key(surface.request.headers),
+                            key_ttl_seconds=KEY_TTL_SECONDS)
+    return {"new_balance": money_json(movement.balance_after)}
+
+
+def _wallet_id(value: str) -> int:
+    try:
+        return parse_int("wallet_id", value)
+    except InvalidRequest:
+        raise NotFound(f"wallet {value} not found") from None
+
+
+def _day_or_moment(name: str, value: str | None, end_of_day: bool) -> datetime | None:
+    """`YYYY-MM-DD` (an end date includes its whole day) or ISO 8601; absent means open-ended."""
+    if not value:
+        return None
+    if len(value) == 10:
+        day = parse_timestamp(name, value).date()
+        return datetime.combine(day, time.max if end_of_day else time.min, tzinfo=UTC)
+    return parse_timestamp(name, value)

@@ -1,0 +1,105 @@
+"""Seed 002, the Wallet App: `/api/v1/...` with JWT bearer auth. See `shared/seeds/contracts.md` ("002")."""
+from __future__ import annotations
+
+from chalicelib.core.errors import InvalidRequest, NotFound
+from chalicelib.core.wallets import Movement, Wallet
+from chalicelib.surfaces.wallets_common import KEY_TTL_SECONDS, directory, settings, wallets
+from chalicelib.web import auth
+from chalicelib.web.routing import Surface
+from chalicelib.web.schema_types import money_json
+from chalicelib.web.validation import parse_body, parse_idempotency_key, parse_int, parse_timestamp
+
+surface = Surface(__name__)
+
+
+def _wallet(wallet: Wallet) -> dict:
+    return {"wallet_id": wallet.wallet_id, "user_id": wallet.user_id, "type": wallet.wallet_type,
+            "balance": money_json(wallet.balance)}
+
+
+def _transaction(movement: Movement) -> dict:
+    return {"transaction_id": movement.transaction_id, "wallet_id": movement.wallet_id,
+            "amount": money_json(abs(movement.amount)), "is_credit": movement.amount > 0,
+            "balance": money_json(movement.balance_after), "created_at": movement.created_at}
+
+
+def _caller() -> int:
+    """Checked before the body is read: without a valid token, a 401 whatever the body."""
+    return auth.authenticated_user(settings, surface.request.headers)
+
+
+def _path_id(name: str, value: str) -> int:
+    """A path id that is not an integer names nothing: 404, as for an unknown one."""
+    try:
+        return parse_int(name, value)
+    except InvalidRequest:
+        raise NotFound(f"{name} {value} not found") from None
+
+
+@surface.route("/api/v1/users", "POST", status=201)
+def register():
+    from chalicelib.surfaces.wallet_schemas import RegisterRequest
+
+    user = directory.register(parse_body(RegisterRequest, surface.request.raw_body).phone_number)
+    return {"user_id": user.user_id, "phone_number": user.phone_number,
+            "access_token": auth.issue(settings, user.user_id, auth.ACCESS),
+            "refresh_token": auth.issue(settings, user.user_id, auth.REFRESH)}
+
+
+@surface.route("/api/v1/token/refresh", "POST")
+def refresh():
+    user_id = auth.authenticated_user(settings, surface.request.headers, kind=auth.REFRESH)
+    return {"access_token": auth.issue(settings, user_id, auth.ACCESS)}
+
+
+@surface.route("/api/v1/wallet/create", "POST", status=201)
+def create_wallet():
+    from chalicelib.surfaces.wallet_schemas import WalletCreateRequest
+
+    caller = _caller()
+    body = parse_body(WalletCreateRequest, surface.request.raw_body)
+    auth.must_be(caller, body.user_id)
+    return _wallet(wallets.create(body.user_id, body.type, floor=settings.wallet_app_minimum))
+
+
+@surface.route("/api/v1/wallet/get/{user_id}/{wallet_type}", "GET")
+def get_wallet(user_id: str, wallet_type: str):
+    caller = auth.must_be(_caller(), _path_id("user_id", user_id))
+    return _wallet(wallets.find(caller, wallet_type))
+
+
+@surface.route("/api/v1/transactions/create", "POST", status=201)
+def create_transaction():
+    from chalicelib.surfaces.wallet_schemas import TransactionRequest
+
+    caller = _caller()
+    body = parse_body(TransactionRequest, surface.request.raw_body)
+    auth.must_be(caller, body.user_id)
+    movement = wallets.move(body.wallet_id, body.amount if body.is_credit else -body.amount, owner=caller,
+                            minimum=settings.wallet_app_minimum,
+                            idempotency_key=parse_idempotency_key(surface.request.headers),
+                            key_ttl_seconds=KEY_TTL_SECONDS)
+    return _transaction(movement)
+
+
+@surface.route("/api/v1/transactions/get/{user_id}/{wallet_id}", "GET")
+def list_transactions(user_id: str, wallet_id: str):
+    caller = auth.must_be(_caller(), _path_id("user_id", user_id))
+    query = surface.request.query_params or {}
+    limit = parse_int("limit", query["limit"]) if "limit" in query else 1000
+    movements, cursor = wallets.history(_path_id("wallet_id", wallet_id), owner=caller, limit=limit,
+                                        cursor=query.get("cursor"))
+    return {"transactions": [_transaction(movement) for movement in movements], "next_cursor": cursor}
+
+
+@surface.route("/api/v1/transactions/get/total_in_period", "POST")
+def total_in_period():
+    from chalicelib.surfaces.wallet_schemas import PeriodRequest
+
+    caller = _caller()
+    body = parse_body(PeriodRequest, surface.request.raw_body)
+    auth.must_be(caller, body.user_id)
+    start, end = parse_timestamp("start_date", body.start_date), parse_timestamp("end_date", body.end_date)
+    totals = wallets.totals(body.wallet_id, start, end, owner=caller)
+    return {"total_credit": money_json(totals.credit), "total_debit": money_json(totals.debit),
+            "count": totals.count}

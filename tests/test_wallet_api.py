@@ -1,0 +1,325 @@
+"""Seeds 002 (Wallet App, JWT) and 003 (Asper-Wallet), as their READMEs and `contracts.md` state them (moto)."""
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+
+import jwt
+import pytest
+
+from chalicelib.core.verify import check_account
+from chalicelib.surfaces.wallets_common import settings, wallets
+from tools.request_counter import DynamoDBRequests
+
+JSON = {"Content-Type": "application/json"}
+TODAY = datetime.now(UTC).date().isoformat()
+
+
+def send(client, method: str, path: str, body=None, token: str | None = None, headers=None):
+    payload = body if isinstance(body, str) or body is None else json.dumps(body)
+    auth = {"Authorization": f"Bearer {token}"} if token else {}
+    return getattr(client.http, method.lower())(path, headers={**JSON, **auth, **(headers or {})}, body=payload)
+
+
+def register(client, phone: str = "9886977544") -> dict:
+    response = send(client, "POST", "/api/v1/users", {"phone_number": phone})
+    assert response.status_code == 201, response.json_body
+    return response.json_body
+
+
+def wallet_of(client, user: dict, wallet_type: str = "type1") -> dict:
+    response = send(client, "POST", "/api/v1/wallet/create", {"user_id": user["user_id"], "type": wallet_type},
+                    user["access_token"])
+    assert response.status_code == 201, response.json_body
+    return response.json_body
+
+
+def transact(client, user: dict, wallet: dict, amount, is_credit: bool = True, headers=None):
+    return send(client, "POST", "/api/v1/transactions/create",
+                {"user_id": user["user_id"], "wallet_id": wallet["wallet_id"], "amount": amount,
+                 "is_credit": is_credit}, user["access_token"], headers)
+
+
+def token(user_id: int, kind: str = "access", minutes: int = 5, secret: str | None = None) -> str:
+    now = datetime.now(UTC)
+    return jwt.encode({"sub": str(user_id), "type": kind, "iat": now, "exp": now + timedelta(minutes=minutes)},
+                      secret or settings.jwt_secret, algorithm="HS256")
+
+
+# -- seed 002 -----------------------------------------------------------------------
+def test_the_wallet_app_flow_from_its_readme(client):
+    user = register(client)
+    assert user["user_id"] == 1 and user["phone_number"] == "9886977544"
+    assert user["access_token"] and user["refresh_token"]
+    wallet = wallet_of(client, user)
+    assert wallet == {"wallet_id": 1, "user_id": 1, "type": "type1", "balance": 0}
+    credited = transact(client, user, wallet, 20)
+    assert credited.status_code == 201
+    body = credited.json_body
+    assert (body["transaction_id"], body["wallet_id"], body["amount"], body["is_credit"], body["balance"]) == (
+        "1-1", 1, 20, True, 20)
+    assert transact(client, user, wallet, 100.5).json_body["balance"] == 120.5
+    assert transact(client, user, wallet, 0.25, is_credit=False).json_body["balance"] == 120.25
+    got = send(client, "GET", "/api/v1/wallet/get/1/type1", token=user["access_token"])
+    assert got.status_code == 200 and got.json_body["balance"] == 120.25
+    listed = send(client, "GET", "/api/v1/transactions/get/1/1", token=user["access_token"]).json_body
+    assert [item["amount"] for item in listed["transactions"]] == [0.25, 100.5, 20]  # newest first
+    assert [item["balance"] for item in listed["transactions"]] == [120.25, 120.5, 20]
+    assert listed["next_cursor"] is None
+    totals = send(client, "POST", "/api/v1/transactions/get/total_in_period",
+                  {"user_id": 1, "wallet_id": 1, "start_date": "2024-04-19T05:27:13", "end_date": f"{TODAY}T23:59:59"},
+                  user["access_token"])
+    assert totals.status_code == 200
+    assert totals.json_body == {"total_credit": 120.5, "total_debit": 0.25, "count": 3}
+    assert check_account(wallets.ledger, "1") == []
+
+
+def test_ids_are_integers_from_one_and_phones_and_wallet_types_are_unique(client):
+    first, second = register(client, "+4915112345678"), register(client, "1234567")
+    assert (first["user_id"], second["user_id"]) == (1, 2)
+    taken = send(client, "POST", "/api/v1/users", {"phone_number": "1234567"})
+    assert taken.status_code == 409 and "phone" in taken.json_body["error"]
+    assert wallet_of(client, first)["wallet_id"] == 1
+    assert wallet_of(client, second)["wallet_id"] == 2
+    assert wallet_of(client, first, "savings")["wallet_id"] == 3
+    again = send(client, "POST", "/api/v1/wallet/create", {"user_id": 1, "type": "type1"}, first["access_token"])
+    assert again.status_code == 409
+    assert register(client, "7654321")["user_id"] == 3
+
+
+@pytest.mark.parametrize("body", [{}, {"phone_number": "12345"}, {"phone_number": "1234567890123456"},
+                                  {"phone_number": "98869abc44"}, {"phone_number": 9886977544},
+                                  {"phone_number": "+"}, {"phone_number": "98 86 97"}])
+def test_a_bad_phone_number_is_400(client, body):
+    response = send(client, "POST", "/api/v1/users", body)
+    assert response.status_code == 400
+    assert "phone_number" in response.json_body["error"]
+
+
+def test_auth_failures_are_401_and_another_users_token_is_403(client):
+    owner, other = register(client, "1111111"), register(client, "2222222")
+    wallet = wallet_of(client, owner)
+    paths = [("GET", "/api/v1/wallet/get/1/type1", None),
+             ("POST", "/api/v1/wallet/create", {"user_id": 1, "type": "other"}),
+             ("POST", "/api/v1/transactions/create", {"user_id": 1, "wallet_id": 1, "amount": 5, "is_credit": True}),
+             ("GET", "/api/v1/transactions/get/1/1", None),
+             ("POST", "/api/v1/transactions/get/total_in_period",
+              {"user_id": 1, "wallet_id": 1, "start_date": "2024-01-01", "end_date": "2030-01-01"})]
+    bad_tokens = [None, "not-a-jwt", token(1, minutes=-1), token(1, kind="refresh"),
+                  token(1, secret="another-secret-of-thirty-two-bytes!"), owner["refresh_token"]]
+    for method, path, body in paths:
+        for bad in bad_tokens:
+            response = send(client, method, path, body, bad)
+            assert response.status_code == 401, (path, bad, response.json_body)
+            assert response.headers["WWW-Authenticate"].startswith("Bearer")
+        forbidden = send(client, method, path, body, other["access_token"])
+        assert forbidden.status_code == 403, (path, forbidden.json_body)
+    assert send(client, "GET", "/api/v1/wallet/get/1/type1", token=owner["access_token"]).json_body["balance"] == 0
+    # With their own user id in the body, another user still cannot touch this wallet.
+    theirs = transact(client, other, wallet, 5)
+    assert theirs.status_code == 403
+    assert send(client, "GET", f"/api/v1/transactions/get/2/{wallet['wallet_id']}",
+                token=other["access_token"]).status_code == 403
+
+
+def test_the_refresh_token_gives_a_working_access_token(client):
+    user = register(client)
+    refreshed = send(client, "POST", "/api/v1/token/refresh", token=user["refresh_token"])
+    assert refreshed.status_code == 200
+    assert wallet_of(client, {**user, "access_token": refreshed.json_body["access_token"]})["wallet_id"] == 1
+    assert send(client, "POST", "/api/v1/token/refresh", token=user["access_token"]).status_code == 401
+
+
+def test_a_debit_below_the_minimum_balance_is_400_and_writes_nothing(client):
+    user = register(client)
+    wallet = wallet_of(client, user)
+    transact(client, user, wallet, 100)
+    refused = transact(client, user, wallet, 80.01, is_credit=False)  # would leave 19.99 < 20
+    assert refused.status_code == 400
+    assert refused.json_body["error"] == "this debit would leave the balance at 19.99, below the minimum 20.00"
+    assert transact(client, user, wallet, 80, is_credit=False).json_body["balance"] == 20
+    assert transact(client, user, wallet, 0.01, is_credit=False).status_code == 400
+    listed = send(client, "GET", "/api/v1/transactions/get/1/1", token=user["access_token"]).json_body
+    assert len(listed["transactions"]) == 2
+    assert check_account(wallets.ledger, "1") == []
+
+
+@pytest.mark.parametrize("amount", [10.255, 0, -5, "10", None, True, 1e300, "NaN", 10**14])
+def test_bad_money_is_400_and_writes_nothing(client, amount):
+    user = register(client)
+    wallet = wallet_of(client, user)
+    response = transact(client, user, wallet, amount)
+    assert response.status_code == 400
+    assert "amount" in response.json_body["error"]
+    assert send(client, "GET", "/api/v1/wallet/get/1/type1", token=user["access_token"]).json_body["balance"] == 0
+
+
+def test_money_keeps_exact_cents(client):
+    user = register(client)
+    wallet = wallet_of(client, user)
+    for amount in (0.1, 0.2, 10.25, 1e2, 99999999999.99):
+        assert transact(client, user, wallet, amount).status_code == 201
+    assert send(client, "GET", "/api/v1/wallet/get/1/type1",
+                token=user["access_token"]).json_body["balance"] == 100000000110.54
+
+
+@pytest.mark.parametrize("body", [
+    {"user_id": 1, "wallet_id": 1, "amount": 5},
+    {"user_id": 1, "wallet_id": 1, "amount": 5, "is_credit": "true"},
+    {"user_id": 1, "wallet_id": 1, "amount": 5, "is_credit": 1},
+    {"user_id": "1", "wallet_id": 1, "amount": 5, "is_credit": True},
+    {"user_id": 1, "wallet_id": 1.0, "amount": 5, "is_credit": True},
+    {"user_id": 1, "amount": 5, "is_credit": True},
+])
+def test_a_malformed_transaction_is_400(client, body):
+    user = register(client)
+    wallet_of(client, user)
+    response = send(client, "POST", "/api/v1/transactions/create", body, user["access_token"])
+    assert response.status_code == 400, response.json_body
+
+
+def test_unknown_wallets_and_types_are_404(client):
+    user = register(client)
+    assert send(client, "GET", "/api/v1/wallet/get/1/nope", token=user["access_token"]).status_code == 404
+    assert transact(client, user, {"wallet_id": 99}, 5).status_code == 404
+    assert send(client, "GET", "/api/v1/transactions/get/1/99", token=user["access_token"]).status_code == 404
+    assert send(client, "GET", "/api/v1/transactions/get/1/x", token=user["access_token"]).status_code == 404
+    bad_type = send(client, "POST", "/api/v1/wallet/create", {"user_id": 1, "type": "no spaces"}, user["access_token"])
+    assert bad_type.status_code == 400
+
+
+def test_history_pages_newest_first_with_a_cursor(client):
+    user = register(client)
+    wallet = wallet_of(client, user)
+    for amount in range(1, 6):
+        transact(client, user, wallet, amount)
+    seen, cursor = [], None
+    while True:
+        path = "/api/v1/transactions/get/1/1?limit=2" + (f"&cursor={cursor}" if cursor else "")
+        page = send(client, "GET", path, token=user["access_token"]).json_body
+        seen += [item["amount"] for item in page["transactions"]]
+        cursor = page["next_cursor"]
+        if not cursor:
+            break
+    assert seen == [5, 4, 3, 2, 1]
+    for query in ("limit=0", "limit=1001", "limit=x", "cursor=!!!"):
+        assert send(client, "GET", f"/api/v1/transactions/get/1/1?{query}",
+                    token=user["access_token"]).status_code == 400, query
+
+
+def test_totals_cover_only_the_period(client):
+    user = register(client)
+    wallet = wallet_of(client, user)
+    transact(client, user, wallet, 50)
+    transact(client, user, wallet, 5, is_credit=False)
+
+    def totals(start, end):
+        return send(client, "POST", "/api/v1/transactions/get/total_in_period",
+                    {"user_id": 1, "wallet_id": 1, "start_date": start, "end_date": end}, user["access_token"])
+    assert totals("2020-01-01", "2020-12-31").json_body == {"total_credit": 0, "total_debit": 0, "count": 0}
+    assert totals("2020-01-01T00:00:00+05:00", "2100-01-01").json_body == {
+        "total_credit": 50, "total_debit": 5, "count": 2}
+    assert totals("yesterday", "2100-01-01").status_code == 400
+
+
+def test_an_idempotency_key_applies_a_transaction_once(client):
+    user = register(client)
+    wallet = wallet_of(client, user)
+    key = {"Idempotency-Key": "pay-42"}
+    first, again = transact(client, user, wallet, 30, headers=key), transact(client, user, wallet, 30, headers=key)
+    assert first.json_body == again.json_body
+    assert transact(client, user, wallet, 31, headers=key).status_code == 409
+    assert send(client, "GET", "/api/v1/wallet/get/1/type1", token=user["access_token"]).json_body["balance"] == 30
+
+
+def test_wallet_request_budgets(client):
+    user = register(client)
+    wallet = wallet_of(client, user)
+    transact(client, user, wallet, 30)
+    posting = {"TransactGetItems": 1, "TransactWriteItems": 1}  # one consistent read, one transaction
+    with DynamoDBRequests() as requests:
+        for call, expected in [
+            (lambda: transact(client, user, wallet, 5), posting),
+            (lambda: transact(client, user, wallet, 5, is_credit=False), posting),
+            (lambda: send(client, "GET", "/api/v1/transactions/get/1/1", token=user["access_token"]), {"Query": 1}),
+            (lambda: send(client, "POST", "/api/v1/transactions/get/total_in_period",
+                          {"user_id": 1, "wallet_id": 1, "start_date": "2020-01-01", "end_date": "2100-01-01"},
+                          user["access_token"]), {"Query": 1}),
+        ]:
+            requests.reset()
+            assert call().status_code in (200, 201)
+            assert dict(requests.calls) == expected
+
+
+# -- seed 003 -----------------------------------------------------------------------
+def test_the_asper_wallet_flow_from_its_readme(client):
+    registered = send(client, "POST", "/register", {"phone_number": "1234567890"})
+    assert registered.status_code == 201
+    assert registered.json_body["user_id"] == 1 and registered.json_body["message"]
+    created = send(client, "POST", "/wallet/create", {"user_id": 1})
+    assert created.status_code == 201 and created.json_body == {"wallet_id": 1}
+    assert send(client, "POST", "/wallet/credit", {"wallet_id": 1, "amount": 1000}).json_body == {"new_balance": 1000}
+    debited = send(client, "POST", "/wallet/debit", {"wallet_id": 1, "amount": 500})
+    assert debited.status_code == 200 and debited.json_body == {"new_balance": 500}
+    assert send(client, "GET", "/wallet/balance/1").json_body == {"balance": 500}
+    history = send(client, "GET", f"/wallet/transactions?wallet_id=1&start_date=2024-01-01&end_date={TODAY}")
+    assert history.status_code == 200
+    body = history.json_body
+    assert (body["total_credit"], body["total_debit"]) == (1000, 500)
+    assert [(item["amount"], item["type"]) for item in body["history"]] == [(1000, "credit"), (500, "debit")]
+    assert all(item["date"].startswith(TODAY) for item in body["history"])
+    assert check_account(wallets.ledger, "1") == []
+
+
+def test_asper_refusals_are_400_and_write_nothing(client):
+    assert send(client, "POST", "/register", {}).status_code == 400
+    send(client, "POST", "/register", {"phone_number": "1234567890"})
+    assert send(client, "POST", "/register", {"phone_number": "1234567890"}).status_code == 400  # taken
+    assert send(client, "POST", "/wallet/create", {"user_id": 9}).status_code == 400  # unknown user
+    send(client, "POST", "/wallet/create", {"user_id": 1})
+    assert send(client, "POST", "/wallet/create", {"user_id": 1}).status_code == 400  # a second wallet
+    send(client, "POST", "/wallet/credit", {"wallet_id": 1, "amount": 150})
+    below = send(client, "POST", "/wallet/debit", {"wallet_id": 1, "amount": 50.01})  # 99.99 < 100
+    assert below.status_code == 400 and "minimum 100.00" in below.json_body["error"]
+    for body in ({"wallet_id": 1, "amount": 10.255}, {"wallet_id": 1}, {"amount": 5}, {"wallet_id": 2, "amount": 5}):
+        assert send(client, "POST", "/wallet/credit", body).status_code == 400, body
+    assert send(client, "GET", "/wallet/balance/2").status_code == 400
+    assert send(client, "GET", "/wallet/balance/abc").status_code == 400
+    assert send(client, "GET", "/wallet/transactions").status_code == 400  # no wallet_id
+    assert send(client, "GET", "/wallet/transactions?wallet_id=1&start_date=soon").status_code == 400
+    assert send(client, "GET", "/wallet/balance/1").json_body == {"balance": 150}
+
+
+def test_a_requested_minimum_may_raise_the_floor_never_lower_it(client):
+    send(client, "POST", "/register", {"phone_number": "1234567890"})
+    send(client, "POST", "/wallet/create", {"user_id": 1})
+    send(client, "POST", "/wallet/credit", {"wallet_id": 1, "amount": 1000})
+    raised = send(client, "POST", "/wallet/debit", {"wallet_id": 1, "amount": 600, "minimum_balance": 500})
+    assert raised.status_code == 400 and "minimum 500.00" in raised.json_body["error"]
+    lowered = send(client, "POST", "/wallet/debit", {"wallet_id": 1, "amount": 950, "minimum_balance": 0})
+    assert lowered.status_code == 400 and "minimum 100.00" in lowered.json_body["error"]
+    assert send(client, "POST", "/wallet/debit", {"wallet_id": 1, "amount": 900, "minimum_balance": 50}).json_body == {
+        "new_balance": 100}
+
+
+def test_the_history_date_range_includes_the_whole_end_day(client):
+    send(client, "POST", "/register", {"phone_number": "1234567890"})
+    send(client, "POST", "/wallet/create", {"user_id": 1})
+    send(client, "POST", "/wallet/credit", {"wallet_id": 1, "amount": 10})
+    today = send(client, "GET", f"/wallet/transactions?wallet_id=1&start_date={TODAY}&end_date={TODAY}").json_body
+    assert today["total_credit"] == 10 and len(today["history"]) == 1
+    past = send(client, "GET", "/wallet/transactions?wallet_id=1&start_date=2020-01-01&end_date=2020-12-31").json_body
+    assert past == {"total_credit": 0, "total_debit": 0, "history": []}
+
+
+def test_the_wallet_surfaces_share_users_but_003_sees_only_default_wallets(client):
+    user = register(client, "1234567890")
+    assert send(client, "POST", "/register", {"phone_number": "1234567890"}).status_code == 400
+    typed = wallet_of(client, user, "type1")
+    assert send(client, "GET", f"/wallet/balance/{typed['wallet_id']}").status_code == 400
+    assert send(client, "POST", "/wallet/credit", {"wallet_id": typed["wallet_id"], "amount": 5}).status_code == 400
+    default = send(client, "POST", "/wallet/create", {"user_id": user["user_id"]}).json_body
+    send(client, "POST", "/wallet/credit", {"wallet_id": default["wallet_id"], "amount": 5})
+    seen_by_002 = send(client, "GET", f"/api/v1/wallet/get/{user['user_id']}/default", token=user["access_token"])
+    assert seen_by_002.json_body == {"wallet_id": default["wallet_id"], "user_id": user["user_id"],
+                                     "type": "default", "balance": 5}

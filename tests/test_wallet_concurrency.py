@@ -1,0 +1,91 @@
+"""Wallets under concurrency, asserted only against Amazon DynamoDB Local (moto is not atomic)."""
+from __future__ import annotations
+
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from chalicelib.core.models import EntryModel
+from chalicelib.core.verify import check_account
+from chalicelib.surfaces.wallets_common import wallets
+from tools.local_http import request_json as http
+
+pytestmark = pytest.mark.dynamodb_local
+THREADS = 16
+
+
+def race(call, per_thread: int = 1) -> Counter:
+    def worker(index: int) -> list[int]:
+        return [call(index, step) for step in range(per_thread)]
+
+    with ThreadPoolExecutor(THREADS) as pool:
+        return Counter(status for batch in pool.map(worker, range(THREADS)) for status in batch)
+
+
+def registered(base: str, phone: str) -> dict:
+    status, user = http("POST", f"{base}/api/v1/users", {"phone_number": phone})
+    assert status == 201
+    return user
+
+
+@pytest.mark.parametrize("seed", ["002", "003"])
+def test_sixteen_threads_debiting_far_past_the_floor_stop_exactly_at_it(live_server, seed):
+    user = registered(live_server, "5550001111")
+    bearer = {"Authorization": f"Bearer {user['access_token']}"}
+    if seed == "002":
+        status, wallet = http("POST", f"{live_server}/api/v1/wallet/create",
+                              {"user_id": user["user_id"], "type": "main"}, bearer)
+        floor = 20
+
+        def move(amount, is_credit):
+            return http("POST", f"{live_server}/api/v1/transactions/create",
+                        {"user_id": user["user_id"], "wallet_id": wallet["wallet_id"], "amount": amount,
+                         "is_credit": is_credit}, bearer)
+    else:
+        status, wallet = http("POST", f"{live_server}/wallet/create", {"user_id": user["user_id"]})
+        floor = 100
+
+        def move(amount, is_credit):
+            return http("POST", f"{live_server}/wallet/{'credit' if is_credit else 'debit'}",
+                        {"wallet_id": wallet["wallet_id"], "amount": amount})
+    assert status == 201
+    start, unit = 1000, 7.5
+    assert move(start, True)[0] in (200, 201)
+    statuses = race(lambda index, step: move(unit, False)[0], per_thread=10)  # 1,200 asked, 900 above the floor
+    accepted = int((start - floor) // unit)
+    ok = 201 if seed == "002" else 200
+    assert statuses == {ok: accepted, 400: THREADS * 10 - accepted}, statuses
+    state = wallets.get(wallet["wallet_id"])
+    assert state.balance == (start - accepted * unit) * 100
+    assert check_account(wallets.ledger, str(wallet["wallet_id"])) == []  # the floor held at every entry
+    balances = [int(entry.balance_after) for entry in
+                EntryModel.query(wallets.ledger.account_key(str(wallet["wallet_id"])), consistent_read=True)]
+    assert min(balances[1:]) >= floor * 100
+
+
+def test_sixteen_threads_registering_one_phone_make_one_user(live_server):
+    statuses = race(lambda index, step: http("POST", f"{live_server}/api/v1/users",
+                                             {"phone_number": "+15550002222"})[0])
+    assert statuses == {201: 1, 409: THREADS - 1}, statuses
+    asper = race(lambda index, step: http("POST", f"{live_server}/register", {"phone_number": "5550003333"})[0])
+    assert asper == {201: 1, 400: THREADS - 1}, asper
+
+
+def test_sixteen_threads_creating_one_wallet_type_make_one_wallet(live_server):
+    user = registered(live_server, "5550004444")
+    bearer = {"Authorization": f"Bearer {user['access_token']}"}
+    answers = []
+
+    def create(index, step):
+        status, body = http("POST", f"{live_server}/api/v1/wallet/create",
+                            {"user_id": user["user_id"], "type": "main"}, bearer)
+        answers.append(body)
+        return status
+
+    assert race(create) == {201: 1, 409: THREADS - 1}
+    created = [body for body in answers if "wallet_id" in body]
+    status, found = http("GET", f"{live_server}/api/v1/wallet/get/{user['user_id']}/main", headers=bearer)
+    assert status == 200 and found["wallet_id"] == created[0]["wallet_id"]
+    asper = race(lambda index, step: http("POST", f"{live_server}/wallet/create", {"user_id": user["user_id"]})[0])
+    assert asper == {201: 1, 400: THREADS - 1}, asper
