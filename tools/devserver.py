@@ -6,6 +6,7 @@ the server stops after TALLY_RUN_SECONDS (default 8 hours) or on Ctrl-C.
 from __future__ import annotations
 
 import os
+import secrets
 import subprocess
 import sys
 from pathlib import Path
@@ -13,6 +14,17 @@ from pathlib import Path
 from tools import dynamodb_local
 
 DATA_DIR = dynamodb_local.PROJECT_ROOT / ".data" / "dynamodb"
+SECRET_FILE = dynamodb_local.PROJECT_ROOT / ".data" / "jwt-secret"
+
+
+def local_jwt_secret() -> str:
+    """Seed 002's signing key for `make run`: generated once, kept under .data/ (git-ignored), so tokens
+    survive a restart. A deployed stage reads JWT_SECRET_KEY from its configuration instead."""
+    if not SECRET_FILE.exists():
+        SECRET_FILE.parent.mkdir(parents=True, exist_ok=True)
+        SECRET_FILE.touch(mode=0o600)
+        SECRET_FILE.write_text(secrets.token_urlsafe(32))
+    return SECRET_FILE.read_text().strip()
 
 
 def main() -> int:
@@ -21,6 +33,7 @@ def main() -> int:
     with dynamodb_local.running(DATA_DIR, existing=dynamodb_local.endpoint_from_environment()) as endpoint:
         env = dynamodb_local.environment_for(endpoint)
         env.setdefault("TALLY_STAGE", "local")
+        env.setdefault("JWT_SECRET_KEY", local_jwt_secret())
         subprocess.run([sys.executable, "-m", "tools.create_tables"], env=env, check=True,
                        cwd=dynamodb_local.PROJECT_ROOT)
         # No autoreload: Chalice's reloader polls the whole project, including the database
