@@ -5,9 +5,10 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 PORT   ?= 8000
+STAGE  ?= prod
 export AWS_DEFAULT_REGION ?= us-east-1
 
-.PHONY: venv run test lint bench tables clean
+.PHONY: venv run test lint bench tables infra package clean
 
 venv: $(STAMP)
 
@@ -31,6 +32,12 @@ bench: venv
 
 tables: venv
 	$(PY) -m tools.create_tables
+
+infra: venv  # rewrite infra/<stage>.json from the models (a test fails when they drift)
+	$(PY) -m tools.infra
+
+package: venv  # dist/$(STAGE)/sam.json + deployment.zip, linted by cfn-lint
+	$(PY) -m tools.package $(STAGE)
 
 clean:
 	rm -rf $(VENV) .cache .data dist

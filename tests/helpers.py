@@ -8,7 +8,7 @@ from botocore.awsrequest import AWSResponse
 
 from chalicelib.core import models
 from chalicelib.core.ledger import Ledger
-from chalicelib.core.models import EntryModel
+from chalicelib.core.models import EntryModel, LotModel
 
 
 def journal(book: Ledger, account_id: str) -> list[EntryModel]:
@@ -63,3 +63,33 @@ class TransactWriteFaults:
 
     def __exit__(self, *_exc):
         self._events.unregister("before-send.dynamodb.TransactWriteItems", self)
+
+
+class LaggingIndex:
+    """Makes the open-lot index lag: records the Query answers DynamoDB gives while `recording`,
+    then hands the first recorded answer back to every later Query, as an index behind the table would."""
+
+    def __init__(self) -> None:
+        self.answers: list[bytes] = []
+        self.replayed = 0
+        self.recording = True
+
+    def record(self, http_response, **_kwargs) -> None:
+        if self.recording:
+            self.answers.append(http_response.content)
+
+    def replay(self, request, **_kwargs):
+        if self.recording:
+            return None
+        self.replayed += 1
+        return AWSResponse(request.url, 200, {"x-amzn-requestid": "lagging-index"}, Body(self.answers[0]))
+
+    def __enter__(self):
+        self._events = LotModel._get_connection().connection.client.meta.events
+        self._events.register("after-call.dynamodb.Query", self.record)
+        self._events.register_first("before-send.dynamodb.Query", self.replay)
+        return self
+
+    def __exit__(self, *_exc):
+        self._events.unregister("after-call.dynamodb.Query", self.record)
+        self._events.unregister("before-send.dynamodb.Query", self.replay)

@@ -9,13 +9,12 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from botocore.awsrequest import AWSResponse
 
 from chalicelib.config import load
 from chalicelib.core.models import AccountModel, LinkPartModel, LotModel
 from chalicelib.core.points import PointsBook
 from chalicelib.core.verify import check_points_holder
-from helpers import Body, Crash, TransactWriteFaults
+from helpers import Crash, LaggingIndex, TransactWriteFaults
 from tools.request_counter import DynamoDBRequests
 
 pytestmark = pytest.mark.dynamodb_local
@@ -112,36 +111,6 @@ def test_two_recoveries_racing_apply_each_part_once(book):
         other.settle(HOLDER)  # applies part 0, then dies
     assert book.settle(HOLDER) is True
     assert_spent_once(book)
-
-
-class LaggingIndex:
-    """Makes the open-lot index lag: records the Query answers DynamoDB gives while `recording`,
-    then hands the first recorded answer back to every later Query, as an index behind the table would."""
-
-    def __init__(self) -> None:
-        self.answers: list[bytes] = []
-        self.replayed = 0
-        self.recording = True
-
-    def record(self, http_response, **_kwargs) -> None:
-        if self.recording:
-            self.answers.append(http_response.content)
-
-    def replay(self, request, **_kwargs):
-        if self.recording:
-            return None
-        self.replayed += 1
-        return AWSResponse(request.url, 200, {"x-amzn-requestid": "lagging-index"}, Body(self.answers[0]))
-
-    def __enter__(self):
-        self._events = LotModel._get_connection().connection.client.meta.events
-        self._events.register("after-call.dynamodb.Query", self.record)
-        self._events.register_first("before-send.dynamodb.Query", self.replay)
-        return self
-
-    def __exit__(self, *_exc):
-        self._events.unregister("after-call.dynamodb.Query", self.record)
-        self._events.unregister("before-send.dynamodb.Query", self.replay)
 
 
 def test_a_plan_from_a_lagging_index_fails_on_the_lot_and_is_rechecked_consistently(local_tables):

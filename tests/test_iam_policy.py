@@ -1,0 +1,96 @@
+"""The stage IAM policies grant exactly what the code uses: every DynamoDB action it issues, on Tally's
+tables and indexes only. The operations are recorded (botocore hooks) while every route of every surface
+and every write path runs on DynamoDB Local, the big-spend completion and the lot recheck included."""
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from chalicelib.core import models
+from chalicelib.surfaces import points_tracker
+from helpers import LaggingIndex
+from tools.infra import stages
+from tools.local_http import request_json as http
+from tools.request_counter import DynamoDBRequests
+
+pytestmark = pytest.mark.dynamodb_local
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def tour(base: str) -> None:
+    """Every route of every surface, and the paths behind them."""
+    account, transaction = "6f1c0e4e-1d7a-4b8e-9a0e-2f3b4c5d6e7f", "0f8fad5b-d9cb-469f-a165-70867728950e"
+    for _ in range(2):  # the second time, a replay
+        http("POST", f"{base}/amount", {"account_id": account, "amount": 5}, {"Transaction-Id": transaction})
+    for path in ("/ping", f"/balance/{account}", f"/transaction/{transaction}", "/max_transaction_volume"):
+        http("GET", base + path)
+    start = datetime(2022, 1, 1, tzinfo=UTC)
+    for number in range(100):
+        http("POST", f"{base}/add", {"payer": f"P{number % 3}", "points": 2,
+                                     "timestamp": (start + timedelta(minutes=number)).isoformat()})
+    http("POST", f"{base}/add", {"payer": "P0", "points": -1, "timestamp": "2023-01-01T00:00:00Z"})
+    for _ in range(2):
+        http("POST", f"{base}/spend", {"points": 195}, {"Idempotency-Key": "big"})  # 98 lots: in parts
+    http("GET", f"{base}/balance")
+    with LaggingIndex() as index:  # the recheck of lots after a stale index
+        points_tracker.book.spend(points_tracker.HOLDER, 1)  # lot 99: 2 -> 1; the index keeps saying 2
+        index.recording = False
+        points_tracker.book.spend(points_tracker.HOLDER, 2)  # planned as "empty lot 99": refused, rechecked
+    http("POST", f"{base}/transaction", {"payer": "A", "points": 10})
+    http("PUT", f"{base}/spend_points", {"points": 3})
+    http("GET", f"{base}/")
+    status, user = http("POST", f"{base}/api/v1/users", {"phone_number": "5551112222"})
+    bearer = {"Authorization": f"Bearer {user['access_token']}"}
+    http("POST", f"{base}/api/v1/token/refresh", headers={"Authorization": f"Bearer {user['refresh_token']}"})
+    status, wallet = http("POST", f"{base}/api/v1/wallet/create", {"user_id": user["user_id"], "type": "t"}, bearer)
+    http("GET", f"{base}/api/v1/wallet/get/{user['user_id']}/t", headers=bearer)
+    for is_credit in (True, False):
+        http("POST", f"{base}/api/v1/transactions/create",
+             {"user_id": user["user_id"], "wallet_id": wallet["wallet_id"], "amount": 25, "is_credit": is_credit},
+             bearer)
+    http("GET", f"{base}/api/v1/transactions/get/{user['user_id']}/{wallet['wallet_id']}", headers=bearer)
+    http("POST", f"{base}/api/v1/transactions/get/total_in_period",
+         {"user_id": user["user_id"], "wallet_id": wallet["wallet_id"], "start_date": "2020-01-01",
+          "end_date": "2100-01-01"}, bearer)
+    status, asper_user = http("POST", f"{base}/register", {"phone_number": "5553334444"})
+    status, asper = http("POST", f"{base}/wallet/create", {"user_id": asper_user["user_id"]})
+    http("POST", f"{base}/wallet/credit", {"wallet_id": asper["wallet_id"], "amount": 300})
+    http("POST", f"{base}/wallet/debit", {"wallet_id": asper["wallet_id"], "amount": 50})
+    http("GET", f"{base}/wallet/balance/{asper['wallet_id']}")
+    http("GET", f"{base}/wallet/transactions?wallet_id={asper['wallet_id']}")
+
+
+def as_stage_resource(resource: str, prefix: str, stage: str) -> str:
+    """A recorded table or index of this test's tables, as the ARN pattern of the stage's policy."""
+    table, _, index = resource.partition("/index/")
+    assert table.startswith(prefix + "-"), f"{table} is not one of Tally's tables"
+    kind = table[len(prefix) + 1:]
+    return f"arn:aws:dynamodb:*:*:table/tally-{stage}-{kind}" + ("/index/*" if index else "")
+
+
+def expected_resources(stage: str) -> set[str]:
+    """Tally's tables of the stage, and the indexes of those that have any (from the models)."""
+    resources = set()
+    for kind, model in models.MODELS.items():
+        resources.add(f"arn:aws:dynamodb:*:*:table/tally-{stage}-{kind}")
+        if model._indexes:
+            resources.add(f"arn:aws:dynamodb:*:*:table/tally-{stage}-{kind}/index/*")
+    return resources
+
+
+def test_each_stage_policy_grants_exactly_what_the_code_uses(live_server, local_tables):
+    with DynamoDBRequests() as requests:
+        tour(live_server)
+    used_actions = {action for action, _ in requests.permissions}
+    assert {"dynamodb:BatchGetItem", "dynamodb:ConditionCheckItem", "dynamodb:UpdateItem"} <= used_actions
+    for stage in stages():
+        policy = json.loads((ROOT / ".chalice" / f"policy-{stage}.json").read_text())
+        ledger = next(statement for statement in policy["Statement"] if statement["Sid"] == "Ledger")
+        assert set(ledger["Action"]) == used_actions, stage  # every action the code calls, and nothing more
+        used = {as_stage_resource(resource, local_tables.table_prefix, stage) for _, resource in requests.permissions}
+        assert used <= set(ledger["Resource"]) == expected_resources(stage), stage  # Tally's tables only
+        others = [statement for statement in policy["Statement"] if statement["Sid"] != "Ledger"]
+        assert all(action.startswith("logs:") for statement in others for action in statement["Action"]), stage
