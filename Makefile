@@ -8,7 +8,7 @@ PORT   ?= 8000
 STAGE  ?= prod
 export AWS_DEFAULT_REGION ?= us-east-1
 
-.PHONY: venv run test lint bench tables infra package clean
+.PHONY: venv run test lint bench soak verify tables infra package clean
 
 venv: $(STAMP)
 
@@ -29,6 +29,12 @@ lint: venv
 
 bench: venv
 	$(PY) -m bench.run
+
+soak: venv  # every surface from 16 threads for SOAK_SECONDS (default 120), then the verifier
+	$(PY) -m bench.soak
+
+verify: venv  # check every invariant of the stored ledger (make run's data, or DYNAMODB_ENDPOINT)
+	$(PY) -m tools.verify
 
 tables: venv
 	$(PY) -m tools.create_tables

@@ -3,10 +3,12 @@ from chalice import Chalice
 
 from chalicelib import config
 from chalicelib.surfaces import accounts, asper_wallet, points_app, points_tracker, wallet_app
-from chalicelib.web import errors
+from chalicelib.web import errors, logs
 
 settings = config.load()
 app = Chalice(app_name="tally")
+logs.configure(settings.log_level)
+app.register_middleware(logs.log_requests, "http")  # first: it sees the final, shaped response
 app.register_middleware(errors.shape_chalice_errors, "http")
 
 SURFACES = {"accounts": accounts.surface, "points_tracker": points_tracker.surface, "points_app": points_app.surface,

@@ -30,6 +30,7 @@ from tools.local_http import request_json as http
 
 os.environ.update({name: value for name, value in dynamodb_local.LOCAL_CREDENTIALS.items()
                    if name not in os.environ})
+os.environ.setdefault("TALLY_LOG_LEVEL", "WARNING")  # request lines would drown the figures
 EXTERNAL_ENDPOINT = dynamodb_local.endpoint_from_environment()
 
 

@@ -67,6 +67,7 @@ class Settings:
     jwt_secret: str = field(default=_PROCESS_SECRET, repr=False)
     jwt_access_minutes: int = 5
     jwt_refresh_minutes: int = 30 * 24 * 60
+    log_level: str = "INFO"  # one JSON line per request at INFO; 5xx at ERROR
     # Wallet floors, in minor units: seed 002 (MINIMUM_BALANCE) and seed 003.
     wallet_app_minimum: int = 2000
     asper_wallet_minimum: int = 10000
@@ -98,6 +99,7 @@ def load(environ: Mapping[str, str] = os.environ) -> Settings:
         backoff_cap_ms=_int(environ, "TALLY_BACKOFF_CAP_MS", 50),
         idempotency_key_hours=_int(environ, "TALLY_IDEMPOTENCY_KEY_HOURS", 24, minimum=24),
         jwt_secret=jwt_secret,
+        log_level=environ.get("TALLY_LOG_LEVEL") or "INFO",
         jwt_access_minutes=_int(environ, "JWT_ACCESS_TOKEN_EXPIRES", 5, minimum=1),
         jwt_refresh_minutes=_int(environ, "JWT_REFRESH_TOKEN_EXPIRES", 30 * 24 * 60, minimum=1),
         wallet_app_minimum=_money(environ, "MINIMUM_BALANCE", "20"),

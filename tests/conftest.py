@@ -13,7 +13,8 @@ EXTERNAL_ENDPOINT = dynamodb_local.endpoint_from_environment()
 for _name in ("DYNAMODB_ENDPOINT", "AWS_ENDPOINT_URL_DYNAMODB", "AWS_ENDPOINT_URL", "AWS_PROFILE"):
     os.environ.pop(_name, None)
 os.environ.update(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing",
-                  AWS_SESSION_TOKEN="testing", AWS_DEFAULT_REGION="us-east-1", TALLY_STAGE="test")
+                  AWS_SESSION_TOKEN="testing", AWS_DEFAULT_REGION="us-east-1", TALLY_STAGE="test",
+                  TALLY_LOG_LEVEL="WARNING")
 
 import pytest  # noqa: E402
 from chalice.test import Client  # noqa: E402

@@ -198,3 +198,21 @@ def test_request_budgets_hold_whatever_the_number_of_accounts(client):
         requests.reset()
         client.http.get("/max_transaction_volume")
         assert requests.total == 2
+
+
+def test_each_request_leaves_one_json_log_line_with_its_request_id(client, capsys):
+    from chalicelib.web import logs
+
+    logs.configure("INFO")
+    try:
+        client.http.get("/ping")
+        client.http.get(f"/balance/{new_id()}")
+    finally:
+        logs.configure("WARNING")
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [(line["method"], line["route"], line["status"]) for line in lines] == [
+        ("GET", "/ping", 200), ("GET", "/balance/{account_id}", 404)]
+    # API Gateway's id (`request_id`) is absent under the test client; Lambda's is always there.
+    assert all("request_id" in line and line["lambda_request_id"] for line in lines)
+    assert all(line["level"] == "INFO" and line["ms"] >= 0 for line in lines)
+    assert lines[1]["error_code"] == "not_found"
