@@ -16,11 +16,9 @@ def journal(book: Ledger, account_id: str) -> list[EntryModel]:
     return list(EntryModel.query(book.account_key(account_id), consistent_read=True))
 
 
-INJECTED = json.dumps({"__type": "com.amazonaws.dynamodb.v20120810#InternalServerError",
-                       "message": "injected fault"}).encode()
-
-
 class Body:
+    """A canned HTTP body, as botocore reads one."""
+
     def __init__(self, data: bytes) -> None:
         self._data = data
 
@@ -32,37 +30,48 @@ class Crash(BaseException):
     """The process dies here: not an Exception, so no handler of ours catches it."""
 
 
-class TransactWriteFaults:
-    """Stands between botocore and DynamoDB for TransactWriteItems.
+class DynamoDBFaults:
+    """Stands between botocore and DynamoDB for one operation, on every client Tally uses.
 
-    Sends 1..`failures` fail; the first `forward` of them reach DynamoDB first (the write lands,
+    Sends 1..`failures` fail with `code`; the first `forward` of them reach DynamoDB first (the write lands,
     its answer is lost). Send number `crash_at` dies before it is sent.
     """
 
-    def __init__(self, failures: int = 0, forward: int = 0, crash_at: int | None = None) -> None:
-        self.failures, self.forward, self.crash_at = failures, forward, crash_at
-        self.tokens: list[str] = []
+    def __init__(self, operation: str = "TransactWriteItems", failures: int = 0, forward: int = 0,
+                 crash_at: int | None = None, code: str = "InternalServerError") -> None:
+        self.operation, self.failures, self.forward, self.crash_at = operation, failures, forward, crash_at
+        self.status = 500 if code == "InternalServerError" else 400
+        self.body = json.dumps({"__type": f"com.amazonaws.dynamodb.v20120810#{code}",
+                                "message": "injected fault"}).encode()
+        self.tokens: list[str | None] = []
 
     def __call__(self, request, **_kwargs):
-        self.tokens.append(json.loads(request.body)["ClientRequestToken"])
+        self.tokens.append(json.loads(request.body).get("ClientRequestToken"))
         sent = len(self.tokens)
         if sent == self.crash_at:
-            raise Crash(f"crashed before TransactWriteItems #{sent}")
+            raise Crash(f"crashed before {self.operation} #{sent}")
         if sent > self.failures:
             return None  # let botocore send it
         if sent <= self.forward:
             forwarded = urllib.request.Request(request.url, data=request.body, method=request.method,
                                                headers=dict(request.headers))
             urllib.request.urlopen(forwarded, timeout=30).read()  # it lands; its answer is dropped
-        return AWSResponse(request.url, 500, {"x-amzn-requestid": "injected"}, Body(INJECTED))
+        return AWSResponse(request.url, self.status, {"x-amzn-requestid": "injected"}, Body(self.body))
 
     def __enter__(self):
-        self._events = models.transaction_connection.client.meta.events
-        self._events.register_first("before-send.dynamodb.TransactWriteItems", self)
+        clients = [model._get_connection().connection.client for model in models.MODELS.values()]
+        self._clients = list({id(client): client for client in [*clients, models.transaction_connection.client]}
+                             .values())
+        for client in self._clients:
+            client.meta.events.register_first(f"before-send.dynamodb.{self.operation}", self)
         return self
 
     def __exit__(self, *_exc):
-        self._events.unregister("before-send.dynamodb.TransactWriteItems", self)
+        for client in self._clients:
+            client.meta.events.unregister(f"before-send.dynamodb.{self.operation}", self)
+
+
+TransactWriteFaults = DynamoDBFaults  # its default operation
 
 
 class LaggingIndex:

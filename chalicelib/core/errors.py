@@ -63,3 +63,9 @@ class Forbidden(LedgerError):
     """Valid credentials of someone who may not touch this resource."""
 
     code = "forbidden"
+
+
+class Unavailable(Contention):
+    """The datastore did not answer in time (throttled, unavailable, timed out) and its retries ran out."""
+
+    code = "unavailable"

@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from pynamodb.exceptions import DoesNotExist, PynamoDBException, TransactGetError, TransactWriteError
+from pynamodb.exceptions import DoesNotExist, TransactGetError, TransactWriteError
 from pynamodb.expressions.condition import Condition
 from pynamodb.models import Model
 from pynamodb.transactions import TransactGet, TransactWrite
@@ -31,6 +31,7 @@ from pynamodb.transactions import TransactGet, TransactWrite
 from chalicelib.config import Settings, load
 from chalicelib.core import models
 from chalicelib.core.errors import Contention, FloorBreached, Forbidden, IdempotencyConflict, InvalidRequest, NotFound
+from chalicelib.core.guard import datastore_guarded, is_client_fault
 from chalicelib.core.models import AccountModel, CounterModel, EntryModel, IdempotencyModel
 
 
@@ -171,6 +172,7 @@ class _Plan:
     extension: Extension
 
 
+@datastore_guarded
 class Ledger:
     """A book of accounts (one per surface): account ids are unique within a book."""
 
@@ -528,9 +530,3 @@ def _decode_cursor(cursor: str | None) -> dict | None:
 def _fingerprint(request: dict) -> str:
     canonical = json.dumps(request, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(canonical.encode()).hexdigest()
-
-
-def is_client_fault(error: PynamoDBException) -> bool:
-    return error.cause_response_code in {"ValidationException", "ResourceNotFoundException",
-                                         "AccessDeniedException", "SerializationException",
-                                         "IdempotentParameterMismatchException"}

@@ -32,6 +32,7 @@ from pynamodb.transactions import TransactWrite
 
 from chalicelib.core import models
 from chalicelib.core.errors import Contention, InsufficientPoints, InvalidRequest
+from chalicelib.core.guard import datastore_guarded, is_client_fault
 from chalicelib.core.ledger import (
     Draft,
     Extension,
@@ -39,7 +40,6 @@ from chalicelib.core.ledger import (
     Posting,
     RetryBudget,
     Stale,
-    is_client_fault,
     require_int,
     stamp,
 )
@@ -75,6 +75,7 @@ class _Planned:
     parts: int
 
 
+@datastore_guarded
 class PointsBook:
     """The points holders of one book (one per surface)."""
 

@@ -22,13 +22,13 @@ from pynamodb.transactions import TransactGet, TransactWrite
 
 from chalicelib.core import models
 from chalicelib.core.errors import AlreadyExists, Contention, Forbidden, InvalidRequest, NotFound
+from chalicelib.core.guard import datastore_guarded, is_client_fault
 from chalicelib.core.ledger import (
     Extension,
     Ledger,
     Page,
     Posting,
     Totals,
-    is_client_fault,
     require_int,
     resolved,
     stamp,
@@ -77,6 +77,7 @@ class Movement:
         return f"{self.wallet_id}-{self.seq}"
 
 
+@datastore_guarded
 class Directory:
     """Users and the unique names that point at them."""
 
@@ -102,6 +103,7 @@ class Directory:
         return User(user_id, phone_number, created_at)
 
 
+@datastore_guarded
 class Wallets:
     """Wallets are accounts of the `wallets` book, keyed by wallet id."""
 

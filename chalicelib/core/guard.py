@@ -1,0 +1,44 @@
+"""Transient datastore failures leave the services as `Unavailable`, never as PynamoDB or botocore types.
+
+Applied to each service class: every public method that reaches DynamoDB turns an exhausted throttle, a 5xx
+or a timeout (after botocore's own retries) into `Unavailable` (HTTP 503 with Retry-After). A client fault
+(a malformed request: a bug of ours) is not hidden.
+"""
+from __future__ import annotations
+
+import functools
+
+from botocore.exceptions import BotoCoreError
+from pynamodb.exceptions import PynamoDBException
+
+from chalicelib.core.errors import Unavailable
+
+_CLIENT_FAULTS = {"ValidationException", "ResourceNotFoundException", "AccessDeniedException",
+                  "SerializationException", "IdempotentParameterMismatchException"}
+_MESSAGE = "the datastore is unavailable right now; retry (a write with the same idempotency key)"
+
+
+def is_client_fault(error: PynamoDBException) -> bool:
+    return error.cause_response_code in _CLIENT_FAULTS
+
+
+def _guard(method):
+    @functools.wraps(method)
+    def guarded(*args, **kwargs):
+        try:
+            return method(*args, **kwargs)
+        except PynamoDBException as error:
+            if is_client_fault(error):
+                raise
+            raise Unavailable(_MESSAGE) from error
+        except BotoCoreError as error:  # connection refused or reset, read timeout
+            raise Unavailable(_MESSAGE) from error
+    return guarded
+
+
+def datastore_guarded(cls):
+    """Class decorator: guard every public method."""
+    for name, member in list(vars(cls).items()):
+        if callable(member) and not name.startswith("_") and not isinstance(member, staticmethod | type):
+            setattr(cls, name, _guard(member))
+    return cls
