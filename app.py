@@ -2,7 +2,7 @@
 from chalice import Chalice
 
 from chalicelib import config
-from chalicelib.surfaces import accounts, asper_wallet, points_app, points_tracker, wallet_app
+from chalicelib.surfaces import accounts, asper_wallet, docs, points_app, points_tracker, wallet_app
 from chalicelib.web import errors, logs
 
 settings = config.load()
@@ -16,3 +16,5 @@ SURFACES = {"accounts": accounts.surface, "points_tracker": points_tracker.surfa
 for name, prefix in settings.mounts.items():
     if prefix is not None:
         app.register_blueprint(SURFACES[name].blueprint, url_prefix=prefix or None)
+docs.mounted = tuple((prefix, SURFACES[name]) for name, prefix in settings.mounts.items() if prefix is not None)
+app.register_blueprint(docs.surface.blueprint)

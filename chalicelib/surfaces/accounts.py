@@ -8,7 +8,7 @@ from chalicelib.core.ledger import Ledger, Posting
 from chalicelib.web.routing import Surface
 from chalicelib.web.validation import parse_body, parse_uuid
 
-surface = Surface(__name__)
+surface = Surface(__name__, schemas="chalicelib.surfaces.accounts_schemas")
 # Its own book of accounts; the book ranks accounts by transaction count.
 ledger = Ledger("accounts", track_volume=True)
 
@@ -18,12 +18,13 @@ def _transaction(posting: Posting, transaction_id: str) -> dict:
             "amount": posting.amount, "balance": posting.balance_after, "created_at": posting.created_at}
 
 
-@surface.route("/ping", "GET")
+@surface.route("/ping", "GET", response="Ping")
 def ping():
     return {"status": "ok"}
 
 
-@surface.route("/amount", "POST")
+@surface.route("/amount", "POST", request="AmountRequest", response="AmountTransaction", errors=(409,),
+               headers=(("Transaction-Id", True, {"type": "string", "format": "uuid"}),))
 def create_transaction():
     # Request models load on first use: pydantic costs ~100 ms of import on a cold start.
     from chalicelib.surfaces.accounts_schemas import AmountRequest
@@ -34,18 +35,18 @@ def create_transaction():
     return _transaction(posting, transaction_id)
 
 
-@surface.route("/transaction/{transaction_id}", "GET")
+@surface.route("/transaction/{transaction_id}", "GET", response="TransactionRead", errors=(404,))
 def get_transaction(transaction_id: str):
     posting = ledger.posting_by_key(_path_uuid(transaction_id))
     return {"account_id": posting.account_id, "amount": posting.amount}
 
 
-@surface.route("/balance/{account_id}", "GET")
+@surface.route("/balance/{account_id}", "GET", response="BalanceOut", errors=(404,))
 def get_balance(account_id: str):
     return {"balance": ledger.balance(_path_uuid(account_id)).balance}
 
 
-@surface.route("/max_transaction_volume", "GET")
+@surface.route("/max_transaction_volume", "GET", response="MaxVolume")
 def max_transaction_volume():
     leaders = ledger.volume_leaders()
     return {"maxVolume": leaders.max_volume, "accounts": leaders.account_ids}

@@ -7,16 +7,16 @@ from datetime import UTC, datetime, time
 
 from chalicelib.core.errors import AlreadyExists, InvalidRequest, NotFound
 from chalicelib.surfaces.wallets_common import KEY_TTL_SECONDS, directory, settings, wallets
-from chalicelib.web.routing import Surface
+from chalicelib.web.routing import IDEMPOTENCY_KEY, Surface
 from chalicelib.web.schema_types import money_json
 from chalicelib.web.validation import parse_body, parse_idempotency_key, parse_int, parse_timestamp
 
 # The original answers 400 for a taken phone, a second wallet and an unknown user or wallet.
-surface = Surface(__name__, statuses={AlreadyExists: 400, NotFound: 400})
+surface = Surface(__name__, schemas="chalicelib.surfaces.wallet_schemas", statuses={AlreadyExists: 400, NotFound: 400})
 WALLET_TYPE = "default"
 
 
-@surface.route("/register", "POST", status=201)
+@surface.route("/register", "POST", status=201, request="RegisterRequest", response="AsperRegistered")
 def register():
     from chalicelib.surfaces.wallet_schemas import RegisterRequest
 
@@ -24,7 +24,7 @@ def register():
     return {"message": "user registered", "user_id": user.user_id}
 
 
-@surface.route("/wallet/create", "POST", status=201)
+@surface.route("/wallet/create", "POST", status=201, request="AsperWalletCreateRequest", response="WalletId")
 def create_wallet():
     from chalicelib.surfaces.wallet_schemas import AsperWalletCreateRequest
 
@@ -33,7 +33,8 @@ def create_wallet():
     return {"wallet_id": wallet.wallet_id}
 
 
-@surface.route("/wallet/credit", "POST")
+@surface.route("/wallet/credit", "POST", request="CreditRequest", response="NewBalance", errors=(409,),
+               headers=(IDEMPOTENCY_KEY,))
 def credit():
     from chalicelib.surfaces.wallet_schemas import CreditRequest
 
@@ -41,7 +42,8 @@ def credit():
     return _moved(body.wallet_id, body.amount, settings.asper_wallet_minimum)
 
 
-@surface.route("/wallet/debit", "POST")
+@surface.route("/wallet/debit", "POST", request="DebitRequest", response="NewBalance", errors=(409,),
+               headers=(IDEMPOTENCY_KEY,))
 def debit():
     from chalicelib.surfaces.wallet_schemas import DebitRequest
 
@@ -51,12 +53,14 @@ def debit():
     return _moved(body.wallet_id, -body.amount, minimum)
 
 
-@surface.route("/wallet/balance/{wallet_id}", "GET")
+@surface.route("/wallet/balance/{wallet_id}", "GET", response="AsperBalance", errors=(400,))
 def balance(wallet_id: str):
     return {"balance": money_json(wallets.get(_wallet_id(wallet_id), wallet_type=WALLET_TYPE).balance)}
 
 
-@surface.route("/wallet/transactions", "GET")
+@surface.route("/wallet/transactions", "GET", response="AsperHistory", errors=(400,),
+               query=(("wallet_id", True, {"type": "integer", "minimum": 1}), ("start_date", False, {"type": "string"}),
+                      ("end_date", False, {"type": "string"})))
 def transactions():
     query = surface.request.query_params or {}
     wallet_id = parse_int("wallet_id", query.get("wallet_id"))

@@ -5,15 +5,16 @@ from __future__ import annotations
 
 from chalicelib.core.points import PointsBook
 from chalicelib.surfaces import points_common
-from chalicelib.web.routing import Surface
+from chalicelib.web.routing import IDEMPOTENCY_KEY, Surface
 from chalicelib.web.validation import parse_body
 
-surface = Surface(__name__)
+surface = Surface(__name__, schemas="chalicelib.surfaces.points_schemas")
 book = PointsBook("points")
 HOLDER = "holder"
 
 
-@surface.route("/transaction", "POST", status=201)
+@surface.route("/transaction", "POST", status=201, request="EarnRequest", response="Earned", errors=(409,),
+               headers=(IDEMPOTENCY_KEY,))
 def add_transaction():
     from chalicelib.surfaces.points_schemas import EarnRequest
 
@@ -22,7 +23,8 @@ def add_transaction():
     return points_common.earned(body.payer, change)
 
 
-@surface.route("/spend_points", "PUT")
+@surface.route("/spend_points", "PUT", request="SpendRequest", response="Balances", errors=(409,),
+               headers=(IDEMPOTENCY_KEY,))
 def spend_points():
     from chalicelib.surfaces.points_schemas import SpendRequest
 
@@ -32,6 +34,6 @@ def spend_points():
     return change.balances if change.balances is not None else book.balances(HOLDER)
 
 
-@surface.route("/", "GET")
+@surface.route("/", "GET", response="Balances")
 def balances():
     return book.balances(HOLDER)

@@ -3,7 +3,7 @@
 They check types only; the rules on values (non-zero, positive, enough points) are the core's."""
 from typing import Annotated
 
-from pydantic import Field
+from pydantic import Field, RootModel
 
 from chalicelib.web.schema_types import Int64, StrictBody
 
@@ -25,3 +25,22 @@ class AddRequest(EarnRequest):
 
 class SpendRequest(StrictBody):
     points: Int64
+
+
+class Earned(StrictBody):
+    payer: str
+    points: int
+    timestamp: str
+
+
+class PayerPoints(StrictBody):
+    payer: str
+    points: int
+
+
+class SpentByPayer(RootModel[list[PayerPoints]]):
+    """One entry per payer, points negative, in the order the payers were touched."""
+
+
+class Balances(RootModel[dict[str, int]]):
+    """Every payer's balance, zeros included."""

@@ -6,15 +6,15 @@ from __future__ import annotations
 from chalicelib.core.ledger import stamp
 from chalicelib.core.points import PointsBook
 from chalicelib.surfaces import points_common
-from chalicelib.web.routing import Surface
+from chalicelib.web.routing import IDEMPOTENCY_KEY, Surface
 from chalicelib.web.validation import parse_body, parse_timestamp
 
-surface = Surface(__name__)
+surface = Surface(__name__, schemas="chalicelib.surfaces.points_schemas")
 book = PointsBook("tracker")
 HOLDER = "holder"
 
 
-@surface.route("/add", "POST")
+@surface.route("/add", "POST", request="AddRequest", response="Earned", errors=(409,), headers=(IDEMPOTENCY_KEY,))
 def add_points():
     from chalicelib.surfaces.points_schemas import AddRequest
 
@@ -25,7 +25,8 @@ def add_points():
     return points_common.earned(body.payer, change, stamp(timestamp))
 
 
-@surface.route("/spend", "POST")
+@surface.route("/spend", "POST", request="SpendRequest", response="SpentByPayer", errors=(409,),
+               headers=(IDEMPOTENCY_KEY,))
 def spend_points():
     from chalicelib.surfaces.points_schemas import SpendRequest
 
@@ -34,6 +35,6 @@ def spend_points():
     return [{"payer": payer, "points": points} for payer, points in change.by_payer]
 
 
-@surface.route("/balance", "GET")
+@surface.route("/balance", "GET", response="Balances")
 def balances():
     return book.balances(HOLDER)

@@ -5,11 +5,11 @@ from chalicelib.core.errors import InvalidRequest, NotFound
 from chalicelib.core.wallets import Movement, Wallet
 from chalicelib.surfaces.wallets_common import KEY_TTL_SECONDS, directory, settings, wallets
 from chalicelib.web import auth
-from chalicelib.web.routing import Surface
+from chalicelib.web.routing import IDEMPOTENCY_KEY, Surface
 from chalicelib.web.schema_types import money_json
 from chalicelib.web.validation import parse_body, parse_idempotency_key, parse_int, parse_timestamp
 
-surface = Surface(__name__)
+surface = Surface(__name__, schemas="chalicelib.surfaces.wallet_schemas")
 
 
 def _wallet(wallet: Wallet) -> dict:
@@ -36,7 +36,7 @@ def _path_id(name: str, value: str) -> int:
         raise NotFound(f"{name} {value} not found") from None
 
 
-@surface.route("/api/v1/users", "POST", status=201)
+@surface.route("/api/v1/users", "POST", status=201, request="RegisterRequest", response="Registered", errors=(409,))
 def register():
     from chalicelib.surfaces.wallet_schemas import RegisterRequest
 
@@ -46,13 +46,14 @@ def register():
             "refresh_token": auth.issue(settings, user.user_id, auth.REFRESH)}
 
 
-@surface.route("/api/v1/token/refresh", "POST")
+@surface.route("/api/v1/token/refresh", "POST", response="AccessToken", errors=(401,), bearer=True)
 def refresh():
     user_id = auth.authenticated_user(settings, surface.request.headers, kind=auth.REFRESH)
     return {"access_token": auth.issue(settings, user_id, auth.ACCESS)}
 
 
-@surface.route("/api/v1/wallet/create", "POST", status=201)
+@surface.route("/api/v1/wallet/create", "POST", status=201, request="WalletCreateRequest", response="WalletOut",
+               errors=(404, 409), bearer=True)
 def create_wallet():
     from chalicelib.surfaces.wallet_schemas import WalletCreateRequest
 
@@ -62,13 +63,14 @@ def create_wallet():
     return _wallet(wallets.create(body.user_id, body.type, floor=settings.wallet_app_minimum))
 
 
-@surface.route("/api/v1/wallet/get/{user_id}/{wallet_type}", "GET")
+@surface.route("/api/v1/wallet/get/{user_id}/{wallet_type}", "GET", response="WalletOut", errors=(404,), bearer=True)
 def get_wallet(user_id: str, wallet_type: str):
     caller = auth.must_be(_caller(), _path_id("user_id", user_id))
     return _wallet(wallets.find(caller, wallet_type))
 
 
-@surface.route("/api/v1/transactions/create", "POST", status=201)
+@surface.route("/api/v1/transactions/create", "POST", status=201, request="TransactionRequest",
+               response="TransactionOut", errors=(404, 409), bearer=True, headers=(IDEMPOTENCY_KEY,))
 def create_transaction():
     from chalicelib.surfaces.wallet_schemas import TransactionRequest
 
@@ -82,7 +84,9 @@ def create_transaction():
     return _transaction(movement)
 
 
-@surface.route("/api/v1/transactions/get/{user_id}/{wallet_id}", "GET")
+@surface.route("/api/v1/transactions/get/{user_id}/{wallet_id}", "GET", response="TransactionPage", errors=(400, 404),
+               bearer=True, query=(("limit", False, {"type": "integer", "minimum": 1, "maximum": 1000}),
+                                   ("cursor", False, {"type": "string"})))
 def list_transactions(user_id: str, wallet_id: str):
     caller = auth.must_be(_caller(), _path_id("user_id", user_id))
     query = surface.request.query_params or {}
@@ -92,7 +96,8 @@ def list_transactions(user_id: str, wallet_id: str):
     return {"transactions": [_transaction(movement) for movement in movements], "next_cursor": cursor}
 
 
-@surface.route("/api/v1/transactions/get/total_in_period", "POST")
+@surface.route("/api/v1/transactions/get/total_in_period", "POST", request="PeriodRequest", response="Totals",
+               errors=(404,), bearer=True)
 def total_in_period():
     from chalicelib.surfaces.wallet_schemas import PeriodRequest
 

@@ -1,7 +1,7 @@
 """Request models of the wallet surfaces, seeds 002 and 003 (loaded on first use)."""
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, StrictBool, StrictInt
 
@@ -48,3 +48,70 @@ class CreditRequest(StrictBody):
 
 class DebitRequest(CreditRequest):
     minimum_balance: MoneyOrZero | None = None
+
+
+class Registered(StrictBody):
+    user_id: int
+    phone_number: str
+    access_token: str
+    refresh_token: str
+
+
+class AccessToken(StrictBody):
+    access_token: str
+
+
+class WalletOut(StrictBody):
+    wallet_id: int
+    user_id: int
+    type: str
+    balance: float
+
+
+class TransactionOut(StrictBody):
+    transaction_id: str
+    wallet_id: int
+    amount: float
+    is_credit: bool
+    balance: float
+    created_at: str
+
+
+class TransactionPage(StrictBody):
+    transactions: list[TransactionOut]
+    next_cursor: str | None
+
+
+class Totals(StrictBody):
+    total_credit: float
+    total_debit: float
+    count: int
+
+
+class AsperRegistered(StrictBody):
+    message: str
+    user_id: int
+
+
+class WalletId(StrictBody):
+    wallet_id: int
+
+
+class NewBalance(StrictBody):
+    new_balance: float
+
+
+class AsperBalance(StrictBody):
+    balance: float
+
+
+class HistoryItem(StrictBody):
+    amount: float
+    type: Literal["credit", "debit"]
+    date: str
+
+
+class AsperHistory(StrictBody):
+    total_credit: float
+    total_debit: float
+    history: list[HistoryItem]

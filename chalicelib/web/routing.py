@@ -6,6 +6,7 @@ API Gateway (unlike `chalice local`) answers an unregistered method with 403.
 from __future__ import annotations
 
 import functools
+from dataclasses import dataclass
 
 from chalice import Blueprint
 
@@ -15,22 +16,48 @@ from chalicelib.web import errors
 HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 
 
+# The optional retry key of every write that takes one (documented as a header).
+IDEMPOTENCY_KEY = ("Idempotency-Key", False, {"type": "string", "minLength": 1, "maxLength": 255})
+
+
+@dataclass(frozen=True)
+class Operation:
+    """What the OpenAPI document says of a route. Models are named, not imported: they load on first use."""
+
+    path: str
+    method: str
+    status: int
+    summary: str
+    request: str | None = None  # a request model of the surface's schema module
+    response: str | None = None  # a response model of the surface's schema module
+    errors: tuple[int, ...] = ()
+    bearer: bool = False  # needs `Authorization: Bearer <access token>`
+    headers: tuple[tuple[str, bool, dict], ...] = ()  # (name, required, JSON schema)
+    query: tuple[tuple[str, bool, dict], ...] = ()
+
+
 class Surface:
-    def __init__(self, import_name: str, statuses: dict[type[LedgerError], int] | None = None) -> None:
-        """`statuses`: where this surface's contract gives a domain error another status than the default."""
+    def __init__(self, import_name: str, schemas: str | None = None,
+                 statuses: dict[type[LedgerError], int] | None = None) -> None:
+        """`schemas`: the module of its request and response models; `statuses`: where this surface's
+        contract gives a domain error another status than the default."""
         self.blueprint = Blueprint(import_name)
+        self.schemas = schemas
         self.statuses = statuses
+        self.operations: list[Operation] = []
 
     @property
     def request(self):
         return self.blueprint.current_request
 
-    def route(self, path: str, method: str, *, status: int = 200):
-        """Register `view` for `method` on `path`.
+    def route(self, path: str, method: str, *, status: int = 200, **documented):
+        """Register `view` for `method` on `path`; `documented` are the other fields of its `Operation`.
 
         The view returns a JSON-able body (sent with `status`) or a Response.
         """
         def register(view):
+            summary = (view.__doc__ or view.__name__.replace("_", " ")).strip().splitlines()[0]
+            self.operations.append(Operation(path, method, status, summary, **documented))
             @functools.wraps(view)
             def respond(**path_params):
                 try:

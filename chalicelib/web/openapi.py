@@ -1,0 +1,81 @@
+"""The OpenAPI 3.1 document of every mounted surface, built from the routes' own records and the same
+pydantic models that validate requests (no hand-kept copy). Built once, on the first request for it."""
+from __future__ import annotations
+
+import functools
+import importlib
+import re
+
+from chalicelib.web.routing import Operation, Surface
+
+ERROR = {"type": "object", "required": ["error"], "additionalProperties": True,
+         "properties": {"error": {"type": "string", "description": "what is wrong, naming the field or rule"},
+                        "code": {"type": "string", "description": "a machine code"}}}
+REASONS = {400: "Bad request: a malformed body, a missing or ill-typed field, a rule broken; nothing written",
+           401: "No valid bearer token", 403: "Another user's resource", 404: "Not found",
+           409: "Taken, or an idempotency key reused with another request", 415: "Content-Type is not JSON",
+           503: "Busy or unavailable; nothing written, or retry with the same key (Retry-After)"}
+
+
+@functools.cache
+def document(mounted: tuple[tuple[str, Surface], ...]) -> dict:
+    schemas: dict = {"Error": ERROR}
+    paths: dict = {}
+    for prefix, surface in mounted:
+        module = importlib.import_module(surface.schemas) if surface.schemas else None
+        for operation in surface.operations:
+            path = (prefix + operation.path).rstrip("/") or "/"
+            paths.setdefault(path, {})[operation.method.lower()] = _operation(operation, module, schemas)
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "Tally", "version": "1.0.0",
+                 "description": "Ledger for loyalty points and wallets: the five seed APIs, unchanged."},
+        "paths": paths,
+        "components": {"schemas": schemas,
+                       "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}}},
+    }
+
+
+def _operation(operation: Operation, module, schemas: dict) -> dict:
+    parameters = [{"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+                  for name in re.findall(r"{(\w+)}", operation.path)]
+    parameters += [{"name": name, "in": "header", "required": required, "schema": schema}
+                   for name, required, schema in operation.headers]
+    parameters += [{"name": name, "in": "query", "required": required, "schema": schema}
+                   for name, required, schema in operation.query]
+    success = {"description": "OK"}
+    if operation.response:
+        success["content"] = {"application/json": {"schema": _schema(getattr(module, operation.response), schemas)}}
+    errors = set(operation.errors) | {503}
+    if operation.request:
+        errors |= {400, 415}
+    if operation.bearer:
+        errors |= {401, 403}
+    body = {"summary": operation.summary, "operationId": f"{operation.method.lower()}{_name(operation.path)}",
+            "responses": {str(operation.status): success, **{
+                str(status): {"description": REASONS[status],
+                              "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+                for status in sorted(errors)}}}
+    if parameters:
+        body["parameters"] = parameters
+    if operation.request:
+        body["requestBody"] = {"required": True, "content": {"application/json": {
+            "schema": _schema(getattr(module, operation.request), schemas)}}}
+    if operation.bearer:
+        body["security"] = [{"bearer": []}]
+    return body
+
+
+def _schema(model, schemas: dict) -> dict:
+    """The model's JSON schema, its nested models moved to components."""
+    schema = model.model_json_schema(ref_template="#/components/schemas/{model}", mode="serialization")
+    name = model.__name__
+    for component, definition in [*schema.pop("$defs", {}).items(), (name, schema)]:
+        if schemas.setdefault(component, definition) != definition:
+            raise ValueError(f"two models are named {component}: rename one")
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _name(path: str) -> str:
+    words = re.findall(r"[A-Za-z0-9]+", path) or ["root"]
+    return "".join(word.capitalize() for word in words)
