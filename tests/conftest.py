@@ -66,3 +66,12 @@ def _http_server():
 def live_server(local_tables, _http_server):
     """The real HTTP stack, backed by this test's tables on DynamoDB Local."""
     return _http_server
+
+
+@pytest.fixture
+def verified_afterwards(local_tables):
+    """After the test, the whole stored ledger still verifies (`make verify`'s check)."""
+    from tools.verify import verify_tables
+
+    yield
+    assert verify_tables().violations == []

@@ -5,6 +5,7 @@ import json
 import urllib.request
 
 from botocore.awsrequest import AWSResponse
+from botocore.exceptions import ReadTimeoutError
 
 from chalicelib.core import models
 from chalicelib.core.ledger import Ledger
@@ -33,13 +34,15 @@ class Crash(BaseException):
 class DynamoDBFaults:
     """Stands between botocore and DynamoDB for one operation, on every client Tally uses.
 
-    Sends 1..`failures` fail with `code`; the first `forward` of them reach DynamoDB first (the write lands,
-    its answer is lost). Send number `crash_at` dies before it is sent.
+    Sends 1..`failures` fail with `code` (an error DynamoDB answers, or "timeout": no answer before the read
+    timeout); the first `forward` of them reach DynamoDB first (the write lands, its answer is lost). Send number
+    `crash_at` dies before it is sent.
     """
 
     def __init__(self, operation: str = "TransactWriteItems", failures: int = 0, forward: int = 0,
                  crash_at: int | None = None, code: str = "InternalServerError") -> None:
         self.operation, self.failures, self.forward, self.crash_at = operation, failures, forward, crash_at
+        self.code = code
         self.status = 500 if code == "InternalServerError" else 400
         self.body = json.dumps({"__type": f"com.amazonaws.dynamodb.v20120810#{code}",
                                 "message": "injected fault"}).encode()
@@ -56,6 +59,8 @@ class DynamoDBFaults:
             forwarded = urllib.request.Request(request.url, data=request.body, method=request.method,
                                                headers=dict(request.headers))
             urllib.request.urlopen(forwarded, timeout=30).read()  # it lands; its answer is dropped
+        if self.code == "timeout":
+            raise ReadTimeoutError(endpoint_url=request.url)
         return AWSResponse(request.url, self.status, {"x-amzn-requestid": "injected"}, Body(self.body))
 
     def __enter__(self):

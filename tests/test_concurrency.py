@@ -16,10 +16,8 @@ from chalicelib.surfaces.accounts import ledger as accounts_book
 from helpers import journal
 from tools.local_http import request_json as http
 
-pytestmark = pytest.mark.dynamodb_local
+pytestmark = [pytest.mark.dynamodb_local, pytest.mark.usefixtures("verified_afterwards")]
 THREADS = 16
-
-
 
 
 def assert_journal_chains(book: Ledger, account_id: str, balance: int, entry_count: int) -> list[EntryModel]:

@@ -27,6 +27,8 @@ FAULTS = {
     "write conflict": ("TransactWriteItems", "TransactionConflictException", 0),
     "write refused (500)": ("TransactWriteItems", "InternalServerError", 0),
     "write landed, answer lost": ("TransactWriteItems", "InternalServerError", 1),
+    "write landed, connection timed out": ("TransactWriteItems", "timeout", 1),
+    "read timed out": ("TransactGetItems", "timeout", 0),
 }
 FAILURES = 6  # more than botocore's own 4 sends: the ledger (or the client) must deal with it
 

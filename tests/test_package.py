@@ -42,12 +42,21 @@ def test_json_is_not_a_binary_media_type(template):
 
 def test_the_function_runtime_memory_timeout_and_secret(template):
     function = template["Resources"]["APIHandler"]["Properties"]
-    assert function["Runtime"] == infra.LAMBDA_RUNTIME == "python3.12"
+    assert function["Runtime"] == infra.LAMBDA_RUNTIME == "python3.11"
     assert (function["MemorySize"], function["Timeout"]) == (512, 29)
     variables = function["Environment"]["Variables"]
     assert variables["TALLY_STAGE"] == STAGE
     assert variables["JWT_SECRET_KEY"] == {"Fn::Sub": "{{resolve:secretsmanager:${JwtSecretName}:SecretString}}"}
     assert package.PLACEHOLDER_SECRET not in json.dumps(template)
+
+
+def test_every_compiled_extension_in_the_zip_is_for_the_pinned_runtime(template, tmp_path_factory):
+    import zipfile
+
+    abi = "cpython-" + infra.LAMBDA_RUNTIME.removeprefix("python").replace(".", "")
+    zip_path = next(tmp_path_factory.getbasetemp().glob("package*/prod/deployment.zip"))
+    extensions = [name for name in zipfile.ZipFile(zip_path).namelist() if name.endswith(".so")]
+    assert extensions and all(abi in name for name in extensions), extensions
 
 
 def test_the_role_has_the_stage_policy_and_nothing_else(template):

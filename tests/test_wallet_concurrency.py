@@ -11,7 +11,7 @@ from chalicelib.core.verify import check_account
 from chalicelib.surfaces.wallets_common import wallets
 from tools.local_http import request_json as http
 
-pytestmark = pytest.mark.dynamodb_local
+pytestmark = [pytest.mark.dynamodb_local, pytest.mark.usefixtures("verified_afterwards")]
 THREADS = 16
 
 

@@ -17,9 +17,10 @@ from chalicelib.core import models
 
 ROOT = Path(__file__).resolve().parent.parent
 INFRA = ROOT / "infra"
-# The Lambda runtime, pinned on purpose (Chalice would take the packaging Python's): 3.12 is the newest
-# runtime every dependency here ships wheels for and that AWS supports well into the future.
-LAMBDA_RUNTIME = "python3.12"
+# The Lambda runtime, pinned on purpose. Chalice builds the zip's compiled wheels (pydantic-core) for the
+# Python that runs `chalice package`, so the runtime must be that Python's: tools/package.py refuses any other.
+# 3.11 is this project's Python and an AWS Lambda runtime until mid-2027; to move, change both together.
+LAMBDA_RUNTIME = "python3.11"
 # Stages whose data must survive a stack deletion or a mistaken replace.
 PROTECTED_STAGES = {"prod"}
 # Idempotency records that are retry keys carry `expires_at`; seed 004's transaction ids never do.

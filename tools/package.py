@@ -22,6 +22,10 @@ PLACEHOLDER_SECRET = "packaging-only-placeholder"
 
 
 def package(stage: str, out_dir: Path) -> Path:
+    packaging_python = f"python{sys.version_info.major}.{sys.version_info.minor}"
+    if packaging_python != infra.LAMBDA_RUNTIME:
+        raise SystemExit(f"package with {infra.LAMBDA_RUNTIME} (the pinned Lambda runtime), not {packaging_python}: "
+                         "the zip's compiled wheels are built for the packaging Python")
     if infra.main(["--check"]) != 0:
         raise SystemExit(1)
     # Chalice imports the app under the stage's variables, and a deployed stage refuses to import without a

@@ -18,8 +18,15 @@ _CLIENT_FAULTS = {"ValidationException", "ResourceNotFoundException", "AccessDen
 _MESSAGE = "the datastore is unavailable right now; retry (a write with the same idempotency key)"
 
 
+def response_code(error: PynamoDBException) -> str | None:
+    """DynamoDB's error code behind a PynamoDB error; None when no answer came (a timeout, a reset).
+    (PynamoDB's own `cause_response_code` raises AttributeError for a cause whose `response` is None.)"""
+    response = getattr(error.cause, "response", None)
+    return response.get("Error", {}).get("Code") if isinstance(response, dict) else None
+
+
 def is_client_fault(error: PynamoDBException) -> bool:
-    return error.cause_response_code in _CLIENT_FAULTS
+    return response_code(error) in _CLIENT_FAULTS
 
 
 def _guard(method):

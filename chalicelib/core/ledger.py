@@ -31,7 +31,7 @@ from pynamodb.transactions import TransactGet, TransactWrite
 from chalicelib.config import Settings, load
 from chalicelib.core import models
 from chalicelib.core.errors import Contention, FloorBreached, Forbidden, IdempotencyConflict, InvalidRequest, NotFound
-from chalicelib.core.guard import datastore_guarded, is_client_fault
+from chalicelib.core.guard import datastore_guarded, is_client_fault, response_code
 from chalicelib.core.models import AccountModel, CounterModel, EntryModel, IdempotencyModel
 
 
@@ -441,7 +441,7 @@ class Ledger:
             self._decode(error, roles, plan)
 
     def _decode(self, error: TransactWriteError, roles: list[str], plan: _Plan) -> None:
-        if error.cause_response_code != "TransactionCanceledException":
+        if response_code(error) != "TransactionCanceledException":
             if is_client_fault(error):
                 raise  # a bug in the request, not a state of the world
             raise _Ambiguous() from error  # throttled, timed out, 5xx: resend with the same token

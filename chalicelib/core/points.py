@@ -32,7 +32,7 @@ from pynamodb.transactions import TransactWrite
 
 from chalicelib.core import models
 from chalicelib.core.errors import Contention, InsufficientPoints, InvalidRequest
-from chalicelib.core.guard import datastore_guarded, is_client_fault
+from chalicelib.core.guard import datastore_guarded, is_client_fault, response_code
 from chalicelib.core.ledger import (
     Draft,
     Extension,
@@ -247,7 +247,7 @@ class PointsBook:
         try:
             done.update(actions=[AccountModel.pending.remove()], condition=AccountModel.pending == ref)
         except UpdateError as error:
-            if error.cause_response_code != "ConditionalCheckFailedException":
+            if response_code(error) != "ConditionalCheckFailedException":
                 raise
             # Another request completed it first.
 
@@ -265,7 +265,7 @@ class PointsBook:
                         writes.update(lot, actions, condition=condition)
                 return
             except TransactWriteError as error:
-                if error.cause_response_code == "TransactionCanceledException":
+                if response_code(error) == "TransactionCanceledException":
                     if error.cancellation_reasons and error.cancellation_reasons[0] is not None \
                             and error.cancellation_reasons[0].code == "ConditionalCheckFailed":
                         return  # applied already, by another request

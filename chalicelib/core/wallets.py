@@ -22,7 +22,7 @@ from pynamodb.transactions import TransactGet, TransactWrite
 
 from chalicelib.core import models
 from chalicelib.core.errors import AlreadyExists, Contention, Forbidden, InvalidRequest, NotFound
-from chalicelib.core.guard import datastore_guarded, is_client_fault
+from chalicelib.core.guard import datastore_guarded, is_client_fault, response_code
 from chalicelib.core.ledger import (
     Extension,
     Ledger,
@@ -233,7 +233,7 @@ def _write_once(build) -> None:
                            client_request_token=str(uuid.uuid4())) as writes:
             build(writes)
     except TransactWriteError as error:
-        if error.cause_response_code == "TransactionCanceledException":
+        if response_code(error) == "TransactionCanceledException":
             codes = [reason.code if reason is not None else None for reason in error.cancellation_reasons or []]
             if "ConditionalCheckFailed" in codes:
                 raise _Refused(codes) from None
