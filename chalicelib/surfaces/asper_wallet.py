@@ -7,8 +7,8 @@ from datetime import UTC, datetime, time
 
 from chalicelib.core.errors import AlreadyExists, InvalidRequest, NotFound
 from chalicelib.surfaces.wallets_common import KEY_TTL_SECONDS, directory, settings, wallets
+from chalicelib.web.money import money_json
 from chalicelib.web.routing import IDEMPOTENCY_KEY, Surface
-from chalicelib.web.schema_types import money_json
 from chalicelib.web.validation import parse_body, parse_idempotency_key, parse_int, parse_timestamp
 
 # The original answers 400 for a taken phone, a second wallet and an unknown user or wallet.

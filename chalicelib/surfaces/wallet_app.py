@@ -5,8 +5,8 @@ from chalicelib.core.errors import InvalidRequest, NotFound
 from chalicelib.core.wallets import Movement, Wallet
 from chalicelib.surfaces.wallets_common import KEY_TTL_SECONDS, directory, settings, wallets
 from chalicelib.web import auth
+from chalicelib.web.money import money_json
 from chalicelib.web.routing import IDEMPOTENCY_KEY, Surface
-from chalicelib.web.schema_types import money_json
 from chalicelib.web.validation import parse_body, parse_idempotency_key, parse_int, parse_timestamp
 
 surface = Surface(__name__, schemas="chalicelib.surfaces.wallet_schemas")

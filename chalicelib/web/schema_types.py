@@ -43,8 +43,3 @@ Money = Annotated[int, PlainValidator(_minor_units(1)),
                   WithJsonSchema({"type": "number", "exclusiveMinimum": 0, "multipleOf": 0.01})]
 MoneyOrZero = Annotated[int, PlainValidator(_minor_units(0)),
                         WithJsonSchema({"type": "number", "minimum": 0, "multipleOf": 0.01})]
-
-
-def money_json(units: int) -> int | float:
-    """Minor units back as a JSON number: 1050 -> 10.5, 10000 -> 100."""
-    return units // 100 if units % 100 == 0 else units / 100
