@@ -1,12 +1,13 @@
 """`make run`: DynamoDB Local (or the endpoint in the environment), tables, then `chalice local`.
 
 Everything listens on 127.0.0.1; the data persists under `.data/dynamodb`;
-the server stops after TALLY_RUN_SECONDS (default 8 hours) or on Ctrl-C.
+the server stops after TALLY_RUN_SECONDS (default 8 hours), on Ctrl-C or on SIGTERM.
 """
 from __future__ import annotations
 
 import os
 import secrets
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -27,7 +28,12 @@ def local_jwt_secret() -> str:
     return SECRET_FILE.read_text().strip()
 
 
+def _stop_on_sigterm(_signum, _frame) -> None:
+    raise KeyboardInterrupt  # a supervisor's SIGTERM stops both servers, as Ctrl-C does
+
+
 def main() -> int:
+    signal.signal(signal.SIGTERM, _stop_on_sigterm)
     port = int(os.environ.get("PORT", "8000"))
     lifetime = float(os.environ.get("TALLY_RUN_SECONDS", str(8 * 3600)))
     with dynamodb_local.running(DATA_DIR, existing=dynamodb_local.endpoint_from_environment()) as endpoint:
