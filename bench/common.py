@@ -13,6 +13,16 @@ from dataclasses import replace
 THREADS = 16
 
 
+def use_local_environment() -> None:
+    """DynamoDB Local's credentials (unless set) and quiet request logs: their lines would drown the figures."""
+    import os
+
+    from tools import dynamodb_local
+    for name, value in dynamodb_local.LOCAL_CREDENTIALS.items():
+        os.environ.setdefault(name, value)
+    os.environ.setdefault("TALLY_LOG_LEVEL", "WARNING")
+
+
 def percentile(values: list[float], fraction: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]

@@ -6,7 +6,6 @@ counted with a botocore `before-call` hook. Nothing here asserts timings.
 """
 from __future__ import annotations
 
-import os
 import statistics
 import subprocess
 import sys
@@ -24,13 +23,12 @@ from bench.common import (
     request_rows,
     table,
     use_fresh_tables,
+    use_local_environment,
 )
 from tools import dynamodb_local
 from tools.local_http import request_json as http
 
-os.environ.update({name: value for name, value in dynamodb_local.LOCAL_CREDENTIALS.items()
-                   if name not in os.environ})
-os.environ.setdefault("TALLY_LOG_LEVEL", "WARNING")  # request lines would drown the figures
+use_local_environment()
 EXTERNAL_ENDPOINT = dynamodb_local.endpoint_from_environment()
 
 

@@ -11,13 +11,11 @@ import time
 import uuid
 from collections import Counter, defaultdict
 
-from bench.common import THREADS, percentile, table, use_fresh_tables
+from bench.common import THREADS, percentile, table, use_fresh_tables, use_local_environment
 from tools import dynamodb_local
 from tools.local_http import request_json as http
 
-os.environ.update({name: value for name, value in dynamodb_local.LOCAL_CREDENTIALS.items()
-                   if name not in os.environ})
-os.environ.setdefault("TALLY_LOG_LEVEL", "WARNING")
+use_local_environment()
 
 
 def set_up(base: str) -> dict:

@@ -92,6 +92,15 @@ class Totals:
     debit: int
     count: int
 
+    @classmethod
+    def of(cls, postings) -> Totals:
+        credit = debit = count = 0
+        for posting in postings:
+            credit += max(posting.amount, 0)
+            debit += max(-posting.amount, 0)
+            count += 1
+        return cls(credit, debit, count)
+
 
 @dataclass(frozen=True)
 class VolumeLeaders:
@@ -269,20 +278,27 @@ class Ledger:
                             entry.created_at) for entry in entries]
         return Page(postings, _encode_cursor(results.last_evaluated_key))
 
-    def totals(self, account_id: str, start: datetime, end: datetime, owner: int | None = None) -> Totals:
-        """Credits, debits and their count with start <= created_at <= end: a Query of `by_time`,
-        paged through the period only (its cost follows the entries in it, not the history)."""
-        credit = debit = count = 0
+    def totals(self, account_id: str, start: datetime | None, end: datetime | None,
+               owner: int | None = None) -> Totals:
+        """Credits, debits and their count with start <= created_at <= end (see `_period`)."""
+        return Totals.of(self._period(account_id, start, end, owner))
+
+    def statement(self, account_id: str, start: datetime | None, end: datetime | None,
+                  owner: int | None = None) -> tuple[Totals, list[Posting]]:
+        """The period's totals and every posting in it, oldest first (see `_period`)."""
+        postings = list(self._period(account_id, start, end, owner))
+        return Totals.of(postings), postings
+
+    def _period(self, account_id: str, start: datetime | None, end: datetime | None, owner: int | None):
+        """Every posting with start <= created_at <= end, oldest first: Query pages of `by_time` through the
+        period only (the cost follows the entries in it, not the history). Consumed by guarded callers."""
         cursor = None
         while True:
             page = self.history(account_id, limit=1000, cursor=cursor, newest_first=False, start=start, end=end,
                                 owner=owner)
-            for posting in page.postings:
-                credit += max(posting.amount, 0)
-                debit += max(-posting.amount, 0)
-                count += 1
+            yield from page.postings
             if page.next_cursor is None:
-                return Totals(credit, debit, count)
+                return
             cursor = page.next_cursor
 
     def balance_as_of(self, account_id: str, moment: datetime) -> int:

@@ -208,6 +208,11 @@ class Wallets:
             self.get(wallet_id, owner=owner)
         return totals
 
+    def statement(self, wallet_id: int, start: datetime | None, end: datetime | None) -> tuple[Totals, list[Movement]]:
+        """The period's totals and movements, oldest first (the caller has found the wallet)."""
+        totals, postings = self.ledger.statement(str(wallet_id), start, end)
+        return totals, [_movement(wallet_id, posting) for posting in postings]
+
     def _key(self, wallet_id: int) -> str:
         return self.ledger.account_key(str(wallet_id))
 

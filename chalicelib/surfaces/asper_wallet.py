@@ -6,10 +6,10 @@ from __future__ import annotations
 from datetime import UTC, datetime, time
 
 from chalicelib.core.errors import AlreadyExists, InvalidRequest, NotFound
-from chalicelib.surfaces.wallets_common import KEY_TTL_SECONDS, directory, settings, wallets
+from chalicelib.surfaces.wallets_common import directory, settings, wallets
 from chalicelib.web.money import money_json
 from chalicelib.web.routing import IDEMPOTENCY_KEY, Surface
-from chalicelib.web.validation import parse_body, parse_idempotency_key, parse_int, parse_timestamp
+from chalicelib.web.validation import idempotency, parse_body, parse_int, parse_timestamp
 
 # The original answers 400 for a taken phone, a second wallet and an unknown user or wallet.
 surface = Surface(__name__, schemas="chalicelib.surfaces.wallet_schemas", statuses={AlreadyExists: 400, NotFound: 400})
@@ -67,24 +67,15 @@ def transactions():
     wallets.get(wallet_id, wallet_type=WALLET_TYPE)  # an unknown wallet is a 400, as for its balance
     start = _day_or_moment("start_date", query.get("start_date"), end_of_day=False)
     end = _day_or_moment("end_date", query.get("end_date"), end_of_day=True)
-    history, cursor, total_credit, total_debit = [], None, 0, 0
-    while True:  # every movement in the period, oldest first: cost follows the period, not the history
-        movements, cursor = wallets.history(wallet_id, limit=1000, cursor=cursor, newest_first=False,
-                                            start=start, end=end)
-        for movement in movements:
-            total_credit += max(movement.amount, 0)
-            total_debit += max(-movement.amount, 0)
-            history.append({"amount": money_json(abs(movement.amount)),
-                            "type": "credit" if movement.amount > 0 else "debit", "date": movement.created_at})
-        if cursor is None:
-            break
-    return {"total_credit": money_json(total_credit), "total_debit": money_json(total_debit), "history": history}
+    totals, movements = wallets.statement(wallet_id, start, end)
+    history = [{"amount": money_json(abs(movement.amount)), "type": "credit" if movement.amount > 0 else "debit",
+                "date": movement.created_at} for movement in movements]
+    return {"total_credit": money_json(totals.credit), "total_debit": money_json(totals.debit), "history": history}
 
 
 def _moved(wallet_id: int, amount: int, minimum: int) -> dict:
     movement = wallets.move(wallet_id, amount, wallet_type=WALLET_TYPE, minimum=minimum,
-                            idempotency_key=parse_idempotency_key(surface.request.headers),
-                            key_ttl_seconds=KEY_TTL_SECONDS)
+                            **idempotency(surface.request.headers))
     return {"new_balance": money_json(movement.balance_after)}
 
 

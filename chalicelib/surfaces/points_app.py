@@ -6,7 +6,7 @@ from __future__ import annotations
 from chalicelib.core.points import PointsBook
 from chalicelib.surfaces import points_common
 from chalicelib.web.routing import IDEMPOTENCY_KEY, Surface
-from chalicelib.web.validation import parse_body
+from chalicelib.web.validation import idempotency, parse_body
 
 surface = Surface(__name__, schemas="chalicelib.surfaces.points_schemas")
 book = PointsBook("points")
@@ -19,7 +19,7 @@ def add_transaction():
     from chalicelib.surfaces.points_schemas import EarnRequest
 
     body = parse_body(EarnRequest, surface.request.raw_body)
-    change = book.add(HOLDER, body.payer, body.points, **points_common.idempotency(surface.request))
+    change = book.add(HOLDER, body.payer, body.points, **idempotency(surface.request.headers))
     return points_common.earned(body.payer, change)
 
 
@@ -29,7 +29,7 @@ def spend_points():
     from chalicelib.surfaces.points_schemas import SpendRequest
 
     body = parse_body(SpendRequest, surface.request.raw_body)
-    change = book.spend(HOLDER, body.points, **points_common.idempotency(surface.request))
+    change = book.spend(HOLDER, body.points, **idempotency(surface.request.headers))
     # The balances right after the spend; a replayed request answers the balances as they are now.
     return change.balances if change.balances is not None else book.balances(HOLDER)
 

@@ -7,7 +7,7 @@ from chalicelib.core.ledger import stamp
 from chalicelib.core.points import PointsBook
 from chalicelib.surfaces import points_common
 from chalicelib.web.routing import IDEMPOTENCY_KEY, Surface
-from chalicelib.web.validation import parse_body, parse_timestamp
+from chalicelib.web.validation import idempotency, parse_body, parse_timestamp
 
 surface = Surface(__name__, schemas="chalicelib.surfaces.points_schemas")
 book = PointsBook("tracker")
@@ -21,7 +21,7 @@ def add_points():
     body = parse_body(AddRequest, surface.request.raw_body)
     timestamp = parse_timestamp("timestamp", body.timestamp)
     change = book.add(HOLDER, body.payer, body.points, timestamp=timestamp,
-                      **points_common.idempotency(surface.request))
+                      **idempotency(surface.request.headers))
     return points_common.earned(body.payer, change, stamp(timestamp))
 
 
@@ -31,7 +31,7 @@ def spend_points():
     from chalicelib.surfaces.points_schemas import SpendRequest
 
     body = parse_body(SpendRequest, surface.request.raw_body)
-    change = book.spend(HOLDER, body.points, **points_common.idempotency(surface.request))
+    change = book.spend(HOLDER, body.points, **idempotency(surface.request.headers))
     return [{"payer": payer, "points": points} for payer, points in change.by_payer]
 
 

@@ -3,11 +3,11 @@ from __future__ import annotations
 
 from chalicelib.core.errors import InvalidRequest, NotFound
 from chalicelib.core.wallets import Movement, Wallet
-from chalicelib.surfaces.wallets_common import KEY_TTL_SECONDS, directory, settings, wallets
+from chalicelib.surfaces.wallets_common import directory, settings, wallets
 from chalicelib.web import auth
 from chalicelib.web.money import money_json
 from chalicelib.web.routing import IDEMPOTENCY_KEY, Surface
-from chalicelib.web.validation import parse_body, parse_idempotency_key, parse_int, parse_timestamp
+from chalicelib.web.validation import idempotency, parse_body, parse_int, parse_timestamp
 
 surface = Surface(__name__, schemas="chalicelib.surfaces.wallet_schemas")
 
@@ -78,9 +78,7 @@ def create_transaction():
     body = parse_body(TransactionRequest, surface.request.raw_body)
     auth.must_be(caller, body.user_id)
     movement = wallets.move(body.wallet_id, body.amount if body.is_credit else -body.amount, owner=caller,
-                            minimum=settings.wallet_app_minimum,
-                            idempotency_key=parse_idempotency_key(surface.request.headers),
-                            key_ttl_seconds=KEY_TTL_SECONDS)
+                            minimum=settings.wallet_app_minimum, **idempotency(surface.request.headers))
     return _transaction(movement)
 
 

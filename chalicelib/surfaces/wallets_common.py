@@ -7,4 +7,3 @@ from chalicelib.core.wallets import Directory, Wallets
 settings = load()
 directory = Directory()
 wallets = Wallets(settings=settings)
-KEY_TTL_SECONDS = settings.idempotency_key_ttl_seconds

@@ -8,6 +8,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, TypeVar
 from uuid import UUID
 
+from chalicelib.config import load
 from chalicelib.core.errors import InvalidRequest
 
 if TYPE_CHECKING:
@@ -79,6 +80,14 @@ def parse_idempotency_key(headers) -> str | None:
     if not _IDEMPOTENCY_KEY.fullmatch(value):
         raise InvalidRequest("Idempotency-Key must be 1 to 255 visible ASCII characters", field="Idempotency-Key")
     return value
+
+
+_KEY_TTL_SECONDS = load().idempotency_key_ttl_seconds
+
+
+def idempotency(headers) -> dict:
+    """The optional `Idempotency-Key` header and how long it is kept, as keyword arguments of a write."""
+    return {"idempotency_key": parse_idempotency_key(headers), "key_ttl_seconds": _KEY_TTL_SECONDS}
 
 
 def parse_timestamp(name: str, value: str) -> datetime:
