@@ -1,8 +1,9 @@
-"""Tally: the Chalice app. Thin on purpose: configuration, error shaping, surfaces."""
-from chalice import Chalice
+"""Tally: the Chalice app. Thin on purpose: configuration, error shaping, surfaces, and two background
+functions (the expiry sweep on a schedule, journal events from the entries table's stream)."""
+from chalice import Chalice, Rate
 
 from chalicelib import config
-from chalicelib.surfaces import accounts, asper_wallet, docs, points_app, points_tracker, wallet_app
+from chalicelib.surfaces import accounts, asper_wallet, docs, ledger_v1, points_app, points_tracker, wallet_app
 from chalicelib.web import errors, logs
 
 settings = config.load()
@@ -12,9 +13,28 @@ app.register_middleware(logs.log_requests, "http")  # first: it sees the final, 
 app.register_middleware(errors.shape_chalice_errors, "http")
 
 SURFACES = {"accounts": accounts.surface, "points_tracker": points_tracker.surface, "points_app": points_app.surface,
-            "wallet_app": wallet_app.surface, "asper_wallet": asper_wallet.surface}
+            "wallet_app": wallet_app.surface, "asper_wallet": asper_wallet.surface, "v1": ledger_v1.surface}
 for name, prefix in settings.mounts.items():
     if prefix is not None:
         app.register_blueprint(SURFACES[name].blueprint, url_prefix=prefix or None)
 docs.mounted = tuple((prefix, SURFACES[name]) for name, prefix in settings.mounts.items() if prefix is not None)
 app.register_blueprint(docs.surface.blueprint)
+
+
+@app.schedule(Rate(1, unit=Rate.MINUTES), name="expire_due")
+def expire_due(event):
+    """Expire due points lots and holds (each an entry in the journal)."""
+    from chalicelib.core.expiry import sweep
+
+    swept = sweep(ledger_v1.ledger, ledger_v1.holds, ledger_v1.ledger.ledger.now())
+    return {"lots": swept.lots, "holds": swept.holds}
+
+
+@app.on_dynamodb_record(stream_arn=settings.entries_stream_arn, batch_size=100, name="publish_entries")
+def publish_entries(event):
+    """Publish every new journal entry to EventBridge, once."""
+    from chalicelib.core import events
+
+    records = ({"eventName": record.event_name, "dynamodb": {"NewImage": record.new_image}} for record in event)
+    published = events.publish(records, events.client(settings.region), settings.event_bus)
+    return {"sent": published.sent, "skipped": published.skipped}

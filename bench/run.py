@@ -12,7 +12,7 @@ import sys
 import time
 import uuid
 
-from bench import points, wallets
+from bench import ledger_v1, points, wallets
 from bench.common import (
     CONTENDED_HEADER,
     REQUEST_HEADER,
@@ -137,6 +137,7 @@ def main() -> None:
             print(f"  (history written in {rows[0][2]:.0f}s and {rows[1][2]:.0f}s; 10 and 1,000 accounts)")
             points.run(base, endpoint)
             wallets.run(base, endpoint)
+            ledger_v1.run(base, endpoint)
     table("Cold import (median of 7 runs, ms, including interpreter start)",
           ["command", "ms"], [[name, f"{ms:.0f}"] for name, ms in imports.items()]
           + [["ratio app / boto3 (target <= 1.5)", f"{imports['import app'] / imports['import boto3']:.2f}"]])

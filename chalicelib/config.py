@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 
-SURFACES = ("accounts", "points_tracker", "points_app", "wallet_app", "asper_wallet")
+SURFACES = ("accounts", "points_tracker", "points_app", "wallet_app", "asper_wallet", "v1")
 _OFF = {"off", "none", "disabled", "false", "0"}
 # Stages that may run without a configured JWT secret (tokens then last as long as the process).
 UNDEPLOYED_STAGES = {"local", "test"}
@@ -72,6 +72,9 @@ class Settings:
     wallet_app_minimum: int = 2000
     asper_wallet_minimum: int = 10000
     mounts: dict[str, str | None] = field(default_factory=lambda: {name: "" for name in SURFACES})
+    # Journal events: the entries table's stream (set by the deployed template) and the EventBridge bus.
+    entries_stream_arn: str = "arn:aws:dynamodb:us-east-1:000000000000:table/tally-local-entries/stream/local"
+    event_bus: str = "default"
 
     @property
     def idempotency_key_ttl_seconds(self) -> int:
@@ -105,4 +108,6 @@ def load(environ: Mapping[str, str] = os.environ) -> Settings:
         wallet_app_minimum=_money(environ, "MINIMUM_BALANCE", "20"),
         asper_wallet_minimum=_money(environ, "ASPER_MINIMUM_BALANCE", "100"),
         mounts={name: _mount(environ, name) for name in SURFACES},
+        entries_stream_arn=environ.get("TALLY_ENTRIES_STREAM_ARN") or Settings.entries_stream_arn,
+        event_bus=environ.get("TALLY_EVENT_BUS") or "default",
     )

@@ -18,7 +18,7 @@ def test_defaults_derive_table_names_from_the_stage():
     settings = load({"TALLY_STAGE": "prod", "JWT_SECRET_KEY": "s3cret"})
     assert settings.table_name("accounts") == "tally-prod-accounts"
     assert settings.dynamodb_endpoint is None
-    assert set(settings.mounts.values()) == {""} and len(settings.mounts) == 5  # all five at the root
+    assert set(settings.mounts.values()) == {""} and len(settings.mounts) == 6  # the five seeds and /v1, at the root
 
 
 def test_endpoint_prefix_and_limits_come_from_the_environment():

@@ -9,8 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from chalicelib.core import models
-from chalicelib.surfaces import points_tracker
+from chalicelib.core import events, models
+from chalicelib.core.expiry import Swept, sweep
+from chalicelib.core.models import EntryModel
+from chalicelib.surfaces import ledger_v1, points_tracker
 from helpers import LaggingIndex
 from tools.infra import stages
 from tools.local_http import request_json as http
@@ -61,6 +63,41 @@ def tour(base: str) -> None:
     http("POST", f"{base}/wallet/debit", {"wallet_id": asper["wallet_id"], "amount": 50})
     http("GET", f"{base}/wallet/balance/{asper['wallet_id']}")
     http("GET", f"{base}/wallet/transactions?wallet_id={asper['wallet_id']}")
+    v1_tour(base)
+
+
+def v1_tour(base: str) -> None:
+    """Every /v1 route, a points reversal into lots, and the sweep of a due lot and a due hold."""
+    keys = iter(range(1000))
+
+    def write(path, body=None):
+        return http("POST", f"{base}{path}", body or {}, {"Idempotency-Key": f"tour-{next(keys)}"})[1]
+
+    for account_id, unit, kind in (("alice", "USD", "standard"), ("bob", "USD", "standard"),
+                                   ("member", "points", "points")):
+        write("/v1/accounts", {"id": account_id, "unit": unit, "kind": kind})
+    write("/v1/postings", {"account_id": "alice", "amount": 500})
+    transfer = write("/v1/transfers", {"source": "alice", "destination": "bob", "amount": 100})
+    write(f"/v1/transactions/{transfer['id']}/reversals", {"amount": 10})
+    hold = write("/v1/holds", {"account_id": "alice", "amount": 50})
+    write(f"/v1/holds/{hold['id']}/capture", {"amount": 20, "destination": "bob"})
+    other = write("/v1/holds", {"account_id": "alice", "amount": 5})
+    write(f"/v1/holds/{other['id']}/void")
+    soon = (datetime.now(UTC) + timedelta(minutes=5)).isoformat()
+    write("/v1/holds", {"account_id": "alice", "amount": 5, "expires_at": soon})
+    write("/v1/points/earn", {"account_id": "member", "payer": "A", "points": 10, "expires_at": soon})
+    write("/v1/points/earn", {"account_id": "member", "payer": "B", "points": 10})
+    spend = write("/v1/points/spend", {"account_id": "member", "points": 4})
+    write(f"/v1/transactions/{spend['id']}/reversals", {})
+    for path in ("/v1/accounts/alice", "/v1/accounts/alice/balance", "/v1/accounts/alice/balance?as_of=2030-01-01",
+                 "/v1/accounts/alice/entries", "/v1/accounts/member/lots", "/v1/accounts/member/lots?state=all",
+                 f"/v1/transactions/{transfer['id']}", f"/v1/holds/{hold['id']}"):
+        http("GET", base + path)
+    later = datetime.now(UTC) + timedelta(minutes=10)
+    with pytest.MonkeyPatch.context() as patch:
+        for ledger in (ledger_v1.ledger.ledger, ledger_v1.ledger.points.ledger):
+            patch.setattr(ledger, "_clock", lambda: later)
+        assert sweep(ledger_v1.ledger, ledger_v1.holds, later) == Swept(lots=1, holds=1)
 
 
 def as_stage_resource(resource: str, prefix: str, stage: str) -> str:
@@ -81,9 +118,24 @@ def expected_resources(stage: str) -> set[str]:
     return resources
 
 
+class EventBridge:
+    def put_events(self, Entries):  # noqa: N803 - botocore's name
+        return {"FailedEntryCount": 0, "Entries": [{"EventId": str(number)} for number, _ in enumerate(Entries)]}
+
+
+def stream_records() -> list[dict]:
+    """The journal's entries as the stream hands them over (NEW_IMAGE)."""
+    return [{"eventName": "INSERT", "dynamodb": {"NewImage": entry.serialize() | {
+        "account": {"S": entry.account}, "seq": {"N": str(entry.seq)}}}}
+            for entry in EntryModel.scan(limit=50)]
+
+
 def test_each_stage_policy_grants_exactly_what_the_code_uses(live_server, local_tables):
     with DynamoDBRequests() as requests:
         tour(live_server)
+    records = stream_records()
+    with DynamoDBRequests() as publisher:
+        assert events.publish(records, EventBridge(), "tally-test").sent == len(records) > 0
     used_actions = {action for action, _ in requests.permissions}
     assert {"dynamodb:BatchGetItem", "dynamodb:ConditionCheckItem", "dynamodb:UpdateItem"} <= used_actions
     for stage in stages():
@@ -94,3 +146,17 @@ def test_each_stage_policy_grants_exactly_what_the_code_uses(live_server, local_
         assert used <= set(ledger["Resource"]) == expected_resources(stage), stage  # Tally's tables only
         others = [statement for statement in policy["Statement"] if statement["Sid"] != "Ledger"]
         assert all(action.startswith("logs:") for statement in others for action in statement["Action"]), stage
+        # The journal publisher: its stream, its bus, and the markers it reads and writes, nothing else.
+        publishing = {statement["Sid"]: statement for statement in json.loads(
+            (ROOT / ".chalice" / f"policy-publisher-{stage}.json").read_text())["Statement"]}
+        markers = publishing["PublishedMarkers"]
+        assert set(markers["Action"]) == {action for action, _ in publisher.permissions}, stage
+        assert {as_stage_resource(resource, local_tables.table_prefix, stage)
+                for _, resource in publisher.permissions} == {markers["Resource"]}, stage
+        assert publishing["JournalStream"]["Resource"] == f"arn:aws:dynamodb:*:*:table/tally-{stage}-entries/stream/*"
+        assert set(publishing["JournalStream"]["Action"]) == {  # what Lambda's stream poller calls as the function
+            "dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator", "dynamodb:ListStreams"}
+        assert publishing["JournalEvents"] == {"Sid": "JournalEvents", "Effect": "Allow",
+                                               "Action": ["events:PutEvents"],
+                                               "Resource": f"arn:aws:events:*:*:event-bus/tally-{stage}"}
+        assert set(publishing) == {"JournalStream", "JournalEvents", "PublishedMarkers", "Logs"}

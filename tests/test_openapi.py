@@ -93,3 +93,40 @@ def test_answers_of_every_surface_keep_the_document(client, document):
     call("post", "/wallet/debit", "/wallet/debit", {"wallet_id": asper["wallet_id"], "amount": 250})  # 400
     call("get", f"/wallet/balance/{asper['wallet_id']}", "/wallet/balance/{wallet_id}")
     call("get", f"/wallet/transactions?wallet_id={asper['wallet_id']}", "/wallet/transactions")
+    v1_answers_keep_the_document(call)
+
+
+def v1_answers_keep_the_document(call):
+    """Every /v1 operation, its successes and a failure of each kind."""
+    keys = iter(range(1000))
+
+    def write(path, template, body=None):
+        return call("post", path, template, body, {"Idempotency-Key": f"openapi-{next(keys)}"})
+
+    write("/v1/accounts", "/v1/accounts", {"id": "alice", "unit": "USD", "metadata": {"k": "v"}})
+    write("/v1/accounts", "/v1/accounts", {"id": "bob", "unit": "USD", "floor": None})
+    write("/v1/accounts", "/v1/accounts", {"id": "member", "unit": "points", "kind": "points"})
+    write("/v1/accounts", "/v1/accounts", {"id": "alice", "unit": "USD"})  # 409
+    call("post", "/v1/accounts", "/v1/accounts", {"unit": "USD"})  # 400: no key
+    write("/v1/postings", "/v1/postings", {"account_id": "alice", "amount": 500})
+    transfer = write("/v1/transfers", "/v1/transfers", {"source": "alice", "destination": "bob", "amount": 200})
+    write("/v1/transfers", "/v1/transfers", {"source": "alice", "destination": "ghost", "amount": 1})  # 404
+    call("get", f"/v1/transactions/{transfer['id']}", "/v1/transactions/{transaction_id}")
+    write(f"/v1/transactions/{transfer['id']}/reversals", "/v1/transactions/{transaction_id}/reversals",
+          {"amount": 50})
+    hold = write("/v1/holds", "/v1/holds", {"account_id": "alice", "amount": 100})
+    call("get", f"/v1/holds/{hold['id']}", "/v1/holds/{hold_id}")
+    write(f"/v1/holds/{hold['id']}/capture", "/v1/holds/{hold_id}/capture", {"amount": 60, "destination": "bob"})
+    write(f"/v1/holds/{hold['id']}/void", "/v1/holds/{hold_id}/void")  # 409
+    other = write("/v1/holds", "/v1/holds", {"account_id": "alice", "amount": 10})
+    write(f"/v1/holds/{other['id']}/void", "/v1/holds/{hold_id}/void")
+    write("/v1/points/earn", "/v1/points/earn", {"account_id": "member", "payer": "A", "points": 10,
+                                                 "expires_at": "2100-01-01T00:00:00Z"})
+    spend = write("/v1/points/spend", "/v1/points/spend", {"account_id": "member", "points": 4})
+    write(f"/v1/transactions/{spend['id']}/reversals", "/v1/transactions/{transaction_id}/reversals", {})
+    call("get", "/v1/accounts/alice", "/v1/accounts/{account_id}")
+    call("get", "/v1/accounts/alice/balance", "/v1/accounts/{account_id}/balance")
+    call("get", "/v1/accounts/alice/balance?as_of=2000-01-01T00:00:00Z", "/v1/accounts/{account_id}/balance")
+    call("get", "/v1/accounts/alice/entries?limit=2", "/v1/accounts/{account_id}/entries")
+    call("get", "/v1/accounts/member/lots?state=all", "/v1/accounts/{account_id}/lots")
+    call("get", "/v1/accounts/ghost", "/v1/accounts/{account_id}")  # 404

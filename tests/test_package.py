@@ -40,14 +40,27 @@ def test_json_is_not_a_binary_media_type(template):
     assert not any("json" in media_type for media_type in binary)
 
 
-def test_the_function_runtime_memory_timeout_and_secret(template):
-    function = template["Resources"]["APIHandler"]["Properties"]
+@pytest.mark.parametrize("name", infra.FUNCTIONS)
+def test_each_function_runtime_memory_timeout_secret_and_bus(template, name):
+    function = template["Resources"][name]["Properties"]
     assert function["Runtime"] == infra.LAMBDA_RUNTIME == "python3.11"
     assert (function["MemorySize"], function["Timeout"]) == (512, 29)
     variables = function["Environment"]["Variables"]
     assert variables["TALLY_STAGE"] == STAGE
     assert variables["JWT_SECRET_KEY"] == {"Fn::Sub": "{{resolve:secretsmanager:${JwtSecretName}:SecretString}}"}
+    assert variables["TALLY_EVENT_BUS"] == {"Ref": "EventBus"}
     assert package.PLACEHOLDER_SECRET not in json.dumps(template)
+
+
+def test_the_sweep_runs_every_minute_and_the_publisher_reads_the_entries_stream(template):
+    resources = template["Resources"]
+    assert resources["ExpireDue"]["Properties"]["Events"]["ExpireDueEvent"] == {
+        "Type": "Schedule", "Properties": {"Schedule": "rate(1 minute)"}}
+    source = resources["PublishEntries"]["Properties"]["Events"]["PublishEntriesDynamodbEventSource"]["Properties"]
+    assert source["Stream"] == {"Fn::GetAtt": ["EntriesTable", "StreamArn"]}
+    assert source["StartingPosition"] == "TRIM_HORIZON" and source["BisectBatchOnFunctionError"] is True
+    assert resources["EntriesTable"]["Properties"]["StreamSpecification"] == {"StreamViewType": "NEW_IMAGE"}
+    assert resources["EventBus"]["Properties"]["Name"] == f"tally-{STAGE}"
 
 
 def test_every_compiled_extension_in_the_zip_is_for_the_pinned_runtime(template, tmp_path_factory):
@@ -59,9 +72,12 @@ def test_every_compiled_extension_in_the_zip_is_for_the_pinned_runtime(template,
     assert extensions and all(abi in name for name in extensions), extensions
 
 
-def test_the_role_has_the_stage_policy_and_nothing_else(template):
-    role = template["Resources"]["ApiHandlerRole"]["Properties"]
-    policy = json.loads((infra.ROOT / ".chalice" / f"policy-{STAGE}.json").read_text())
+@pytest.mark.parametrize("role_name, policy_file", [
+    ("ApiHandlerRole", "policy-{stage}.json"), ("ExpireDueRole", "policy-{stage}.json"),
+    ("PublishEntriesRole", "policy-publisher-{stage}.json")])
+def test_each_role_has_its_stage_policy_and_nothing_else(template, role_name, policy_file):
+    role = template["Resources"][role_name]["Properties"]
+    policy = json.loads((infra.ROOT / ".chalice" / policy_file.format(stage=STAGE)).read_text())
     assert [item["PolicyDocument"] for item in role["Policies"]] == [policy]
     assert "ManagedPolicyArns" not in role
 
@@ -104,7 +120,9 @@ def test_the_stack_creates_the_tables_and_indexes_the_code_uses(template):
             return {}
 
     uploaded = json.loads(json.dumps(template))  # what `aws cloudformation package` does: the zip goes to S3
-    uploaded["Resources"]["APIHandler"]["Properties"]["CodeUri"] = "s3://deployment-bucket/deployment.zip"
+    for resource in uploaded["Resources"].values():
+        if resource["Type"] == "AWS::Serverless::Function":
+            resource["Properties"]["CodeUri"] = "s3://deployment-bucket/deployment.zip"
     translated = transform(uploaded, {}, NoManagedPolicies())
     tables = {name: resource for name, resource in translated["Resources"].items()
               if resource["Type"] == "AWS::DynamoDB::Table"}

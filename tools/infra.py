@@ -2,7 +2,8 @@
 
 The tables and their indexes are derived from the PynamoDB models (one definition; `--check`, run by
 `make package` and the tests, fails when a committed template has drifted from them). The template also pins
-the Lambda runtime, reads `JWT_SECRET_KEY` from Secrets Manager, and sets the API stage's throttling.
+the Lambda runtime, reads `JWT_SECRET_KEY` from Secrets Manager, sets the API stage's throttling, makes the
+journal's event bus and points the publisher at the entries table's stream.
 
 Usage: python -m tools.infra [--check]      (every stage in .chalice/config.json)
 """
@@ -25,6 +26,14 @@ LAMBDA_RUNTIME = "python3.11"
 PROTECTED_STAGES = {"prod"}
 # Idempotency records that are retry keys carry `expires_at`; seed 004's transaction ids never do.
 TTL_ATTRIBUTES = {"idempotency": "expires_at"}
+
+
+# Chalice's names for the app's Lambda functions: the API, the expiry sweep and the journal publisher.
+FUNCTIONS = ("APIHandler", "ExpireDue", "PublishEntries")
+
+
+def event_bus_name(stage: str) -> str:
+    return f"tally-{stage}"
 
 
 def stages() -> list[str]:
@@ -57,6 +66,9 @@ def table_resource(kind: str, model, stage: str) -> dict:
     }
     if indexes:
         properties["GlobalSecondaryIndexes"] = indexes
+    stream = getattr(model.Meta, "stream_view_type", None)
+    if stream:
+        properties["StreamSpecification"] = {"StreamViewType": stream}
     if kind in TTL_ATTRIBUTES:
         properties["TimeToLiveSpecification"] = {"AttributeName": TTL_ATTRIBUTES[kind], "Enabled": True}
     policy = "Retain" if protected else "Delete"
@@ -75,12 +87,24 @@ def logical_id(kind: str) -> str:
 
 def template(stage: str) -> dict:
     resources = {logical_id(kind): table_resource(kind, model, stage) for kind, model in models.MODELS.items()}
-    # Merged into Chalice's own resources (file values win): the function and the API stage.
-    resources["APIHandler"] = {"Properties": {
-        "Runtime": LAMBDA_RUNTIME,
-        "Environment": {"Variables": {
-            "JWT_SECRET_KEY": {"Fn::Sub": "{{resolve:secretsmanager:${JwtSecretName}:SecretString}}"}}},
-    }}
+    # Journal events go to a bus of the stage's own (rules on it route them to consumers).
+    resources["EventBus"] = {"Type": "AWS::Events::EventBus", "Properties": {"Name": event_bus_name(stage)}}
+    # Merged into Chalice's own resources (file values win): the functions and the API stage.
+    # Every function imports app.py, which needs the JWT secret in a deployed stage.
+    for function in FUNCTIONS:
+        resources[function] = {"Properties": {
+            "Runtime": LAMBDA_RUNTIME,
+            "Environment": {"Variables": {
+                "JWT_SECRET_KEY": {"Fn::Sub": "{{resolve:secretsmanager:${JwtSecretName}:SecretString}}"},
+                "TALLY_EVENT_BUS": {"Ref": "EventBus"}}},
+        }}
+    # The stream is the table's own (known only once it exists); from its start, so no entry is missed,
+    # and a failing batch is split to find the one record at fault instead of blocking the shard.
+    resources["PublishEntries"]["Properties"]["Events"] = {"PublishEntriesDynamodbEventSource": {
+        "Type": "DynamoDB", "Properties": {
+            "Stream": {"Fn::GetAtt": [logical_id("entries"), "StreamArn"]}, "StartingPosition": "TRIM_HORIZON",
+            "BatchSize": 100, "MaximumBatchingWindowInSeconds": 1, "BisectBatchOnFunctionError": True,
+            "MaximumRetryAttempts": 100, "MaximumRecordAgeInSeconds": 86400}}}
     resources["RestAPI"] = {"Properties": {"MethodSettings": [{
         "HttpMethod": "*", "ResourcePath": "/*",
         "ThrottlingRateLimit": {"Ref": "ThrottlingRateLimit"},
@@ -107,7 +131,8 @@ def template(stage: str) -> dict:
         },
         "Conditions": {"Provisioned": {"Fn::Equals": [{"Ref": "BillingMode"}, "PROVISIONED"]}},
         "Resources": resources,
-        "Outputs": {f"{logical_id(kind)}Name": {"Value": {"Ref": logical_id(kind)}} for kind in models.MODELS},
+        "Outputs": {**{f"{logical_id(kind)}Name": {"Value": {"Ref": logical_id(kind)}} for kind in models.MODELS},
+                    "EventBusName": {"Value": {"Ref": "EventBus"}}},
     }
 
 

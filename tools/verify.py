@@ -4,7 +4,9 @@ violation; exit 1 if there is any.
 - every account: a gapless journal whose balances-after chain to the balance, never below its floor;
 - every points holder: payers and lots replayed from the journal and its lot links, never below zero, open
   lots == payer balances == the holder's balance, only open lots indexed, no take left pending;
-- every idempotency record: it points at a journal entry that exists and says the same.
+- every idempotency record: it points at a journal entry that exists and says the same (every leg's);
+- /v1: held == the sum of authorized holds; transactions agree with their entries, transfers sum to zero,
+  reversed totals match their reversals.
 
 Endpoint and tables from the environment (DYNAMODB_ENDPOINT, TALLY_STAGE, TALLY_TABLE_PREFIX); without an
 endpoint it opens `make run`'s data (.data/dynamodb) in a DynamoDB Local of its own (stop `make run` first).
@@ -18,9 +20,10 @@ from dataclasses import dataclass, field, replace
 from chalicelib.config import load
 from chalicelib.core import models
 from chalicelib.core.ledger import Ledger
-from chalicelib.core.models import AccountModel, EntryModel, IdempotencyModel, LotModel
+from chalicelib.core.models import AccountModel, EntryModel, HoldModel, IdempotencyModel, LotModel, TransactionModel
 from chalicelib.core.points import PointsBook
-from chalicelib.core.verify import check_account, check_points_holder
+from chalicelib.core.transactions import BOOK
+from chalicelib.core.verify import check_account, check_holds, check_points_holder, check_transactions
 
 
 @dataclass
@@ -42,18 +45,28 @@ def verify_tables() -> Report:
         report.checked["journal entries"] += int(account.entry_count)
     for record in IdempotencyModel.scan():
         report.checked["idempotency records"] += 1
-        try:
-            entry = EntryModel.get(record.account, int(record.seq), consistent_read=True)
-        except EntryModel.DoesNotExist:
-            report.violations.append(f"idempotency {record.key}: no entry {record.account}#{record.seq}")
+        if int(record.seq) == 0:  # an account opened
+            if AccountModel.count(record.account, consistent_read=True) != 1:
+                report.violations.append(f"idempotency {record.key}: no account {record.account}")
             continue
-        if (int(entry.amount), int(entry.balance_after), entry.created_at) != (
-                int(record.amount), int(record.balance_after), record.created_at):
-            report.violations.append(
-                f"idempotency {record.key}: says {record.amount} -> {record.balance_after}, "
-                f"entry {record.account}#{record.seq} says {entry.amount} -> {entry.balance_after}")
+        for leg in record.legs or [record]:
+            report.violations += _record_leg_problems(record.key, leg)
+    report.violations += check_holds(Ledger(BOOK)) + check_transactions(Ledger(BOOK))
     report.checked["lots"] = LotModel.count()
+    report.checked["holds"] = HoldModel.count()
+    report.checked["transactions"] = TransactionModel.count()
     return report
+
+
+def _record_leg_problems(key: str, leg) -> list[str]:
+    try:
+        entry = EntryModel.get(leg.account, int(leg.seq), consistent_read=True)
+    except EntryModel.DoesNotExist:
+        return [f"idempotency {key}: no entry {leg.account}#{leg.seq}"]
+    if (int(entry.amount), int(entry.balance_after)) != (int(leg.amount), int(leg.balance_after)):
+        return [f"idempotency {key}: says {leg.amount} -> {leg.balance_after}, "
+                f"entry {leg.account}#{leg.seq} says {entry.amount} -> {entry.balance_after}"]
+    return []
 
 
 def print_report(report: Report, where: str) -> None:

@@ -69,3 +69,9 @@ class Unavailable(Contention):
     """The datastore did not answer in time (throttled, unavailable, timed out) and its retries ran out."""
 
     code = "unavailable"
+
+
+class InvalidState(LedgerError):
+    """The resource is not in a state that allows this (a captured hold, a fully reversed transaction)."""
+
+    code = "invalid_state"

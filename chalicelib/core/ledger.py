@@ -30,9 +30,17 @@ from pynamodb.transactions import TransactGet, TransactWrite
 
 from chalicelib.config import Settings, load
 from chalicelib.core import models
-from chalicelib.core.errors import Contention, FloorBreached, Forbidden, IdempotencyConflict, InvalidRequest, NotFound
+from chalicelib.core.errors import (
+    AlreadyExists,
+    Contention,
+    FloorBreached,
+    Forbidden,
+    IdempotencyConflict,
+    InvalidRequest,
+    NotFound,
+)
 from chalicelib.core.guard import datastore_guarded, is_client_fault, response_code
-from chalicelib.core.models import AccountModel, CounterModel, EntryModel, IdempotencyModel
+from chalicelib.core.models import AccountModel, CounterModel, EntryModel, IdempotencyModel, LegRecord
 
 
 def utc_now() -> datetime:
@@ -58,7 +66,7 @@ def require_int(name: str, value: object) -> int:
 
 @dataclass(frozen=True)
 class Posting:
-    """An accepted posting, as committed (or as first committed, when replayed)."""
+    """One account's part of an accepted posting, as committed (or as first committed, when replayed)."""
 
     account_id: str
     seq: int
@@ -68,6 +76,31 @@ class Posting:
     replayed: bool = False
     # What the posting's extension planned (see `Extension.result`); None when replayed.
     extra: object = None
+    held_after: int = 0
+    # What the posting made, for a service to find on a replay (a transaction's id, say).
+    resource: str | None = None
+    # As the journal says, in history: the /v1 transaction or hold of the entry, and its kind.
+    transaction: str | None = None
+    kind: str | None = None
+
+
+@dataclass(frozen=True)
+class Leg:
+    """One account's part of a posting: its amount and the limits it must keep.
+
+    The available balance is `balance - held`. A leg that lowers it must leave it at or above
+    the account's floor, and at or above `minimum` (this posting's own, which may only raise it)."""
+
+    account_id: str
+    amount: int
+    hold_change: int = 0  # how the amount held on the account (open holds) changes
+    floor: int | None = None  # the floor of an account this posting creates
+    minimum: int | None = None
+    create: bool = True
+
+    @property
+    def lowers_available(self) -> bool:
+        return self.amount - self.hold_change < 0
 
 
 @dataclass(frozen=True)
@@ -76,6 +109,7 @@ class AccountBalance:
     balance: int
     entry_count: int
     floor: int | None
+    held: int = 0
 
 
 @dataclass(frozen=True)
@@ -122,7 +156,7 @@ class Stale(Exception):
 
 @dataclass(frozen=True)
 class Draft:
-    """A posting as planned, before it commits: what an extension plans around."""
+    """One leg of a posting as planned, before it commits: what an extension plans around."""
 
     account: AccountModel  # as read, consistently (a new, unsaved item for a new account)
     seq: int
@@ -131,11 +165,13 @@ class Draft:
     created_at: str
     # An earlier plan of this request failed on an extension item: re-read such items consistently.
     recheck: bool = False
+    held_after: int = 0
 
 
 @dataclass
 class Extension:
-    """More writes in a posting's one transaction (lots, link parts), planned by a service.
+    """More writes in a posting's one transaction (lots, link parts, a transaction record), planned by
+    a service. `account_actions`, `account_condition` and `entry_attributes` apply to the first leg.
 
     Every item carries a condition; a failed one makes the plan stale (re-read, re-plan).
     """
@@ -147,8 +183,20 @@ class Extension:
     updates: list[tuple[Model, list, Condition | None]] = field(default_factory=list)
     result: object = None  # handed back on the committed Posting as `extra`
 
+    def merged(self, other: Extension | None) -> Extension:
+        """This extension and `other` in one transaction (this one's result is kept)."""
+        if other is None:
+            return self
+        condition = self.account_condition
+        if other.account_condition is not None:
+            condition &= other.account_condition
+        return Extension(self.account_actions + other.account_actions, condition,
+                         {**self.entry_attributes, **other.entry_attributes}, self.puts + other.puts,
+                         self.updates + other.updates, self.result)
+
 
 Extend = Callable[[Draft], Extension]
+ExtendLegs = Callable[[tuple[Draft, ...]], Extension]
 
 
 class _Ambiguous(Exception):
@@ -157,29 +205,32 @@ class _Ambiguous(Exception):
 
 @dataclass(frozen=True)
 class _PostingRequest:
-    account_id: str
-    amount: int
+    legs: tuple[Leg, ...]
     idempotency_key: str | None
     fingerprint: str
-    floor: int | None
-    create: bool
     key_ttl_seconds: int | None
-    extend: Extend | None = None
-    minimum: int | None = None
+    extend: ExtendLegs | None = None
+    entry_attributes: dict = field(default_factory=dict)  # on every leg's entry
+    resource: str | None = None
+
+
+@dataclass
+class _LegPlan:
+    leg: Leg
+    account: AccountModel
+    entry: EntryModel
+    floor: int | None  # the account's own floor
+    required: int | None  # the least available balance this leg must leave: the floor, or a higher minimum
+    posting: Posting
 
 
 @dataclass
 class _Plan:
-    account: AccountModel
-    entry: EntryModel
+    legs: list[_LegPlan]
     record: IdempotencyModel | None
     high_water: CounterModel | None
-    floor: int | None  # the account's own floor
-    required: int | None  # what this posting must leave at least: the floor, or this posting's higher minimum
-    posting: Posting
     token: str
     extension: Extension
-
 
 @datastore_guarded
 class Ledger:
@@ -197,6 +248,9 @@ class Ledger:
         self._sleep = sleep
         self._monotonic = monotonic
         self._show = show  # how amounts read in messages (minor units of money as currency, say)
+
+    def now(self) -> datetime:
+        return self._clock()
 
     # -- keys: the one definition of how a book's items are named ----------------
     def account_key(self, account_id: str) -> str:
@@ -223,7 +277,7 @@ class Ledger:
         except AccountModel.DoesNotExist:
             raise NotFound(f"account {account_id} not found", account_id=account_id) from None
         return AccountBalance(account_id, int(account.balance), int(account.entry_count),
-                              None if account.floor is None else int(account.floor))
+                              None if account.floor is None else int(account.floor), int(account.held or 0))
 
     def posting_by_key(self, idempotency_key: str) -> Posting:
         """The posting an idempotency key produced: one GetItem."""
@@ -275,7 +329,8 @@ class Ledger:
         if owner is not None and any(entry.owner is None or int(entry.owner) != owner for entry in entries):
             raise Forbidden(f"account {account_id} belongs to another user", account_id=account_id)
         postings = [Posting(account_id, int(entry.seq), int(entry.amount), int(entry.balance_after),
-                            entry.created_at) for entry in entries]
+                            entry.created_at, held_after=int(entry.held_after or 0), transaction=entry.transaction,
+                            kind=entry.kind) for entry in entries]
         return Page(postings, _encode_cursor(results.last_evaluated_key))
 
     def totals(self, account_id: str, start: datetime | None, end: datetime | None,
@@ -307,10 +362,58 @@ class Ledger:
         return last[0].balance_after if last else 0
 
     # -- the write path ----------------------------------------------------------
+    def open(self, account_id: str, *, floor: int | None, attributes: dict, idempotency_key: str | None,
+             fingerprint: dict, key_ttl_seconds: int | None = None) -> tuple[AccountModel, bool]:
+        """Create an account with no entries, exactly once per idempotency key: one transaction puts it
+        (under attribute_not_exists) and the key's record. Returns the account and whether it was a replay;
+        an id already taken by another request is AlreadyExists."""
+        key = self.account_key(account_id)
+        now = self._clock()
+        account = AccountModel(key, balance=0, entry_count=0, floor=floor, held=0, created_at=stamp(now),
+                               **attributes)
+        record = None
+        if idempotency_key:
+            record = IdempotencyModel(self.idempotency_key(idempotency_key), fingerprint=_fingerprint(fingerprint),
+                                      account=key, seq=0, amount=0, balance_after=0, created_at=account.created_at,
+                                      resource=account_id)
+            if key_ttl_seconds:
+                record.expires_at = now + timedelta(seconds=key_ttl_seconds)
+        token = str(uuid.uuid4())
+        budget = self.retry_budget()
+        while True:
+            if record is not None:
+                try:
+                    used = IdempotencyModel.get(record.key, consistent_read=True)
+                except IdempotencyModel.DoesNotExist:
+                    used = None
+                if used is not None:
+                    if used.fingerprint != record.fingerprint:
+                        raise IdempotencyConflict(
+                            f"idempotency key {idempotency_key} was already used with a different request",
+                            idempotency_key=idempotency_key)
+                    return AccountModel.get(used.account, consistent_read=True), True
+            try:
+                with TransactWrite(connection=models.transaction_connection, client_request_token=token) as writes:
+                    writes.save(account, condition=AccountModel.key.does_not_exist())
+                    if record is not None:
+                        writes.save(record, condition=IdempotencyModel.key.does_not_exist())
+                return account, False
+            except TransactWriteError as error:
+                if response_code(error) == "TransactionCanceledException":
+                    reasons = error.cancellation_reasons or []
+                    taken = [reason is not None and reason.code == "ConditionalCheckFailed" for reason in reasons]
+                    if taken[:1] == [True] and not any(taken[1:]):
+                        raise AlreadyExists(f"account {account_id} already exists", account_id=account_id) from None
+                    # The key was taken meanwhile (a concurrent retry) or a conflict: look again.
+                elif is_client_fault(error):
+                    raise
+            if not budget.retry():
+                raise Contention("the datastore did not confirm the write; retry with the same idempotency key")
+
     def post(self, account_id: str, amount: int, *, idempotency_key: str | None = None,
              request: dict | None = None, floor: int | None = None, create: bool = True,
              key_ttl_seconds: int | None = None, extend: Extend | None = None,
-             minimum: int | None = None) -> Posting:
+             minimum: int | None = None, resource: str | None = None) -> Posting:
         """Apply `amount` to the account, exactly once per idempotency key.
 
         `request` is what identifies the client's request besides account and
@@ -321,10 +424,25 @@ class Ledger:
         writes (a service's own items) into the same transaction, from the draft.
         """
         amount = require_int("amount", amount)
-        posting_request = _PostingRequest(
-            account_id, amount, idempotency_key,
-            _fingerprint({"account_id": account_id, "amount": amount, **(request or {})}),
-            floor, create, key_ttl_seconds, extend, minimum)
+        leg = Leg(account_id, amount, floor=floor, minimum=minimum, create=create)
+        return self.post_legs((leg,), idempotency_key=idempotency_key, key_ttl_seconds=key_ttl_seconds,
+                              fingerprint={"account_id": account_id, "amount": amount, **(request or {})},
+                              extend=(lambda drafts: extend(drafts[0])) if extend else None,
+                              resource=resource)[0]
+
+    def post_legs(self, legs: tuple[Leg, ...], *, idempotency_key: str | None = None, fingerprint: dict,
+                  key_ttl_seconds: int | None = None, extend: ExtendLegs | None = None,
+                  entry_attributes: dict | None = None, resource: str | None = None) -> list[Posting]:
+        """Apply every leg (one account each) in one transaction, exactly once per idempotency key:
+        all legs commit or none. `fingerprint` identifies the client's request (a reused key with
+        another fingerprint is a conflict); `resource` names what it makes, kept with the key."""
+        accounts = [leg.account_id for leg in legs]
+        if not legs or len(set(accounts)) != len(accounts):
+            raise InvalidRequest("a posting names each account once", field="account_id")
+        for leg in legs:
+            require_int("amount", leg.amount)
+        posting_request = _PostingRequest(tuple(legs), idempotency_key, _fingerprint(fingerprint),
+                                          key_ttl_seconds, extend, entry_attributes or {}, resource)
         budget = self.retry_budget()
         recheck = False
         while True:
@@ -335,27 +453,28 @@ class Ledger:
                 if not budget.retry():
                     break
         raise Contention("the account is too busy right now; nothing was written, retry later",
-                         account_id=account_id)
+                         account_id=accounts[0])
 
-    def _attempt(self, request: _PostingRequest, budget: RetryBudget, recheck: bool) -> Posting:
+    def _attempt(self, request: _PostingRequest, budget: RetryBudget, recheck: bool) -> list[Posting]:
         """Read, decide, plan, commit; raises Stale when the world moved underneath."""
-        account, record, high_water = self._read(request.account_id, request.idempotency_key)
+        accounts, record, high_water = self._read([leg.account_id for leg in request.legs], request.idempotency_key)
         if record is not None:
             if record.fingerprint != request.fingerprint:
                 raise IdempotencyConflict(
                     f"idempotency key {request.idempotency_key} was already used with a different request",
                     idempotency_key=request.idempotency_key)
-            return self._posting_from_record(record, replayed=True)
-        if account is None and not request.create:
-            raise NotFound(f"account {request.account_id} not found", account_id=request.account_id)
-        plan = self._plan(request, account, high_water, recheck)
+            return self._postings_from_record(record)
+        for leg, account in zip(request.legs, accounts, strict=True):
+            if account is None and not leg.create:
+                raise NotFound(f"account {leg.account_id} not found", account_id=leg.account_id)
+        plan = self._plan(request, accounts, high_water, recheck)
         self._commit(plan, budget)
-        return plan.posting
+        return [leg.posting for leg in plan.legs]
 
-    def _read(self, account_id: str, idempotency_key: str | None):
+    def _read(self, account_ids: list[str], idempotency_key: str | None):
         try:
             with TransactGet(connection=models.transaction_connection) as reads:
-                account_future = reads.get(AccountModel, self.account_key(account_id))
+                account_futures = [reads.get(AccountModel, self.account_key(account_id)) for account_id in account_ids]
                 record_future = (reads.get(IdempotencyModel, self.idempotency_key(idempotency_key))
                                  if idempotency_key else None)
                 high_water_future = (reads.get(CounterModel, self.high_water_name())
@@ -364,47 +483,70 @@ class Ledger:
             if is_client_fault(error):
                 raise
             raise Stale() from error  # cancelled by a concurrent write, throttled: read again
-        return (resolved(account_future), resolved(record_future), resolved(high_water_future))
+        return ([resolved(future) for future in account_futures], resolved(record_future),
+                resolved(high_water_future))
 
-    def _plan(self, request: _PostingRequest, account: AccountModel | None,
+    def _plan(self, request: _PostingRequest, accounts: list[AccountModel | None],
               high_water: CounterModel | None, recheck: bool) -> _Plan:
-        account_id, amount, idempotency_key = request.account_id, request.amount, request.idempotency_key
         now = self._clock()
-        if account is None:
-            account = AccountModel(self.account_key(account_id), balance=0, entry_count=0, floor=request.floor)
-        balance_after = int(account.balance) + amount
-        seq = int(account.entry_count) + 1
+        accounts = [account if account is not None
+                    else AccountModel(self.account_key(leg.account_id), balance=0, entry_count=0, floor=leg.floor)
+                    for leg, account in zip(request.legs, accounts, strict=True)]
         created = now
-        if account.last_entry_at:
-            # Entries of one account are stamped strictly in sequence order, so a
-            # time-index query and a sequence query agree ("balance as of" is exact).
-            created = max(now, parse_stamp(account.last_entry_at) + timedelta(microseconds=1))
-        created_at = stamp(created)
-        extension = (request.extend(Draft(account, seq, amount, balance_after, created_at, recheck))
-                     if request.extend else Extension())
-        account_floor = None if account.floor is None else int(account.floor)
-        limits = [limit for limit in (account_floor, request.minimum) if limit is not None]
-        required = max(limits) if limits else None
-        if amount < 0 and required is not None and balance_after < required:
-            raise FloorBreached(f"this debit would leave the balance at {self._show(balance_after)}, "
-                                f"below the minimum {self._show(required)}",
-                                balance=int(account.balance), floor=required)
-        posting = Posting(account_id, seq, amount, balance_after, created_at, extra=extension.result)
-        entry = EntryModel(account.key, seq, amount=amount, balance_after=balance_after, created_at=created_at,
-                           idempotency_key=self.idempotency_key(idempotency_key) if idempotency_key else None,
-                           **extension.entry_attributes)
+        for account in accounts:
+            if account.last_entry_at:
+                # Entries of one account are stamped strictly in sequence order, so a
+                # time-index query and a sequence query agree ("balance as of" is exact).
+                created = max(created, parse_stamp(account.last_entry_at) + timedelta(microseconds=1))
+        created_at = stamp(created)  # every leg of a posting at one time
+        drafts = tuple(Draft(account, int(account.entry_count) + 1, leg.amount, int(account.balance) + leg.amount,
+                             created_at, recheck, int(account.held or 0) + leg.hold_change)
+                       for leg, account in zip(request.legs, accounts, strict=True))
+        extension = request.extend(drafts) if request.extend else Extension()
+        idempotency_key = request.idempotency_key
+        stored_key = self.idempotency_key(idempotency_key) if idempotency_key else None
+        legs = []
+        for number, (leg, draft) in enumerate(zip(request.legs, drafts, strict=True)):
+            account = draft.account
+            account_floor = None if account.floor is None else int(account.floor)
+            limits = [limit for limit in (account_floor, leg.minimum) if limit is not None]
+            required = max(limits) if limits else None
+            available_after = draft.balance_after - draft.held_after
+            if leg.lowers_available and required is not None and available_after < required:
+                what = "balance" if draft.held_after == 0 else "available balance (balance less holds)"
+                raise FloorBreached(f"this debit would leave the {what} of {leg.account_id} at "
+                                    f"{self._show(available_after)}, below the minimum {self._show(required)}"
+                                    if len(request.legs) > 1 else
+                                    f"this debit would leave the {what} at {self._show(available_after)}, "
+                                    f"below the minimum {self._show(required)}",
+                                    balance=int(account.balance), floor=required, account_id=leg.account_id)
+            entry = EntryModel(account.key, draft.seq, amount=leg.amount, balance_after=draft.balance_after,
+                               created_at=created_at, idempotency_key=stored_key, **request.entry_attributes,
+                               **(extension.entry_attributes if number == 0 else {}))
+            if leg.hold_change:
+                entry.held_change = leg.hold_change
+            if leg.hold_change or draft.held_after:
+                entry.held_after = draft.held_after  # what stays reserved, on every entry while anything is
+            posting = Posting(leg.account_id, draft.seq, leg.amount, draft.balance_after, created_at,
+                              extra=extension.result, held_after=draft.held_after, resource=request.resource)
+            legs.append(_LegPlan(leg, account, entry, account_floor, required, posting))
         record = None
         if idempotency_key:
+            first = legs[0].posting
             record = IdempotencyModel(self.idempotency_key(idempotency_key), fingerprint=request.fingerprint,
-                                      account=account.key, seq=seq, amount=amount,
-                                      balance_after=balance_after, created_at=created_at)
+                                      account=legs[0].account.key, seq=first.seq, amount=first.amount,
+                                      balance_after=first.balance_after, created_at=created_at,
+                                      resource=request.resource)
+            if len(legs) > 1:
+                record.legs = [LegRecord(account=plan.account.key, seq=plan.posting.seq, amount=plan.posting.amount,
+                                         balance_after=plan.posting.balance_after) for plan in legs]
             if request.key_ttl_seconds:
                 record.expires_at = now + timedelta(seconds=request.key_ttl_seconds)
-        raise_high_water = self.track_volume and (high_water is None or seq > int(high_water.value))
-        return _Plan(account=account, entry=entry, record=record,
+        top = max(legs, key=lambda plan: plan.posting.seq)
+        raise_high_water = self.track_volume and (high_water is None or top.posting.seq > int(high_water.value))
+        return _Plan(legs=legs, record=record,
                      high_water=CounterModel(self.high_water_name()) if raise_high_water else None,
-                     floor=account_floor, required=required, posting=posting, token=str(uuid.uuid4()),
-                     extension=extension)
+                     token=str(uuid.uuid4()), extension=extension)
 
     def _commit(self, plan: _Plan, budget: RetryBudget) -> None:
         """One TransactWriteItems; resent with the same token while the outcome is unknown."""
@@ -417,8 +559,7 @@ class Ledger:
                     raise Contention("the datastore did not confirm the write; "
                                      "retry with the same idempotency key") from None
 
-    def _transact(self, plan: _Plan) -> None:
-        account = plan.account
+    def _account_update(self, plan: _LegPlan, extension: Extension | None) -> tuple[list, Condition | None]:
         posting = plan.posting
         actions = [
             AccountModel.balance.set(posting.balance_after),
@@ -430,27 +571,44 @@ class Ledger:
             actions.append(AccountModel.floor.set(plan.floor))
         if self.track_volume:
             actions.append(AccountModel.volume_key.set(self.volume_key(posting.seq)))
+        condition = None
+        if extension is not None:
+            actions.extend(extension.account_actions)
+            condition = extension.account_condition
+        if plan.leg.hold_change:
+            actions.append(AccountModel.held.set(posting.held_after))
+        if plan.leg.lowers_available and plan.required is not None:
+            # available after = balance + amount - held after >= required, checked on the stored item.
+            condition &= AccountModel.balance >= plan.required + posting.held_after - posting.amount
+            if posting.held_after:
+                held_before = posting.held_after - plan.leg.hold_change
+                condition &= (AccountModel.held == held_before) if held_before else \
+                    (AccountModel.held.does_not_exist() | (AccountModel.held == 0))
+        return actions, condition
+
+    def _transact(self, plan: _Plan) -> None:
         extension = plan.extension
-        actions.extend(extension.account_actions)
-        account_condition = extension.account_condition
-        if posting.amount < 0 and plan.required is not None:
-            account_condition &= AccountModel.balance >= plan.required - posting.amount
         # PynamoDB sends condition checks, deletes, puts, then updates; reasons come back in that order.
-        roles = (["entry"] + (["record"] if plan.record else []) + ["extension"] * len(extension.puts)
-                 + ["account"] + (["high_water"] if plan.high_water else []) + ["extension"] * len(extension.updates))
+        roles = (["entry"] * len(plan.legs) + (["record"] if plan.record else []) + ["extension"] * len(extension.puts)
+                 + [f"account:{number}" for number in range(len(plan.legs))]
+                 + (["high_water"] if plan.high_water else []) + ["extension"] * len(extension.updates))
         try:
             with TransactWrite(connection=models.transaction_connection,
                                client_request_token=plan.token) as writes:
-                writes.save(plan.entry, condition=EntryModel.seq.does_not_exist())
+                for leg in plan.legs:
+                    writes.save(leg.entry, condition=EntryModel.seq.does_not_exist())
                 if plan.record is not None:
                     writes.save(plan.record, condition=IdempotencyModel.key.does_not_exist())
                 for item, condition in extension.puts:
                     writes.save(item, condition=condition)
-                writes.update(account, actions, condition=account_condition, return_values="ALL_OLD")
+                for number, leg in enumerate(plan.legs):
+                    actions, condition = self._account_update(leg, extension if number == 0 else None)
+                    writes.update(leg.account, actions, condition=condition, return_values="ALL_OLD")
                 if plan.high_water is not None:
+                    top = max(plan.legs, key=lambda leg: leg.posting.seq).posting
                     writes.update(plan.high_water,
-                                  [CounterModel.value.set(posting.seq), CounterModel.holder.set(posting.account_id)],
-                                  condition=CounterModel.value.does_not_exist() | (CounterModel.value < posting.seq))
+                                  [CounterModel.value.set(top.seq), CounterModel.holder.set(top.account_id)],
+                                  condition=CounterModel.value.does_not_exist() | (CounterModel.value < top.seq))
                 for item, item_actions, condition in extension.updates:
                     writes.update(item, item_actions, condition=condition)
         except TransactWriteError as error:
@@ -466,29 +624,41 @@ class Ledger:
             raise Stale() from error  # unexpected shape: a fresh read decides safely
         failed = {role for role, reason in zip(roles, reasons, strict=True)
                   if reason is not None and reason.code == "ConditionalCheckFailed"}
-        account_reason = dict(zip(roles, reasons, strict=True)).get("account")
-        if account_reason is not None and account_reason.code == "ConditionalCheckFailed":
-            current = account_reason.raw_item or {}
-            current_version = current.get("version", {}).get("N")
-            read_version = plan.account.version
-            if current_version is not None and read_version is not None and int(current_version) == read_version:
-                if plan.extension.account_condition is not None:
-                    # The account read was current, so the extension's own conditions on it failed:
-                    # what it planned from its other reads (an index) was stale.
-                    raise Stale(recheck=True) from error
-                # Same version, so only the floor can have failed: the read was current.
-                raise FloorBreached("this debit would take the balance below the minimum", floor=plan.required)
+        by_role = dict(zip(roles, reasons, strict=True))
+        for number, leg in enumerate(plan.legs):
+            reason = by_role[f"account:{number}"]
+            if reason is None or reason.code != "ConditionalCheckFailed":
+                continue
+            current_version = (reason.raw_item or {}).get("version", {}).get("N")
+            read_version = leg.account.version
+            if current_version is None or read_version is None or int(current_version) != read_version:
+                continue
+            if number == 0 and plan.extension.account_condition is not None:
+                # The account read was current, so the extension's own conditions on it failed:
+                # what it planned from its other reads (an index) was stale.
+                raise Stale(recheck=True) from error
+            # Same version, so only the floor can have failed: the read was current.
+            raise FloorBreached("this debit would take the balance below the minimum", floor=leg.required,
+                                account_id=leg.leg.account_id)
         # A moved version, a taken seq or key, a raised high-water mark, a conflict: re-plan.
-        # Only an extension item that failed while the account held still says the service's own reads
-        # were stale (a lagging index); with the account moved too, the fresh read explains both.
-        raise Stale(recheck="extension" in failed and "account" not in failed) from error
+        # Only an extension item that failed while the accounts held still says the service's own reads
+        # were stale (a lagging index); with an account moved too, the fresh read explains both.
+        accounts_failed = any(role.startswith("account:") for role in failed)
+        raise Stale(recheck="extension" in failed and not accounts_failed) from error
+
 
     def retry_budget(self) -> RetryBudget:
         return RetryBudget(self._settings, self._sleep, self._monotonic)
 
     def _posting_from_record(self, record: IdempotencyModel, replayed: bool) -> Posting:
         return Posting(self._account_id(record.account), int(record.seq), int(record.amount),
-                       int(record.balance_after), record.created_at, replayed=replayed)
+                       int(record.balance_after), record.created_at, replayed=replayed, resource=record.resource)
+
+    def _postings_from_record(self, record: IdempotencyModel) -> list[Posting]:
+        if not record.legs:
+            return [self._posting_from_record(record, replayed=True)]
+        return [Posting(self._account_id(leg.account), int(leg.seq), int(leg.amount), int(leg.balance_after),
+                        record.created_at, replayed=True, resource=record.resource) for leg in record.legs]
 
 
 class RetryBudget:

@@ -8,11 +8,15 @@ Tables (names from configuration, `<prefix>-<kind>`):
 - lots:        points lots of a holder, (holder, lot); sparse FIFO GSIs hold only open lots.
 - links:       which lots paid for a points spend, in parts of up to 99 links, (posting, part).
 - users:       users and what must be unique: `user#<id>`, `phone#<phone>`, `wallet#<user>#<type>`.
+- transactions: /v1 transactions (postings, transfers, captures, reversals, earns, spends, expiries).
+- holds:       /v1 holds (two-phase: authorized, then captured, voided or expired).
+Expiring lots and open holds carry the keys of a sparse `by_expiry` index, sharded, oldest first.
 """
 from __future__ import annotations
 
 from pynamodb.attributes import (
     BooleanAttribute,
+    JSONAttribute,
     ListAttribute,
     MapAttribute,
     NumberAttribute,
@@ -21,7 +25,7 @@ from pynamodb.attributes import (
     VersionAttribute,
 )
 from pynamodb.connection import Connection
-from pynamodb.constants import PAY_PER_REQUEST_BILLING_MODE
+from pynamodb.constants import PAY_PER_REQUEST_BILLING_MODE, STREAM_NEW_IMAGE
 from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, KeysOnlyProjection
 from pynamodb.models import Model
 
@@ -64,6 +68,13 @@ class AccountModel(Model):
     # Wallets: the user who owns it and its type (one wallet per user and type).
     owner = NumberAttribute(null=True)
     wallet_type = UnicodeAttribute(null=True)
+    # Holds: the amount reserved by open holds; the available balance is `balance - held`.
+    held = NumberAttribute(null=True)
+    # /v1 accounts: the unit amounts are in (a currency's minor units, or points), what kind of
+    # account it is ("standard" or "points"), and the client's metadata.
+    unit = UnicodeAttribute(null=True)
+    kind = UnicodeAttribute(null=True)
+    metadata = JSONAttribute(null=True)
     version = VersionAttribute()
 
     by_volume = VolumeIndex()
@@ -84,6 +95,7 @@ class EntryModel(Model):
     class Meta:
         table_name = "entries"
         billing_mode = PAY_PER_REQUEST_BILLING_MODE
+        stream_view_type = STREAM_NEW_IMAGE  # every new entry is published as an event (core/events.py)
 
     account = UnicodeAttribute(hash_key=True)
     seq = NumberAttribute(range_key=True)
@@ -97,8 +109,21 @@ class EntryModel(Model):
     parts = NumberAttribute(null=True)
     # Wallets: the owner, so a user's history query filters out any wallet that is not theirs.
     owner = NumberAttribute(null=True)
+    # Holds: how this entry changed the amount held on the account, and what it left held.
+    held_change = NumberAttribute(null=True)
+    held_after = NumberAttribute(null=True)
+    # /v1: the transaction this entry belongs to and its type (transfer, hold, capture, expiry, ...).
+    transaction = UnicodeAttribute(null=True)
+    kind = UnicodeAttribute(null=True)
 
     by_time = EntryTimeIndex()
+
+
+class LegRecord(MapAttribute):
+    account = UnicodeAttribute()
+    seq = NumberAttribute()
+    amount = NumberAttribute()
+    balance_after = NumberAttribute()
 
 
 class IdempotencyModel(Model):
@@ -115,6 +140,9 @@ class IdempotencyModel(Model):
     created_at = UnicodeAttribute()
     # Set only for keys that are mere retry tokens; transaction ids clients read back never expire.
     expires_at = TTLAttribute(null=True)
+    # What the request made (a /v1 transaction id), and every leg of a posting of more than one.
+    resource = UnicodeAttribute(null=True)
+    legs = ListAttribute(of=LegRecord, null=True)
 
 
 class CounterModel(Model):
@@ -149,6 +177,18 @@ class OpenPayerLotIndex(GlobalSecondaryIndex):
     fifo = UnicodeAttribute(range_key=True)
 
 
+class ExpiryIndex(GlobalSecondaryIndex):
+    """Sparse: only what is open and will expire carries the keys; a few shards spread the writes,
+    each ordered by expiry time, so a sweep reads only what is due."""
+
+    class Meta:
+        index_name = "by_expiry"
+        projection = KeysOnlyProjection()
+
+    expiry_shard = UnicodeAttribute(hash_key=True)
+    expiry = UnicodeAttribute(range_key=True)
+
+
 class LotModel(Model):
     """Points earned from one payer in one add; `remaining` only falls (spends, negative adds)."""
 
@@ -165,9 +205,14 @@ class LotModel(Model):
     fifo = UnicodeAttribute()  # "<timestamp>#<lot>": oldest first, arrival order breaks ties
     open_holder = UnicodeAttribute(null=True)
     open_payer = UnicodeAttribute(null=True)
+    expires_at = UnicodeAttribute(null=True)  # a stamp; from then on the lot is never spent
+    # `by_expiry` keys, only while the lot is open and expires.
+    expiry_shard = UnicodeAttribute(null=True)
+    expiry = UnicodeAttribute(null=True)  # "<expires_at>#<holder>#<lot>"
 
     open_fifo = OpenLotIndex()
     open_payer_fifo = OpenPayerLotIndex()
+    by_expiry = ExpiryIndex()
 
 
 class LotLink(MapAttribute):
@@ -205,6 +250,60 @@ class DirectoryModel(Model):
     created_at = UnicodeAttribute()
 
 
+class TransactionLeg(MapAttribute):
+    account_id = UnicodeAttribute()
+    seq = NumberAttribute()
+    amount = NumberAttribute()
+    balance_after = NumberAttribute()
+
+
+class TransactionModel(Model):
+    """A /v1 transaction: what a client asked for, and the journal entries it made (its legs).
+    Only `reversed` ever changes, under a condition on its value read."""
+
+    class Meta:
+        table_name = "transactions"
+        billing_mode = PAY_PER_REQUEST_BILLING_MODE
+
+    id = UnicodeAttribute(hash_key=True)
+    type = UnicodeAttribute()
+    amount = NumberAttribute()  # positive: what moved
+    unit = UnicodeAttribute()
+    legs = ListAttribute(of=TransactionLeg)
+    reversed = NumberAttribute(default=0)
+    reverses = UnicodeAttribute(null=True)  # a reversal: the transaction it reverses
+    hold_id = UnicodeAttribute(null=True)  # a capture: its hold
+    payer = UnicodeAttribute(null=True)  # an earn: who granted the points
+    expires_at = UnicodeAttribute(null=True)  # an earn: when its lot expires
+    metadata = JSONAttribute(null=True)
+    created_at = UnicodeAttribute()
+
+
+class HoldModel(Model):
+    """A /v1 hold. Its amount counts in the account's `held` while `status` is authorized."""
+
+    class Meta:
+        table_name = "holds"
+        billing_mode = PAY_PER_REQUEST_BILLING_MODE
+
+    id = UnicodeAttribute(hash_key=True)
+    account_id = UnicodeAttribute()
+    amount = NumberAttribute()
+    unit = UnicodeAttribute()
+    status = UnicodeAttribute()  # authorized, captured, voided, expired
+    captured = NumberAttribute(default=0)
+    capture_transaction = UnicodeAttribute(null=True)
+    expires_at = UnicodeAttribute()
+    metadata = JSONAttribute(null=True)
+    created_at = UnicodeAttribute()
+    updated_at = UnicodeAttribute()
+    # `by_expiry` keys, only while authorized.
+    expiry_shard = UnicodeAttribute(null=True)
+    expiry = UnicodeAttribute(null=True)  # "<expires_at>#<id>"
+
+    by_expiry = ExpiryIndex()
+
+
 MODELS: dict[str, type[Model]] = {
     "accounts": AccountModel,
     "entries": EntryModel,
@@ -213,6 +312,8 @@ MODELS: dict[str, type[Model]] = {
     "lots": LotModel,
     "links": LinkPartModel,
     "users": DirectoryModel,
+    "transactions": TransactionModel,
+    "holds": HoldModel,
 }
 
 # Connection for multi-table requests (TransactGet/TransactWrite); rebuilt by bind().

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import functools
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -31,10 +32,11 @@ from pynamodb.exceptions import TransactWriteError, UpdateError
 from pynamodb.transactions import TransactWrite
 
 from chalicelib.core import models
-from chalicelib.core.errors import Contention, InsufficientPoints, InvalidRequest
+from chalicelib.core.errors import Contention, InsufficientPoints, InvalidRequest, InvalidState
 from chalicelib.core.guard import datastore_guarded, is_client_fault, response_code
 from chalicelib.core.ledger import (
     Draft,
+    Extend,
     Extension,
     Ledger,
     Posting,
@@ -51,6 +53,8 @@ LOTS_IN_ONE_TRANSACTION = 96
 LOTS_PER_PART = 99  # a part's transaction: the part and its lots
 MAX_PARTS = 97  # the deciding transaction: holder, entry, idempotency record and every part
 MAX_LOTS_PER_TAKE = MAX_PARTS * LOTS_PER_PART
+LOTS_PER_RETURN = 90  # a reversal's one transaction: holder, entry, record, link part, lots, a service's items
+EXPIRY_SHARDS = 4  # `by_expiry` hash keys: writes of many holders spread over a few partitions
 _PART_TOKENS = uuid.UUID("6b1f3c1e-2f0a-4c52-9d57-1d1c2b7f0a11")
 
 
@@ -65,6 +69,17 @@ class PointsChange:
     timestamp: str  # when the points were earned (an earn), else when the change was made
     balances: dict[str, int] | None  # every payer's balance right after; None when replayed
     replayed: bool = False
+    resource: str | None = None  # what the posting made (see `Posting.resource`)
+
+
+@dataclass(frozen=True)
+class Lot:
+    lot: int  # the seq of the journal entry that earned it
+    payer: str
+    points: int
+    remaining: int
+    earned_at: str
+    expires_at: str | None
 
 
 @dataclass(frozen=True)
@@ -75,12 +90,30 @@ class _Planned:
     parts: int
 
 
+class _ExpiredLots(Exception):
+    """A take met lots past their expiry: they are expired (journaled) first, then the take is planned again."""
+
+    def __init__(self, lots: list[int]) -> None:
+        super().__init__()
+        self.lots = lots
+
+
+class _LotMoved(Exception):
+    """The lot changed between the read that sized a posting and its commit: size it again."""
+
+
+def expiry_shard(holder_key: str) -> str:
+    return f"lots#{uuid.uuid5(_PART_TOKENS, holder_key).int % EXPIRY_SHARDS}"
+
+
 @datastore_guarded
 class PointsBook:
     """The points holders of one book (one per surface)."""
 
-    def __init__(self, book: str, **ledger_options) -> None:
+    def __init__(self, book: str, *, on_expiry: Callable[[], Extend] | None = None, **ledger_options) -> None:
+        """`on_expiry` gives the items a caller records with every expiry (a transaction record, say)."""
         self.ledger = Ledger(book, **ledger_options)
+        self._on_expiry = on_expiry
 
     # -- names ----------------------------------------------------------------
     def holder_key(self, holder: str) -> str:
@@ -105,34 +138,156 @@ class PointsBook:
             return {}
         return _payer_balances(account)
 
+    def lots(self, holder: str, *, open_only: bool = True, limit: int = 1000) -> list[Lot]:
+        """The holder's lots, oldest first (FIFO order): one Query of `open_fifo`, or of the table for all."""
+        key = self.holder_key(holder)
+        found = (LotModel.open_fifo.query(key, limit=limit) if open_only
+                 else LotModel.query(key, consistent_read=True, limit=limit))
+        lots = [Lot(int(lot.lot), lot.payer, int(lot.points), int(lot.remaining), lot.timestamp, lot.expires_at)
+                for lot in found]
+        return lots if open_only else sorted(lots, key=lambda lot: (lot.earned_at, lot.lot))
+
     # -- writes -----------------------------------------------------------------
     def add(self, holder: str, payer: str, points: int, *, timestamp: datetime | None = None,
-            idempotency_key: str | None = None, key_ttl_seconds: int | None = None) -> PointsChange:
-        """Earn `points` from `payer` (a lot stamped `timestamp`, default now), or with negative
-        points take them back from that payer's oldest open lots."""
+            idempotency_key: str | None = None, key_ttl_seconds: int | None = None,
+            expires_at: datetime | None = None, attach: Extend | None = None, **posting) -> PointsChange:
+        """Earn `points` from `payer` (a lot stamped `timestamp`, default now, that expires at
+        `expires_at` if given), or with negative points take them back from that payer's oldest open
+        lots. `attach` adds a caller's own items to the transaction; `posting`: `create`, `resource`."""
         points = require_int("points", points)
         if not isinstance(payer, str) or not payer.strip():
             raise InvalidRequest("payer must be a non-empty string", field="payer")
         if points == 0:
             raise InvalidRequest("points must not be zero", field="points")
         earned_at = stamp(timestamp) if timestamp else None
-        extend = (functools.partial(self._earn, payer, points, earned_at) if points > 0
+        expiry = stamp(expires_at) if expires_at else None
+        if expiry and points < 0:
+            raise InvalidRequest("only earned points expire", field="expires_at")
+        request = {"kind": "add", "payer": payer, "timestamp": earned_at}
+        if expiry:
+            request["expires_at"] = expiry
+        extend = (functools.partial(self._earn, payer, points, earned_at, expiry) if points > 0
                   else functools.partial(self._take, -points, payer))
-        posting = self.ledger.post(holder, points, idempotency_key=idempotency_key, extend=extend,
-                                   request={"kind": "add", "payer": payer, "timestamp": earned_at},
-                                   key_ttl_seconds=key_ttl_seconds)
-        return self._change(holder, posting)
+        return self._posted(holder, points, extend, attach, idempotency_key=idempotency_key, request=request,
+                            key_ttl_seconds=key_ttl_seconds, **posting)
 
     def spend(self, holder: str, points: int, *, idempotency_key: str | None = None,
-              key_ttl_seconds: int | None = None) -> PointsChange:
-        """Take `points` from the holder's oldest open lots, across payers; all or nothing."""
+              key_ttl_seconds: int | None = None, attach: Extend | None = None, **posting) -> PointsChange:
+        """Take `points` from the holder's oldest open, unexpired lots, across payers; all or nothing."""
         points = require_int("points", points)
         if points <= 0:
             raise InvalidRequest("points must be a positive integer", field="points")
-        posting = self.ledger.post(holder, -points, idempotency_key=idempotency_key, request={"kind": "spend"},
-                                   extend=functools.partial(self._take, points, None),
-                                   key_ttl_seconds=key_ttl_seconds)
-        return self._change(holder, posting)
+        return self._posted(holder, -points, functools.partial(self._take, points, None), attach,
+                            idempotency_key=idempotency_key, request={"kind": "spend"},
+                            key_ttl_seconds=key_ttl_seconds, **posting)
+
+    def _posted(self, holder: str, points: int, extend: Extend, attach: Extend | None, **posting) -> PointsChange:
+        """Post the change; lots found expired on the way are expired first (each its own journal entry)."""
+        while True:
+            try:
+                change = self.ledger.post(holder, points, extend=_with(extend, attach), **posting)
+            except _ExpiredLots as expired:
+                for lot in expired.lots:
+                    self.expire(holder, lot)
+                continue
+            return self._change(holder, change)
+
+    def expire(self, holder: str, lot: int) -> PointsChange | None:
+        """Journal the expiry of an expired lot's remaining points (None if nothing is left to expire).
+
+        Safe to run twice or to race a take: the lot is emptied under `remaining == what was read`."""
+        key = self.holder_key(holder)
+        while True:
+            try:
+                found = LotModel.get(key, lot, consistent_read=True)
+            except LotModel.DoesNotExist:
+                return None
+            remaining = int(found.remaining)
+            if remaining <= 0 or not found.expires_at or found.expires_at > stamp(self.ledger.now()):
+                return None
+            link = LotLink(lot=lot, payer=found.payer, points=remaining, exhausts=True)
+
+            def plan(draft: Draft, link=link, remaining=remaining) -> Extension:
+                if draft.recheck and int(LotModel.get(key, lot, consistent_read=True).remaining) != remaining:
+                    raise _LotMoved()  # a take got there first: size the expiry again
+                return self._take_links([link], "expiry", draft)
+
+            try:
+                attach = self._on_expiry() if self._on_expiry else None
+                posting = self.ledger.post(holder, -remaining, create=False, extend=_with(plan, attach))
+            except _LotMoved:
+                continue
+            return self._change(holder, posting)
+
+    def take_back_earn(self, holder: str, earn_seq: int, points: int, attach: Extend | None = None,
+                       **posting) -> PointsChange:
+        """Reverse (part of) an earn: take `points` from the very lot it made, if they are still there."""
+        link = None
+
+        def plan(draft: Draft) -> Extension:
+            nonlocal link
+            lot = LotModel.get(draft.account.key, earn_seq, consistent_read=True)
+            remaining = int(lot.remaining)
+            if remaining < points:
+                raise InvalidState(f"only {remaining} points of this earn are left in its lot; "
+                                   f"{points} cannot be taken back", available=remaining)
+            link = LotLink(lot=earn_seq, payer=lot.payer, points=points, exhausts=remaining == points)
+            return self._take_links([link], "reversal", draft)
+
+        return self._posted(holder, -points, plan, attach, create=False, **posting)
+
+    def return_to_lots(self, holder: str, spend_seq: int, points: int, already_returned: int,
+                       attach: Extend | None = None, **posting) -> PointsChange:
+        """Reverse (part of) a spend: give `points` back to the very lots it took them from, newest take
+        first, after the `already_returned` points earlier reversals gave back. A lot keeps its place in
+        FIFO order (its `fifo` key never changes) and re-enters the open indexes."""
+        key = self.holder_key(holder)
+        taken = [link for part in LinkPartModel.query(self.posting_ref(key, spend_seq), consistent_read=True)
+                 for link in part.links]
+        returns: dict[int, list] = {}  # lot -> [payer, points], in the order they are given back
+        skip, left = already_returned, points
+        for link in reversed(taken):
+            amount = int(link.points)
+            skipped = min(skip, amount)
+            skip -= skipped
+            give = min(amount - skipped, left)
+            if give > 0:
+                returns.setdefault(int(link.lot), [link.payer, 0])[1] += give
+                left -= give
+        if left:
+            raise InvalidState(f"this spend has only {points - left} points left to give back", asked=points)
+        if len(returns) > LOTS_PER_RETURN:
+            raise InvalidRequest(f"this would give points back to more than {LOTS_PER_RETURN} lots at once; "
+                                 "reverse a smaller amount per request", field="amount")
+
+        def plan(draft: Draft) -> Extension:
+            account = draft.account
+            self._complete_pending_first(account)  # a pending take's conditions assume its lots hold still
+            payers = _payer_balances(account)
+            lots = {int(lot.lot): lot for lot in LotModel.batch_get([(key, lot) for lot in returns],
+                                                                    consistent_read=True)}
+            updates, links = [], []
+            for number, (payer, amount) in returns.items():
+                lot = lots[number]
+                payers[payer] = payers.get(payer, 0) + amount
+                actions = [LotModel.remaining.set(LotModel.remaining + amount),
+                           LotModel.open_holder.set(key), LotModel.open_payer.set(self.payer_lots_key(key, payer))]
+                if lot.expires_at:
+                    actions += [LotModel.expiry_shard.set(expiry_shard(key)),
+                                LotModel.expiry.set(_lot_expiry(lot.expires_at, key, number))]
+                updates.append((LotModel(key, number), actions, LotModel.remaining == int(lot.remaining)))
+                links.append(LotLink(lot=number, payer=payer, points=-amount, exhausts=False))
+            by_payer: dict[str, int] = {}
+            for link in links:
+                by_payer[link.payer] = by_payer.get(link.payer, 0) - int(link.points)
+            part = LinkPartModel(self.posting_ref(key, draft.seq), 0, links=links, applied=True)
+            return Extension(account_actions=[_set_payers(payers)],
+                             entry_attributes={"detail": [PayerPoints(payer=name, points=amount)
+                                                          for name, amount in by_payer.items()], "parts": 1},
+                             puts=[(part, LinkPartModel.part.does_not_exist())], updates=updates,
+                             result=_Planned(list(by_payer.items()), payers, draft.created_at, parts=1))
+
+        return self._posted(holder, points, plan, attach, create=False, **posting)
 
     def settle(self, holder: str) -> bool:
         """Recovery: complete the holder's pending take, if any. True if there was one."""
@@ -146,7 +301,8 @@ class PointsBook:
         return True
 
     # -- planning (called by the ledger with a consistent draft of the posting) ----
-    def _earn(self, payer: str, points: int, earned_at: str | None, draft: Draft) -> Extension:
+    def _earn(self, payer: str, points: int, earned_at: str | None, expires_at: str | None,
+              draft: Draft) -> Extension:
         account = draft.account
         self._complete_pending_first(account)
         payers = _payer_balances(account)
@@ -155,6 +311,9 @@ class PointsBook:
         lot = LotModel(account.key, draft.seq, payer=payer, points=points, remaining=points, timestamp=earned_at,
                        fifo=f"{earned_at}#{draft.seq:012d}", open_holder=account.key,
                        open_payer=self.payer_lots_key(account.key, payer))
+        if expires_at:
+            lot.expires_at, lot.expiry_shard = expires_at, expiry_shard(account.key)
+            lot.expiry = _lot_expiry(expires_at, account.key, draft.seq)
         return Extension(account_actions=[_set_payers(payers)],
                          entry_attributes={"detail": [PayerPoints(payer=payer, points=points)]},
                          puts=[(lot, LotModel.lot.does_not_exist())],
@@ -169,7 +328,9 @@ class PointsBook:
             whose = "the holder has" if payer is None else f"payer {payer} has"
             raise InsufficientPoints(f"not enough points: {whose} {available}, {points} asked",
                                      available=available, asked=points)
-        links = self._oldest_open_lots(account.key, payer, points, verify=draft.recheck)
+        links, expired = self._oldest_open_lots(account.key, payer, points, draft.created_at, verify=draft.recheck)
+        if expired:
+            raise _ExpiredLots(expired)
         if sum(int(link.points) for link in links) < points:
             raise Stale()  # the index has not caught up with the holder yet: look again
         if any(int(link.lot) >= draft.seq for link in links):
@@ -200,13 +361,16 @@ class PointsBook:
             result=_Planned([(name, -amount) for name, amount in taken.items()], payers,
                             draft.created_at, parts=len(parts)))
 
-    def _oldest_open_lots(self, holder_key: str, payer: str | None, points: int, verify: bool) -> list[LotLink]:
-        """Links to the oldest open lots that cover `points`, read page by page only as far as needed.
+    def _oldest_open_lots(self, holder_key: str, payer: str | None, points: int, now: str,
+                          verify: bool) -> tuple[list[LotLink], list[int]]:
+        """Links to the oldest open lots that cover `points`, read page by page only as far as needed,
+        and the lots met on the way that had expired by `now` (never taken from).
 
         `verify` re-reads the lots the index named, consistently (after a lot's condition failed)."""
         index, hash_key = ((LotModel.open_fifo, holder_key) if payer is None
                            else (LotModel.open_payer_fifo, self.payer_lots_key(holder_key, payer)))
         links: list[LotLink] = []
+        expired: list[int] = []
         left, last_key = points, None
         while left > 0:
             results = index.query(hash_key, limit=INDEX_PAGE, page_size=INDEX_PAGE, last_evaluated_key=last_key)
@@ -216,6 +380,9 @@ class PointsBook:
             for lot in lots:
                 remaining = int(lot.remaining)
                 if remaining <= 0:
+                    continue
+                if lot.expires_at and lot.expires_at <= now:
+                    expired.append(int(lot.lot))
                     continue
                 take = min(remaining, left)
                 links.append(LotLink(lot=int(lot.lot), payer=lot.payer, points=take, exhausts=take == remaining))
@@ -228,7 +395,29 @@ class PointsBook:
             last_key = results.last_evaluated_key
             if not last_key:
                 break
-        return links
+        return links, expired
+
+    def _take_links(self, links: list[LotLink], kind: str, draft: Draft) -> Extension:
+        """Take exactly these links' points from their lots (an expiry, a reversed earn): one part."""
+        account = draft.account
+        self._complete_pending_first(account)
+        payers = _payer_balances(account)
+        position = {name: index for index, name in enumerate(payers)}
+        condition = None
+        by_payer: dict[str, int] = {}
+        for link in links:
+            by_payer[link.payer] = by_payer.get(link.payer, 0) + int(link.points)
+        for name, amount in by_payer.items():
+            payers[name] -= amount
+            condition &= AccountModel.payers[position[name]].points >= amount
+        part = LinkPartModel(self.posting_ref(account.key, draft.seq), 0, links=links, applied=True)
+        return Extension(
+            account_actions=[_set_payers(payers)], account_condition=condition,
+            entry_attributes={"detail": [PayerPoints(payer=name, points=-amount) for name, amount in by_payer.items()],
+                              "parts": 1, "kind": kind},
+            puts=[(part, LinkPartModel.part.does_not_exist())],
+            updates=[_lot_update(account.key, link) for link in links],
+            result=_Planned([(name, -amount) for name, amount in by_payer.items()], payers, draft.created_at, 1))
 
     # -- completing a take whose lots did not fit in one transaction --------------
     def _complete_pending_first(self, account: AccountModel) -> None:
@@ -281,27 +470,42 @@ class PointsBook:
             if planned.parts > 1:
                 self.settle(holder)
             return PointsChange(holder, posting.seq, posting.amount, planned.by_payer, planned.timestamp,
-                                planned.balances)
+                                planned.balances, resource=posting.resource)
         key = self.holder_key(holder)
         entry = EntryModel.get(key, posting.seq, consistent_read=True)
         if (entry.parts or 0) > 1:
             self.settle(holder)
         timestamp = posting.created_at
         if posting.amount > 0:
-            timestamp = LotModel.get(key, posting.seq, consistent_read=True).timestamp
+            try:  # an earn: when its lot says the points were earned
+                timestamp = LotModel.get(key, posting.seq, consistent_read=True).timestamp
+            except LotModel.DoesNotExist:
+                pass  # points given back by a reversal
         return PointsChange(holder, posting.seq, posting.amount,
                             [(item.payer, int(item.points)) for item in entry.detail or []], timestamp,
-                            None, replayed=True)
+                            None, replayed=True, resource=posting.resource)
 
 
 def _lot_update(holder_key: str, link: LotLink) -> tuple[LotModel, list, object]:
     take = int(link.points)
     actions = [LotModel.remaining.set(LotModel.remaining - take)]
     if link.exhausts:
-        # Emptied: it leaves both sparse indexes, so no later take ever reads it again.
-        actions += [LotModel.open_holder.remove(), LotModel.open_payer.remove()]
+        # Emptied: it leaves the sparse indexes, so no later take or expiry sweep ever reads it again.
+        actions += [LotModel.open_holder.remove(), LotModel.open_payer.remove(), LotModel.expiry_shard.remove(),
+                    LotModel.expiry.remove()]
         return LotModel(holder_key, int(link.lot)), actions, LotModel.remaining == take
     return LotModel(holder_key, int(link.lot)), actions, LotModel.remaining >= take
+
+
+def _lot_expiry(expires_at: str, holder_key: str, lot: int) -> str:
+    return f"{expires_at}#{holder_key}#{lot:012d}"
+
+
+def _with(extend: Extend, attach: Extend | None) -> Extend:
+    """The points plan, and a caller's own items in the same transaction."""
+    if attach is None:
+        return extend
+    return lambda draft: extend(draft).merged(attach(draft))
 
 
 def _consistent(lots: list[LotModel]) -> list[LotModel]:

@@ -6,34 +6,43 @@ found (an empty list when all hold). Tests run them after every race.
 from __future__ import annotations
 
 from chalicelib.core.ledger import Ledger
-from chalicelib.core.models import AccountModel, EntryModel, LinkPartModel, LotModel
+from chalicelib.core.models import AccountModel, EntryModel, HoldModel, LinkPartModel, LotModel, TransactionModel
 from chalicelib.core.points import PointsBook
 
 
 def check_account(ledger: Ledger, account_id: str) -> list[str]:
-    """Gapless sequence; each balance-after = previous + amount; the last one is the balance; floor kept."""
+    """Gapless sequence; each balance-after = previous + amount; the last one is the balance; held (open
+    holds) rebuilt the same way; the available balance (balance - held) kept at or above the floor."""
     key = ledger.account_key(account_id)
     try:
         account = AccountModel.get(key, consistent_read=True)
     except AccountModel.DoesNotExist:
         return [f"{key}: no such account"]
     problems = []
-    running, previous_stamp = 0, ""
+    running, held, previous_stamp = 0, 0, ""
     floor = None if account.floor is None else int(account.floor)
     entries = list(EntryModel.query(key, consistent_read=True))
     for expected_seq, entry in enumerate(entries, start=1):
         if int(entry.seq) != expected_seq:
             problems.append(f"{key}: entry {entry.seq} where {expected_seq} was due (gap)")
         running += int(entry.amount)
+        held_change = int(entry.held_change or 0)
+        held += held_change
         if int(entry.balance_after) != running:
             problems.append(f"{key}#{entry.seq}: balance after {entry.balance_after}, journal sums to {running}")
-        if floor is not None and int(entry.amount) < 0 and running < floor:
-            problems.append(f"{key}#{entry.seq}: balance {running} below the floor {floor}")
+        if held_change and int(entry.held_after) != held:
+            problems.append(f"{key}#{entry.seq}: held after {entry.held_after}, journal sums to {held}")
+        if held < 0:
+            problems.append(f"{key}#{entry.seq}: held {held} below zero")
+        if floor is not None and int(entry.amount) - held_change < 0 and running - held < floor:
+            problems.append(f"{key}#{entry.seq}: available {running - held} below the floor {floor}")
         if entry.created_at <= previous_stamp:
             problems.append(f"{key}#{entry.seq}: time {entry.created_at} not after the previous entry's")
         previous_stamp = entry.created_at
     if running != int(account.balance):
         problems.append(f"{key}: balance {account.balance}, journal sums to {running}")
+    if held != int(account.held or 0):
+        problems.append(f"{key}: held {account.held or 0}, journal sums to {held}")
     if len(entries) != int(account.entry_count):
         problems.append(f"{key}: entry count {account.entry_count}, journal has {len(entries)}")
     return problems
@@ -80,4 +89,54 @@ def check_points_holder(book: PointsBook, holder: str) -> list[str]:
         open_total += max(int(lot.remaining), 0)
     if open_total != int(account.balance):
         problems.append(f"{key}: open lots sum to {open_total}, balance {account.balance}")
+    return problems
+
+
+def check_holds(ledger: Ledger) -> list[str]:
+    """Every account's held is the sum of its authorized holds; a captured hold captured at most its amount."""
+    problems = []
+    held: dict[str, int] = {}
+    for hold in HoldModel.scan(consistent_read=True):
+        if hold.status == "authorized":
+            held[hold.account_id] = held.get(hold.account_id, 0) + int(hold.amount)
+            if hold.expiry is None:
+                problems.append(f"hold {hold.id}: authorized but not on the expiry index")
+        elif hold.expiry is not None:
+            problems.append(f"hold {hold.id}: {hold.status} but still on the expiry index")
+        if not 0 <= int(hold.captured or 0) <= int(hold.amount):
+            problems.append(f"hold {hold.id}: captured {hold.captured} of {hold.amount}")
+    prefix = ledger.account_key("")
+    for account in AccountModel.scan(AccountModel.key.startswith(prefix), consistent_read=True):
+        account_id = account.key[len(prefix):]
+        if int(account.held or 0) != held.get(account_id, 0):
+            problems.append(f"{account.key}: held {account.held or 0}, its authorized holds sum to "
+                            f"{held.get(account_id, 0)}")
+    return problems
+
+
+def check_transactions(ledger: Ledger) -> list[str]:
+    """Each transaction's legs are journal entries that say the same; a transfer's legs sum to zero; the
+    reversed total of each is what its reversals moved, and never more than its amount."""
+    problems = []
+    reversed_by: dict[str, int] = {}
+    stored = list(TransactionModel.scan(consistent_read=True))
+    for transaction in stored:
+        for leg in transaction.legs:
+            try:
+                entry = EntryModel.get(ledger.account_key(leg.account_id), int(leg.seq), consistent_read=True)
+            except EntryModel.DoesNotExist:
+                problems.append(f"transaction {transaction.id}: no entry {leg.account_id}#{leg.seq}")
+                continue
+            if int(entry.amount) != int(leg.amount) or entry.transaction != transaction.id:
+                problems.append(f"transaction {transaction.id}: entry {leg.account_id}#{leg.seq} says "
+                                f"{entry.amount} of {entry.transaction}, the transaction {leg.amount}")
+        if len(transaction.legs) == 2 and sum(int(leg.amount) for leg in transaction.legs) != 0:
+            problems.append(f"transaction {transaction.id}: its two legs do not sum to zero")
+        if transaction.reverses:
+            reversed_by[transaction.reverses] = reversed_by.get(transaction.reverses, 0) + int(transaction.amount)
+    for transaction in stored:
+        total = reversed_by.get(transaction.id, 0)
+        if int(transaction.reversed or 0) != total or total > int(transaction.amount):
+            problems.append(f"transaction {transaction.id}: reversed {transaction.reversed} of {transaction.amount}, "
+                            f"its reversals moved {total}")
     return problems

@@ -17,6 +17,7 @@ from chalicelib.core.errors import (
     Forbidden,
     IdempotencyConflict,
     InvalidRequest,
+    InvalidState,
     LedgerError,
     NotFound,
     Unauthenticated,
@@ -30,6 +31,7 @@ STATUS_BY_ERROR: dict[type[LedgerError], int] = {
     NotFound: 404,
     IdempotencyConflict: 409,
     AlreadyExists: 409,
+    InvalidState: 409,
     Contention: 503,
 }
 

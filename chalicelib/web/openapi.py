@@ -29,7 +29,8 @@ def document(mounted: tuple[tuple[str, Surface], ...]) -> dict:
     return {
         "openapi": "3.1.0",
         "info": {"title": "Tally", "version": "1.0.0",
-                 "description": "Ledger for loyalty points and wallets: the five seed APIs, unchanged."},
+                 "description": "Ledger for loyalty points and wallets: the five seed APIs, unchanged, "
+                                "and Tally's own /v1."},
         "paths": paths,
         "components": {"schemas": schemas,
                        "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}}},
@@ -49,6 +50,8 @@ def _operation(operation: Operation, module, schemas: dict) -> dict:
     errors = set(operation.errors) | {503}
     if operation.request:
         errors |= {400, 415}
+    if operation.query or any(required for _, required, _ in operation.headers):
+        errors |= {400}  # a malformed query parameter or a missing required header
     if operation.bearer:
         errors |= {401, 403}
     body = {"summary": operation.summary, "operationId": f"{operation.method.lower()}{_name(operation.path)}",

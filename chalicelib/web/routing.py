@@ -18,6 +18,7 @@ HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 
 # The optional retry key of every write that takes one (documented as a header).
 IDEMPOTENCY_KEY = ("Idempotency-Key", False, {"type": "string", "minLength": 1, "maxLength": 255})
+REQUIRED_IDEMPOTENCY_KEY = ("Idempotency-Key", True, IDEMPOTENCY_KEY[2])
 
 
 @dataclass(frozen=True)

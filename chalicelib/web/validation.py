@@ -90,6 +90,15 @@ def idempotency(headers) -> dict:
     return {"idempotency_key": parse_idempotency_key(headers), "key_ttl_seconds": _KEY_TTL_SECONDS}
 
 
+def required_idempotency(headers) -> dict:
+    """Like `idempotency`, for writes where the key is required (every /v1 write)."""
+    keyed = idempotency(headers)
+    if keyed["idempotency_key"] is None:
+        raise InvalidRequest("the Idempotency-Key header is required: a unique key per request, reused only "
+                             "to retry it", field="Idempotency-Key")
+    return keyed
+
+
 def parse_timestamp(name: str, value: str) -> datetime:
     """ISO 8601; a time without a zone is UTC."""
     try:

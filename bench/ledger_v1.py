@@ -1,0 +1,86 @@
+"""/v1 figures through the real HTTP stack: DynamoDB requests and capacity per operation, transfers per
+second between two accounts (both ways) and holds per second on one account, each from 16 threads."""
+from __future__ import annotations
+
+import random
+import uuid
+from datetime import UTC, datetime, timedelta
+
+from bench.common import (
+    CONTENDED_HEADER,
+    REQUEST_HEADER,
+    THREADS,
+    contended,
+    contended_cells,
+    request_rows,
+    table,
+    use_fresh_tables,
+)
+from tools.local_http import request_json as http
+
+
+def write(base: str, path: str, body: dict | None = None, key: str | None = None):
+    return http("POST", f"{base}{path}", body or {}, {"Idempotency-Key": key or str(uuid.uuid4())})
+
+
+def request_counts(base: str, requests) -> list[list]:
+    for account_id, unit, kind in (("alice", "USD", "standard"), ("bob", "USD", "standard"),
+                                   ("member", "points", "points")):
+        write(base, "/v1/accounts", {"id": account_id, "unit": unit, "kind": kind})
+    write(base, "/v1/postings", {"account_id": "alice", "amount": 10_000})
+    expires = (datetime.now(UTC) + timedelta(days=30)).isoformat()
+    for payer in ("A", "B", "C"):
+        write(base, "/v1/points/earn", {"account_id": "member", "payer": payer, "points": 100, "expires_at": expires})
+    made: dict[str, dict] = {}
+
+    def keep(name, call):
+        def run():
+            made[name] = call()[1]
+        return run
+
+    return request_rows(requests, [
+        ("POST /v1/accounts", lambda: write(base, "/v1/accounts", {"unit": "USD"}), 2),
+        ("POST /v1/postings", lambda: write(base, "/v1/postings", {"account_id": "alice", "amount": 5}), 2),
+        ("POST /v1/transfers", keep("transfer", lambda: write(base, "/v1/transfers", {
+            "source": "alice", "destination": "bob", "amount": 100}, key="bench-transfer")), 2),
+        ("  the same Idempotency-Key again", lambda: write(base, "/v1/transfers", {
+            "source": "alice", "destination": "bob", "amount": 100}, key="bench-transfer"), 2),
+        ("POST /v1/transactions/{id}/reversals (transfer)", lambda: write(
+            base, f"/v1/transactions/{made['transfer']['id']}/reversals", {"amount": 40}), 4),
+        ("POST /v1/holds", keep("hold", lambda: write(base, "/v1/holds", {"account_id": "alice", "amount": 300})), 2),
+        ("POST /v1/holds/{id}/capture (to an account)", lambda: write(
+            base, f"/v1/holds/{made['hold']['id']}/capture", {"amount": 200, "destination": "bob"}), 4),
+        ("POST /v1/points/earn (expiring)", lambda: write(base, "/v1/points/earn", {
+            "account_id": "member", "payer": "D", "points": 50, "expires_at": expires}), 2),
+        ("POST /v1/points/spend (3 lots)", keep("spend", lambda: write(base, "/v1/points/spend", {
+            "account_id": "member", "points": 250})), 3),
+        ("POST /v1/transactions/{id}/reversals (spend, 3 lots)", lambda: write(
+            base, f"/v1/transactions/{made['spend']['id']}/reversals", {}), 6),
+        ("GET /v1/accounts/{id}", lambda: http("GET", f"{base}/v1/accounts/alice"), 1),
+        ("GET /v1/accounts/{id}/balance?as_of=", lambda: http(
+            "GET", f"{base}/v1/accounts/alice/balance?as_of={datetime.now(UTC).isoformat()}"), 2),
+        ("GET /v1/accounts/{id}/entries (a page)", lambda: http("GET", f"{base}/v1/accounts/alice/entries"), 1),
+        ("GET /v1/transactions/{id}", lambda: http("GET", f"{base}/v1/transactions/{made['transfer']['id']}"), 1),
+    ])
+
+
+def run(base: str, endpoint: str) -> None:
+    from tools.request_counter import DynamoDBRequests
+
+    use_fresh_tables(endpoint, "v1")
+    with DynamoDBRequests() as requests:
+        table("/v1: DynamoDB requests and capacity units per operation (uncontended)", REQUEST_HEADER,
+              request_counts(base, requests))
+        for account_id in ("left", "right"):
+            write(base, "/v1/accounts", {"id": account_id, "unit": "USD"})
+            write(base, "/v1/postings", {"account_id": account_id, "amount": 1_000_000})
+        rng = random.Random(1)
+        directions = [[rng.random() < 0.5 for _ in range(25)] for _ in range(THREADS)]
+        transfers = contended(requests, lambda index, step: write(base, "/v1/transfers", {
+            "source": "left" if directions[index][step] else "right",
+            "destination": "right" if directions[index][step] else "left", "amount": 7})[0], per_thread=25)
+        holds = contended(requests, lambda index, step: write(base, "/v1/holds", {
+            "account_id": "left", "amount": 3})[0], per_thread=25)
+    table(f"/v1 under contention, {THREADS} client threads", ["operation", "calls", *CONTENDED_HEADER], [
+        ["POST /v1/transfers, two accounts, both ways", transfers["calls"], *contended_cells(transfers)],
+        ["POST /v1/holds, one account", holds["calls"], *contended_cells(holds)]])

@@ -1,0 +1,168 @@
+"""Holds (two-phase): authorize reserves an amount of an account's available balance, then capture (all
+or part) moves it, or void gives it back; an authorized hold that is not settled by `expires_at` expires.
+
+The account keeps `held`, the sum of its authorized holds; available = balance - held. Each step is one
+posting of the core (a journal entry: amount 0 and held +amount for an authorization, -captured and
+held -amount for a capture, held -amount for a void or an expiry), so the floor is enforced on the
+available balance in the write's condition, and held is rebuilt from the journal like the balance.
+The hold's own item changes only under `status = authorized`, in the same transaction.
+"""
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+
+from chalicelib.core.errors import InvalidRequest, InvalidState, NotFound
+from chalicelib.core.guard import datastore_guarded
+from chalicelib.core.ledger import Draft, Extension, Leg, stamp
+from chalicelib.core.models import HoldModel, TransactionModel
+from chalicelib.core.transactions import Transaction, Transactions, accounts_agree, check_metadata, new_id, positive
+
+EXPIRY_SHARDS = 4
+_SHARDS = uuid.UUID("0d7e33b4-5a8f-4f61-8d0c-3e2f1b9a7c55")
+
+
+@dataclass(frozen=True)
+class Hold:
+    id: str
+    account_id: str
+    amount: int
+    unit: str
+    status: str
+    captured: int
+    capture_transaction: str | None
+    expires_at: str
+    metadata: dict
+    created_at: str
+    updated_at: str
+
+
+def hold_of(model: HoldModel) -> Hold:
+    return Hold(model.id, model.account_id, int(model.amount), model.unit, model.status, int(model.captured or 0),
+                model.capture_transaction, model.expires_at, model.metadata or {}, model.created_at,
+                model.updated_at)
+
+
+def expiry_shard(hold_id: str) -> str:
+    return f"holds#{uuid.uuid5(_SHARDS, hold_id).int % EXPIRY_SHARDS}"
+
+
+@datastore_guarded
+class Holds:
+    def __init__(self, transactions: Transactions) -> None:
+        self.transactions = transactions
+        self.ledger = transactions.ledger
+
+    def get(self, hold_id: str) -> Hold:
+        return hold_of(self._stored(hold_id))
+
+    def authorize(self, account_id: str, amount: int, expires_at: datetime, *, metadata: dict | None = None,
+                  idempotency_key: str) -> Hold:
+        amount = positive("amount", amount)
+        metadata = check_metadata(metadata)
+        if expires_at <= self.ledger.now():
+            raise InvalidRequest("expires_at must be in the future", field="expires_at")
+        expiry = stamp(expires_at)
+        hold_id = new_id("hold")
+        made: list[HoldModel] = []
+
+        def plan(drafts: tuple[Draft, ...]) -> Extension:
+            unit = accounts_agree(drafts, "standard")
+            created_at = drafts[0].created_at
+            hold = HoldModel(hold_id, account_id=account_id, amount=amount, unit=unit, status="authorized",
+                             captured=0, expires_at=expiry, metadata=metadata, created_at=created_at,
+                             updated_at=created_at, expiry_shard=expiry_shard(hold_id), expiry=f"{expiry}#{hold_id}")
+            made[:] = [hold]
+            return Extension(puts=[(hold, HoldModel.id.does_not_exist())])
+
+        postings = self.ledger.post_legs(
+            (Leg(account_id, 0, hold_change=amount, create=False),), idempotency_key=idempotency_key,
+            fingerprint={"op": "hold", "account": account_id, "amount": amount, "expires_at": expiry,
+                         "metadata": metadata},
+            key_ttl_seconds=self.transactions.key_ttl_seconds, extend=plan, resource=hold_id,
+            entry_attributes={"transaction": hold_id, "kind": "hold"})
+        return self.get(postings[0].resource) if postings[0].replayed else hold_of(made[0])
+
+    def capture(self, hold_id: str, amount: int | None = None, *, destination: str | None = None,
+                metadata: dict | None = None, idempotency_key: str) -> tuple[Hold, Transaction]:
+        """Move `amount` (default: all) of the hold out of its account, to `destination` if given; the rest
+        of the hold is released. One capture per hold."""
+        hold = self._stored(hold_id)
+        amount = int(hold.amount) if amount is None else positive("amount", amount)
+        if amount > int(hold.amount):
+            raise InvalidRequest(f"amount must be at most the hold's {hold.amount}", field="amount")
+        if destination == hold.account_id:
+            raise InvalidRequest("the destination is the hold's own account", field="destination")
+        metadata = check_metadata(metadata)
+        legs = [Leg(hold.account_id, -amount, hold_change=-int(hold.amount), create=False)]
+        if destination is not None:
+            legs.append(Leg(destination, amount, create=False))
+
+        def settle(drafts: tuple[Draft, ...], stored: TransactionModel) -> Extension:
+            self._authorized(hold_id, drafts[0].created_at, expired_ok=False)
+            return self._settled(hold_id, drafts[0].created_at, "captured", captured=amount,
+                                 capture_transaction=stored.id)
+
+        made = self.transactions.record(
+            "capture", tuple(legs), amount, metadata=metadata, idempotency_key=idempotency_key, extend=settle,
+            fingerprint={"op": "capture", "hold": hold_id, "amount": amount, "destination": destination,
+                         "metadata": metadata}, hold_id=hold_id)
+        return self.get(hold_id), made
+
+    def void(self, hold_id: str, *, idempotency_key: str | None) -> Hold:
+        """Release the hold without moving anything."""
+        return self._release(hold_id, "voided", idempotency_key)
+
+    def expire(self, hold_id: str) -> bool:
+        """Release an authorized hold past its expiry (the sweep); False if there was nothing to do."""
+        try:
+            self._release(hold_id, "expired", None)
+        except InvalidState:
+            return False
+        return True
+
+    def due(self, now: datetime) -> Iterator[str]:
+        """Ids of authorized holds whose expiry has come, from the sparse `by_expiry` index, oldest first."""
+        for shard in range(EXPIRY_SHARDS):
+            for item in HoldModel.by_expiry.query(f"holds#{shard}", HoldModel.expiry < f"{stamp(now)}$"):
+                yield item.id
+
+    # -- helpers -----------------------------------------------------------------
+    def _release(self, hold_id: str, status: str, idempotency_key: str | None) -> Hold:
+        hold = self._stored(hold_id)
+
+        def plan(drafts: tuple[Draft, ...]) -> Extension:
+            self._authorized(hold_id, drafts[0].created_at, expired_ok=True, must_be_due=status == "expired")
+            return self._settled(hold_id, drafts[0].created_at, status)
+
+        kind = "void" if status == "voided" else "hold_expiry"
+        self.ledger.post_legs((Leg(hold.account_id, 0, hold_change=-int(hold.amount), create=False),),
+                              idempotency_key=idempotency_key, fingerprint={"op": kind, "hold": hold_id},
+                              key_ttl_seconds=self.transactions.key_ttl_seconds, extend=plan, resource=hold_id,
+                              entry_attributes={"transaction": hold_id, "kind": kind})
+        return self.get(hold_id)
+
+    def _authorized(self, hold_id: str, now: str, *, expired_ok: bool, must_be_due: bool = False) -> None:
+        """Read consistently at each plan: only an authorized hold moves on."""
+        hold = self._stored(hold_id)
+        if hold.status != "authorized":
+            raise InvalidState(f"hold {hold_id} is {hold.status}", hold_id=hold_id, status=hold.status)
+        if hold.expires_at <= now and not expired_ok:
+            raise InvalidState(f"hold {hold_id} expired at {hold.expires_at}", hold_id=hold_id, status="expired")
+        if must_be_due and hold.expires_at > now:
+            raise InvalidState(f"hold {hold_id} has not expired", hold_id=hold_id)
+
+    @staticmethod
+    def _settled(hold_id: str, now: str, status: str, **changes) -> Extension:
+        actions = [HoldModel.status.set(status), HoldModel.updated_at.set(now), HoldModel.expiry_shard.remove(),
+                   HoldModel.expiry.remove()]
+        actions += [getattr(HoldModel, name).set(value) for name, value in changes.items()]
+        return Extension(updates=[(HoldModel(hold_id), actions, HoldModel.status == "authorized")])
+
+    def _stored(self, hold_id: str) -> HoldModel:
+        try:
+            return HoldModel.get(hold_id, consistent_read=True)
+        except HoldModel.DoesNotExist:
+            raise NotFound(f"hold {hold_id} not found", hold_id=hold_id) from None

@@ -1,0 +1,361 @@
+"""Tally's own ledger (/v1): accounts with a unit, a floor and metadata; postings, transfers, reversals,
+points earned (with expiry) and spent. Every write is one posting of the core (one consistent read, one
+transaction) that also puts the transaction's record, under the client's required idempotency key.
+
+- A transfer is two legs in one transaction, -amount and +amount, between two accounts of one unit:
+  its entries sum to zero. A posting is one leg (money from or to outside the ledger).
+- A reversal is the transaction's legs with signs turned, for all or part of its amount; the reversed
+  total is kept on the original under a condition on the value read, so two reversals never give back
+  more than there was. Reversing a points spend gives the points back to the very lots it took them
+  from; reversing an earn takes them back from its lot.
+- Points accounts change only by earn, spend, expiry and reversal (their lots must agree with them).
+"""
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from chalicelib.core.errors import IdempotencyConflict, InvalidRequest, InvalidState, NotFound
+from chalicelib.core.guard import datastore_guarded
+from chalicelib.core.ledger import Draft, Extension, Ledger, Leg, Page, Posting, require_int, stamp
+from chalicelib.core.models import AccountModel, TransactionLeg, TransactionModel
+from chalicelib.core.points import PointsBook, PointsChange
+
+BOOK = "v1"
+ACCOUNT_ID = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+UNIT = re.compile(r"[A-Za-z0-9_]{1,16}")
+KINDS = ("standard", "points")
+REVERSIBLE = ("posting", "transfer", "capture", "earn", "spend")
+MAX_METADATA_KEYS = 20
+
+
+def new_id(prefix: str) -> str:
+    return f"{prefix}_{uuid.uuid4().hex}"
+
+
+@dataclass(frozen=True)
+class Account:
+    id: str
+    unit: str
+    kind: str
+    floor: int | None
+    balance: int
+    held: int
+    metadata: dict
+    entry_count: int
+    created_at: str
+
+    @property
+    def available(self) -> int:
+        return self.balance - self.held
+
+
+@dataclass(frozen=True)
+class Transaction:
+    id: str
+    type: str
+    amount: int
+    unit: str
+    legs: list[Posting]
+    reversed: int
+    reverses: str | None
+    hold_id: str | None
+    payer: str | None
+    expires_at: str | None
+    metadata: dict
+    created_at: str
+
+
+def check_metadata(metadata: dict | None) -> dict:
+    """Up to 20 string keys and string values, as payment APIs allow."""
+    metadata = metadata or {}
+    if len(metadata) > MAX_METADATA_KEYS:
+        raise InvalidRequest(f"metadata has at most {MAX_METADATA_KEYS} keys", field="metadata")
+    return metadata
+
+
+def positive(name: str, value: object) -> int:
+    value = require_int(name, value)
+    if value <= 0:
+        raise InvalidRequest(f"{name} must be a positive integer", field=name)
+    return value
+
+
+def account_of(model: AccountModel) -> Account:
+    return Account(model.key.split(":", 1)[1], model.unit or "", model.kind or "standard",
+                   None if model.floor is None else int(model.floor), int(model.balance), int(model.held or 0),
+                   model.metadata or {}, int(model.entry_count), model.created_at)
+
+
+def transaction_of(model: TransactionModel) -> Transaction:
+    legs = [Posting(leg.account_id, int(leg.seq), int(leg.amount), int(leg.balance_after), model.created_at)
+            for leg in model.legs]
+    return Transaction(model.id, model.type, int(model.amount), model.unit, legs, int(model.reversed or 0),
+                       model.reverses, model.hold_id, model.payer, model.expires_at, model.metadata or {},
+                       model.created_at)
+
+
+def accounts_agree(drafts: tuple[Draft, ...], kind: str) -> str:
+    """Every leg's account is of `kind` and all share one unit (a transfer never converts): that unit."""
+    for draft in drafts:
+        account = account_of(draft.account)
+        if account.kind != kind:
+            why = ("its balance changes only by earning and spending points" if account.kind == "points"
+                   else "points are earned and spent only on points accounts")
+            raise InvalidRequest(f"account {account.id} is a {account.kind} account; {why}", field="account_id")
+    units = {account_of(draft.account).unit for draft in drafts}
+    if len(units) > 1:
+        names = ", ".join(f"{account_of(draft.account).id} ({account_of(draft.account).unit})" for draft in drafts)
+        raise InvalidRequest(f"the accounts are in different units: {names}", field="account_id")
+    return units.pop()
+
+
+@datastore_guarded
+class Transactions:
+    """The /v1 book: accounts, and the transactions that move their balances."""
+
+    def __init__(self, key_ttl_seconds: int | None = None, **ledger_options) -> None:
+        self.ledger = Ledger(BOOK, **ledger_options)
+        self.points = PointsBook(BOOK, on_expiry=self._expiry_record, **ledger_options)
+        self.key_ttl_seconds = key_ttl_seconds
+
+    # -- accounts ---------------------------------------------------------------
+    def open_account(self, account_id: str | None, unit: str, *, kind: str = "standard", floor: int | None = 0,
+                     metadata: dict | None = None, idempotency_key: str) -> tuple[Account, bool]:
+        """A new account (its id given, or made up); True with it when the key replayed an earlier request."""
+        account_id = account_id if account_id is not None else new_id("acct")
+        if not ACCOUNT_ID.fullmatch(account_id):
+            raise InvalidRequest("id must be 1-64 letters, digits, '_', '.' or '-'", field="id")
+        if not UNIT.fullmatch(unit):
+            raise InvalidRequest("unit must be 1-16 letters, digits or '_' (a currency code, or e.g. points)",
+                                 field="unit")
+        if kind not in KINDS:
+            raise InvalidRequest(f"kind must be one of {', '.join(KINDS)}", field="kind")
+        if floor is not None:
+            floor = require_int("floor", floor)
+        if kind == "points" and floor != 0:
+            raise InvalidRequest("a points account never goes below zero: its floor is 0", field="floor")
+        metadata = check_metadata(metadata)
+        model, replayed = self.ledger.open(
+            account_id, floor=floor, attributes={"unit": unit, "kind": kind, "metadata": metadata},
+            idempotency_key=idempotency_key, key_ttl_seconds=self.key_ttl_seconds,
+            fingerprint={"op": "open", "id": account_id, "unit": unit, "kind": kind, "floor": floor,
+                         "metadata": metadata})
+        return account_of(model), replayed
+
+    def account(self, account_id: str) -> Account:
+        """One strongly consistent GetItem."""
+        try:
+            return account_of(AccountModel.get(self.ledger.account_key(account_id), consistent_read=True))
+        except AccountModel.DoesNotExist:
+            raise NotFound(f"account {account_id} not found", account_id=account_id) from None
+
+    def entries(self, account_id: str, **query) -> Page:
+        """A page of the account's journal (see `Ledger.history`); 404 for an account that does not exist."""
+        page = self.ledger.history(account_id, **query)
+        if not page.postings and query.get("cursor") is None:
+            self.account(account_id)  # only an empty first page costs the existence check
+        return page
+
+    def balance_as_of(self, account_id: str, moment: datetime) -> Posting | None:
+        """The account's last entry at or before `moment` (its balance-after is the balance then)."""
+        last = self.ledger.history(account_id, limit=1, end=moment).postings
+        if not last:
+            self.account(account_id)
+            return None
+        return last[0]
+
+    # -- transactions -------------------------------------------------------------
+    def transaction(self, transaction_id: str) -> Transaction:
+        return transaction_of(self._stored(transaction_id))
+
+    def post(self, account_id: str, amount: int, *, metadata: dict | None = None,
+             idempotency_key: str) -> Transaction:
+        """Money in (amount > 0) or out (amount < 0) of one account."""
+        amount = require_int("amount", amount)
+        if amount == 0:
+            raise InvalidRequest("amount must not be zero", field="amount")
+        metadata = check_metadata(metadata)
+        return self.record("posting", (Leg(account_id, amount, create=False),), abs(amount), metadata=metadata,
+                           idempotency_key=idempotency_key,
+                           fingerprint={"op": "posting", "account": account_id, "amount": amount, "metadata": metadata})
+
+    def transfer(self, source: str, destination: str, amount: int, *, metadata: dict | None = None,
+                 idempotency_key: str) -> Transaction:
+        amount = positive("amount", amount)
+        if source == destination:
+            raise InvalidRequest("a transfer moves between two different accounts", field="destination")
+        metadata = check_metadata(metadata)
+        legs = (Leg(source, -amount, create=False), Leg(destination, amount, create=False))
+        return self.record("transfer", legs, amount, metadata=metadata, idempotency_key=idempotency_key,
+                           fingerprint={"op": "transfer", "source": source, "destination": destination,
+                                        "amount": amount, "metadata": metadata})
+
+    def record(self, type_: str, legs: tuple[Leg, ...], amount: int, *, idempotency_key: str, fingerprint: dict,
+               metadata: dict, extend: Callable[[tuple[Draft, ...], TransactionModel], Extension] | None = None,
+               transaction_id: str | None = None, **fields) -> Transaction:
+        """Post `legs` with the transaction's record in the same transaction. `extend` adds the caller's items
+        (a hold's update, a reversed transaction's total) planned from the drafts and the record."""
+        transaction_id = transaction_id or new_id("txn")
+        made: list[TransactionModel] = []
+
+        def plan(drafts: tuple[Draft, ...]) -> Extension:
+            unit = accounts_agree(drafts, "standard")
+            stored = self._new_record(transaction_id, type_, amount, unit, drafts, metadata, **fields)
+            made[:] = [stored]
+            extension = Extension(puts=[(stored, TransactionModel.id.does_not_exist())])
+            return extension.merged(extend(drafts, stored) if extend else None)
+
+        postings = self.ledger.post_legs(legs, idempotency_key=idempotency_key, fingerprint=fingerprint,
+                                         key_ttl_seconds=self.key_ttl_seconds, extend=plan, resource=transaction_id,
+                                         entry_attributes={"transaction": transaction_id, "kind": type_})
+        if postings[0].replayed:
+            return self.transaction(postings[0].resource)
+        return transaction_of(made[0])
+
+    # -- points -------------------------------------------------------------------
+    def earn(self, account_id: str, payer: str, points: int, *, expires_at: datetime | None = None,
+             metadata: dict | None = None, idempotency_key: str) -> Transaction:
+        points = positive("points", points)
+        metadata = check_metadata(metadata)
+        if expires_at is not None and expires_at <= self.ledger.now():
+            raise InvalidRequest("expires_at must be in the future", field="expires_at")
+        attach, made = self._points_record(new_id("txn"), "earn", points, metadata, payer=payer,
+                                           expires_at=stamp(expires_at) if expires_at else None)
+        change = self.points.add(account_id, payer, points, expires_at=expires_at, idempotency_key=idempotency_key,
+                                 key_ttl_seconds=self.key_ttl_seconds, attach=attach, create=False,
+                                 resource=attach.transaction_id)
+        return self._points_answer(change, made)
+
+    def spend(self, account_id: str, points: int, *, metadata: dict | None = None,
+              idempotency_key: str) -> Transaction:
+        """Points from the account's oldest unexpired lots; the transaction's legs say how much, and
+        `GET .../transactions/{id}` plus the account's entries say from which payers."""
+        points = positive("points", points)
+        metadata = check_metadata(metadata)
+        attach, made = self._points_record(new_id("txn"), "spend", points, metadata)
+        change = self.points.spend(account_id, points, idempotency_key=idempotency_key,
+                                   key_ttl_seconds=self.key_ttl_seconds, attach=attach, create=False,
+                                   resource=attach.transaction_id)
+        return self._points_answer(change, made)
+
+    def _points_record(self, transaction_id: str, type_: str, amount: int | None, metadata: dict,
+                       reversal_of: Callable[[Draft], Extension] | None = None, **fields):
+        made: list[TransactionModel] = []
+
+        def attach(draft: Draft) -> Extension:
+            unit = accounts_agree((draft,), "points")
+            stored = self._new_record(transaction_id, type_, amount or abs(draft.amount), unit, (draft,), metadata,
+                                      **fields)
+            made[:] = [stored]
+            extension = Extension(puts=[(stored, TransactionModel.id.does_not_exist())],
+                                  entry_attributes={"transaction": transaction_id, "kind": type_})
+            return extension.merged(reversal_of(draft) if reversal_of else None)
+
+        attach.transaction_id = transaction_id
+        return attach, made
+
+    def _points_answer(self, change: PointsChange, made: list[TransactionModel]) -> Transaction:
+        if change.replayed:
+            return self.transaction(change.resource)
+        return transaction_of(made[0])
+
+    def _expiry_record(self):
+        attach, _ = self._points_record(new_id("txn"), "expiry", None, {})  # as many points as the lot had left
+        return attach
+
+    # -- reversals ----------------------------------------------------------------
+    def reverse(self, transaction_id: str, amount: int | None = None, *, metadata: dict | None = None,
+                idempotency_key: str) -> Transaction:
+        """Reverse all that is left of a transaction (or `amount` of it): a new transaction of type reversal."""
+        metadata = check_metadata(metadata)
+        if amount is not None:
+            amount = positive("amount", amount)
+        fingerprint = {"op": "reversal", "of": transaction_id, "amount": amount, "metadata": metadata}
+        budget = self.ledger.retry_budget()
+        while True:
+            original = self._stored(transaction_id)
+            if original.type not in REVERSIBLE:
+                raise InvalidState(f"a transaction of type {original.type} cannot be reversed",
+                                   transaction_id=transaction_id)
+            left = int(original.amount) - int(original.reversed or 0)
+            wanted = left if amount is None else amount
+            if left <= 0 or wanted > left:
+                # A replay of the request that reversed it answers as the first time.
+                replay = self._replayed(idempotency_key, transaction_id)
+                if replay is not None:
+                    return replay
+                raise InvalidState(f"only {left} of transaction {transaction_id} is left to reverse",
+                                   transaction_id=transaction_id, left=left)
+            try:
+                return self._reverse(original, wanted, metadata, idempotency_key, fingerprint)
+            except _ReversedMeanwhile:
+                if not budget.retry():
+                    raise InvalidState("the transaction is being reversed by another request; retry") from None
+
+    def _reverse(self, original: TransactionModel, amount: int, metadata: dict, idempotency_key: str,
+                 fingerprint: dict) -> Transaction:
+        reversed_read = int(original.reversed or 0)
+
+        def count_reversal(*_drafts) -> Extension:
+            # The total reversed must still be what this plan was made from (a points reversal's lots depend on it).
+            if int(self._stored(original.id).reversed or 0) != reversed_read:
+                raise _ReversedMeanwhile()
+            return Extension(updates=[(TransactionModel(original.id),
+                                       [TransactionModel.reversed.set(reversed_read + amount)],
+                                       TransactionModel.reversed == reversed_read)])
+
+        fields = {"reverses": original.id}
+        if original.type in ("earn", "spend"):
+            holder = original.legs[0].account_id
+            attach, made = self._points_record(new_id("txn"), "reversal", amount, metadata,
+                                               reversal_of=count_reversal, **fields)
+            options = dict(attach=attach, idempotency_key=idempotency_key, key_ttl_seconds=self.key_ttl_seconds,
+                           resource=attach.transaction_id, request=fingerprint)
+            if original.type == "spend":
+                change = self.points.return_to_lots(holder, int(original.legs[0].seq), amount, reversed_read,
+                                                    **options)
+            else:
+                change = self.points.take_back_earn(holder, int(original.legs[0].seq), amount, **options)
+            return self._points_answer(change, made)
+        legs = tuple(Leg(leg.account_id, amount if int(leg.amount) < 0 else -amount, create=False)
+                     for leg in original.legs)
+        return self.record("reversal", legs, amount, metadata=metadata, idempotency_key=idempotency_key,
+                           fingerprint=fingerprint, extend=lambda drafts, _stored: count_reversal(), **fields)
+
+    # -- helpers -------------------------------------------------------------------
+    def _stored(self, transaction_id: str) -> TransactionModel:
+        try:
+            return TransactionModel.get(transaction_id, consistent_read=True)
+        except TransactionModel.DoesNotExist:
+            raise NotFound(f"transaction {transaction_id} not found", transaction_id=transaction_id) from None
+
+    def _replayed(self, idempotency_key: str, original_id: str) -> Transaction | None:
+        """What an earlier use of the key made, if it reversed `original_id` (else the key is reused)."""
+        try:
+            posting = self.ledger.posting_by_key(idempotency_key)
+        except NotFound:
+            return None
+        made = self.transaction(posting.resource) if posting.resource else None
+        if made is None or made.reverses != original_id:
+            raise IdempotencyConflict(f"idempotency key {idempotency_key} was already used with a different request",
+                                      idempotency_key=idempotency_key)
+        return made
+
+    @staticmethod
+    def _new_record(transaction_id: str, type_: str, amount: int, unit: str, drafts: tuple[Draft, ...],
+                    metadata: dict, **fields) -> TransactionModel:
+        return TransactionModel(
+            transaction_id, type=type_, amount=amount, unit=unit, reversed=0, metadata=metadata,
+            created_at=drafts[0].created_at,
+            legs=[TransactionLeg(account_id=account_of(draft.account).id, seq=draft.seq, amount=draft.amount,
+                                 balance_after=draft.balance_after) for draft in drafts],
+            **fields)
+
+
+class _ReversedMeanwhile(Exception):
+    """Another reversal of the same transaction committed between our read and our plan."""
+

@@ -1,0 +1,170 @@
+"""Request and response models of Tally's own API, /v1 (loaded on first use).
+
+They check types and shapes; the rules on values (positive, same unit, enough balance) are the core's."""
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field
+
+from chalicelib.web.schema_types import Int64, StrictBody
+
+AccountId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")]
+Metadata = Annotated[dict[str, Annotated[str, Field(max_length=500)]], Field(max_length=20)]
+Timestamp = Annotated[str, Field(description="ISO 8601 date-time; without a zone, UTC")]
+
+
+class AccountCreate(StrictBody):
+    id: AccountId | None = None
+    unit: Annotated[str, Field(min_length=1, max_length=16, pattern=r"^[A-Za-z0-9_]+$",
+                               description="ISO 4217 code for money in minor units, or e.g. points")]
+    kind: Literal["standard", "points"] = "standard"
+    floor: Int64 | None = Field(default=0, description="lowest available balance; null for none")
+    overdraft_limit: Annotated[int, Field(ge=0, le=2**63 - 1, strict=True)] | None = Field(
+        default=None, description="instead of floor: the balance may go this far below zero")
+    metadata: Metadata | None = None
+
+
+class PostingCreate(StrictBody):
+    account_id: AccountId
+    amount: Int64 = Field(description="minor units: > 0 credits, < 0 debits")
+    metadata: Metadata | None = None
+
+
+class TransferCreate(StrictBody):
+    source: AccountId
+    destination: AccountId
+    amount: Int64
+    metadata: Metadata | None = None
+
+
+class ReversalCreate(StrictBody):
+    amount: Int64 | None = Field(default=None, description="default: all that is not reversed yet")
+    metadata: Metadata | None = None
+
+
+class HoldCreate(StrictBody):
+    account_id: AccountId
+    amount: Int64
+    expires_at: Timestamp | None = Field(default=None, description="default: 7 days from now")
+    metadata: Metadata | None = None
+
+
+class CaptureCreate(StrictBody):
+    amount: Int64 | None = Field(default=None, description="default: the whole hold")
+    destination: AccountId | None = None
+    metadata: Metadata | None = None
+
+
+class EarnCreate(StrictBody):
+    account_id: AccountId
+    payer: Annotated[str, Field(min_length=1, max_length=256)]
+    points: Int64
+    expires_at: Timestamp | None = None
+    metadata: Metadata | None = None
+
+
+class SpendCreate(StrictBody):
+    account_id: AccountId
+    points: Int64
+    metadata: Metadata | None = None
+
+
+class LedgerAccount(StrictBody):
+    id: str
+    object: Literal["account"]
+    unit: str
+    kind: str
+    floor: int | None
+    balance: int
+    held: int
+    available: int
+    metadata: dict[str, str]
+    entry_count: int
+    created_at: str
+
+
+class LedgerEntryRef(StrictBody):
+    account_id: str
+    seq: int
+    amount: int
+    balance_after: int
+
+
+class LedgerTransaction(StrictBody):
+    id: str
+    object: Literal["transaction"]
+    type: Literal["posting", "transfer", "capture", "reversal", "earn", "spend", "expiry"]
+    amount: int
+    unit: str
+    entries: list[LedgerEntryRef]
+    reversed_amount: int
+    reverses: str | None
+    hold_id: str | None
+    payer: str | None
+    expires_at: str | None
+    metadata: dict[str, str]
+    created_at: str
+
+
+class LedgerHold(StrictBody):
+    id: str
+    object: Literal["hold"]
+    account_id: str
+    amount: int
+    unit: str
+    status: Literal["authorized", "captured", "voided", "expired"]
+    captured_amount: int
+    capture_transaction: str | None
+    expires_at: str
+    metadata: dict[str, str]
+    created_at: str
+    updated_at: str
+
+
+class LedgerCapture(StrictBody):
+    hold: LedgerHold
+    transaction: LedgerTransaction
+
+
+class LedgerEntry(StrictBody):
+    account_id: str
+    seq: int
+    amount: int
+    balance_after: int
+    held_after: int
+    kind: str | None
+    transaction: str | None = Field(description="the transaction or hold that made it")
+    created_at: str
+
+
+class LedgerEntryPage(StrictBody):
+    object: Literal["list"]
+    data: list[LedgerEntry]
+    has_more: bool
+    next_cursor: str | None
+
+
+class LedgerBalance(StrictBody):
+    account_id: str
+    unit: str
+    balance: int
+    held: int | None = Field(description="now only; null for a past moment")
+    available: int | None
+    as_of: str
+    seq: int = Field(description="the last entry counted (0: none)")
+
+
+class PointsLot(StrictBody):
+    lot: int
+    payer: str
+    points: int
+    remaining: int
+    earned_at: str
+    expires_at: str | None
+
+
+class PointsLots(StrictBody):
+    account_id: str
+    balances: dict[str, int]
+    lots: list[PointsLot]

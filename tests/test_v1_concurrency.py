@@ -1,0 +1,118 @@
+"""/v1 under concurrency, asserted only against Amazon DynamoDB Local (moto is not atomic): transfers
+both ways between two accounts, holds racing debits, captures and reversals of one thing from 16 threads.
+The journal verifier runs after each test (zero violations)."""
+from __future__ import annotations
+
+import random
+import uuid
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from chalicelib.surfaces import ledger_v1
+from tools.local_http import request_json as http
+
+pytestmark = [pytest.mark.dynamodb_local, pytest.mark.usefixtures("verified_afterwards")]
+THREADS = 16
+
+
+def race(call, per_thread: int = 1) -> Counter:
+    def worker(index: int) -> list[int]:
+        return [call(index, step) for step in range(per_thread)]
+
+    with ThreadPoolExecutor(THREADS) as pool:
+        return Counter(status for batch in pool.map(worker, range(THREADS)) for status in batch)
+
+
+def write(base: str, path: str, body: dict | None = None, key: str | None = None) -> tuple[int, dict]:
+    return http("POST", f"{base}{path}", body or {}, {"Idempotency-Key": key or str(uuid.uuid4())})
+
+
+def funded(base: str, account_id: str, amount: int) -> None:
+    assert write(base, "/v1/accounts", {"id": account_id, "unit": "USD"})[0] == 201
+    if amount:
+        assert write(base, "/v1/postings", {"account_id": account_id, "amount": amount})[0] == 201
+
+
+def test_transfers_both_ways_keep_the_total_and_both_floors(live_server):
+    funded(live_server, "alice", 300)
+    funded(live_server, "bob", 300)
+    rng = random.Random(7)
+    plan = [[(rng.choice([("alice", "bob"), ("bob", "alice")]), rng.randint(1, 60)) for _ in range(8)]
+            for _ in range(THREADS)]
+
+    def transfer(index: int, step: int) -> int:
+        (source, destination), amount = plan[index][step]
+        return write(live_server, "/v1/transfers", {"source": source, "destination": destination,
+                                                     "amount": amount})[0]
+
+    statuses = race(transfer, per_thread=8)
+    assert set(statuses) <= {201, 400} and statuses[201] > 0, statuses  # no 503: no livelock
+    alice, bob = ledger_v1.ledger.account("alice"), ledger_v1.ledger.account("bob")
+    assert alice.balance + bob.balance == 600 and alice.balance >= 0 and bob.balance >= 0
+    assert alice.entry_count + bob.entry_count == 2 + 2 * statuses[201]  # two legs per accepted transfer
+
+
+def test_holds_and_debits_racing_never_take_the_available_balance_below_the_floor(live_server):
+    funded(live_server, "alice", 1000)
+
+    def hold_or_debit(index: int, step: int) -> int:
+        if index % 2:
+            return write(live_server, "/v1/holds", {"account_id": "alice", "amount": 70})[0]
+        return write(live_server, "/v1/postings", {"account_id": "alice", "amount": -70})[0]
+
+    statuses = race(hold_or_debit, per_thread=2)  # 32 x 70 asked of 1,000
+    assert statuses == {201: 14, 400: 18}, statuses
+    alice = ledger_v1.ledger.account("alice")
+    assert alice.available == 1000 - 14 * 70 and alice.available >= 0
+
+
+def test_one_hold_captured_and_voided_from_sixteen_threads_settles_once(live_server):
+    funded(live_server, "alice", 1000)
+    funded(live_server, "shop", 0)
+    status, hold = write(live_server, "/v1/holds", {"account_id": "alice", "amount": 400})
+    assert status == 201
+
+    def settle(index: int, step: int) -> int:
+        if index % 2:
+            return write(live_server, f"/v1/holds/{hold['id']}/capture", {"destination": "shop"})[0]
+        return write(live_server, f"/v1/holds/{hold['id']}/void")[0]
+
+    statuses = race(settle)
+    assert statuses[200] == 1 and statuses[409] == THREADS - 1, statuses
+    settled = ledger_v1.holds.get(hold["id"])
+    alice = ledger_v1.ledger.account("alice")
+    assert alice.held == 0
+    assert alice.balance == (600 if settled.status == "captured" else 1000)
+
+
+def test_partial_reversals_from_sixteen_threads_never_reverse_more_than_the_transfer(live_server):
+    funded(live_server, "alice", 100)
+    funded(live_server, "bob", 0)
+    status, transfer = write(live_server, "/v1/transfers", {"source": "alice", "destination": "bob", "amount": 100})
+    assert status == 201
+    statuses = race(lambda index, step: write(
+        live_server, f"/v1/transactions/{transfer['id']}/reversals", {"amount": 15})[0])
+    assert statuses == {201: 6, 409: 10}, statuses  # 6 x 15 = 90; a seventh would pass 100
+    assert ledger_v1.ledger.transaction(transfer["id"]).reversed == 90
+    assert ledger_v1.ledger.account("alice").balance == 90
+
+
+def test_points_spends_and_refunds_racing_keep_every_lot_exact(live_server):
+    assert write(live_server, "/v1/accounts", {"id": "member", "unit": "points", "kind": "points"})[0] == 201
+    for payer in ("A", "B", "C", "D"):
+        assert write(live_server, "/v1/points/earn", {"account_id": "member", "payer": payer, "points": 100})[0] == 201
+    spends = []
+
+    def spend_then_refund(index: int, step: int) -> int:
+        status, spend = write(live_server, "/v1/points/spend", {"account_id": "member", "points": 30})
+        if status != 201:
+            return status
+        spends.append(spend["id"])
+        return write(live_server, f"/v1/transactions/{spend['id']}/reversals", {"amount": 10})[0]
+
+    statuses = race(spend_then_refund, per_thread=2)
+    assert set(statuses) <= {201, 400}, statuses
+    member = ledger_v1.ledger.account("member")
+    assert member.balance == 400 - 20 * statuses[201]
