@@ -23,11 +23,11 @@ app.register_blueprint(docs.surface.blueprint)
 
 @app.schedule(Rate(1, unit=Rate.MINUTES), name="expire_due")
 def expire_due(event):
-    """Expire due points lots and holds (each an entry in the journal)."""
+    """Complete spends a crash left in parts; expire due points lots and holds (each an entry in the journal)."""
     from chalicelib.core.expiry import sweep
 
     swept = sweep(ledger_v1.ledger, ledger_v1.holds, ledger_v1.ledger.ledger.now())
-    return {"lots": swept.lots, "holds": swept.holds}
+    return {"lots": swept.lots, "holds": swept.holds, "settled": swept.settled}
 
 
 @app.on_dynamodb_record(stream_arn=settings.entries_stream_arn, batch_size=100, name="publish_entries")

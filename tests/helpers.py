@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import json
 import urllib.request
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 
 from botocore.awsrequest import AWSResponse
 from botocore.exceptions import ReadTimeoutError
@@ -107,3 +109,15 @@ class LaggingIndex:
     def __exit__(self, *_exc):
         self._events.unregister("after-call.dynamodb.Query", self.record)
         self._events.unregister("before-send.dynamodb.Query", self.replay)
+
+
+THREADS = 16
+
+
+def race(call, per_thread: int = 1) -> Counter:
+    """THREADS threads each make `per_thread` calls `call(thread, step) -> status`; the statuses counted."""
+    def worker(index: int) -> list[int]:
+        return [call(index, step) for step in range(per_thread)]
+
+    with ThreadPoolExecutor(THREADS) as pool:
+        return Counter(status for batch in pool.map(worker, range(THREADS)) for status in batch)

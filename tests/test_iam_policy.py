@@ -97,7 +97,7 @@ def v1_tour(base: str) -> None:
     with pytest.MonkeyPatch.context() as patch:
         for ledger in (ledger_v1.ledger.ledger, ledger_v1.ledger.points.ledger):
             patch.setattr(ledger, "_clock", lambda: later)
-        assert sweep(ledger_v1.ledger, ledger_v1.holds, later) == Swept(lots=1, holds=1)
+        assert sweep(ledger_v1.ledger, ledger_v1.holds, later) == Swept(lots=1, holds=1, settled=0)
 
 
 def as_stage_resource(resource: str, prefix: str, stage: str) -> str:

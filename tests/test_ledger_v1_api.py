@@ -208,8 +208,8 @@ def test_a_void_releases_and_an_expired_hold_is_released_by_the_sweep(client, cl
     clock.now = START + timedelta(hours=2)
     late = call(client, "POST", f"/v1/holds/{expiring['id']}/capture", {})
     assert late.status_code == 409 and "expired" in late.json_body["error"]
-    assert sweep(client) == {"lots": 0, "holds": 1}
-    assert sweep(client) == {"lots": 0, "holds": 0}  # found through the index only while due and open
+    assert sweep(client) == {"lots": 0, "holds": 1, "settled": 0}
+    assert sweep(client) == {"lots": 0, "holds": 0, "settled": 0}  # found through the index only while due and open
     assert ok(client.http.get(f"/v1/holds/{expiring['id']}"), 200)["status"] == "expired"
     assert balance(client, "alice")["available"] == 100
     entries = ok(client.http.get("/v1/accounts/alice/entries?order=asc"), 200)["data"]
@@ -318,7 +318,7 @@ def test_expired_points_are_never_spent_and_the_sweep_journals_them(client, cloc
     assert (entries[0]["kind"], entries[0]["amount"], entries[0]["balance_after"]) == ("expiry", -100, 50)
     expiry = ok(client.http.get(f"/v1/transactions/{entries[0]['transaction']}"), 200)
     assert (expiry["type"], expiry["amount"]) == ("expiry", 100)
-    assert sweep(client) == {"lots": 0, "holds": 0}
+    assert sweep(client) == {"lots": 0, "holds": 0, "settled": 0}
     ok(call(client, "POST", "/v1/points/spend", {"account_id": "member", "points": 50}))
     assert_verified()
 
@@ -329,10 +329,10 @@ def test_the_sweep_expires_lots_nobody_spends(client, clock):
     earn(client, "B", 20, expires_at="2026-11-01T13:30:00Z")
     earn(client, "C", 30)
     clock.now = START + timedelta(hours=1)
-    assert sweep(client) == {"lots": 1, "holds": 0}
+    assert sweep(client) == {"lots": 1, "holds": 0, "settled": 0}
     assert balance(client, "member")["balance"] == 50
     clock.now = START + timedelta(hours=2)
-    assert sweep(client) == {"lots": 1, "holds": 0}
+    assert sweep(client) == {"lots": 1, "holds": 0, "settled": 0}
     assert lots(client) == [("C", 30)]
     past = call(client, "POST", "/v1/points/earn", {"account_id": "member", "payer": "D", "points": 1,
                                                       "expires_at": "2026-11-01T13:00:00Z"})

@@ -5,24 +5,14 @@ from __future__ import annotations
 
 import random
 import uuid
-from collections import Counter
-from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
 from chalicelib.surfaces import ledger_v1
+from helpers import THREADS, race
 from tools.local_http import request_json as http
 
 pytestmark = [pytest.mark.dynamodb_local, pytest.mark.usefixtures("verified_afterwards")]
-THREADS = 16
-
-
-def race(call, per_thread: int = 1) -> Counter:
-    def worker(index: int) -> list[int]:
-        return [call(index, step) for step in range(per_thread)]
-
-    with ThreadPoolExecutor(THREADS) as pool:
-        return Counter(status for batch in pool.map(worker, range(THREADS)) for status in batch)
 
 
 def write(base: str, path: str, body: dict | None = None, key: str | None = None) -> tuple[int, dict]:

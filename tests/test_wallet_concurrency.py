@@ -1,26 +1,15 @@
 """Wallets under concurrency, asserted only against Amazon DynamoDB Local (moto is not atomic)."""
 from __future__ import annotations
 
-from collections import Counter
-from concurrent.futures import ThreadPoolExecutor
-
 import pytest
 
 from chalicelib.core.models import EntryModel
 from chalicelib.core.verify import check_account
 from chalicelib.surfaces.wallets_common import wallets
+from helpers import THREADS, race
 from tools.local_http import request_json as http
 
 pytestmark = [pytest.mark.dynamodb_local, pytest.mark.usefixtures("verified_afterwards")]
-THREADS = 16
-
-
-def race(call, per_thread: int = 1) -> Counter:
-    def worker(index: int) -> list[int]:
-        return [call(index, step) for step in range(per_thread)]
-
-    with ThreadPoolExecutor(THREADS) as pool:
-        return Counter(status for batch in pool.map(worker, range(THREADS)) for status in batch)
 
 
 def registered(base: str, phone: str) -> dict:

@@ -47,6 +47,16 @@ class VolumeIndex(GlobalSecondaryIndex):
     volume_key = UnicodeAttribute(hash_key=True)
 
 
+class PendingTakeIndex(GlobalSecondaryIndex):
+    """Sparse: only holders with a take in parts still being applied (rare, short-lived) carry the key."""
+
+    class Meta:
+        index_name = "pending_takes"
+        projection = KeysOnlyProjection()
+
+    pending_shard = UnicodeAttribute(hash_key=True)
+
+
 class AccountModel(Model):
     class Meta:
         table_name = "accounts"
@@ -63,8 +73,10 @@ class AccountModel(Model):
     # Points holders: balance per payer (their sum is `balance`), in the order payers first came.
     # A typed list, not a map keyed by payer: a raw map would read a payer named "N" or "S" as a type tag.
     payers = ListAttribute(of=PayerPoints, null=True)
-    # Points holders: the posting (`<key>#<seq>`) of a spend whose lot links are still being applied.
+    # Points holders: the posting (`<key>#<seq>`) of a spend whose lot links are still being applied,
+    # and the `pending_takes` key it carries meanwhile (so the sweep finds a spend a crash left unfinished).
     pending = UnicodeAttribute(null=True)
+    pending_shard = UnicodeAttribute(null=True)
     # Wallets: the user who owns it and its type (one wallet per user and type).
     owner = NumberAttribute(null=True)
     wallet_type = UnicodeAttribute(null=True)
@@ -78,6 +90,7 @@ class AccountModel(Model):
     version = VersionAttribute()
 
     by_volume = VolumeIndex()
+    pending_takes = PendingTakeIndex()
 
 
 class EntryTimeIndex(GlobalSecondaryIndex):

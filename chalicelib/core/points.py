@@ -55,6 +55,7 @@ MAX_PARTS = 97  # the deciding transaction: holder, entry, idempotency record an
 MAX_LOTS_PER_TAKE = MAX_PARTS * LOTS_PER_PART
 LOTS_PER_RETURN = 90  # a reversal's one transaction: holder, entry, record, link part, lots, a service's items
 EXPIRY_SHARDS = 4  # `by_expiry` hash keys: writes of many holders spread over a few partitions
+PENDING = "pending"  # the one `pending_takes` hash key
 _PART_TOKENS = uuid.UUID("6b1f3c1e-2f0a-4c52-9d57-1d1c2b7f0a11")
 
 
@@ -289,6 +290,13 @@ class PointsBook:
 
         return self._posted(holder, points, plan, attach, create=False, **posting)
 
+    @staticmethod
+    def pending_holders():
+        """(book, holder) of every holder with a take in parts not yet completed, in any book: one Query."""
+        for item in AccountModel.pending_takes.query(PENDING):
+            book, holder = item.key.split(":", 1)
+            yield book, holder
+
     def settle(self, holder: str) -> bool:
         """Recovery: complete the holder's pending take, if any. True if there was one."""
         try:
@@ -351,7 +359,7 @@ class PointsBook:
                  for number, chunk in enumerate(chunks)]
         actions = [_set_payers(payers)]
         if not one_transaction:
-            actions.append(AccountModel.pending.set(ref))
+            actions += [AccountModel.pending.set(ref), AccountModel.pending_shard.set(PENDING)]
         return Extension(
             account_actions=actions, account_condition=condition,
             entry_attributes={"detail": [PayerPoints(payer=name, points=-amount) for name, amount in taken.items()],
@@ -434,7 +442,8 @@ class PointsBook:
                 self._apply_part(account.key, part, budget)
         done = AccountModel(account.key, version=account.version)
         try:
-            done.update(actions=[AccountModel.pending.remove()], condition=AccountModel.pending == ref)
+            done.update(actions=[AccountModel.pending.remove(), AccountModel.pending_shard.remove()],
+                        condition=AccountModel.pending == ref)
         except UpdateError as error:
             if response_code(error) != "ConditionalCheckFailedException":
                 raise
