@@ -1,17 +1,52 @@
-"""Create Tally's DynamoDB tables from the PynamoDB models (idempotent).
+"""Create Tally's DynamoDB tables from the PynamoDB models (idempotent), and bring tables made by an earlier
+version up to date: a missing global secondary index or stream is added (`make run` keeps its data).
 
 Usage: python -m tools.create_tables   (endpoint, region and table prefix from the environment)
 """
+from __future__ import annotations
+
+import boto3
+
 from chalicelib.config import load
 from chalicelib.core import models
+
+
+def upgrade(client, model) -> list[str]:
+    """Add what the model has and the existing table lacks: global secondary indexes, the stream."""
+    described = client.describe_table(TableName=model.Meta.table_name)["Table"]
+    present = {index["IndexName"] for index in described.get("GlobalSecondaryIndexes", [])}
+    schema = model._get_schema()
+    added = []
+    for index in schema["global_secondary_indexes"]:
+        if index["index_name"] in present:
+            continue
+        client.update_table(
+            TableName=model.Meta.table_name,
+            AttributeDefinitions=schema["attribute_definitions"],
+            GlobalSecondaryIndexUpdates=[{"Create": {
+                "IndexName": index["index_name"],
+                "KeySchema": sorted(index["key_schema"], key=lambda key: key["KeyType"] != "HASH"),
+                "Projection": index["projection"]}}])
+        client.get_waiter("table_exists").wait(TableName=model.Meta.table_name)
+        added.append(f"{model.Meta.table_name}/{index['index_name']}")
+    stream = getattr(model.Meta, "stream_view_type", None)
+    if stream and not described.get("StreamSpecification", {}).get("StreamEnabled"):
+        client.update_table(TableName=model.Meta.table_name,
+                            StreamSpecification={"StreamEnabled": True, "StreamViewType": stream})
+        added.append(f"{model.Meta.table_name} stream")
+    return added
 
 
 def main() -> None:
     settings = load()
     models.bind(settings)
     created = models.create_tables()
+    client = boto3.client("dynamodb", region_name=settings.region, endpoint_url=settings.dynamodb_endpoint)
+    upgraded = [change for model in models.MODELS.values() if model.Meta.table_name not in created
+                for change in upgrade(client, model)]
     where = settings.dynamodb_endpoint or f"AWS {settings.region}"
-    print(f"tables at {where}: " + (", ".join(created) + " created" if created else "all present"))
+    print(f"tables at {where}: " + (", ".join(created) + " created" if created else "all present")
+          + (f"; added {', '.join(upgraded)}" if upgraded else ""))
 
 
 if __name__ == "__main__":

@@ -59,6 +59,8 @@ def check_points_holder(book: PointsBook, holder: str) -> list[str]:
     problems = check_account(book.ledger, holder)
     if account.pending:
         problems.append(f"{key}: a take is still pending ({account.pending}); run settle()")
+    if bool(account.pending) != bool(account.pending_shard):
+        problems.append(f"{key}: pending {account.pending!r} but on the pending index as {account.pending_shard!r}")
     stored = {item.payer: int(item.points) for item in account.payers or []}
     lots = {int(lot.lot): lot for lot in LotModel.query(key, consistent_read=True)}
     payers: dict[str, int] = {}

@@ -1,0 +1,34 @@
+"""`make tables` / `make run` bring tables made by an earlier version up to date (DynamoDB Local)."""
+from __future__ import annotations
+
+import boto3
+import pytest
+
+from chalicelib.core.models import EntryModel, LotModel
+from tools.create_tables import upgrade
+
+pytestmark = pytest.mark.dynamodb_local
+
+
+def earlier_table(client, model, prefix: str) -> str:
+    """The model's table as an earlier version made it: its keys, no index, no stream."""
+    name = f"{prefix}-earlier-{model.Meta.table_name.rsplit('-', 1)[-1]}"
+    schema = model._get_schema()
+    keys = {key["AttributeName"] for key in schema["key_schema"]}
+    client.create_table(TableName=name, BillingMode="PAY_PER_REQUEST",
+                        KeySchema=sorted(schema["key_schema"], key=lambda key: key["KeyType"] != "HASH"),
+                        AttributeDefinitions=[item for item in schema["attribute_definitions"]
+                                              if item["AttributeName"] in keys])
+    return name
+
+
+def test_missing_indexes_and_the_stream_are_added_once(local_tables, monkeypatch):
+    client = boto3.client("dynamodb", region_name=local_tables.region, endpoint_url=local_tables.dynamodb_endpoint)
+    for model in (LotModel, EntryModel):
+        monkeypatch.setattr(model.Meta, "table_name", earlier_table(client, model, local_tables.table_prefix))
+    lots, entries = LotModel.Meta.table_name, EntryModel.Meta.table_name
+    assert sorted(upgrade(client, LotModel)) == [f"{lots}/by_expiry", f"{lots}/open_fifo", f"{lots}/open_payer_fifo"]
+    assert upgrade(client, EntryModel) == [f"{entries}/by_time", f"{entries} stream"]
+    assert upgrade(client, LotModel) == upgrade(client, EntryModel) == []
+    described = client.describe_table(TableName=entries)["Table"]
+    assert described["StreamSpecification"] == {"StreamEnabled": True, "StreamViewType": "NEW_IMAGE"}
