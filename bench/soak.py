@@ -1,6 +1,6 @@
-"""`make soak`: every surface from 16 threads for SOAK_SECONDS (default 120) on DynamoDB Local (127.0.0.1),
-then the verifier over everything written. Prints ops/s, p50/p99 latency and statuses by operation; exits 1
-on any 5xx or invariant violation. Bounded in time; nothing leaves this machine."""
+"""`make soak`: every surface (the seeds and /v1) from 16 threads for SOAK_SECONDS (default 120) on DynamoDB
+Local (127.0.0.1), then the verifier over everything written. Prints ops/s, p50/p99 latency and statuses by
+operation; exits 1 on any 5xx or invariant violation. Bounded in time; nothing leaves this machine."""
 from __future__ import annotations
 
 import os
@@ -25,8 +25,17 @@ def set_up(base: str) -> dict:
                           bearer)
     status, asper_user = http("POST", f"{base}/register", {"phone_number": "5559990001"})
     status, asper = http("POST", f"{base}/wallet/create", {"user_id": asper_user["user_id"]})
+    v1_accounts = [f"acct-{number}" for number in range(8)]
+    for account_id in v1_accounts:
+        keyed(base, "/v1/accounts", {"id": account_id, "unit": "USD"})
+        keyed(base, "/v1/postings", {"account_id": account_id, "amount": 5000})
+    keyed(base, "/v1/accounts", {"id": "member", "unit": "points", "kind": "points"})
     return {"user": user["user_id"], "bearer": bearer, "wallet": wallet["wallet_id"], "asper": asper["wallet_id"],
-            "accounts": [str(uuid.uuid4()) for _ in range(50)]}
+            "accounts": [str(uuid.uuid4()) for _ in range(50)], "v1_accounts": v1_accounts}
+
+
+def keyed(base: str, path: str, body: dict | None = None):
+    return http("POST", f"{base}{path}", body or {}, {"Idempotency-Key": str(uuid.uuid4())})
 
 
 def operations(base: str, world: dict) -> dict:
@@ -49,7 +58,34 @@ def operations(base: str, world: dict) -> dict:
         kind = random.choice(["credit", "debit"])
         return http("POST", f"{base}/wallet/{kind}", {"wallet_id": world["asper"], "amount": random.randint(1, 60)})
 
+    def transfer():
+        source, destination = random.sample(world["v1_accounts"], 2)
+        return keyed(base, "/v1/transfers", {"source": source, "destination": destination,
+                                             "amount": random.randint(1, 300)})
+
+    def hold_then_settle():
+        status, hold = keyed(base, "/v1/holds", {"account_id": random.choice(world["v1_accounts"]),
+                                                 "amount": random.randint(1, 200)})
+        if status != 201:
+            return status, hold
+        if random.random() < 0.5:
+            return keyed(base, f"/v1/holds/{hold['id']}/void")
+        return keyed(base, f"/v1/holds/{hold['id']}/capture", {"destination": random.choice(world["v1_accounts"])})
+
+    def spend_then_refund():
+        status, spend = keyed(base, "/v1/points/spend", {"account_id": "member", "points": random.randint(1, 80)})
+        if status != 201 or random.random() < 0.5:
+            return status, spend
+        return keyed(base, f"/v1/transactions/{spend['id']}/reversals", {"amount": random.randint(1, spend["amount"])})
+
     return {
+        "POST /v1/transfers": transfer,
+        "POST /v1/holds + capture|void": hold_then_settle,
+        "POST /v1/points/earn": lambda: keyed(base, "/v1/points/earn", {
+            "account_id": "member", "payer": f"R{random.randint(0, 5)}", "points": random.randint(1, 60)}),
+        "POST /v1/points/spend (+ refund)": spend_then_refund,
+        "GET /v1/accounts/{id}/entries": lambda: http(
+            "GET", f"{base}/v1/accounts/{random.choice(world['v1_accounts'])}/entries?limit=20"),
         "POST /amount": amount,
         "GET /balance/{id}": lambda: http("GET", f"{base}/balance/{random.choice(world['accounts'])}"),
         "GET /max_transaction_volume": lambda: http("GET", f"{base}/max_transaction_volume"),
