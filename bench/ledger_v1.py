@@ -49,7 +49,7 @@ def request_counts(base: str, requests) -> list[list]:
             base, f"/v1/transactions/{made['transfer']['id']}/reversals", {"amount": 40}), 4),
         ("POST /v1/holds", keep("hold", lambda: write(base, "/v1/holds", {"account_id": "alice", "amount": 300})), 2),
         ("POST /v1/holds/{id}/capture (to an account)", lambda: write(
-            base, f"/v1/holds/{made['hold']['id']}/capture", {"amount": 200, "destination": "bob"}), 4),
+            base, f"/v1/holds/{made['hold']['id']}/capture", {"amount": 200, "destination": "bob"}), 5),
         ("POST /v1/points/earn (expiring)", lambda: write(base, "/v1/points/earn", {
             "account_id": "member", "payer": "D", "points": 50, "expires_at": expires}), 2),
         ("POST /v1/points/spend (3 lots)", keep("spend", lambda: write(base, "/v1/points/spend", {
@@ -58,7 +58,7 @@ def request_counts(base: str, requests) -> list[list]:
             base, f"/v1/transactions/{made['spend']['id']}/reversals", {}), 6),
         ("GET /v1/accounts/{id}", lambda: http("GET", f"{base}/v1/accounts/alice"), 1),
         ("GET /v1/accounts/{id}/balance?as_of=", lambda: http(
-            "GET", f"{base}/v1/accounts/alice/balance?as_of={datetime.now(UTC).isoformat()}"), 2),
+            "GET", f"{base}/v1/accounts/alice/balance?as_of={datetime.now(UTC):%Y-%m-%dT%H:%M:%SZ}"), 2),
         ("GET /v1/accounts/{id}/entries (a page)", lambda: http("GET", f"{base}/v1/accounts/alice/entries"), 1),
         ("GET /v1/transactions/{id}", lambda: http("GET", f"{base}/v1/transactions/{made['transfer']['id']}"), 1),
     ])

@@ -13,6 +13,7 @@ from moto.dynamodbstreams.models import dynamodbstreams_backends
 
 from chalicelib.core import events
 from chalicelib.core.models import EntryModel
+from tools import infra
 
 JSON = {"Content-Type": "application/json"}
 
@@ -25,7 +26,11 @@ def write(client, path: str, body: dict) -> dict:
 
 @pytest.fixture
 def journal_queue(aws):
-    """An SQS queue that a rule on the event bus fills with every journal event."""
+    """The entries table's stream, as the deployed template has it, and an SQS queue that a rule on the event
+    bus fills with every journal event."""
+    boto3.client("dynamodb", region_name="us-east-1").update_table(
+        TableName=EntryModel.Meta.table_name,
+        StreamSpecification={"StreamEnabled": True, "StreamViewType": infra.STREAMS["entries"]})
     sqs = boto3.client("sqs", region_name="us-east-1")
     queue = sqs.create_queue(QueueName="journal")["QueueUrl"]
     arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]

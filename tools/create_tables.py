@@ -1,5 +1,5 @@
 """Create Tally's DynamoDB tables from the PynamoDB models (idempotent), and bring tables made by an earlier
-version up to date: a missing global secondary index or stream is added (`make run` keeps its data).
+version up to date: a missing global secondary index is added (`make run` keeps its data).
 
 Usage: python -m tools.create_tables   (endpoint, region and table prefix from the environment)
 """
@@ -12,7 +12,7 @@ from chalicelib.core import models
 
 
 def upgrade(client, model) -> list[str]:
-    """Add what the model has and the existing table lacks: global secondary indexes, the stream."""
+    """Add the global secondary indexes the model has and the existing table lacks."""
     described = client.describe_table(TableName=model.Meta.table_name)["Table"]
     present = {index["IndexName"] for index in described.get("GlobalSecondaryIndexes", [])}
     schema = model._get_schema()
@@ -29,11 +29,6 @@ def upgrade(client, model) -> list[str]:
                 "Projection": index["projection"]}}])
         client.get_waiter("table_exists").wait(TableName=model.Meta.table_name)
         added.append(f"{model.Meta.table_name}/{index['index_name']}")
-    stream = getattr(model.Meta, "stream_view_type", None)
-    if stream and not described.get("StreamSpecification", {}).get("StreamEnabled"):
-        client.update_table(TableName=model.Meta.table_name,
-                            StreamSpecification={"StreamEnabled": True, "StreamViewType": stream})
-        added.append(f"{model.Meta.table_name} stream")
     return added
 
 

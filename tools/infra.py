@@ -26,6 +26,8 @@ LAMBDA_RUNTIME = "python3.11"
 PROTECTED_STAGES = {"prod"}
 # Idempotency records that are retry keys carry `expires_at`; seed 004's transaction ids never do.
 TTL_ATTRIBUTES = {"idempotency": "expires_at"}
+# Every new journal entry is published as an event (core/events.py, the `publish_entries` function).
+STREAMS = {"entries": "NEW_IMAGE"}
 
 
 # Chalice's names for the app's Lambda functions: the API, the expiry sweep and the journal publisher.
@@ -66,9 +68,8 @@ def table_resource(kind: str, model, stage: str) -> dict:
     }
     if indexes:
         properties["GlobalSecondaryIndexes"] = indexes
-    stream = getattr(model.Meta, "stream_view_type", None)
-    if stream:
-        properties["StreamSpecification"] = {"StreamViewType": stream}
+    if kind in STREAMS:
+        properties["StreamSpecification"] = {"StreamViewType": STREAMS[kind]}
     if kind in TTL_ATTRIBUTES:
         properties["TimeToLiveSpecification"] = {"AttributeName": TTL_ATTRIBUTES[kind], "Enabled": True}
     policy = "Retain" if protected else "Delete"

@@ -11,6 +11,8 @@ Tables (names from configuration, `<prefix>-<kind>`):
 - transactions: /v1 transactions (postings, transfers, captures, reversals, earns, spends, expiries).
 - holds:       /v1 holds (two-phase: authorized, then captured, voided or expired).
 Expiring lots and open holds carry the keys of a sparse `by_expiry` index, sharded, oldest first.
+The deployed entries table has a stream (tools/infra.py) that publishes the journal; local tables have none
+(nothing polls it locally, and DynamoDB Local's writes slow down as its stream backlog grows).
 """
 from __future__ import annotations
 
@@ -25,7 +27,7 @@ from pynamodb.attributes import (
     VersionAttribute,
 )
 from pynamodb.connection import Connection
-from pynamodb.constants import PAY_PER_REQUEST_BILLING_MODE, STREAM_NEW_IMAGE
+from pynamodb.constants import PAY_PER_REQUEST_BILLING_MODE
 from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, KeysOnlyProjection
 from pynamodb.models import Model
 
@@ -108,7 +110,6 @@ class EntryModel(Model):
     class Meta:
         table_name = "entries"
         billing_mode = PAY_PER_REQUEST_BILLING_MODE
-        stream_view_type = STREAM_NEW_IMAGE  # every new entry is published as an event (core/events.py)
 
     account = UnicodeAttribute(hash_key=True)
     seq = NumberAttribute(range_key=True)
