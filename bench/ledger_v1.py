@@ -49,7 +49,7 @@ def request_counts(base: str, requests) -> list[list]:
             base, f"/v1/transactions/{made['transfer']['id']}/reversals", {"amount": 40}), 4),
         ("POST /v1/holds", keep("hold", lambda: write(base, "/v1/holds", {"account_id": "alice", "amount": 300})), 2),
         ("POST /v1/holds/{id}/capture (to an account)", lambda: write(
-            base, f"/v1/holds/{made['hold']['id']}/capture", {"amount": 200, "destination": "bob"}), 5),
+            base, f"/v1/holds/{made['hold']['id']}/capture", {"amount": 200, "destination": "bob"}), 4),
         ("POST /v1/points/earn (expiring)", lambda: write(base, "/v1/points/earn", {
             "account_id": "member", "payer": "D", "points": 50, "expires_at": expires}), 2),
         ("POST /v1/points/spend (3 lots)", keep("spend", lambda: write(base, "/v1/points/spend", {

@@ -11,8 +11,8 @@ from datetime import datetime
 
 from chalicelib.core.holds import Holds
 from chalicelib.core.ledger import stamp
-from chalicelib.core.models import LotModel
-from chalicelib.core.points import EXPIRY_SHARDS, PointsBook
+from chalicelib.core.models import LotModel, due
+from chalicelib.core.points import PointsBook
 from chalicelib.core.transactions import Transactions
 
 
@@ -26,10 +26,9 @@ class Swept:
 def due_lots(book: str, now: datetime):
     """(holder, lot) of every open lot of `book` whose expiry has come, oldest first per shard."""
     prefix = f"{book}:"
-    for shard in range(EXPIRY_SHARDS):
-        for item in LotModel.by_expiry.query(f"lots#{shard}", LotModel.expiry < f"{stamp(now)}$"):
-            if item.holder.startswith(prefix):
-                yield item.holder[len(prefix):], int(item.lot)
+    for item in due(LotModel, "lots", stamp(now)):
+        if item.holder.startswith(prefix):
+            yield item.holder[len(prefix):], int(item.lot)
 
 
 def sweep(transactions: Transactions, holds: Holds, now: datetime, limit: int = 1000) -> Swept:

@@ -9,7 +9,6 @@ The hold's own item changes only under `status = authorized`, in the same transa
 """
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -17,11 +16,8 @@ from datetime import datetime
 from chalicelib.core.errors import InvalidRequest, InvalidState, NotFound
 from chalicelib.core.guard import datastore_guarded
 from chalicelib.core.ledger import Draft, Extension, Leg, stamp
-from chalicelib.core.models import HoldModel, TransactionModel
+from chalicelib.core.models import HoldModel, TransactionModel, due, expiry_shard
 from chalicelib.core.transactions import Transaction, Transactions, accounts_agree, check_metadata, new_id, positive
-
-EXPIRY_SHARDS = 4
-_SHARDS = uuid.UUID("0d7e33b4-5a8f-4f61-8d0c-3e2f1b9a7c55")
 
 
 @dataclass(frozen=True)
@@ -43,10 +39,6 @@ def hold_of(model: HoldModel) -> Hold:
     return Hold(model.id, model.account_id, int(model.amount), model.unit, model.status, int(model.captured or 0),
                 model.capture_transaction, model.expires_at, model.metadata or {}, model.created_at,
                 model.updated_at)
-
-
-def expiry_shard(hold_id: str) -> str:
-    return f"holds#{uuid.uuid5(_SHARDS, hold_id).int % EXPIRY_SHARDS}"
 
 
 @datastore_guarded
@@ -73,7 +65,8 @@ class Holds:
             created_at = drafts[0].created_at
             hold = HoldModel(hold_id, account_id=account_id, amount=amount, unit=unit, status="authorized",
                              captured=0, expires_at=expiry, metadata=metadata, created_at=created_at,
-                             updated_at=created_at, expiry_shard=expiry_shard(hold_id), expiry=f"{expiry}#{hold_id}")
+                             updated_at=created_at, expiry_shard=expiry_shard("holds", hold_id),
+                             expiry=f"{expiry}#{hold_id}")
             made[:] = [hold]
             return Extension(puts=[(hold, HoldModel.id.does_not_exist())])
 
@@ -100,16 +93,20 @@ class Holds:
         if destination is not None:
             legs.append(Leg(destination, amount, create=False))
 
+        settled: dict[str, Hold] = {}  # by the capture transaction planned: the hold as that plan leaves it
+
         def settle(drafts: tuple[Draft, ...], stored: TransactionModel) -> Extension:
-            self._authorized(hold_id, drafts[0].created_at, expired_ok=False)
-            return self._settled(hold_id, drafts[0].created_at, "captured", captured=amount,
-                                 capture_transaction=stored.id)
+            extension = self._settle(hold_id, drafts[0].created_at, "captured", expired_ok=False, captured=amount,
+                                     capture_transaction=stored.id)
+            settled[stored.id] = extension.result
+            return extension
 
         made = self.transactions.record(
             "capture", tuple(legs), amount, metadata=metadata, idempotency_key=idempotency_key, extend=settle,
             fingerprint={"op": "capture", "hold": hold_id, "amount": amount, "destination": destination,
                          "metadata": metadata}, hold_id=hold_id)
-        return self.get(hold_id), made
+        # A replay answers another request's transaction: read the hold as it is.
+        return settled.get(made.id) or self.get(hold_id), made
 
     def void(self, hold_id: str, *, idempotency_key: str | None) -> Hold:
         """Release the hold without moving anything."""
@@ -125,27 +122,29 @@ class Holds:
 
     def due(self, now: datetime) -> Iterator[str]:
         """Ids of authorized holds whose expiry has come, from the sparse `by_expiry` index, oldest first."""
-        for shard in range(EXPIRY_SHARDS):
-            for item in HoldModel.by_expiry.query(f"holds#{shard}", HoldModel.expiry < f"{stamp(now)}$"):
-                yield item.id
+        for item in due(HoldModel, "holds", stamp(now)):
+            yield item.id
 
     # -- helpers -----------------------------------------------------------------
     def _release(self, hold_id: str, status: str, idempotency_key: str | None) -> Hold:
         hold = self._stored(hold_id)
 
         def plan(drafts: tuple[Draft, ...]) -> Extension:
-            self._authorized(hold_id, drafts[0].created_at, expired_ok=True, must_be_due=status == "expired")
-            return self._settled(hold_id, drafts[0].created_at, status)
+            return self._settle(hold_id, drafts[0].created_at, status, expired_ok=True,
+                                must_be_due=status == "expired")
 
         kind = "void" if status == "voided" else "hold_expiry"
-        self.ledger.post_legs((Leg(hold.account_id, 0, hold_change=-int(hold.amount), create=False),),
-                              idempotency_key=idempotency_key, fingerprint={"op": kind, "hold": hold_id},
-                              key_ttl_seconds=self.transactions.key_ttl_seconds, extend=plan, resource=hold_id,
-                              entry_attributes={"transaction": hold_id, "kind": kind})
-        return self.get(hold_id)
+        postings = self.ledger.post_legs(
+            (Leg(hold.account_id, 0, hold_change=-int(hold.amount), create=False),),
+            idempotency_key=idempotency_key, fingerprint={"op": kind, "hold": hold_id},
+            key_ttl_seconds=self.transactions.key_ttl_seconds, extend=plan, resource=hold_id,
+            entry_attributes={"transaction": hold_id, "kind": kind})
+        return self.get(hold_id) if postings[0].replayed else postings[0].extra
 
-    def _authorized(self, hold_id: str, now: str, *, expired_ok: bool, must_be_due: bool = False) -> None:
-        """Read consistently at each plan: only an authorized hold moves on."""
+    def _settle(self, hold_id: str, now: str, status: str, *, expired_ok: bool, must_be_due: bool = False,
+                **changes) -> Extension:
+        """Move an authorized hold to `status` (with `changes`), read consistently at each plan: only an
+        authorized hold moves on, and the write is conditioned on it. The result is the hold as it leaves it."""
         hold = self._stored(hold_id)
         if hold.status != "authorized":
             raise InvalidState(f"hold {hold_id} is {hold.status}", hold_id=hold_id, status=hold.status)
@@ -153,13 +152,13 @@ class Holds:
             raise InvalidState(f"hold {hold_id} expired at {hold.expires_at}", hold_id=hold_id, status="expired")
         if must_be_due and hold.expires_at > now:
             raise InvalidState(f"hold {hold_id} has not expired", hold_id=hold_id)
-
-    @staticmethod
-    def _settled(hold_id: str, now: str, status: str, **changes) -> Extension:
-        actions = [HoldModel.status.set(status), HoldModel.updated_at.set(now), HoldModel.expiry_shard.remove(),
-                   HoldModel.expiry.remove()]
-        actions += [getattr(HoldModel, name).set(value) for name, value in changes.items()]
-        return Extension(updates=[(HoldModel(hold_id), actions, HoldModel.status == "authorized")])
+        changes = {"status": status, "updated_at": now, **changes}
+        actions = [getattr(HoldModel, name).set(value) for name, value in changes.items()]
+        actions += [HoldModel.expiry_shard.remove(), HoldModel.expiry.remove()]
+        for name, value in changes.items():
+            setattr(hold, name, value)
+        return Extension(updates=[(HoldModel(hold_id), actions, HoldModel.status == "authorized")],
+                         result=hold_of(hold))
 
     def _stored(self, hold_id: str) -> HoldModel:
         try:

@@ -356,10 +356,15 @@ class Ledger:
                 return
             cursor = page.next_cursor
 
-    def balance_as_of(self, account_id: str, moment: datetime) -> int:
-        """The balance right after the last entry at or before `moment`: one Query of `by_time`."""
+    def last_entry_as_of(self, account_id: str, moment: datetime) -> Posting | None:
+        """The account's last entry at or before `moment` (None before its first): one Query of `by_time`."""
         last = self.history(account_id, limit=1, end=moment).postings
-        return last[0].balance_after if last else 0
+        return last[0] if last else None
+
+    def balance_as_of(self, account_id: str, moment: datetime) -> int:
+        """The balance right after the last entry at or before `moment`."""
+        last = self.last_entry_as_of(account_id, moment)
+        return last.balance_after if last else 0
 
     # -- the write path ----------------------------------------------------------
     def open(self, account_id: str, *, floor: int | None, attributes: dict, idempotency_key: str | None,
@@ -514,10 +519,8 @@ class Ledger:
             available_after = draft.balance_after - draft.held_after
             if leg.lowers_available and required is not None and available_after < required:
                 what = "balance" if draft.held_after == 0 else "available balance (balance less holds)"
-                raise FloorBreached(f"this debit would leave the {what} of {leg.account_id} at "
-                                    f"{self._show(available_after)}, below the minimum {self._show(required)}"
-                                    if len(request.legs) > 1 else
-                                    f"this debit would leave the {what} at {self._show(available_after)}, "
+                whose = f" of {leg.account_id}" if len(request.legs) > 1 else ""
+                raise FloorBreached(f"this debit would leave the {what}{whose} at {self._show(available_after)}, "
                                     f"below the minimum {self._show(required)}",
                                     balance=int(account.balance), floor=required, account_id=leg.account_id)
             entry = EntryModel(account.key, draft.seq, amount=leg.amount, balance_after=draft.balance_after,

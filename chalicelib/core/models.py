@@ -16,6 +16,8 @@ The deployed entries table has a stream (tools/infra.py) that publishes the jour
 """
 from __future__ import annotations
 
+import zlib
+
 from pynamodb.attributes import (
     BooleanAttribute,
     JSONAttribute,
@@ -201,6 +203,21 @@ class ExpiryIndex(GlobalSecondaryIndex):
 
     expiry_shard = UnicodeAttribute(hash_key=True)
     expiry = UnicodeAttribute(range_key=True)
+
+
+EXPIRY_SHARDS = 4  # `by_expiry` hash keys per kind: writes of many holders spread over a few partitions
+
+
+def expiry_shard(kind: str, key: str) -> str:
+    """The `by_expiry` hash key of an item of `kind` ("lots", "holds"): a shard that is stable per key."""
+    return f"{kind}#{zlib.crc32(key.encode()) % EXPIRY_SHARDS}"
+
+
+def due(model: type[Model], kind: str, now: str):
+    """Items of `model` on `by_expiry` whose expiry stamp is at or before `now` (a stamp), each shard oldest first:
+    one Query per shard, of the due range only."""
+    for shard in range(EXPIRY_SHARDS):
+        yield from model.by_expiry.query(f"{kind}#{shard}", model.expiry < f"{now}$")  # '$' sorts after '#'
 
 
 class LotModel(Model):

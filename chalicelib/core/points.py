@@ -45,7 +45,15 @@ from chalicelib.core.ledger import (
     require_int,
     stamp,
 )
-from chalicelib.core.models import AccountModel, EntryModel, LinkPartModel, LotLink, LotModel, PayerPoints
+from chalicelib.core.models import (
+    AccountModel,
+    EntryModel,
+    LinkPartModel,
+    LotLink,
+    LotModel,
+    PayerPoints,
+    expiry_shard,
+)
 
 INDEX_PAGE = 50  # open lots per index query page
 # One transaction holds 100 items: holder, entry, idempotency record, one link part and the lots.
@@ -54,7 +62,6 @@ LOTS_PER_PART = 99  # a part's transaction: the part and its lots
 MAX_PARTS = 97  # the deciding transaction: holder, entry, idempotency record and every part
 MAX_LOTS_PER_TAKE = MAX_PARTS * LOTS_PER_PART
 LOTS_PER_RETURN = 90  # a reversal's one transaction: holder, entry, record, link part, lots, a service's items
-EXPIRY_SHARDS = 4  # `by_expiry` hash keys: writes of many holders spread over a few partitions
 PENDING = "pending"  # the one `pending_takes` hash key
 _PART_TOKENS = uuid.UUID("6b1f3c1e-2f0a-4c52-9d57-1d1c2b7f0a11")
 
@@ -101,10 +108,6 @@ class _ExpiredLots(Exception):
 
 class _LotMoved(Exception):
     """The lot changed between the read that sized a posting and its commit: size it again."""
-
-
-def expiry_shard(holder_key: str) -> str:
-    return f"lots#{uuid.uuid5(_PART_TOKENS, holder_key).int % EXPIRY_SHARDS}"
 
 
 @datastore_guarded
@@ -274,7 +277,7 @@ class PointsBook:
                 actions = [LotModel.remaining.set(LotModel.remaining + amount),
                            LotModel.open_holder.set(key), LotModel.open_payer.set(self.payer_lots_key(key, payer))]
                 if lot.expires_at:
-                    actions += [LotModel.expiry_shard.set(expiry_shard(key)),
+                    actions += [LotModel.expiry_shard.set(expiry_shard("lots", key)),
                                 LotModel.expiry.set(_lot_expiry(lot.expires_at, key, number))]
                 updates.append((LotModel(key, number), actions, LotModel.remaining == int(lot.remaining)))
                 links.append(LotLink(lot=number, payer=payer, points=-amount, exhausts=False))
@@ -320,7 +323,7 @@ class PointsBook:
                        fifo=f"{earned_at}#{draft.seq:012d}", open_holder=account.key,
                        open_payer=self.payer_lots_key(account.key, payer))
         if expires_at:
-            lot.expires_at, lot.expiry_shard = expires_at, expiry_shard(account.key)
+            lot.expires_at, lot.expiry_shard = expires_at, expiry_shard("lots", account.key)
             lot.expiry = _lot_expiry(expires_at, account.key, draft.seq)
         return Extension(account_actions=[_set_payers(payers)],
                          entry_attributes={"detail": [PayerPoints(payer=payer, points=points)]},
@@ -343,6 +346,13 @@ class PointsBook:
             raise Stale()  # the index has not caught up with the holder yet: look again
         if any(int(link.lot) >= draft.seq for link in links):
             raise Stale()  # a lot earned after our read of the holder: the holder has moved on
+        return self._taking(draft, links)
+
+    def _taking(self, draft: Draft, links: list[LotLink]) -> Extension:
+        """Take the links' points from their lots and the holder's payers: in the posting's transaction, or
+        (over LOTS_IN_ONE_TRANSACTION lots) decided by it, with the holder `pending`, and applied in parts."""
+        account = draft.account
+        payers = _payer_balances(account)
         taken: dict[str, int] = {}
         for link in links:
             taken[link.payer] = taken.get(link.payer, 0) + int(link.points)
@@ -406,26 +416,11 @@ class PointsBook:
         return links, expired
 
     def _take_links(self, links: list[LotLink], kind: str, draft: Draft) -> Extension:
-        """Take exactly these links' points from their lots (an expiry, a reversed earn): one part."""
-        account = draft.account
-        self._complete_pending_first(account)
-        payers = _payer_balances(account)
-        position = {name: index for index, name in enumerate(payers)}
-        condition = None
-        by_payer: dict[str, int] = {}
-        for link in links:
-            by_payer[link.payer] = by_payer.get(link.payer, 0) + int(link.points)
-        for name, amount in by_payer.items():
-            payers[name] -= amount
-            condition &= AccountModel.payers[position[name]].points >= amount
-        part = LinkPartModel(self.posting_ref(account.key, draft.seq), 0, links=links, applied=True)
-        return Extension(
-            account_actions=[_set_payers(payers)], account_condition=condition,
-            entry_attributes={"detail": [PayerPoints(payer=name, points=-amount) for name, amount in by_payer.items()],
-                              "parts": 1, "kind": kind},
-            puts=[(part, LinkPartModel.part.does_not_exist())],
-            updates=[_lot_update(account.key, link) for link in links],
-            result=_Planned([(name, -amount) for name, amount in by_payer.items()], payers, draft.created_at, 1))
+        """Take exactly these links' points from their lots (an expiry, a reversed earn)."""
+        self._complete_pending_first(draft.account)
+        extension = self._taking(draft, links)
+        extension.entry_attributes["kind"] = kind
+        return extension
 
     # -- completing a take whose lots did not fit in one transaction --------------
     def _complete_pending_first(self, account: AccountModel) -> None:

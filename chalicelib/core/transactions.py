@@ -100,17 +100,16 @@ def transaction_of(model: TransactionModel) -> Transaction:
 
 def accounts_agree(drafts: tuple[Draft, ...], kind: str) -> str:
     """Every leg's account is of `kind` and all share one unit (a transfer never converts): that unit."""
-    for draft in drafts:
-        account = account_of(draft.account)
+    accounts = [account_of(draft.account) for draft in drafts]
+    for account in accounts:
         if account.kind != kind:
             why = ("its balance changes only by earning and spending points" if account.kind == "points"
                    else "points are earned and spent only on points accounts")
             raise InvalidRequest(f"account {account.id} is a {account.kind} account; {why}", field="account_id")
-    units = {account_of(draft.account).unit for draft in drafts}
-    if len(units) > 1:
-        names = ", ".join(f"{account_of(draft.account).id} ({account_of(draft.account).unit})" for draft in drafts)
+    if len({account.unit for account in accounts}) > 1:
+        names = ", ".join(f"{account.id} ({account.unit})" for account in accounts)
         raise InvalidRequest(f"the accounts are in different units: {names}", field="account_id")
-    return units.pop()
+    return accounts[0].unit
 
 
 @datastore_guarded
@@ -160,13 +159,10 @@ class Transactions:
             self.account(account_id)  # only an empty first page costs the existence check
         return page
 
-    def balance_as_of(self, account_id: str, moment: datetime) -> Posting | None:
-        """The account's last entry at or before `moment` (its balance-after is the balance then)."""
-        last = self.ledger.history(account_id, limit=1, end=moment).postings
-        if not last:
-            self.account(account_id)
-            return None
-        return last[0]
+    def balance_as_of(self, account_id: str, moment: datetime) -> tuple[Account, Posting | None]:
+        """The account (404 if none) and its last entry at or before `moment`, whose balance-after is the
+        balance then (None: before its first entry). One GetItem, one Query."""
+        return self.account(account_id), self.ledger.last_entry_as_of(account_id, moment)
 
     # -- transactions -------------------------------------------------------------
     def transaction(self, transaction_id: str) -> Transaction:
@@ -223,11 +219,12 @@ class Transactions:
         metadata = check_metadata(metadata)
         if expires_at is not None and expires_at <= self.ledger.now():
             raise InvalidRequest("expires_at must be in the future", field="expires_at")
-        attach, made = self._points_record(new_id("txn"), "earn", points, metadata, payer=payer,
+        transaction_id = new_id("txn")
+        attach, made = self._points_record(transaction_id, "earn", points, metadata, payer=payer,
                                            expires_at=stamp(expires_at) if expires_at else None)
         change = self.points.add(account_id, payer, points, expires_at=expires_at, idempotency_key=idempotency_key,
                                  key_ttl_seconds=self.key_ttl_seconds, attach=attach, create=False,
-                                 resource=attach.transaction_id)
+                                 resource=transaction_id)
         return self._points_answer(change, made)
 
     def spend(self, account_id: str, points: int, *, metadata: dict | None = None,
@@ -236,10 +233,11 @@ class Transactions:
         `GET .../transactions/{id}` plus the account's entries say from which payers."""
         points = positive("points", points)
         metadata = check_metadata(metadata)
-        attach, made = self._points_record(new_id("txn"), "spend", points, metadata)
+        transaction_id = new_id("txn")
+        attach, made = self._points_record(transaction_id, "spend", points, metadata)
         change = self.points.spend(account_id, points, idempotency_key=idempotency_key,
                                    key_ttl_seconds=self.key_ttl_seconds, attach=attach, create=False,
-                                   resource=attach.transaction_id)
+                                   resource=transaction_id)
         return self._points_answer(change, made)
 
     def _points_record(self, transaction_id: str, type_: str, amount: int | None, metadata: dict,
@@ -255,7 +253,6 @@ class Transactions:
                                   entry_attributes={"transaction": transaction_id, "kind": type_})
             return extension.merged(reversal_of(draft) if reversal_of else None)
 
-        attach.transaction_id = transaction_id
         return attach, made
 
     def _points_answer(self, change: PointsChange, made: list[TransactionModel]) -> Transaction:
@@ -311,10 +308,11 @@ class Transactions:
         fields = {"reverses": original.id}
         if original.type in ("earn", "spend"):
             holder = original.legs[0].account_id
-            attach, made = self._points_record(new_id("txn"), "reversal", amount, metadata,
+            transaction_id = new_id("txn")
+            attach, made = self._points_record(transaction_id, "reversal", amount, metadata,
                                                reversal_of=count_reversal, **fields)
             options = dict(attach=attach, idempotency_key=idempotency_key, key_ttl_seconds=self.key_ttl_seconds,
-                           resource=attach.transaction_id, request=fingerprint)
+                           resource=transaction_id, request=fingerprint)
             if original.type == "spend":
                 change = self.points.return_to_lots(holder, int(original.legs[0].seq), amount, reversed_read,
                                                     **options)

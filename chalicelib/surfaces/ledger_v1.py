@@ -105,9 +105,8 @@ def get_balance(account_id: str):
         account = ledger.account(account_id)
         return {"account_id": account.id, "unit": account.unit, "balance": account.balance, "held": account.held,
                 "available": account.available, "as_of": stamp(ledger.ledger.now()), "seq": account.entry_count}
-    last = ledger.balance_as_of(account_id, as_of)
-    unit = ledger.account(account_id).unit
-    return {"account_id": account_id, "unit": unit, "balance": last.balance_after if last else 0, "held": None,
+    account, last = ledger.balance_as_of(account_id, as_of)
+    return {"account_id": account.id, "unit": account.unit, "balance": last.balance_after if last else 0, "held": None,
             "available": None, "as_of": stamp(as_of), "seq": last.seq if last else 0}
 
 
