@@ -11,7 +11,7 @@ import functools
 from botocore.exceptions import BotoCoreError
 from pynamodb.exceptions import PynamoDBException
 
-from chalicelib.core.errors import Unavailable
+from chalicelib.core.errors import InvalidRequest, Unavailable
 
 _CLIENT_FAULTS = {"ValidationException", "ResourceNotFoundException", "AccessDeniedException",
                   "SerializationException", "IdempotentParameterMismatchException"}
@@ -29,12 +29,35 @@ def is_client_fault(error: PynamoDBException) -> bool:
     return response_code(error) in _CLIENT_FAULTS
 
 
+# Cancellation reasons that a retry can change: a condition on state that moves, a conflict, throttling.
+# Any other reason (ValidationError: an item over 400 KB, a key too long) fails the same way every time.
+RETRYABLE_REASONS = {"ConditionalCheckFailed", "TransactionConflict", "ThrottlingError",
+                     "ProvisionedThroughputExceeded", "None", None}
+_TOO_LARGE = "the request is too large for the datastore (an item over 400 KB or a key too long); nothing was written"
+
+
+def refuse_invalid(error: PynamoDBException) -> None:
+    """Raise InvalidRequest when DynamoDB refused what the request would write, not the moment it came at:
+    a transaction cancelled for a reason no retry changes, or an item or key over DynamoDB's size limits.
+    Retrying such a request would only burn the retry budget (and read units) into a 503."""
+    code = response_code(error)
+    if code == "TransactionCanceledException":
+        reasons = getattr(error, "cancellation_reasons", None) or []
+        if any(reason is not None and reason.code not in RETRYABLE_REASONS for reason in reasons):
+            raise InvalidRequest(_TOO_LARGE) from error
+    elif code == "ValidationException":
+        message = (getattr(error.cause, "response", None) or {}).get("Error", {}).get("Message", "")
+        if "size" in message.lower() or "exceed" in message.lower():
+            raise InvalidRequest(_TOO_LARGE) from error
+
+
 def _guard(method):
     @functools.wraps(method)
     def guarded(*args, **kwargs):
         try:
             return method(*args, **kwargs)
         except PynamoDBException as error:
+            refuse_invalid(error)
             if is_client_fault(error):
                 raise
             raise Unavailable(_MESSAGE) from error

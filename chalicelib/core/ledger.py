@@ -39,7 +39,7 @@ from chalicelib.core.errors import (
     InvalidRequest,
     NotFound,
 )
-from chalicelib.core.guard import datastore_guarded, is_client_fault, response_code
+from chalicelib.core.guard import datastore_guarded, is_client_fault, refuse_invalid, response_code
 from chalicelib.core.models import AccountModel, CounterModel, EntryModel, IdempotencyModel, LegRecord
 
 
@@ -404,6 +404,7 @@ class Ledger:
                         writes.save(record, condition=IdempotencyModel.key.does_not_exist())
                 return account, False
             except TransactWriteError as error:
+                refuse_invalid(error)
                 if response_code(error) == "TransactionCanceledException":
                     reasons = error.cancellation_reasons or []
                     taken = [reason is not None and reason.code == "ConditionalCheckFailed" for reason in reasons]
@@ -618,6 +619,7 @@ class Ledger:
             self._decode(error, roles, plan)
 
     def _decode(self, error: TransactWriteError, roles: list[str], plan: _Plan) -> None:
+        refuse_invalid(error)  # the retry budget is for contention only
         if response_code(error) != "TransactionCanceledException":
             if is_client_fault(error):
                 raise  # a bug in the request, not a state of the world

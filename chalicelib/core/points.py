@@ -33,7 +33,7 @@ from pynamodb.transactions import TransactWrite
 
 from chalicelib.core import models
 from chalicelib.core.errors import Contention, InsufficientPoints, InvalidRequest, InvalidState
-from chalicelib.core.guard import datastore_guarded, is_client_fault, response_code
+from chalicelib.core.guard import datastore_guarded, is_client_fault, refuse_invalid, response_code
 from chalicelib.core.ledger import (
     Draft,
     Extend,
@@ -458,6 +458,7 @@ class PointsBook:
                         writes.update(lot, actions, condition=condition)
                 return
             except TransactWriteError as error:
+                refuse_invalid(error)
                 if response_code(error) == "TransactionCanceledException":
                     if error.cancellation_reasons and error.cancellation_reasons[0] is not None \
                             and error.cancellation_reasons[0].code == "ConditionalCheckFailed":

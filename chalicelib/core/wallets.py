@@ -22,7 +22,7 @@ from pynamodb.transactions import TransactGet, TransactWrite
 
 from chalicelib.core import models
 from chalicelib.core.errors import AlreadyExists, Contention, Forbidden, InvalidRequest, NotFound
-from chalicelib.core.guard import datastore_guarded, is_client_fault, response_code
+from chalicelib.core.guard import datastore_guarded, is_client_fault, refuse_invalid, response_code
 from chalicelib.core.ledger import (
     Extension,
     Ledger,
@@ -238,6 +238,7 @@ def _write_once(build) -> None:
                            client_request_token=str(uuid.uuid4())) as writes:
             build(writes)
     except TransactWriteError as error:
+        refuse_invalid(error)
         if response_code(error) == "TransactionCanceledException":
             codes = [reason.code if reason is not None else None for reason in error.cancellation_reasons or []]
             if "ConditionalCheckFailed" in codes:
