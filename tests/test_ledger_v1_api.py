@@ -340,6 +340,20 @@ def test_the_sweep_expires_lots_nobody_spends(client, clock):
     assert_verified()
 
 
+def test_an_earn_or_spend_key_reused_with_other_metadata_is_a_409(client, clock):
+    open_account(client, "member", "points", kind="points")
+    for path, body in (("/v1/points/earn", {"account_id": "member", "payer": "D", "points": 5}),
+                       ("/v1/points/spend", {"account_id": "member", "points": 1})):
+        key = f"k-{path[-5:]}"
+        first = ok(call(client, "POST", path, {**body, "metadata": {"order": "1"}}, key=key))
+        assert ok(call(client, "POST", path, {**body, "metadata": {"order": "1"}}, key=key))["id"] == first["id"]
+        reused = call(client, "POST", path, {**body, "metadata": {"order": "2"}}, key=key)
+        assert reused.status_code == 409, reused.json_body
+        assert reused.json_body["error"] == f"idempotency key {key} was already used with a different request"
+    assert balance(client, "member")["balance"] == 4
+    assert verify_tables().violations == []
+
+
 def test_points_and_money_accounts_do_not_mix(client, clock):
     open_account(client, "member", unit="points", kind="points")
     open_account(client, "alice")

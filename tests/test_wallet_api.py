@@ -228,7 +228,10 @@ def test_an_idempotency_key_applies_a_transaction_once(client):
     key = {"Idempotency-Key": "pay-42"}
     first, again = transact(client, user, wallet, 30, headers=key), transact(client, user, wallet, 30, headers=key)
     assert first.json_body == again.json_body
-    assert transact(client, user, wallet, 31, headers=key).status_code == 409
+    reused = transact(client, user, wallet, 31, headers=key)
+    assert reused.status_code == 409
+    # The key as the client sent it, not as stored (book and user namespaces).
+    assert "idempotency key pay-42 was" in reused.json_body["error"] and "/" not in reused.json_body["error"]
     assert send(client, "GET", "/api/v1/wallet/get/1/type1", token=user["access_token"]).json_body["balance"] == 30
 
 

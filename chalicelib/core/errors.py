@@ -28,6 +28,12 @@ class IdempotencyConflict(LedgerError):
 
     code = "idempotency_key_reused"
 
+    @classmethod
+    def reused(cls, client_key: str) -> IdempotencyConflict:
+        """The one message: it names the key as the client sent it, never as stored (namespaced, scoped)."""
+        return cls(f"idempotency key {client_key} was already used with a different request",
+                   idempotency_key=client_key)
+
 
 class FloorBreached(LedgerError):
     """The posting would take the balance below the account's floor."""

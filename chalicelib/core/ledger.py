@@ -212,6 +212,7 @@ class _PostingRequest:
     extend: ExtendLegs | None = None
     entry_attributes: dict = field(default_factory=dict)  # on every leg's entry
     resource: str | None = None
+    scope: str | None = None  # the client's namespace for its keys (see `Ledger.idempotency_key`)
 
 
 @dataclass
@@ -256,8 +257,9 @@ class Ledger:
     def account_key(self, account_id: str) -> str:
         return f"{self.book}:{account_id}"
 
-    def idempotency_key(self, key: str) -> str:
-        return f"{self.book}:{key}"
+    def idempotency_key(self, key: str, scope: str | None = None) -> str:
+        """The stored key: the book's namespace, and the client's scope (a user, say) when keys are per client."""
+        return f"{self.book}:{scope}/{key}" if scope is not None else f"{self.book}:{key}"
 
     def high_water_name(self) -> str:
         return f"max_volume:{self.book}"
@@ -393,9 +395,7 @@ class Ledger:
                     used = None
                 if used is not None:
                     if used.fingerprint != record.fingerprint:
-                        raise IdempotencyConflict(
-                            f"idempotency key {idempotency_key} was already used with a different request",
-                            idempotency_key=idempotency_key)
+                        raise IdempotencyConflict.reused(idempotency_key)
                     return AccountModel.get(used.account, consistent_read=True), True
             try:
                 with TransactWrite(connection=models.transaction_connection, client_request_token=token) as writes:
@@ -419,7 +419,8 @@ class Ledger:
     def post(self, account_id: str, amount: int, *, idempotency_key: str | None = None,
              request: dict | None = None, floor: int | None = None, create: bool = True,
              key_ttl_seconds: int | None = None, extend: Extend | None = None,
-             minimum: int | None = None, resource: str | None = None) -> Posting:
+             minimum: int | None = None, resource: str | None = None,
+             idempotency_scope: str | None = None) -> Posting:
         """Apply `amount` to the account, exactly once per idempotency key.
 
         `request` is what identifies the client's request besides account and
@@ -434,11 +435,12 @@ class Ledger:
         return self.post_legs((leg,), idempotency_key=idempotency_key, key_ttl_seconds=key_ttl_seconds,
                               fingerprint={"account_id": account_id, "amount": amount, **(request or {})},
                               extend=(lambda drafts: extend(drafts[0])) if extend else None,
-                              resource=resource)[0]
+                              resource=resource, idempotency_scope=idempotency_scope)[0]
 
     def post_legs(self, legs: tuple[Leg, ...], *, idempotency_key: str | None = None, fingerprint: dict,
                   key_ttl_seconds: int | None = None, extend: ExtendLegs | None = None,
-                  entry_attributes: dict | None = None, resource: str | None = None) -> list[Posting]:
+                  entry_attributes: dict | None = None, resource: str | None = None,
+                  idempotency_scope: str | None = None) -> list[Posting]:
         """Apply every leg (one account each) in one transaction, exactly once per idempotency key:
         all legs commit or none. `fingerprint` identifies the client's request (a reused key with
         another fingerprint is a conflict); `resource` names what it makes, kept with the key."""
@@ -448,7 +450,8 @@ class Ledger:
         for leg in legs:
             require_int("amount", leg.amount)
         posting_request = _PostingRequest(tuple(legs), idempotency_key, _fingerprint(fingerprint),
-                                          key_ttl_seconds, extend, entry_attributes or {}, resource)
+                                          key_ttl_seconds, extend, entry_attributes or {}, resource,
+                                          idempotency_scope)
         budget = self.retry_budget()
         recheck = False
         while True:
@@ -463,12 +466,11 @@ class Ledger:
 
     def _attempt(self, request: _PostingRequest, budget: RetryBudget, recheck: bool) -> list[Posting]:
         """Read, decide, plan, commit; raises Stale when the world moved underneath."""
-        accounts, record, high_water = self._read([leg.account_id for leg in request.legs], request.idempotency_key)
+        accounts, record, high_water = self._read([leg.account_id for leg in request.legs],
+                                                  request.idempotency_key, request.scope)
         if record is not None:
             if record.fingerprint != request.fingerprint:
-                raise IdempotencyConflict(
-                    f"idempotency key {request.idempotency_key} was already used with a different request",
-                    idempotency_key=request.idempotency_key)
+                raise IdempotencyConflict.reused(request.idempotency_key)
             return self._postings_from_record(record)
         for leg, account in zip(request.legs, accounts, strict=True):
             if account is None and not leg.create:
@@ -477,11 +479,11 @@ class Ledger:
         self._commit(plan, budget)
         return [leg.posting for leg in plan.legs]
 
-    def _read(self, account_ids: list[str], idempotency_key: str | None):
+    def _read(self, account_ids: list[str], idempotency_key: str | None, scope: str | None = None):
         try:
             with TransactGet(connection=models.transaction_connection) as reads:
                 account_futures = [reads.get(AccountModel, self.account_key(account_id)) for account_id in account_ids]
-                record_future = (reads.get(IdempotencyModel, self.idempotency_key(idempotency_key))
+                record_future = (reads.get(IdempotencyModel, self.idempotency_key(idempotency_key, scope))
                                  if idempotency_key else None)
                 high_water_future = (reads.get(CounterModel, self.high_water_name())
                                      if self.track_volume else None)
@@ -510,7 +512,7 @@ class Ledger:
                        for leg, account in zip(request.legs, accounts, strict=True))
         extension = request.extend(drafts) if request.extend else Extension()
         idempotency_key = request.idempotency_key
-        stored_key = self.idempotency_key(idempotency_key) if idempotency_key else None
+        stored_key = self.idempotency_key(idempotency_key, request.scope) if idempotency_key else None
         legs = []
         for number, (leg, draft) in enumerate(zip(request.legs, drafts, strict=True)):
             account = draft.account
@@ -537,7 +539,7 @@ class Ledger:
         record = None
         if idempotency_key:
             first = legs[0].posting
-            record = IdempotencyModel(self.idempotency_key(idempotency_key), fingerprint=request.fingerprint,
+            record = IdempotencyModel(stored_key, fingerprint=request.fingerprint,
                                       account=legs[0].account.key, seq=first.seq, amount=first.amount,
                                       balance_after=first.balance_after, created_at=created_at,
                                       resource=request.resource)

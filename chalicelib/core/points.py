@@ -154,10 +154,12 @@ class PointsBook:
     # -- writes -----------------------------------------------------------------
     def add(self, holder: str, payer: str, points: int, *, timestamp: datetime | None = None,
             idempotency_key: str | None = None, key_ttl_seconds: int | None = None,
-            expires_at: datetime | None = None, attach: Extend | None = None, **posting) -> PointsChange:
+            expires_at: datetime | None = None, attach: Extend | None = None, fingerprint: dict | None = None,
+            **posting) -> PointsChange:
         """Earn `points` from `payer` (a lot stamped `timestamp`, default now, that expires at
         `expires_at` if given), or with negative points take them back from that payer's oldest open
-        lots. `attach` adds a caller's own items to the transaction; `posting`: `create`, `resource`."""
+        lots. `attach` adds a caller's own items to the transaction, `fingerprint` what else identifies the
+        caller's request (its metadata, say); `posting`: `create`, `resource`."""
         points = require_int("points", points)
         if not isinstance(payer, str) or not payer.strip():
             raise InvalidRequest("payer must be a non-empty string", field="payer")
@@ -170,19 +172,21 @@ class PointsBook:
         request = {"kind": "add", "payer": payer, "timestamp": earned_at}
         if expiry:
             request["expires_at"] = expiry
+        request.update(_fingerprinted(fingerprint))
         extend = (functools.partial(self._earn, payer, points, earned_at, expiry) if points > 0
                   else functools.partial(self._take, -points, payer))
         return self._posted(holder, points, extend, attach, idempotency_key=idempotency_key, request=request,
                             key_ttl_seconds=key_ttl_seconds, **posting)
 
     def spend(self, holder: str, points: int, *, idempotency_key: str | None = None,
-              key_ttl_seconds: int | None = None, attach: Extend | None = None, **posting) -> PointsChange:
+              key_ttl_seconds: int | None = None, attach: Extend | None = None, fingerprint: dict | None = None,
+              **posting) -> PointsChange:
         """Take `points` from the holder's oldest open, unexpired lots, across payers; all or nothing."""
         points = require_int("points", points)
         if points <= 0:
             raise InvalidRequest("points must be a positive integer", field="points")
         return self._posted(holder, -points, functools.partial(self._take, points, None), attach,
-                            idempotency_key=idempotency_key, request={"kind": "spend"},
+                            idempotency_key=idempotency_key, request={"kind": "spend", **_fingerprinted(fingerprint)},
                             key_ttl_seconds=key_ttl_seconds, **posting)
 
     def _posted(self, holder: str, points: int, extend: Extend, attach: Extend | None, **posting) -> PointsChange:
@@ -504,6 +508,12 @@ def _lot_update(holder_key: str, link: LotLink) -> tuple[LotModel, list, object]
 
 def _lot_expiry(expires_at: str, holder_key: str, lot: int) -> str:
     return f"{expires_at}#{holder_key}#{lot:012d}"
+
+
+def _fingerprinted(fingerprint: dict | None) -> dict:
+    """A caller's part of the fingerprint; empty values are left out, so a key stored before they counted
+    (with no metadata) still replays."""
+    return {name: value for name, value in (fingerprint or {}).items() if value}
 
 
 def _with(extend: Extend, attach: Extend | None) -> Extend:

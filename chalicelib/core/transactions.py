@@ -224,7 +224,7 @@ class Transactions:
                                            expires_at=stamp(expires_at) if expires_at else None)
         change = self.points.add(account_id, payer, points, expires_at=expires_at, idempotency_key=idempotency_key,
                                  key_ttl_seconds=self.key_ttl_seconds, attach=attach, create=False,
-                                 resource=transaction_id)
+                                 resource=transaction_id, fingerprint={"metadata": metadata})
         return self._points_answer(change, made)
 
     def spend(self, account_id: str, points: int, *, metadata: dict | None = None,
@@ -237,7 +237,7 @@ class Transactions:
         attach, made = self._points_record(transaction_id, "spend", points, metadata)
         change = self.points.spend(account_id, points, idempotency_key=idempotency_key,
                                    key_ttl_seconds=self.key_ttl_seconds, attach=attach, create=False,
-                                   resource=transaction_id)
+                                   resource=transaction_id, fingerprint={"metadata": metadata})
         return self._points_answer(change, made)
 
     def _points_record(self, transaction_id: str, type_: str, amount: int | None, metadata: dict,
@@ -339,8 +339,7 @@ class Transactions:
             return None
         made = self.transaction(posting.resource) if posting.resource else None
         if made is None or made.reverses != original_id:
-            raise IdempotencyConflict(f"idempotency key {idempotency_key} was already used with a different request",
-                                      idempotency_key=idempotency_key)
+            raise IdempotencyConflict.reused(idempotency_key)
         return made
 
     @staticmethod

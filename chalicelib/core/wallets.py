@@ -185,8 +185,8 @@ class Wallets:
             return Extension(entry_attributes={"owner": int(account.owner)})
 
         # A client's key is scoped to the user (or the surface, without users), like Stripe's per account.
-        scoped_key = f"{owner if owner is not None else '-'}/{idempotency_key}" if idempotency_key else None
-        posting = self.ledger.post(str(wallet_id), amount, idempotency_key=scoped_key, create=False,
+        posting = self.ledger.post(str(wallet_id), amount, idempotency_key=idempotency_key, create=False,
+                                   idempotency_scope=str(owner) if owner is not None else "-",
                                    minimum=minimum, extend=checked, key_ttl_seconds=key_ttl_seconds,
                                    request={"owner": owner, "minimum": minimum})
         return _movement(wallet_id, posting)
