@@ -222,6 +222,31 @@ def test_totals_cover_only_the_period(client):
     assert totals("yesterday", "2100-01-01").status_code == 400
 
 
+def test_a_period_reads_at_most_its_newest_entries_in_one_query(client, monkeypatch):
+    from chalicelib.core import ledger
+    from tools.request_counter import DynamoDBRequests
+
+    monkeypatch.setattr(ledger, "MAX_PERIOD_ENTRIES", 3)  # 1,000 in service
+    user = register(client)
+    wallet = wallet_of(client, user)
+    for amount in (100, 200, 300, 400):
+        transact(client, user, wallet, amount)
+    with DynamoDBRequests() as requests:
+        totals = send(client, "POST", "/api/v1/transactions/get/total_in_period",
+                      {"user_id": 1, "wallet_id": 1, "start_date": "2020-01-01", "end_date": "2100-01-01"},
+                      user["access_token"])
+    assert totals.json_body == {"total_credit": 900, "total_debit": 0, "count": 3}  # the newest 3
+    assert dict(requests.calls) == {"Query": 1}
+    send(client, "POST", "/wallet/create", {"user_id": 1})  # wallet 2, 003's default
+    for amount in (100, 200, 300, 400):
+        send(client, "POST", "/wallet/credit", {"wallet_id": 2, "amount": amount})
+    with DynamoDBRequests() as requests:
+        history = send(client, "GET", "/wallet/transactions?wallet_id=2").json_body
+    assert [item["amount"] for item in history["history"]] == [200, 300, 400]  # the newest 3, oldest first
+    assert history["total_credit"] == 900
+    assert dict(requests.calls) == {"GetItem": 1, "Query": 1}
+
+
 def test_an_idempotency_key_applies_a_transaction_once(client):
     user = register(client)
     wallet = wallet_of(client, user)

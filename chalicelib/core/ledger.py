@@ -42,6 +42,10 @@ from chalicelib.core.errors import (
 from chalicelib.core.guard import datastore_guarded, is_client_fault, refuse_invalid, response_code
 from chalicelib.core.models import AccountModel, CounterModel, EntryModel, IdempotencyModel, LegRecord
 
+# Entries a period's totals or statement read in one request (seed 002's total_in_period, 003's history): the
+# newest of the period. One Query page: wallet entries are small, so 1,000 stay well under its 1 MB.
+MAX_PERIOD_ENTRIES = 1000
+
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
@@ -347,16 +351,12 @@ class Ledger:
         return Totals.of(postings), postings
 
     def _period(self, account_id: str, start: datetime | None, end: datetime | None, owner: int | None):
-        """Every posting with start <= created_at <= end, oldest first: Query pages of `by_time` through the
-        period only (the cost follows the entries in it, not the history). Consumed by guarded callers."""
-        cursor = None
-        while True:
-            page = self.history(account_id, limit=1000, cursor=cursor, newest_first=False, start=start, end=end,
-                                owner=owner)
-            yield from page.postings
-            if page.next_cursor is None:
-                return
-            cursor = page.next_cursor
+        """The newest MAX_PERIOD_ENTRIES postings with start <= created_at <= end, oldest first: one Query of
+        `by_time`, newest first. A request's work is bounded whatever the period holds (a whole history was read
+        before); callers whose contract has no paging say so."""
+        page = self.history(account_id, limit=MAX_PERIOD_ENTRIES, newest_first=True, start=start, end=end,
+                            owner=owner)
+        return list(reversed(page.postings))
 
     def last_entry_as_of(self, account_id: str, moment: datetime) -> Posting | None:
         """The account's last entry at or before `moment` (None before its first): one Query of `by_time`."""
