@@ -12,7 +12,7 @@ import sys
 import time
 import uuid
 
-from bench import ledger_v1, points, wallets
+from bench import ledger_v1, payers, points, wallets
 from bench.common import (
     CONTENDED_HEADER,
     REQUEST_HEADER,
@@ -136,6 +136,7 @@ def main() -> None:
                    for name in small])
             print(f"  (history written in {rows[0][2]:.0f}s and {rows[1][2]:.0f}s; 10 and 1,000 accounts)")
             points.run(base, endpoint)
+            payers.run(endpoint)
             wallets.run(base, endpoint)
             ledger_v1.run(base, endpoint)
     table("Cold import (median of 7 runs, ms, including interpreter start)",

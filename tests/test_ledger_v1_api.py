@@ -340,6 +340,29 @@ def test_the_sweep_expires_lots_nobody_spends(client, clock):
     assert_verified()
 
 
+def test_a_spend_behind_many_expired_lots_expires_a_few_itself_and_leaves_the_rest_to_the_sweep(client, clock):
+    from chalicelib.core.points import MAX_INLINE_EXPIRIES
+    from tools.request_counter import DynamoDBRequests
+
+    open_account(client, "member", unit="points", kind="points")
+    for number in range(150):  # through the core: the set-up is not what is measured
+        ledger_v1.ledger.earn("member", f"P{number}", 1, expires_at=START + timedelta(minutes=30),
+                              idempotency_key=f"e{number}")
+    earn(client, "FRESH", 5)
+    clock.now = START + timedelta(hours=1)
+    with DynamoDBRequests() as requests:
+        spent = ok(call(client, "POST", "/v1/points/spend", {"account_id": "member", "points": 1}))
+    # Each inline expiry is a posting (3 requests); the 150 lots' index pages and the spend itself come on top.
+    assert requests.total <= 3 * MAX_INLINE_EXPIRIES + 10, dict(requests.calls)  # 458 before the bound
+    assert spent["amount"] == 1 and lots(client)[-1] == ("FRESH", 4)  # never from an expired lot
+    assert balance(client, "member")["balance"] == 150 - MAX_INLINE_EXPIRIES + 4
+    too_much = call(client, "POST", "/v1/points/spend", {"account_id": "member", "points": 5})
+    assert too_much.status_code == 400 and "has 4, 5 asked" in too_much.json_body["error"]  # expired do not count
+    assert sweep(client) == {"lots": 150 - MAX_INLINE_EXPIRIES - MAX_INLINE_EXPIRIES, "holds": 0, "settled": 0}
+    assert balance(client, "member")["balance"] == 4 and lots(client) == [("FRESH", 4)]
+    assert_verified()
+
+
 def test_an_earn_or_spend_key_reused_with_other_metadata_is_a_409(client, clock):
     open_account(client, "member", "points", kind="points")
     for path, body in (("/v1/points/earn", {"account_id": "member", "payer": "D", "points": 5}),

@@ -27,3 +27,33 @@ def test_a_write_over_the_item_size_limit_is_a_400_and_is_not_retried(local_tabl
         ledger.post("a", 1, extend=grow)
     assert requests.calls["TransactWriteItems"] == 1  # refused once, not retried until the budget ran out
     assert ledger.balance("a").balance == 1
+
+
+def test_adds_and_spends_cost_the_same_at_1600_long_payers_as_at_10(local_tables):
+    """The holder once listed every payer: about 1,500 payers of 256 characters took it past 400 KB, and every
+    add failed (each failing request re-read the 400 KB item until its retries ran out)."""
+    from datetime import UTC, datetime, timedelta
+
+    from chalicelib.core.points import PointsBook
+    from chalicelib.core.verify import check_points_holder
+
+    book = PointsBook("many", settings=replace(load(), retry_seconds=5), sleep=lambda _: None)
+    start = datetime(2022, 1, 1, tzinfo=UTC)
+
+    def add_payers(first: int, last: int) -> None:
+        for number in range(first, last):
+            book.add("h", f"{number:04d}".ljust(256, "p"), 1, timestamp=start + timedelta(seconds=number))
+
+    def costs() -> tuple:
+        with DynamoDBRequests() as requests:
+            book.add("h", "0000".ljust(256, "p"), 2, timestamp=start + timedelta(days=1))
+            add = (requests.total, requests.read_units, requests.write_units)
+            requests.reset()
+            book.spend("h", 1)
+            return add, (requests.total, requests.read_units, requests.write_units)
+
+    add_payers(0, 10)
+    at_10 = costs()
+    add_payers(10, 1_600)
+    assert costs() == at_10
+    assert len(book.balances("h")) == 1_600 and check_points_holder(book, "h") == []

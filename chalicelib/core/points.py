@@ -51,17 +51,26 @@ from chalicelib.core.models import (
     LinkPartModel,
     LotLink,
     LotModel,
+    PayerModel,
     PayerPoints,
     expiry_shard,
 )
 
 INDEX_PAGE = 50  # open lots per index query page
-# One transaction holds 100 items: holder, entry, idempotency record, one link part and the lots.
-LOTS_IN_ONE_TRANSACTION = 96
-LOTS_PER_PART = 99  # a part's transaction: the part and its lots
+# A take that meets expired lots journals the expiry of at most this many itself (each is a posting of its own:
+# 3 requests), then steps past the rest without spending them and leaves them to the sweep (`expire_due`, every
+# minute, 1,000 a run). A 1-point spend behind 150 expired lots made 458 requests; now at most about 40.
+MAX_INLINE_EXPIRIES = 10
+# Expired lots a take may step past in one request (20 index pages); beyond it, retry after the sweep.
+MAX_EXPIRED_SKIPPED = 1000
+MAX_PAYER_LENGTH = 256  # 4 bytes a character at most in UTF-8: 1,024 bytes, a sort key's limit
+# One transaction holds 100 items: holder, entry, idempotency record, one link part, a service's own record
+# (a /v1 transaction), and the lots and payers a take touches.
+ITEMS_IN_ONE_TAKE = 95
+ITEMS_PER_PART = 99  # a part's transaction: the part, its lots and their payers
 MAX_PARTS = 97  # the deciding transaction: holder, entry, idempotency record and every part
-MAX_LOTS_PER_TAKE = MAX_PARTS * LOTS_PER_PART
-LOTS_PER_RETURN = 90  # a reversal's one transaction: holder, entry, record, link part, lots, a service's items
+MAX_LOTS_PER_TAKE = MAX_PARTS * (ITEMS_PER_PART // 2)  # a bound on the index read; parts are counted after
+ITEMS_PER_RETURN = 90  # a reversal's one transaction: holder, entry, record, link part, lots, payers, a service's
 PENDING = "pending"  # the one `pending_takes` hash key
 _PART_TOKENS = uuid.UUID("6b1f3c1e-2f0a-4c52-9d57-1d1c2b7f0a11")
 
@@ -75,7 +84,6 @@ class PointsChange:
     points: int  # signed: earned > 0, taken < 0
     by_payer: list[tuple[str, int]]  # signed, one per payer, in the order the payers were touched
     timestamp: str  # when the points were earned (an earn), else when the change was made
-    balances: dict[str, int] | None  # every payer's balance right after; None when replayed
     replayed: bool = False
     resource: str | None = None  # what the posting made (see `Posting.resource`)
 
@@ -93,9 +101,15 @@ class Lot:
 @dataclass(frozen=True)
 class _Planned:
     by_payer: list[tuple[str, int]]
-    balances: dict[str, int]
     timestamp: str
     parts: int
+
+
+@dataclass
+class _Expiring:
+    """How many expired lots one request may still expire inline (see MAX_INLINE_EXPIRIES)."""
+
+    left: int = MAX_INLINE_EXPIRIES
 
 
 class _ExpiredLots(Exception):
@@ -135,12 +149,26 @@ class PointsBook:
 
     # -- reads ------------------------------------------------------------------
     def balances(self, holder: str) -> dict[str, int]:
-        """Every payer's balance (zeros included) in the order payers first came: one GetItem."""
-        try:
-            account = AccountModel.get(self.holder_key(holder), consistent_read=True)
-        except AccountModel.DoesNotExist:
-            return {}
-        return _payer_balances(account)
+        """Every payer's balance (zeros included) in the order payers first came, as of one moment: a Query of
+        the holder's payer items between two reads of the holder. Payer items change only in transactions that
+        move the holder's version, so an unmoved version means no write fell between (a Query alone is read
+        committed per item: it could see half of a spend)."""
+        key = self.holder_key(holder)
+        budget = self.ledger.retry_budget()
+        while True:
+            try:
+                before = AccountModel.get(key, consistent_read=True)
+            except AccountModel.DoesNotExist:
+                return {}
+            if before.pending:
+                self._complete(before)  # its payers are applied with its parts
+                continue
+            payers = sorted(PayerModel.query(key, consistent_read=True), key=lambda item: int(item.first))
+            after = AccountModel.get(key, attributes_to_get=["version"], consistent_read=True)
+            if after.version == before.version:
+                return {item.payer: int(item.points) for item in payers}
+            if not budget.retry():
+                raise Contention("the holder is too busy to read right now; retry")
 
     def lots(self, holder: str, *, open_only: bool = True, limit: int = 1000) -> list[Lot]:
         """The holder's lots, oldest first (FIFO order): one Query of `open_fifo`, or of the table for all."""
@@ -163,6 +191,8 @@ class PointsBook:
         points = require_int("points", points)
         if not isinstance(payer, str) or not payer.strip():
             raise InvalidRequest("payer must be a non-empty string", field="payer")
+        if len(payer) > MAX_PAYER_LENGTH:  # a payer names an item: DynamoDB's sort keys hold 1,024 bytes
+            raise InvalidRequest(f"payer must be at most {MAX_PAYER_LENGTH} characters", field="payer")
         if points == 0:
             raise InvalidRequest("points must not be zero", field="points")
         earned_at = stamp(timestamp) if timestamp else None
@@ -174,7 +204,7 @@ class PointsBook:
             request["expires_at"] = expiry
         request.update(_fingerprinted(fingerprint))
         extend = (functools.partial(self._earn, payer, points, earned_at, expiry) if points > 0
-                  else functools.partial(self._take, -points, payer))
+                  else functools.partial(self._take, -points, payer, _Expiring()))
         return self._posted(holder, points, extend, attach, idempotency_key=idempotency_key, request=request,
                             key_ttl_seconds=key_ttl_seconds, **posting)
 
@@ -185,7 +215,7 @@ class PointsBook:
         points = require_int("points", points)
         if points <= 0:
             raise InvalidRequest("points must be a positive integer", field="points")
-        return self._posted(holder, -points, functools.partial(self._take, points, None), attach,
+        return self._posted(holder, -points, functools.partial(self._take, points, None, _Expiring()), attach,
                             idempotency_key=idempotency_key, request={"kind": "spend", **_fingerprinted(fingerprint)},
                             key_ttl_seconds=key_ttl_seconds, **posting)
 
@@ -264,20 +294,18 @@ class PointsBook:
                 left -= give
         if left:
             raise InvalidState(f"this spend has only {points - left} points left to give back", asked=points)
-        if len(returns) > LOTS_PER_RETURN:
-            raise InvalidRequest(f"this would give points back to more than {LOTS_PER_RETURN} lots at once; "
-                                 "reverse a smaller amount per request", field="amount")
+        if len(returns) + len({payer for payer, _ in returns.values()}) > ITEMS_PER_RETURN:
+            raise InvalidRequest(f"this would give points back to more than {ITEMS_PER_RETURN} lots and payers "
+                                 "at once; reverse a smaller amount per request", field="amount")
 
         def plan(draft: Draft) -> Extension:
             account = draft.account
             self._complete_pending_first(account)  # a pending take's conditions assume its lots hold still
-            payers = _payer_balances(account)
             lots = {int(lot.lot): lot for lot in LotModel.batch_get([(key, lot) for lot in returns],
                                                                     consistent_read=True)}
             updates, links = [], []
             for number, (payer, amount) in returns.items():
                 lot = lots[number]
-                payers[payer] = payers.get(payer, 0) + amount
                 actions = [LotModel.remaining.set(LotModel.remaining + amount),
                            LotModel.open_holder.set(key), LotModel.open_payer.set(self.payer_lots_key(key, payer))]
                 if lot.expires_at:
@@ -289,11 +317,11 @@ class PointsBook:
             for link in links:
                 by_payer[link.payer] = by_payer.get(link.payer, 0) - int(link.points)
             part = LinkPartModel(self.posting_ref(key, draft.seq), 0, links=links, applied=True)
-            return Extension(account_actions=[_set_payers(payers)],
-                             entry_attributes={"detail": [PayerPoints(payer=name, points=amount)
+            return Extension(entry_attributes={"detail": [PayerPoints(payer=name, points=amount)
                                                           for name, amount in by_payer.items()], "parts": 1},
-                             puts=[(part, LinkPartModel.part.does_not_exist())], updates=updates,
-                             result=_Planned(list(by_payer.items()), payers, draft.created_at, parts=1))
+                             puts=[(part, LinkPartModel.part.does_not_exist())],
+                             updates=updates + _payer_updates(key, by_payer, draft.seq),
+                             result=_Planned(list(by_payer.items()), draft.created_at, parts=1))
 
         return self._posted(holder, points, plan, attach, create=False, **posting)
 
@@ -320,8 +348,6 @@ class PointsBook:
               draft: Draft) -> Extension:
         account = draft.account
         self._complete_pending_first(account)
-        payers = _payer_balances(account)
-        payers[payer] = payers.get(payer, 0) + points
         earned_at = earned_at or draft.created_at
         lot = LotModel(account.key, draft.seq, payer=payer, points=points, remaining=points, timestamp=earned_at,
                        fifo=f"{earned_at}#{draft.seq:012d}", open_holder=account.key,
@@ -329,73 +355,85 @@ class PointsBook:
         if expires_at:
             lot.expires_at, lot.expiry_shard = expires_at, expiry_shard("lots", account.key)
             lot.expiry = _lot_expiry(expires_at, account.key, draft.seq)
-        return Extension(account_actions=[_set_payers(payers)],
+        return Extension(account_actions=[AccountModel.kind.set(AccountModel.kind | "points")],
                          entry_attributes={"detail": [PayerPoints(payer=payer, points=points)]},
                          puts=[(lot, LotModel.lot.does_not_exist())],
-                         result=_Planned([(payer, points)], payers, earned_at, parts=0))
+                         updates=_payer_updates(account.key, {payer: points}, draft.seq),
+                         result=_Planned([(payer, points)], earned_at, parts=0))
 
-    def _take(self, points: int, payer: str | None, draft: Draft) -> Extension:
+    def _take(self, points: int, payer: str | None, expiring: _Expiring, draft: Draft) -> Extension:
         account = draft.account
         self._complete_pending_first(account)
-        payers = _payer_balances(account)
-        available = int(account.balance) if payer is None else payers.get(payer, 0)
+        available = int(account.balance) if payer is None else self._payer_points(account.key, payer)
         if points > available:
-            whose = "the holder has" if payer is None else f"payer {payer} has"
-            raise InsufficientPoints(f"not enough points: {whose} {available}, {points} asked",
-                                     available=available, asked=points)
+            raise _not_enough(payer, available, points)
         links, expired = self._oldest_open_lots(account.key, payer, points, draft.created_at, verify=draft.recheck)
-        if expired:
-            raise _ExpiredLots(expired)
+        if expired and expiring.left > 0:
+            batch = list(expired)[:expiring.left]
+            expiring.left -= len(batch)
+            raise _ExpiredLots(batch)
         if sum(int(link.points) for link in links) < points:
+            unexpired = available - sum(expired.values())  # expired lots stepped past, not yet journaled
+            if points > unexpired:
+                raise _not_enough(payer, unexpired, points)
             raise Stale()  # the index has not caught up with the holder yet: look again
         if any(int(link.lot) >= draft.seq for link in links):
             raise Stale()  # a lot earned after our read of the holder: the holder has moved on
         return self._taking(draft, links)
 
     def _taking(self, draft: Draft, links: list[LotLink]) -> Extension:
-        """Take the links' points from their lots and the holder's payers: in the posting's transaction, or
-        (over LOTS_IN_ONE_TRANSACTION lots) decided by it, with the holder `pending`, and applied in parts."""
+        """Take the links' points from their lots and payers: in the posting's transaction, or (over
+        ITEMS_IN_ONE_TAKE lots and payers) decided by it, with the holder `pending`, and applied in parts
+        (each part's lots and the payers they came from)."""
         account = draft.account
-        payers = _payer_balances(account)
-        taken: dict[str, int] = {}
-        for link in links:
-            taken[link.payer] = taken.get(link.payer, 0) + int(link.points)
-        condition = None
-        position = {name: index for index, name in enumerate(payers)}
-        for name, amount in taken.items():
-            payers[name] -= amount
-            condition &= AccountModel.payers[position[name]].points >= amount
+        taken = _by_payer(links)
         ref = self.posting_ref(account.key, draft.seq)
-        one_transaction = len(links) <= LOTS_IN_ONE_TRANSACTION
-        chunks = [links] if one_transaction else [links[i:i + LOTS_PER_PART]
-                                                  for i in range(0, len(links), LOTS_PER_PART)]
+        one_transaction = len(links) + len(taken) <= ITEMS_IN_ONE_TAKE
+        chunks = [links] if one_transaction else _chunks(links)
+        if len(chunks) > MAX_PARTS:
+            raise InvalidRequest(f"this would take points from more lots and payers than {MAX_PARTS} parts of "
+                                 f"{ITEMS_PER_PART} hold; take fewer points per request", field="points")
         parts = [LinkPartModel(ref, number, links=chunk, applied=True if one_transaction else None)
                  for number, chunk in enumerate(chunks)]
-        actions = [_set_payers(payers)]
+        actions = []
         if not one_transaction:
             actions += [AccountModel.pending.set(ref), AccountModel.pending_shard.set(PENDING)]
+        updates = []
+        if one_transaction:
+            updates = [_lot_update(account.key, link) for link in links]
+            updates += _payer_updates(account.key, {name: -amount for name, amount in taken.items()}, draft.seq)
         return Extension(
-            account_actions=actions, account_condition=condition,
+            account_actions=actions,
             entry_attributes={"detail": [PayerPoints(payer=name, points=-amount) for name, amount in taken.items()],
                               "parts": len(parts)},
             puts=[(part, LinkPartModel.part.does_not_exist()) for part in parts],
-            updates=[_lot_update(account.key, link) for link in links] if one_transaction else [],
-            result=_Planned([(name, -amount) for name, amount in taken.items()], payers,
-                            draft.created_at, parts=len(parts)))
+            updates=updates,
+            result=_Planned([(name, -amount) for name, amount in taken.items()], draft.created_at, parts=len(parts)))
+
+    @staticmethod
+    def _payer_points(holder_key: str, payer: str) -> int:
+        """One payer's balance: one consistent GetItem (read after the holder, whose version guards the plan)."""
+        try:
+            return int(PayerModel.get(holder_key, payer, consistent_read=True).points)
+        except PayerModel.DoesNotExist:
+            return 0
 
     def _oldest_open_lots(self, holder_key: str, payer: str | None, points: int, now: str,
-                          verify: bool) -> tuple[list[LotLink], list[int]]:
+                          verify: bool) -> tuple[list[LotLink], dict[int, int]]:
         """Links to the oldest open lots that cover `points`, read page by page only as far as needed,
-        and the lots met on the way that had expired by `now` (never taken from).
+        and the lots met on the way that had expired by `now` (never taken from), with their points left.
 
         `verify` re-reads the lots the index named, consistently (after a lot's condition failed)."""
         index, hash_key = ((LotModel.open_fifo, holder_key) if payer is None
                            else (LotModel.open_payer_fifo, self.payer_lots_key(holder_key, payer)))
         links: list[LotLink] = []
-        expired: list[int] = []
+        expired: dict[int, int] = {}
         left, last_key = points, None
         while left > 0:
-            results = index.query(hash_key, limit=INDEX_PAGE, page_size=INDEX_PAGE, last_evaluated_key=last_key)
+            # Every open lot holds at least a point, so `left` lots may do: a small take reads a small page (at least
+            # 10 lots, so a few lots emptied meanwhile or expired do not cost another request), not 50.
+            page = min(INDEX_PAGE, max(left, 10))
+            results = index.query(hash_key, limit=page, page_size=page, last_evaluated_key=last_key)
             lots = list(results)
             if verify and lots:
                 lots = _consistent(lots)
@@ -404,7 +442,7 @@ class PointsBook:
                 if remaining <= 0:
                     continue
                 if lot.expires_at and lot.expires_at <= now:
-                    expired.append(int(lot.lot))
+                    expired[int(lot.lot)] = remaining
                     continue
                 take = min(remaining, left)
                 links.append(LotLink(lot=int(lot.lot), payer=lot.payer, points=take, exhausts=take == remaining))
@@ -414,6 +452,9 @@ class PointsBook:
             if len(links) > MAX_LOTS_PER_TAKE:
                 raise InvalidRequest(f"this would take points from more than {MAX_LOTS_PER_TAKE} lots at once; "
                                      "take fewer points per request", field="points")
+            if len(expired) > MAX_EXPIRED_SKIPPED:
+                raise Contention(f"more than {MAX_EXPIRED_SKIPPED} expired lots are waiting for the expiry sweep; "
+                                 "nothing was written, retry in a minute")
             last_key = results.last_evaluated_key
             if not last_key:
                 break
@@ -460,6 +501,10 @@ class PointsBook:
                                   condition=LinkPartModel.applied.does_not_exist())
                     for lot, actions, condition in (_lot_update(holder_key, link) for link in part.links):
                         writes.update(lot, actions, condition=condition)
+                    # The part's payers, unconditioned: the pending take fences them, its lots' conditions hold.
+                    taken = {name: -amount for name, amount in _by_payer(part.links).items()}
+                    for payer, actions, _ in _payer_updates(holder_key, taken, None):
+                        writes.update(payer, actions)
                 return
             except TransactWriteError as error:
                 refuse_invalid(error)
@@ -479,7 +524,7 @@ class PointsBook:
             if planned.parts > 1:
                 self.settle(holder)
             return PointsChange(holder, posting.seq, posting.amount, planned.by_payer, planned.timestamp,
-                                planned.balances, resource=posting.resource)
+                                resource=posting.resource)
         key = self.holder_key(holder)
         entry = EntryModel.get(key, posting.seq, consistent_read=True)
         if (entry.parts or 0) > 1:
@@ -492,7 +537,7 @@ class PointsBook:
                 pass  # points given back by a reversal
         return PointsChange(holder, posting.seq, posting.amount,
                             [(item.payer, int(item.points)) for item in entry.detail or []], timestamp,
-                            None, replayed=True, resource=posting.resource)
+                            replayed=True, resource=posting.resource)
 
 
 def _lot_update(holder_key: str, link: LotLink) -> tuple[LotModel, list, object]:
@@ -530,11 +575,43 @@ def _consistent(lots: list[LotModel]) -> list[LotModel]:
     return [fresh[int(lot.lot)] for lot in lots if int(lot.lot) in fresh]
 
 
-def _payer_balances(account: AccountModel) -> dict[str, int]:
-    """Every payer's balance, in the order payers first came."""
-    return {item.payer: int(item.points) for item in account.payers or []}
+def _not_enough(payer: str | None, available: int, points: int) -> InsufficientPoints:
+    whose = "the holder has" if payer is None else f"payer {payer} has"
+    return InsufficientPoints(f"not enough points: {whose} {available}, {points} asked", available=available,
+                              asked=points)
 
 
-def _set_payers(payers: dict[str, int]):
-    # The holder's version guards the whole item, so the list is rewritten from the consistent read.
-    return AccountModel.payers.set([PayerPoints(payer=name, points=points) for name, points in payers.items()])
+def _by_payer(links) -> dict[str, int]:
+    """Points per payer of some links, in the order the payers come."""
+    taken: dict[str, int] = {}
+    for link in links:
+        taken[link.payer] = taken.get(link.payer, 0) + int(link.points)
+    return taken
+
+
+def _chunks(links: list[LotLink]) -> list[list[LotLink]]:
+    """The links in parts whose lots and payers fit one transaction each, with the part itself."""
+    chunks: list[list[LotLink]] = [[]]
+    payers: set[str] = set()
+    for link in links:
+        if len(chunks[-1]) + 1 + len(payers | {link.payer}) > ITEMS_PER_PART:
+            chunks.append([])
+            payers = set()
+        chunks[-1].append(link)
+        payers.add(link.payer)
+    return chunks
+
+
+def _payer_updates(holder_key: str, changes: dict[str, int], seq: int | None) -> list[tuple[PayerModel, list, object]]:
+    """Each payer's item moved by its (signed) change. A payer first seen gets `first = seq`; a take is guarded by
+    `points >= take` when `seq` is given (in the posting's own transaction), so no payer goes below zero."""
+    updates = []
+    for payer, change in changes.items():
+        actions = [PayerModel.points.add(change)]
+        condition = None
+        if seq is not None:
+            actions.append(PayerModel.first.set(PayerModel.first | seq))
+            if change < 0:
+                condition = PayerModel.points >= -change
+        updates.append((PayerModel(holder_key, payer), actions, condition))
+    return updates

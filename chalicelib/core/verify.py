@@ -6,7 +6,15 @@ found (an empty list when all hold). Tests run them after every race.
 from __future__ import annotations
 
 from chalicelib.core.ledger import Ledger
-from chalicelib.core.models import AccountModel, EntryModel, HoldModel, LinkPartModel, LotModel, TransactionModel
+from chalicelib.core.models import (
+    AccountModel,
+    EntryModel,
+    HoldModel,
+    LinkPartModel,
+    LotModel,
+    PayerModel,
+    TransactionModel,
+)
 from chalicelib.core.points import PointsBook
 
 
@@ -61,7 +69,7 @@ def check_points_holder(book: PointsBook, holder: str) -> list[str]:
         problems.append(f"{key}: a take is still pending ({account.pending}); run settle()")
     if bool(account.pending) != bool(account.pending_shard):
         problems.append(f"{key}: pending {account.pending!r} but on the pending index as {account.pending_shard!r}")
-    stored = {item.payer: int(item.points) for item in account.payers or []}
+    stored = {item.payer: int(item.points) for item in PayerModel.query(key, consistent_read=True)}
     lots = {int(lot.lot): lot for lot in LotModel.query(key, consistent_read=True)}
     payers: dict[str, int] = {}
     remaining = {number: int(lot.points) for number, lot in lots.items()}

@@ -29,9 +29,10 @@ def spend_points():
     from chalicelib.surfaces.points_schemas import SpendRequest
 
     body = parse_body(SpendRequest, surface.request.raw_body)
-    change = book.spend(HOLDER, body.points, **idempotency(surface.request.headers))
-    # The balances right after the spend; a replayed request answers the balances as they are now.
-    return change.balances if change.balances is not None else book.balances(HOLDER)
+    book.spend(HOLDER, body.points, **idempotency(surface.request.headers))
+    # The balances read once the spend committed (a replayed request: as they are now). Read after, not planned
+    # with the spend, so a spend costs the same however many payers the holder has.
+    return book.balances(HOLDER)
 
 
 @surface.route("/", "GET", response="Balances")
