@@ -5,7 +5,7 @@ import os
 import uuid
 from dataclasses import replace
 
-from tools import dynamodb_local, local_http
+from tools import dynamodb_local, local_gateway, local_http
 
 # Before any chalicelib import: behaviour tests talk to moto, which must not see a
 # custom endpoint. An endpoint given by the environment is kept for DynamoDB Local tests.
@@ -23,6 +23,27 @@ from moto import mock_aws  # noqa: E402
 import app as tally  # noqa: E402
 from chalicelib.config import load  # noqa: E402
 from chalicelib.core import models  # noqa: E402
+from helpers import make_key  # noqa: E402
+
+local_gateway.install()  # the test client answers a refusing authorizer as API Gateway does
+
+
+class KeyedHTTP:
+    """The test client's `http`, sending `key` to /v1 when a request names no Authorization of its own."""
+
+    def __init__(self, http, key: str) -> None:
+        self._http, self.key = http, key
+
+    def request(self, method: str, path: str, headers: dict | None = None, body: bytes | str = b""):
+        headers = dict(headers or {})
+        if path.startswith("/v1/") and not any(name.lower() == "authorization" for name in headers):
+            headers["Authorization"] = f"Bearer {self.key}"
+        return self._http.request(method, path, headers=headers, body=body)
+
+    def __getattr__(self, method: str):
+        if method.upper() not in ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"):
+            raise AttributeError(method)
+        return lambda path, **kwargs: self.request(method.upper(), path, **kwargs)
 
 
 @pytest.fixture
@@ -36,7 +57,10 @@ def aws():
 
 @pytest.fixture
 def client(aws):
+    """The app through Chalice's test client; /v1 requests carry tenant t1's admin key unless they name one."""
     with Client(tally.app) as test_client:
+        test_client.raw_http = test_client.http
+        test_client._http_client = KeyedHTTP(test_client.raw_http, make_key())
         yield test_client
 
 
@@ -52,7 +76,9 @@ def local_tables(dynamodb_endpoint):
     settings = replace(load(), dynamodb_endpoint=dynamodb_endpoint, table_prefix=f"t{uuid.uuid4().hex[:12]}")
     models.bind(settings)
     models.create_tables()
+    local_http.v1_key = make_key()
     yield settings
+    local_http.v1_key = None
     models.bind(load())
 
 

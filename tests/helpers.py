@@ -10,8 +10,16 @@ from botocore.awsrequest import AWSResponse
 from botocore.exceptions import ReadTimeoutError
 
 from chalicelib.core import models
+from chalicelib.core.api_keys import ApiKeys
 from chalicelib.core.ledger import Ledger
 from chalicelib.core.models import EntryModel, LotModel
+
+TENANT = "t1"  # the tenant tests act as on /v1 unless they say otherwise
+
+
+def make_key(tenant: str = TENANT, scopes=("admin",)) -> str:
+    """A fresh /v1 API key's token, in the tables the models are bound to."""
+    return ApiKeys(live=False).create(tenant, list(scopes))[1]
 
 
 def journal(book: Ledger, account_id: str) -> list[EntryModel]:

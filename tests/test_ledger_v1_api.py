@@ -15,21 +15,11 @@ JSON = {"Content-Type": "application/json"}
 START = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 
 
-class Clock:
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
 @pytest.fixture
 def clock(monkeypatch):
-    """The /v1 ledger's time, moved by the test (expiry without waiting)."""
-    fake = Clock(START)
-    for ledger in (ledger_v1.ledger.ledger, ledger_v1.ledger.points.ledger):
-        monkeypatch.setattr(ledger, "_clock", fake)
-    return fake
+    """The /v1 ledgers' time, moved by the test (expiry without waiting)."""
+    monkeypatch.setattr(ledger_v1.clock, "now", START)
+    return ledger_v1.clock
 
 
 def call(client, method: str, path: str, body=None, key: str | None = "auto"):

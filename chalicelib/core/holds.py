@@ -17,7 +17,15 @@ from chalicelib.core.errors import InvalidRequest, InvalidState, NotFound
 from chalicelib.core.guard import datastore_guarded
 from chalicelib.core.ledger import Draft, Extension, Leg, stamp
 from chalicelib.core.models import HoldModel, TransactionModel, due, expiry_shard
-from chalicelib.core.transactions import Transaction, Transactions, accounts_agree, check_metadata, new_id, positive
+from chalicelib.core.transactions import (
+    BOOK,
+    Transaction,
+    Transactions,
+    accounts_agree,
+    check_metadata,
+    new_id,
+    positive,
+)
 
 
 @dataclass(frozen=True)
@@ -39,6 +47,24 @@ def hold_of(model: HoldModel) -> Hold:
     return Hold(model.id, model.account_id, int(model.amount), model.unit, model.status, int(model.captured or 0),
                 model.capture_transaction, model.expires_at, model.metadata or {}, model.created_at,
                 model.updated_at)
+
+
+def stored_hold(hold_id: str, book: str | None = None) -> HoldModel:
+    """A hold read consistently; NotFound if there is none (or, given `book`, none of that book)."""
+    try:
+        model = HoldModel.get(hold_id, consistent_read=True)
+    except HoldModel.DoesNotExist:
+        model = None
+    if model is None or (book is not None and (model.book or BOOK) != book):
+        raise NotFound(f"hold {hold_id} not found", hold_id=hold_id)
+    return model
+
+
+def due_holds(now: datetime) -> Iterator[str]:
+    """Ids of authorized holds (of every book) whose expiry has come, from the sparse `by_expiry` index,
+    oldest first."""
+    for item in due(HoldModel, "holds", stamp(now)):
+        yield item.id
 
 
 @datastore_guarded
@@ -63,9 +89,9 @@ class Holds:
         def plan(drafts: tuple[Draft, ...]) -> Extension:
             unit = accounts_agree(drafts, "standard")
             created_at = drafts[0].created_at
-            hold = HoldModel(hold_id, account_id=account_id, amount=amount, unit=unit, status="authorized",
-                             captured=0, expires_at=expiry, metadata=metadata, created_at=created_at,
-                             updated_at=created_at, expiry_shard=expiry_shard("holds", hold_id),
+            hold = HoldModel(hold_id, book=self.ledger.book, account_id=account_id, amount=amount, unit=unit,
+                             status="authorized", captured=0, expires_at=expiry, metadata=metadata,
+                             created_at=created_at, updated_at=created_at, expiry_shard=expiry_shard("holds", hold_id),
                              expiry=f"{expiry}#{hold_id}")
             made[:] = [hold]
             return Extension(puts=[(hold, HoldModel.id.does_not_exist())])
@@ -120,11 +146,6 @@ class Holds:
             return False
         return True
 
-    def due(self, now: datetime) -> Iterator[str]:
-        """Ids of authorized holds whose expiry has come, from the sparse `by_expiry` index, oldest first."""
-        for item in due(HoldModel, "holds", stamp(now)):
-            yield item.id
-
     # -- helpers -----------------------------------------------------------------
     def _release(self, hold_id: str, status: str, idempotency_key: str | None) -> Hold:
         hold = self._stored(hold_id)
@@ -161,7 +182,5 @@ class Holds:
                          result=hold_of(hold))
 
     def _stored(self, hold_id: str) -> HoldModel:
-        try:
-            return HoldModel.get(hold_id, consistent_read=True)
-        except HoldModel.DoesNotExist:
-            raise NotFound(f"hold {hold_id} not found", hold_id=hold_id) from None
+        """The hold, if it is this book's: another tenant's answers exactly as one that does not exist."""
+        return stored_hold(hold_id, self.ledger.book)

@@ -7,9 +7,11 @@ Tables (names from configuration, `<prefix>-<kind>`):
 - counters:    small named numbers (the max-volume high-water mark of a book).
 - lots:        points lots of a holder, (holder, lot); sparse FIFO GSIs hold only open lots.
 - links:       which lots paid for a points spend, in parts of up to 99 links, (posting, part).
-- users:       users and what must be unique: `user#<id>`, `phone#<phone>`, `wallet#<user>#<type>`.
+- users:       users and what must be unique: `user#<id>`, `phone#<phone>`, `wallet#<user>#<type>`; used
+               refresh tokens, `refresh#<token id>`, until they expire.
 - transactions: /v1 transactions (postings, transfers, captures, reversals, earns, spends, expiries).
 - holds:       /v1 holds (two-phase: authorized, then captured, voided or expired).
+- keys:        /v1 API keys: the hash of each secret, its tenant and scopes; `by_tenant` GSI lists a tenant's.
 Expiring lots and open holds carry the keys of a sparse `by_expiry` index, sharded, oldest first.
 The deployed entries table has a stream (tools/infra.py) that publishes the journal; local tables have none
 (nothing polls it locally, and DynamoDB Local's writes slow down as its stream backlog grows).
@@ -279,6 +281,7 @@ class DirectoryModel(Model):
     phone_number = UnicodeAttribute(null=True)
     wallet_id = NumberAttribute(null=True)
     created_at = UnicodeAttribute()
+    expires_at = TTLAttribute(null=True)  # `refresh#<token id>`: a used refresh token, kept until it expires
 
 
 class TransactionLeg(MapAttribute):
@@ -297,6 +300,7 @@ class TransactionModel(Model):
         billing_mode = PAY_PER_REQUEST_BILLING_MODE
 
     id = UnicodeAttribute(hash_key=True)
+    book = UnicodeAttribute(null=True)  # the tenant's book ("v1.<tenant>"); another book's reader sees a 404
     type = UnicodeAttribute()
     amount = NumberAttribute()  # positive: what moved
     unit = UnicodeAttribute()
@@ -310,6 +314,35 @@ class TransactionModel(Model):
     created_at = UnicodeAttribute()
 
 
+class TenantKeyIndex(GlobalSecondaryIndex):
+    class Meta:
+        index_name = "by_tenant"
+        projection = AllProjection()
+
+    tenant = UnicodeAttribute(hash_key=True)
+    created_at = UnicodeAttribute(range_key=True)
+
+
+class ApiKeyModel(Model):
+    """A /v1 API key. Only a hash of its secret is kept: the secret is shown once, when it is made."""
+
+    class Meta:
+        table_name = "keys"
+        billing_mode = PAY_PER_REQUEST_BILLING_MODE
+
+    id = UnicodeAttribute(hash_key=True)  # "key_<hex>", also written in the token, so a check is one GetItem
+    secret_hash = UnicodeAttribute()  # SHA-256 of the whole token
+    tenant = UnicodeAttribute()
+    scopes = ListAttribute(of=UnicodeAttribute)
+    label = UnicodeAttribute(null=True)
+    created_at = UnicodeAttribute()
+    revoked_at = UnicodeAttribute(null=True)
+    # A deployed stage's API Gateway API key of the tenant (its usage plan throttles the tenant).
+    usage_key = UnicodeAttribute(null=True)
+
+    by_tenant = TenantKeyIndex()
+
+
 class HoldModel(Model):
     """A /v1 hold. Its amount counts in the account's `held` while `status` is authorized."""
 
@@ -318,6 +351,7 @@ class HoldModel(Model):
         billing_mode = PAY_PER_REQUEST_BILLING_MODE
 
     id = UnicodeAttribute(hash_key=True)
+    book = UnicodeAttribute(null=True)  # the tenant's book ("v1.<tenant>"); another book's reader sees a 404
     account_id = UnicodeAttribute()
     amount = NumberAttribute()
     unit = UnicodeAttribute()
@@ -345,6 +379,7 @@ MODELS: dict[str, type[Model]] = {
     "users": DirectoryModel,
     "transactions": TransactionModel,
     "holds": HoldModel,
+    "keys": ApiKeyModel,
 }
 
 # Connection for multi-table requests (TransactGet/TransactWrite); rebuilt by bind().

@@ -24,12 +24,22 @@ from chalicelib.core.ledger import Draft, Extension, Ledger, Leg, Page, Posting,
 from chalicelib.core.models import AccountModel, TransactionLeg, TransactionModel
 from chalicelib.core.points import PointsBook, PointsChange
 
-BOOK = "v1"
+BOOK = "v1"  # the book of /v1 data written before tenants; each tenant's is `book_of(tenant)`
 ACCOUNT_ID = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 UNIT = re.compile(r"[A-Za-z0-9_]{1,16}")
 KINDS = ("standard", "points")
 REVERSIBLE = ("posting", "transfer", "capture", "earn", "spend")
 MAX_METADATA_KEYS = 20
+
+
+def book_of(tenant: str) -> str:
+    """A tenant's own book: its accounts, entries, lots and idempotency keys are named inside it, and its
+    transactions and holds carry it, so no other tenant can name them."""
+    return f"{BOOK}.{tenant}"
+
+
+def is_v1_book(book: str) -> bool:
+    return book == BOOK or book.startswith(f"{BOOK}.")
 
 
 def new_id(prefix: str) -> str:
@@ -116,9 +126,9 @@ def accounts_agree(drafts: tuple[Draft, ...], kind: str) -> str:
 class Transactions:
     """The /v1 book: accounts, and the transactions that move their balances."""
 
-    def __init__(self, key_ttl_seconds: int | None = None, **ledger_options) -> None:
-        self.ledger = Ledger(BOOK, **ledger_options)
-        self.points = PointsBook(BOOK, on_expiry=self._expiry_record, **ledger_options)
+    def __init__(self, book: str = BOOK, key_ttl_seconds: int | None = None, **ledger_options) -> None:
+        self.ledger = Ledger(book, **ledger_options)
+        self.points = PointsBook(book, on_expiry=self._expiry_record, **ledger_options)
         self.key_ttl_seconds = key_ttl_seconds
 
     # -- accounts ---------------------------------------------------------------
@@ -326,10 +336,14 @@ class Transactions:
 
     # -- helpers -------------------------------------------------------------------
     def _stored(self, transaction_id: str) -> TransactionModel:
+        """The transaction, if it is this book's: another tenant's answers exactly as one that does not exist."""
         try:
-            return TransactionModel.get(transaction_id, consistent_read=True)
+            model = TransactionModel.get(transaction_id, consistent_read=True)
         except TransactionModel.DoesNotExist:
-            raise NotFound(f"transaction {transaction_id} not found", transaction_id=transaction_id) from None
+            model = None
+        if model is None or (model.book or BOOK) != self.ledger.book:
+            raise NotFound(f"transaction {transaction_id} not found", transaction_id=transaction_id)
+        return model
 
     def _replayed(self, idempotency_key: str, original_id: str) -> Transaction | None:
         """What an earlier use of the key made, if it reversed `original_id` (else the key is reused)."""
@@ -343,11 +357,10 @@ class Transactions:
                                       idempotency_key=idempotency_key)
         return made
 
-    @staticmethod
-    def _new_record(transaction_id: str, type_: str, amount: int, unit: str, drafts: tuple[Draft, ...],
+    def _new_record(self, transaction_id: str, type_: str, amount: int, unit: str, drafts: tuple[Draft, ...],
                     metadata: dict, **fields) -> TransactionModel:
         return TransactionModel(
-            transaction_id, type=type_, amount=amount, unit=unit, reversed=0, metadata=metadata,
+            transaction_id, book=self.ledger.book, type=type_, amount=amount, unit=unit, reversed=0, metadata=metadata,
             created_at=drafts[0].created_at,
             legs=[TransactionLeg(account_id=account_of(draft.account).id, seq=draft.seq, amount=draft.amount,
                                  balance_after=draft.balance_after) for draft in drafts],

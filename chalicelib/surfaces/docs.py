@@ -4,7 +4,7 @@ from __future__ import annotations
 from chalicelib.web import openapi
 from chalicelib.web.routing import Surface
 
-surface = Surface(__name__)
+surface = Surface(__name__, scope=None)
 mounted: tuple = ()  # (prefix, Surface) pairs, set by app.py
 
 

@@ -1,10 +1,17 @@
-"""Seed 002's bearer tokens: HS256 JWTs (PyJWT) signed with `JWT_SECRET_KEY`.
+"""Seed 002's bearer tokens: HS256 JWTs (PyJWT).
 
 Checked in the app, not by an API Gateway authorizer, so a refusal has Tally's error shape and the
-same behaviour under `chalice local` as deployed. PyJWT loads on first use (cold start).
+same behaviour locally as deployed. PyJWT loads on first use (cold start).
+
+The signing key is read at run time: JWT_SECRET_KEY in undeployed stages (or a process secret), and on a
+deployed stage the Secrets Manager secret named by TALLY_JWT_SECRET_NAME, fetched on first use and kept for
+the container's life. Only the API function has that name and may read that secret; no function's
+configuration holds the key itself. A deployed stage refuses a key shorter than 32 bytes (HS256 needs at
+least the hash's length). A refresh token is good for one use (chalicelib/core/tokens.py).
 """
 from __future__ import annotations
 
+import functools
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -12,6 +19,32 @@ from chalicelib.config import Settings
 from chalicelib.core.errors import Forbidden, Unauthenticated
 
 ACCESS, REFRESH = "access", "refresh"
+MIN_DEPLOYED_KEY_BYTES = 32
+
+
+class SigningKeyError(RuntimeError):
+    """The stage's JWT signing key is missing or too short: an operator's mistake, answered as a 500."""
+
+
+def signing_key(settings: Settings) -> str:
+    if settings.jwt_secret:
+        key = settings.jwt_secret
+    elif settings.jwt_secret_name:
+        key = _stored_secret(settings.jwt_secret_name, settings.region)
+    else:
+        raise SigningKeyError("no JWT signing key: set TALLY_JWT_SECRET_NAME (or JWT_SECRET_KEY when undeployed)")
+    if settings.deployed and len(key.encode()) < MIN_DEPLOYED_KEY_BYTES:
+        raise SigningKeyError(f"the JWT signing key must be at least {MIN_DEPLOYED_KEY_BYTES} bytes")
+    return key
+
+
+@functools.cache
+def _stored_secret(name: str, region: str) -> str:
+    """A Secrets Manager secret's string, read once per container (botocore: boto3 is not a runtime need)."""
+    import botocore.session
+
+    client = botocore.session.get_session().create_client("secretsmanager", region_name=region)
+    return client.get_secret_value(SecretId=name)["SecretString"]
 
 
 def issue(settings: Settings, user_id: int, kind: str) -> str:
@@ -21,18 +54,33 @@ def issue(settings: Settings, user_id: int, kind: str) -> str:
     minutes = settings.jwt_access_minutes if kind == ACCESS else settings.jwt_refresh_minutes
     claims = {"sub": str(user_id), "type": kind, "iat": now, "exp": now + timedelta(minutes=minutes),
               "jti": uuid.uuid4().hex}
-    return jwt.encode(claims, settings.jwt_secret, algorithm="HS256")
+    return jwt.encode(claims, signing_key(settings), algorithm="HS256")
 
 
 def authenticated_user(settings: Settings, headers, kind: str = ACCESS) -> int:
     """The user id of a valid `Authorization: Bearer <token>` of this kind; Unauthenticated otherwise."""
+    return int(_claims(settings, headers, kind)["sub"])
+
+
+def refreshed_user(settings: Settings, headers) -> int:
+    """The user of a valid refresh token, which is then used up: a second use is Unauthenticated."""
+    from chalicelib.core.tokens import RefreshTokens
+
+    claims = _claims(settings, headers, REFRESH)
+    if not isinstance(claims.get("jti"), str) or not claims["jti"]:
+        raise Unauthenticated("the token is not valid")
+    RefreshTokens().use(claims["jti"], int(claims["sub"]), int(claims["exp"]))
+    return int(claims["sub"])
+
+
+def _claims(settings: Settings, headers, kind: str) -> dict:
     import jwt
 
     scheme, _, token = (headers.get("authorization") or "").partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthenticated("an Authorization: Bearer <token> header is required")
     try:
-        claims = jwt.decode(token.strip(), settings.jwt_secret, algorithms=["HS256"],
+        claims = jwt.decode(token.strip(), signing_key(settings), algorithms=["HS256"],
                             options={"require": ["exp", "sub", "type"]})
     except jwt.ExpiredSignatureError:
         raise Unauthenticated("the token has expired") from None
@@ -40,7 +88,7 @@ def authenticated_user(settings: Settings, headers, kind: str = ACCESS) -> int:
         raise Unauthenticated("the token is not valid") from None
     if claims["type"] != kind or not str(claims["sub"]).isdigit():
         raise Unauthenticated(f"an {kind} token is required")
-    return int(claims["sub"])
+    return claims
 
 
 def must_be(caller: int, user_id: int) -> int:
