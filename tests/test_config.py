@@ -69,7 +69,7 @@ def test_a_deployed_stage_reads_its_signing_key_at_run_time_and_refuses_a_short_
     import boto3
     from moto import mock_aws
 
-    from chalicelib.web import auth
+    from chalicelib import stage_secret as auth
 
     deployed = load({"TALLY_STAGE": "prod", "TALLY_JWT_SECRET_NAME": "tally/prod/jwt-secret"})
     assert deployed.jwt_secret is None and deployed.jwt_secret_name == "tally/prod/jwt-secret"

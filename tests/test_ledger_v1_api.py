@@ -368,3 +368,28 @@ def test_balance_as_of_and_history_pages(client, clock):
     assert client.http.get("/v1/accounts/ghost/balance?as_of=2026-11-03T00:00:00Z").status_code == 404
     assert client.http.get("/v1/accounts/alice/entries?cursor=nonsense").status_code == 400
     assert client.http.get("/v1/accounts/alice/balance?as_of=yesterday").status_code == 400
+
+
+def test_a_cursor_is_signed_and_good_only_for_the_query_that_made_it(client, clock):
+    import base64
+
+    for account_id in ("alice", "bob"):
+        open_account(client, account_id)
+        for amount in (1, 2, 3):
+            ok(call(client, "POST", "/v1/postings", {"account_id": account_id, "amount": amount}))
+    cursor = ok(client.http.get("/v1/accounts/alice/entries?limit=1"), 200)["next_cursor"]
+    payload, mac = cursor.split(".")
+    key, binding = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    assert binding[0].endswith(":alice")
+    # The same key, pointed at bob's account by a client: the signature no longer matches.
+    key["account"] = {"S": key["account"]["S"].replace("alice", "bob")}
+    forged = base64.urlsafe_b64encode(json.dumps([key, binding]).encode()).decode().rstrip("=")
+    for bad in (f"{forged}.{mac}", f"{payload}.{mac[:-2]}AA", payload, "nonsense", "a.b.c", "." * 3000):
+        answer = client.http.get(f"/v1/accounts/alice/entries?limit=1&cursor={bad}")
+        assert answer.status_code == 400 and answer.json_body["code"] == "invalid_request", bad
+    for other_query in ("/v1/accounts/bob/entries?limit=1", "/v1/accounts/alice/entries?limit=1&order=asc",
+                        "/v1/accounts/alice/entries?limit=1&start=2026-01-01T00:00:00Z"):
+        answer = client.http.get(f"{other_query}&cursor={cursor}")
+        assert answer.status_code == 400 and "another query" in answer.json_body["error"], other_query
+    assert [entry["seq"] for entry in ok(client.http.get(f"/v1/accounts/alice/entries?limit=1&cursor={cursor}"),
+                                         200)["data"]] == [2]

@@ -27,7 +27,9 @@ def test_the_document_is_valid_openapi_3_1(document):
 def test_every_route_is_in_the_document(document):
     served = {(path, method.lower()) for path, methods in tally.app.routes.items()
               for method, entry in methods.items()
-              if not entry.view_name.endswith("__other_methods") and path != "/openapi.json"}
+              if not entry.view_name.endswith("__other_methods") and path != "/openapi.json"
+              and method != "HEAD"}  # HEAD mirrors each GET (the document's description says so)
+    assert all("GET" in methods for methods in tally.app.routes.values() if "HEAD" in methods)
     documented = {(path, method) for path, methods in document["paths"].items() for method in methods}
     assert documented == served
 
@@ -130,3 +132,14 @@ def v1_answers_keep_the_document(call):
     call("get", "/v1/accounts/alice/entries?limit=2", "/v1/accounts/{account_id}/entries")
     call("get", "/v1/accounts/member/lots?state=all", "/v1/accounts/{account_id}/lots")
     call("get", "/v1/accounts/ghost", "/v1/accounts/{account_id}")  # 404
+
+
+def test_head_answers_wherever_get_does_and_an_unknown_path_is_a_404_in_tallys_shape(client):
+    document = client.raw_http.request("HEAD", "/openapi.json")
+    assert (document.status_code, document.body) == (200, b"")
+    assert document.headers["Content-Type"] == "application/json"
+    assert client.http.request("HEAD", "/v1/accounts/nobody").status_code == 404
+    assert client.raw_http.request("HEAD", "/ping").status_code == 200
+    for path in ("/nope", "/v1/nope", "/v1/accounts/a/b/c"):
+        missing = client.raw_http.get(path)
+        assert (missing.status_code, missing.json_body) == (404, {"error": "no such route", "code": "not_found"})

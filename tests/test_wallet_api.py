@@ -130,6 +130,16 @@ def test_the_refresh_token_gives_a_working_access_token(client):
     assert send(client, "POST", "/api/v1/token/refresh", token=user["access_token"]).status_code == 401
 
 
+def test_a_refresh_token_is_good_once_and_its_use_gives_a_new_pair(client):
+    user = register(client)
+    first = send(client, "POST", "/api/v1/token/refresh", token=user["refresh_token"])
+    assert first.status_code == 200 and set(first.json_body) == {"access_token", "refresh_token"}
+    replayed = send(client, "POST", "/api/v1/token/refresh", token=user["refresh_token"])
+    assert replayed.status_code == 401 and replayed.json_body["error"] == "this refresh token was already used"
+    second = send(client, "POST", "/api/v1/token/refresh", token=first.json_body["refresh_token"])
+    assert second.status_code == 200 and second.json_body["refresh_token"] != first.json_body["refresh_token"]
+
+
 def test_a_debit_below_the_minimum_balance_is_400_and_writes_nothing(client):
     user = register(client)
     wallet = wallet_of(client, user)

@@ -11,13 +11,15 @@ import secrets
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
 from tools import dynamodb_local
 
-DATA_DIR = dynamodb_local.PROJECT_ROOT / ".data" / "dynamodb"
-SECRET_FILE = dynamodb_local.PROJECT_ROOT / ".data" / "jwt-secret"
-KEY_FILE = dynamodb_local.PROJECT_ROOT / ".data" / "dev-key"
-ENDPOINT_FILE = dynamodb_local.PROJECT_ROOT / ".data" / "dynamodb-endpoint"  # tools/keys.py reads it
+DATA = Path(os.environ.get("TALLY_DATA_DIR") or dynamodb_local.PROJECT_ROOT / ".data")  # tests use their own
+DATA_DIR = DATA / "dynamodb"
+SECRET_FILE = DATA / "jwt-secret"
+KEY_FILE = DATA / "dev-key"
+ENDPOINT_FILE = DATA / "dynamodb-endpoint"  # tools/keys.py reads it
 DEV_TENANT = "dev"
 
 
@@ -60,7 +62,7 @@ def main() -> int:
         # No autoreload: Chalice's reloader polls the whole project, including the database under .data/.
         chalice = [sys.executable, "-m", "tools.local_http", "--stage", "local", "--port", str(port)]
         print(f"DynamoDB: {endpoint}\nTally API: http://127.0.0.1:{port}   (Ctrl-C stops both)\n"
-              f"/v1 development key (tenant {DEV_TENANT}, admin; also in .data/dev-key):\n"
+              f"/v1 development key (tenant {DEV_TENANT}, admin; also in {KEY_FILE}):\n"
               f"  export TALLY_KEY={token}", flush=True)
         server = subprocess.Popen(chalice, env=env, cwd=dynamodb_local.PROJECT_ROOT, start_new_session=True)
         try:

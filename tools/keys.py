@@ -22,10 +22,7 @@ from collections.abc import Iterator
 from dataclasses import asdict, replace
 from pathlib import Path
 
-from tools import dynamodb_local
-
-DATA = dynamodb_local.PROJECT_ROOT / ".data"
-ENDPOINT_FILE = DATA / "dynamodb-endpoint"  # written by `make run` while it serves
+from tools import devserver, dynamodb_local
 
 
 @contextlib.contextmanager
@@ -42,16 +39,17 @@ def tables() -> Iterator[None]:
         yield
         return
     existing = settings.dynamodb_endpoint or _serving_endpoint()
-    with dynamodb_local.running(None if existing else DATA / "dynamodb", existing=existing) as endpoint:
+    with dynamodb_local.running(None if existing else devserver.DATA_DIR, existing=existing) as endpoint:
         models.bind(replace(settings, dynamodb_endpoint=endpoint))
         models.create_tables()
         yield
 
 
 def _serving_endpoint() -> str | None:
-    if not ENDPOINT_FILE.exists():
+    """The DynamoDB Local that `make run` is serving from, if it is running."""
+    if not devserver.ENDPOINT_FILE.exists():
         return None
-    endpoint = ENDPOINT_FILE.read_text().strip()
+    endpoint = devserver.ENDPOINT_FILE.read_text().strip()
     try:
         dynamodb_local.wait_until_ready(endpoint, timeout=2)
     except (RuntimeError, TimeoutError, OSError):
@@ -75,7 +73,7 @@ def usage_key(tenant: str, stage: str, usage_plan: str) -> str:
     return made["value"]
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m tools.keys", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -93,40 +91,51 @@ def main(argv: list[str] | None = None) -> int:
     dev = commands.add_parser("dev", help="make run: print the development key kept in FILE, made if invalid")
     dev.add_argument("--file", type=Path, required=True)
     dev.add_argument("--tenant", default="dev")
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
 
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse(argv)
+    with tables():
+        return run(args)
+
+
+def run(args: argparse.Namespace) -> int:
+    """The command, on the tables the models are bound to; 2 on a refused request."""
     from chalicelib.config import load
     from chalicelib.core.api_keys import ApiKeys
-    from chalicelib.core.errors import LedgerError, Unauthenticated
+    from chalicelib.core.errors import InvalidRequest, LedgerError, Unauthenticated
 
     settings = load()
     keys = ApiKeys(live=settings.deployed)
     try:
-        with tables():
-            if args.command == "create":
-                scopes = [scope.strip() for scope in args.scopes.split(",") if scope.strip()]
-                usage = usage_key(args.tenant, settings.stage, args.usage_plan) if args.usage_plan else None
-                key, token = keys.create(args.tenant, scopes, label=args.label, usage_key=usage)
-                if args.token_only:
-                    print(token)
-                else:
-                    print(json.dumps({**_shown(asdict(key)), "token": token}, indent=2))
-                    print("the token is shown this once: only its hash is stored", file=sys.stderr)
-            elif args.command == "list":
-                for key in keys.of_tenant(args.tenant):
-                    print(json.dumps(_shown(asdict(key))))
-            elif args.command == "revoke":
-                print(json.dumps(_shown(asdict(keys.revoke(args.key_id)))))
-            else:
-                token = args.file.read_text().strip() if args.file.exists() else ""
-                try:
-                    keys.authenticate(token)
-                except Unauthenticated:
-                    _, token = keys.create(args.tenant, ["admin"], label="make run")
-                    args.file.parent.mkdir(parents=True, exist_ok=True)
-                    args.file.touch(mode=0o600)
-                    args.file.write_text(token + "\n")
+        if args.command == "create":
+            scopes = [scope.strip() for scope in args.scopes.split(",") if scope.strip()]
+            if settings.deployed and not args.usage_plan:
+                raise InvalidRequest("a deployed stage's key needs --usage-plan (the stack's UsagePlanId output): "
+                                     "API Gateway refuses a tenant without a usage-plan key", field="usage_plan")
+            usage = usage_key(args.tenant, settings.stage, args.usage_plan) if args.usage_plan else None
+            key, token = keys.create(args.tenant, scopes, label=args.label, usage_key=usage)
+            if args.token_only:
                 print(token)
+            else:
+                print(json.dumps({**_shown(asdict(key)), "token": token}, indent=2))
+                print("the token is shown this once: only its hash is stored", file=sys.stderr)
+        elif args.command == "list":
+            for key in keys.of_tenant(args.tenant):
+                print(json.dumps(_shown(asdict(key))))
+        elif args.command == "revoke":
+            print(json.dumps(_shown(asdict(keys.revoke(args.key_id)))))
+        else:
+            token = args.file.read_text().strip() if args.file.exists() else ""
+            try:
+                keys.authenticate(token)
+            except Unauthenticated:
+                _, token = keys.create(args.tenant, ["admin"], label="make run")
+                args.file.parent.mkdir(parents=True, exist_ok=True)
+                args.file.touch(mode=0o600)
+                args.file.write_text(token + "\n")
+            print(token)
     except LedgerError as error:
         print(f"error: {error.message}", file=sys.stderr)
         return 2

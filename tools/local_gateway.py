@@ -1,9 +1,12 @@
-"""API Gateway's answer to a refusing authorizer, for Chalice's local gateway (`make run`, the tests).
+"""API Gateway's own answers, as the stage's gateway responses shape them, for Chalice's local gateway
+(`make run`, the tests).
 
 Deployed, an authorizer that fails with "Unauthorized", or a request with no Authorization header, gets
-API Gateway's 401 (the template's UNAUTHORIZED gateway response gives it Tally's error shape). Chalice's
-local gateway answers a missing header with its own body and lets any failure of the authorizer escape as
-an exception. `install()` makes it answer both as API Gateway does; the authorizer itself runs unchanged.
+API Gateway's 401; an authorizer that fails otherwise, 503; a path no route has, 404 (not API Gateway's own 403
+"Missing Authentication Token"): the template's gateway responses give each Tally's error shape. Chalice's
+local gateway answers a missing header and an unknown path with its own bodies, and lets any failure of the
+authorizer escape as an exception. `install()` makes it answer each as the deployed stage does; the
+authorizer itself runs unchanged.
 """
 from __future__ import annotations
 
@@ -14,6 +17,18 @@ from chalice import local
 from chalicelib.web import access
 
 _original = local.LocalGatewayAuthorizer.authorize
+_original_handle = local.LocalGateway.handle_request
+
+
+def _handle_request(self, method, path, headers, body):
+    try:
+        return _original_handle(self, method, path, headers, body)
+    except local.ForbiddenError as error:
+        if error.headers.get("x-amzn-ErrorType") != "UnauthorizedException":
+            raise
+        status, answer = access.GATEWAY_RESPONSES["MISSING_AUTHENTICATION_TOKEN"]  # no route has this path
+        raise _Answer(status, {**error.headers, "Content-Type": "application/json"},
+                      json.dumps(answer).encode()) from None
 
 
 def _authorize(self, raw_path, lambda_event, lambda_context):
@@ -43,3 +58,4 @@ class _Answer(local.LocalGatewayException):
 def install() -> None:
     """Idempotent: every local gateway in this process answers as API Gateway does."""
     local.LocalGatewayAuthorizer.authorize = _authorize
+    local.LocalGateway.handle_request = _handle_request

@@ -11,9 +11,11 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
+import os
 import threading
 import urllib.error
 import urllib.request
+import uuid
 from collections.abc import Iterator
 
 from chalice.config import Config
@@ -52,7 +54,8 @@ def serving(app) -> Iterator[str]:
 v1_key: str | None = None
 
 
-def request_json(method: str, url: str, body: dict | None = None, headers: dict | None = None):
+def request_json(method: str, url: str, body: dict | None = None, headers: dict | None = None,
+                 timeout: float = 60):
     """(status, decoded JSON body) of one request; HTTP errors are answers, not exceptions."""
     data = json.dumps(body).encode() if body is not None else None
     headers = {"Content-Type": "application/json", **(headers or {})}
@@ -60,15 +63,53 @@ def request_json(method: str, url: str, body: dict | None = None, headers: dict 
         headers["Authorization"] = f"Bearer {v1_key}"
     request = urllib.request.Request(url, data=data, method=method, headers=headers)
     try:
-        with urllib.request.urlopen(request, timeout=60) as response:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
             return response.status, json.loads(response.read() or b"null")
     except urllib.error.HTTPError as error:
         return error.code, json.loads(error.read() or b"null")
 
 
+def run_schedules(app, stop: threading.Event, seconds: float | None = None) -> list[threading.Thread]:
+    """Run each `@app.schedule` function of `app` on its rate, in this process, as EventBridge invokes it when
+    deployed (`chalice local` runs none). `seconds` overrides every rate (tests). Each run prints one line."""
+    import importlib
+    import logging
+    import sys
+    from datetime import UTC, datetime
+
+    from chalice.app import Rate
+
+    unit_seconds = {Rate.MINUTES: 60, Rate.HOURS: 3600, Rate.DAYS: 86400}
+    threads = []
+    for source in app.event_sources:
+        expression = getattr(source, "schedule_expression", None)
+        if not isinstance(expression, Rate):
+            continue
+        module, _, name = source.handler_string.rpartition(".")
+        handler = getattr(importlib.import_module(module), name)
+        every = seconds or expression.value * unit_seconds[expression.unit]
+
+        def loop(handler=handler, name=source.name, every=every) -> None:
+            while not stop.wait(every):
+                event = {"version": "0", "id": str(uuid.uuid4()), "detail-type": "Scheduled Event",
+                         "source": "aws.events", "account": "000000000000", "region": "local",
+                         "time": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"), "resources": [], "detail": {}}
+                try:
+                    print(f"{name}: {json.dumps(handler(event, None))}", flush=True)
+                except Exception:  # a failed run is logged, and the next one comes as deployed
+                    logging.getLogger("tally").exception("scheduled function %s failed", name)
+                    sys.stdout.flush()
+
+        thread = threading.Thread(target=loop, name=f"schedule-{source.name}", daemon=True)
+        thread.start()
+        threads.append(thread)
+    return threads
+
+
 def main(argv: list[str] | None = None) -> int:
     """Serve the app of this project as `chalice local` would (the stage's variables from .chalice/config.json,
-    the routes Chalice would deploy), on 127.0.0.1 with a backlog of `BACKLOG`, until stopped."""
+    the routes Chalice would deploy), on 127.0.0.1 with a backlog of `BACKLOG`, until stopped; and run its
+    scheduled functions on their schedules, as a deployed stage does (TALLY_SCHEDULE_SECONDS overrides)."""
     import argparse
     import logging
     import sys
@@ -88,10 +129,15 @@ def main(argv: list[str] | None = None) -> int:
     local_gateway.install()
     server = factory.create_local_server(config.chalice_app, config, "127.0.0.1", args.port)
     server.server.socket.listen(BACKLOG)
+    stop = threading.Event()
+    override = os.environ.get("TALLY_SCHEDULE_SECONDS")
+    run_schedules(config.chalice_app, stop, float(override) if override else None)
     try:
         server.serve_forever()
     except KeyboardInterrupt:
         pass
+    finally:
+        stop.set()
     return 0
 
 

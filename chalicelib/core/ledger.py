@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import hmac
 import json
 import random
 import time
@@ -41,6 +42,7 @@ from chalicelib.core.errors import (
 )
 from chalicelib.core.guard import datastore_guarded, is_client_fault, response_code
 from chalicelib.core.models import AccountModel, CounterModel, EntryModel, IdempotencyModel, LegRecord
+from chalicelib.stage_secret import derived_key
 
 
 def utc_now() -> datetime:
@@ -314,8 +316,12 @@ class Ledger:
         if not 1 <= limit <= 1000:
             raise InvalidRequest("limit must be between 1 and 1000", field="limit")
         key = self.account_key(account_id)
-        query = dict(scan_index_forward=not newest_first, limit=limit, page_size=limit,
-                     last_evaluated_key=_decode_cursor(cursor))
+        # A cursor is good for the very query that made it: this account, order and time range.
+        binding = [key, newest_first, stamp(start) if start else None, stamp(end) if end else None]
+        # One item more than the page: DynamoDB answers a LastEvaluatedKey whenever the limit is reached, so
+        # only the item after the page says whether there is a next page (no empty last page).
+        query = dict(scan_index_forward=not newest_first, limit=limit + 1, page_size=limit + 1,
+                     last_evaluated_key=self._cursors().decode(cursor, binding))
         if start is None and end is None:
             results = EntryModel.query(key, consistent_read=True, **query)
         else:
@@ -326,12 +332,22 @@ class Ledger:
                 in_range = created_at >= stamp(start) if start else created_at <= stamp(end)
             results = EntryModel.by_time.query(key, in_range, **query)
         entries = list(results)
+        more = len(entries) > limit
+        entries = entries[:limit]
         if owner is not None and any(entry.owner is None or int(entry.owner) != owner for entry in entries):
             raise Forbidden(f"account {account_id} belongs to another user", account_id=account_id)
         postings = [Posting(account_id, int(entry.seq), int(entry.amount), int(entry.balance_after),
                             entry.created_at, held_after=int(entry.held_after or 0), transaction=entry.transaction,
                             kind=entry.kind) for entry in entries]
-        return Page(postings, _encode_cursor(results.last_evaluated_key))
+        last = entries[-1] if more else None
+        # The page's last item as DynamoDB would name it: the table's keys, and the index's when one was queried.
+        after = None if last is None else {"account": {"S": last.account}, "seq": {"N": str(int(last.seq))},
+                                           **({} if start is None and end is None
+                                              else {"created_at": {"S": last.created_at}})}
+        return Page(postings, self._cursors().encode(after, binding))
+
+    def _cursors(self) -> Cursors:
+        return Cursors(derived_key(self._settings, "cursor"))
 
     def totals(self, account_id: str, start: datetime | None, end: datetime | None,
                owner: int | None = None) -> Totals:
@@ -698,22 +714,41 @@ def resolved(future):
         return None
 
 
-def _encode_cursor(last_evaluated_key: dict | None) -> str | None:
-    if not last_evaluated_key:
-        return None
-    return base64.urlsafe_b64encode(json.dumps(last_evaluated_key, separators=(",", ":")).encode()).decode()
+class Cursors:
+    """Opaque paging cursors: DynamoDB's LastEvaluatedKey and the query it belongs to, signed (HMAC-SHA256
+    under a key derived from the stage's secret). A cursor that was tampered with, or made for another
+    account or query, is a 400: it can never steer a Query elsewhere nor reach DynamoDB malformed."""
 
+    MAC_BYTES = 16
 
-def _decode_cursor(cursor: str | None) -> dict | None:
-    if not cursor:
-        return None
-    try:
-        key = json.loads(base64.urlsafe_b64decode(cursor.encode()))
-    except (ValueError, binascii.Error, UnicodeError):
-        raise InvalidRequest("cursor is not one this API issued", field="cursor") from None
-    if not isinstance(key, dict):
-        raise InvalidRequest("cursor is not one this API issued", field="cursor")
-    return key
+    def __init__(self, key: bytes) -> None:
+        self._key = key
+
+    def encode(self, last_evaluated_key: dict | None, binding: list) -> str | None:
+        if not last_evaluated_key:
+            return None
+        payload = base64.urlsafe_b64encode(json.dumps([last_evaluated_key, binding], separators=(",", ":"))
+                                           .encode()).decode().rstrip("=")
+        return f"{payload}.{self._mac(payload)}"
+
+    def decode(self, cursor: str | None, binding: list) -> dict | None:
+        if not cursor:
+            return None
+        payload, _, mac = cursor.partition(".")
+        if not hmac.compare_digest(mac.encode(), self._mac(payload).encode()):
+            raise InvalidRequest("cursor is not one this API issued", field="cursor")
+        try:
+            key, bound = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+        except (ValueError, TypeError, binascii.Error, UnicodeError):
+            raise InvalidRequest("cursor is not one this API issued", field="cursor") from None
+        if bound != binding or not isinstance(key, dict):
+            raise InvalidRequest("cursor belongs to another query: page with the parameters that made it",
+                                 field="cursor")
+        return key
+
+    def _mac(self, payload: str) -> str:
+        digest = hmac.new(self._key, payload.encode(), hashlib.sha256).digest()[:self.MAC_BYTES]
+        return base64.urlsafe_b64encode(digest).decode().rstrip("=")
 
 
 def _fingerprint(request: dict) -> str:

@@ -3,50 +3,19 @@
 Checked in the app, not by an API Gateway authorizer, so a refusal has Tally's error shape and the
 same behaviour locally as deployed. PyJWT loads on first use (cold start).
 
-The signing key is read at run time: JWT_SECRET_KEY in undeployed stages (or a process secret), and on a
-deployed stage the Secrets Manager secret named by TALLY_JWT_SECRET_NAME, fetched on first use and kept for
-the container's life. Only the API function has that name and may read that secret; no function's
-configuration holds the key itself. A deployed stage refuses a key shorter than 32 bytes (HS256 needs at
-least the hash's length). A refresh token is good for one use (chalicelib/core/tokens.py).
+The signing key is the stage's secret, read at run time (chalicelib/stage_secret.py). A refresh token is good
+for one use (chalicelib/core/tokens.py).
 """
 from __future__ import annotations
 
-import functools
 import uuid
 from datetime import UTC, datetime, timedelta
 
 from chalicelib.config import Settings
 from chalicelib.core.errors import Forbidden, Unauthenticated
+from chalicelib.stage_secret import signing_key
 
 ACCESS, REFRESH = "access", "refresh"
-MIN_DEPLOYED_KEY_BYTES = 32
-
-
-class SigningKeyError(RuntimeError):
-    """The stage's JWT signing key is missing or too short: an operator's mistake, answered as a 500."""
-
-
-def signing_key(settings: Settings) -> str:
-    if settings.jwt_secret:
-        key = settings.jwt_secret
-    elif settings.jwt_secret_name:
-        key = _stored_secret(settings.jwt_secret_name, settings.region)
-    else:
-        raise SigningKeyError("no JWT signing key: set TALLY_JWT_SECRET_NAME (or JWT_SECRET_KEY when undeployed)")
-    if settings.deployed and len(key.encode()) < MIN_DEPLOYED_KEY_BYTES:
-        raise SigningKeyError(f"the JWT signing key must be at least {MIN_DEPLOYED_KEY_BYTES} bytes")
-    return key
-
-
-@functools.cache
-def _stored_secret(name: str, region: str) -> str:
-    """A Secrets Manager secret's string, read once per container (botocore: boto3 is not a runtime need)."""
-    import botocore.session
-
-    client = botocore.session.get_session().create_client("secretsmanager", region_name=region)
-    return client.get_secret_value(SecretId=name)["SecretString"]
-
-
 def issue(settings: Settings, user_id: int, kind: str) -> str:
     import jwt
 

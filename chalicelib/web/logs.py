@@ -39,6 +39,9 @@ def log_requests(event, get_response):
               "lambda_request_id": getattr(lambda_context, "aws_request_id", None),
               "method": event.method, "route": context.get("resourcePath"), "path": context.get("path"),
               "status": response.status_code, "ms": round((time.perf_counter() - started) * 1000, 1)}
+    caller = context.get("authorizer") or {}
+    if "tenant" in caller:  # who acted: the API key's tenant and id (never the key)
+        fields.update(tenant=caller["tenant"], key_id=caller.get("principalId"))
     if response.status_code >= 400 and isinstance(response.body, dict):
         fields["error_code"] = response.body.get("code")
     logger.log(logging.ERROR if response.status_code >= 500 else logging.INFO, fields)

@@ -33,7 +33,7 @@ def document(mounted: tuple[tuple[str, Surface], ...]) -> dict:
         "openapi": "3.1.0",
         "info": {"title": "Tally", "version": "1.0.0",
                  "description": "Ledger for loyalty points and wallets: the five seed APIs, unchanged, "
-                                "and Tally's own /v1."},
+                                "and Tally's own /v1. Every GET also answers HEAD (no body)."},
         "paths": paths,
         "components": {"schemas": schemas,
                        "securitySchemes": {

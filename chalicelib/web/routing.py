@@ -68,7 +68,9 @@ class Surface:
         for path, method, name, view in self._views:
             guard = None if (prefix or "") + path in access.PUBLIC_ROUTES else authorizer
             # Behind the authorizer, API Gateway also takes the tenant's usage-plan key from its answer.
-            self.blueprint.route(path, methods=[method], authorizer=guard, api_key_required=guard is not None)(view)
+            # HEAD wherever GET: clients and API Gateway expect it (the answer has no body).
+            methods = [method, "HEAD"] if method == "GET" else [method]
+            self.blueprint.route(path, methods=methods, authorizer=guard, api_key_required=guard is not None)(view)
             self._refuse_other_methods(path, method, name, guard)
         app.register_blueprint(self.blueprint, url_prefix=prefix or None)
 
@@ -100,6 +102,8 @@ class Surface:
                     return errors.from_ledger_error(error, self.statuses)
                 if isinstance(result, errors.Response):
                     return result
+                if self.request.method == "HEAD":
+                    return errors.Response(body="", status_code=status, headers={"Content-Type": "application/json"})
                 return errors.Response(body=result, status_code=status,
                                        headers={"Content-Type": "application/json"})
 
