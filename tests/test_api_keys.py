@@ -103,7 +103,8 @@ def test_a_key_without_the_operations_scope_is_a_403_that_writes_nothing(client,
         for other in lacking:
             response = send(client, method, concrete, body, keys[other])
             assert response.status_code == 403, (method, path, other, response.json_body)
-            assert response.json_body == {"error": f"this key lacks the {scope} scope", "code": "forbidden"}
+            assert response.json_body == {"error": f"this key lacks the {scope} scope", "code": "forbidden",
+                                          "type": "permission_error", "param": None}
     assert stored_items() == before
 
 

@@ -123,4 +123,4 @@ def test_make_run_answers_head_and_unknown_paths_as_a_deployed_stage(make_run):
     base, _, _ = make_run
     head = urllib.request.urlopen(urllib.request.Request(f"{base}/openapi.json", method="HEAD"), timeout=30)
     assert head.status == 200 and head.read() == b""
-    assert request_json("GET", f"{base}/no/such/route") == (404, {"error": "no such route", "code": "not_found"})
+    assert request_json("GET", f"{base}/no/such/route") == access.GATEWAY_RESPONSES["MISSING_AUTHENTICATION_TOKEN"]

@@ -8,6 +8,7 @@ import pytest
 from openapi_spec_validator import validate
 
 import app as tally
+from chalicelib.web import access
 
 JSON = {"Content-Type": "application/json"}
 
@@ -142,4 +143,4 @@ def test_head_answers_wherever_get_does_and_an_unknown_path_is_a_404_in_tallys_s
     assert client.raw_http.request("HEAD", "/ping").status_code == 200
     for path in ("/nope", "/v1/nope", "/v1/accounts/a/b/c"):
         missing = client.raw_http.get(path)
-        assert (missing.status_code, missing.json_body) == (404, {"error": "no such route", "code": "not_found"})
+        assert (missing.status_code, missing.json_body) == access.GATEWAY_RESPONSES["MISSING_AUTHENTICATION_TOKEN"]

@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from chalicelib.core.holds import HOLD_ENTRY_KINDS
 from chalicelib.core.ledger import utc_now
 from chalicelib.core.models import EntryModel, IdempotencyModel
 from chalicelib.core.transactions import BOOK as V1_BOOK
@@ -47,6 +48,8 @@ def entry_event(new_image: dict) -> dict:
         value = getattr(entry, name)
         if value is not None:
             detail[name] = int(value) if name.startswith("held") else value
+    if entry.kind in HOLD_ENTRY_KINDS and "transaction" in detail:
+        detail["hold_id"] = detail.pop("transaction")  # what it names: a hold, not a transaction
     return detail
 
 

@@ -10,7 +10,7 @@ The hold's own item changes only under `status = authorized`, in the same transa
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from chalicelib.core.errors import InvalidRequest, InvalidState, NotFound
@@ -41,12 +41,17 @@ class Hold:
     metadata: dict
     created_at: str
     updated_at: str
+    replayed: bool = False  # this answer replays what an earlier request with the same idempotency key made
 
 
 def hold_of(model: HoldModel) -> Hold:
     return Hold(model.id, model.account_id, int(model.amount), model.unit, model.status, int(model.captured or 0),
                 model.capture_transaction, model.expires_at, model.metadata or {}, model.created_at,
                 model.updated_at)
+
+
+# The kinds of entry a hold makes on its own (no money moves): their `transaction` attribute names the hold.
+HOLD_ENTRY_KINDS = frozenset({"hold", "void", "hold_expiry"})
 
 
 def stored_hold(hold_id: str, book: str | None = None) -> HoldModel:
@@ -102,7 +107,7 @@ class Holds:
                          "metadata": metadata},
             key_ttl_seconds=self.transactions.key_ttl_seconds, extend=plan, resource=hold_id,
             entry_attributes={"transaction": hold_id, "kind": "hold"})
-        return self.get(postings[0].resource) if postings[0].replayed else hold_of(made[0])
+        return replace(self.get(postings[0].resource), replayed=True) if postings[0].replayed else hold_of(made[0])
 
     def capture(self, hold_id: str, amount: int | None = None, *, destination: str | None = None,
                 metadata: dict | None = None, idempotency_key: str) -> tuple[Hold, Transaction]:
@@ -160,7 +165,7 @@ class Holds:
             idempotency_key=idempotency_key, fingerprint={"op": kind, "hold": hold_id},
             key_ttl_seconds=self.transactions.key_ttl_seconds, extend=plan, resource=hold_id,
             entry_attributes={"transaction": hold_id, "kind": kind})
-        return self.get(hold_id) if postings[0].replayed else postings[0].extra
+        return replace(self.get(hold_id), replayed=True) if postings[0].replayed else postings[0].extra
 
     def _settle(self, hold_id: str, now: str, status: str, *, expired_ok: bool, must_be_due: bool = False,
                 **changes) -> Extension:

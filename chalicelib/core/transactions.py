@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from chalicelib.core.errors import IdempotencyConflict, InvalidRequest, InvalidState, NotFound
@@ -77,6 +77,7 @@ class Transaction:
     expires_at: str | None
     metadata: dict
     created_at: str
+    replayed: bool = False  # this answer replays what an earlier request with the same idempotency key made
 
 
 def check_metadata(metadata: dict | None) -> dict:
@@ -219,7 +220,7 @@ class Transactions:
                                          key_ttl_seconds=self.key_ttl_seconds, extend=plan, resource=transaction_id,
                                          entry_attributes={"transaction": transaction_id, "kind": type_})
         if postings[0].replayed:
-            return self.transaction(postings[0].resource)
+            return replace(self.transaction(postings[0].resource), replayed=True)
         return transaction_of(made[0])
 
     # -- points -------------------------------------------------------------------
@@ -267,7 +268,7 @@ class Transactions:
 
     def _points_answer(self, change: PointsChange, made: list[TransactionModel]) -> Transaction:
         if change.replayed:
-            return self.transaction(change.resource)
+            return replace(self.transaction(change.resource), replayed=True)
         return transaction_of(made[0])
 
     def _expiry_record(self):
@@ -355,7 +356,7 @@ class Transactions:
         if made is None or made.reverses != original_id:
             raise IdempotencyConflict(f"idempotency key {idempotency_key} was already used with a different request",
                                       idempotency_key=idempotency_key)
-        return made
+        return replace(made, replayed=True)
 
     def _new_record(self, transaction_id: str, type_: str, amount: int, unit: str, drafts: tuple[Draft, ...],
                     metadata: dict, **fields) -> TransactionModel:

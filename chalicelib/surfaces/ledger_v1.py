@@ -13,10 +13,11 @@ from datetime import datetime, timedelta
 
 from chalicelib.config import load
 from chalicelib.core.errors import InvalidRequest
-from chalicelib.core.holds import Hold, Holds
+from chalicelib.core.holds import HOLD_ENTRY_KINDS, Hold, Holds
 from chalicelib.core.ledger import Posting, stamp, utc_now
 from chalicelib.core.transactions import Account, Transaction, Transactions, book_of
 from chalicelib.web import access
+from chalicelib.web.errors import Response
 from chalicelib.web.routing import REQUIRED_IDEMPOTENCY_KEY, Surface
 from chalicelib.web.validation import parse_body, parse_int, parse_timestamp, required_idempotency
 
@@ -85,9 +86,11 @@ def hold_json(hold: Hold) -> dict:
 
 
 def entry_json(posting: Posting) -> dict:
+    by_hold = posting.kind in HOLD_ENTRY_KINDS  # each reference names what resolves it
     return {"account_id": posting.account_id, "seq": posting.seq, "amount": posting.amount,
             "balance_after": posting.balance_after, "held_after": posting.held_after, "kind": posting.kind,
-            "transaction": posting.transaction, "created_at": posting.created_at}
+            "transaction": None if by_hold else posting.transaction,
+            "hold_id": posting.transaction if by_hold else None, "created_at": posting.created_at}
 
 
 def _body(model_name: str):
@@ -103,6 +106,18 @@ def _query(name: str) -> str | None:
 def _time(name: str):
     value = _query(name)
     return None if value is None else parse_timestamp(name, value)
+
+
+def _answer(body: dict, replayed: bool, status: int = 201) -> Response:
+    """A write's answer; a replay of an earlier request with the same key says so in a header."""
+    headers = {"Content-Type": "application/json"}
+    if replayed:
+        headers["Idempotent-Replayed"] = "true"
+    return Response(body=body, status_code=status, headers=headers)
+
+
+def _made(shape, made, status: int = 201) -> Response:
+    return _answer(shape(made), made.replayed, status)
 
 
 def _keyed() -> dict:
@@ -123,9 +138,9 @@ def create_account():
     if floor is None:
         # No floor: the account can go negative without limit, i.e. make money from nothing.
         access.require(surface.caller(), "admin")
-    account, _replayed = _ledger().open_account(body.id, body.unit, kind=body.kind, floor=floor,
-                                             metadata=body.metadata, **_keyed())
-    return account_json(account)
+    account, replayed = _ledger().open_account(body.id, body.unit, kind=body.kind, floor=floor,
+                                               metadata=body.metadata, **_keyed())
+    return _answer(account_json(account), replayed)
 
 
 @surface.route("/v1/accounts/{account_id}", "GET", response="LedgerAccount", errors=(404,), scope="read")
@@ -180,7 +195,7 @@ def list_lots(account_id: str):
 def create_posting():
     """Credit (amount > 0) or debit (amount < 0) one account"""
     body = _body("PostingCreate")
-    return transaction_json(_ledger().post(body.account_id, body.amount, metadata=body.metadata, **_keyed()))
+    return _made(transaction_json, _ledger().post(body.account_id, body.amount, metadata=body.metadata, **_keyed()))
 
 
 @surface.route("/v1/transfers", "POST", status=201, request="TransferCreate", response="LedgerTransaction",
@@ -188,8 +203,8 @@ def create_posting():
 def create_transfer():
     """Move an amount between two accounts of one unit, in one transaction"""
     body = _body("TransferCreate")
-    return transaction_json(_ledger().transfer(body.source, body.destination, body.amount, metadata=body.metadata,
-                                            **_keyed()))
+    return _made(transaction_json, _ledger().transfer(body.source, body.destination, body.amount,
+                                                      metadata=body.metadata, **_keyed()))
 
 
 @surface.route("/v1/transactions/{transaction_id}", "GET", response="LedgerTransaction", errors=(404,), scope="read")
@@ -203,7 +218,7 @@ def get_transaction(transaction_id: str):
 def reverse_transaction(transaction_id: str):
     """Reverse a transaction in full or in part (a points spend gives the points back to its lots)"""
     body = _body("ReversalCreate")
-    return transaction_json(_ledger().reverse(transaction_id, body.amount, metadata=body.metadata, **_keyed()))
+    return _made(transaction_json, _ledger().reverse(transaction_id, body.amount, metadata=body.metadata, **_keyed()))
 
 
 # -- holds --------------------------------------------------------------------------------
@@ -214,7 +229,8 @@ def create_hold():
     body = _body("HoldCreate")
     expires_at = (parse_timestamp("expires_at", body.expires_at) if body.expires_at
                   else clock() + DEFAULT_HOLD)
-    return hold_json(_holds().authorize(body.account_id, body.amount, expires_at, metadata=body.metadata, **_keyed()))
+    return _made(hold_json, _holds().authorize(body.account_id, body.amount, expires_at, metadata=body.metadata,
+                                               **_keyed()))
 
 
 @surface.route("/v1/holds/{hold_id}", "GET", response="LedgerHold", errors=(404,), scope="read")
@@ -230,14 +246,15 @@ def capture_hold(hold_id: str):
     body = _body("CaptureCreate")
     hold, transaction = _holds().capture(hold_id, body.amount, destination=body.destination, metadata=body.metadata,
                                       **_keyed())
-    return {"hold": hold_json(hold), "transaction": transaction_json(transaction)}
+    return _answer({"hold": hold_json(hold), "transaction": transaction_json(transaction)}, transaction.replayed,
+                   status=200)
 
 
 @surface.route("/v1/holds/{hold_id}/void", "POST", response="LedgerHold", errors=(404, 409, 415), headers=KEY,
                scope="write")
 def void_hold(hold_id: str):
     """Release a hold without moving anything"""
-    return hold_json(_holds().void(hold_id, **_keyed()))
+    return _made(hold_json, _holds().void(hold_id, **_keyed()), status=200)
 
 
 # -- points -------------------------------------------------------------------------------
@@ -247,8 +264,8 @@ def earn_points():
     """Earn points from a payer into a points account; with expires_at they expire then"""
     body = _body("EarnCreate")
     expires_at = parse_timestamp("expires_at", body.expires_at) if body.expires_at else None
-    return transaction_json(_ledger().earn(body.account_id, body.payer, body.points, expires_at=expires_at,
-                                        metadata=body.metadata, **_keyed()))
+    return _made(transaction_json, _ledger().earn(body.account_id, body.payer, body.points, expires_at=expires_at,
+                                                  metadata=body.metadata, **_keyed()))
 
 
 @surface.route("/v1/points/spend", "POST", status=201, request="SpendCreate", response="LedgerTransaction",
@@ -256,4 +273,4 @@ def earn_points():
 def spend_points():
     """Spend points, oldest unexpired lots first"""
     body = _body("SpendCreate")
-    return transaction_json(_ledger().spend(body.account_id, body.points, metadata=body.metadata, **_keyed()))
+    return _made(transaction_json, _ledger().spend(body.account_id, body.points, metadata=body.metadata, **_keyed()))

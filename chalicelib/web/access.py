@@ -82,18 +82,24 @@ def require(caller: Caller, scope: str) -> Caller:
 
 # What API Gateway answers in place of the app (its gateway responses, set in the template by tools/infra.py),
 # in Tally's error shape; `tools/local_gateway.py` answers the authorizer's two the same way locally.
-UNAUTHORIZED_BODY = {"error": "a valid API key is required: Authorization: Bearer tk_...", "code": "unauthorized"}
+UNAUTHORIZED_BODY = {"error": "a valid API key is required: Authorization: Bearer tk_...", "code": "unauthorized",
+                     "type": "authentication_error"}
 UNAUTHORIZED_HEADERS = {"WWW-Authenticate": 'Bearer realm="tally"', "Content-Type": "application/json"}
-AUTHORIZER_FAILURE_BODY = {"error": "keys cannot be checked right now; retry", "code": "unavailable"}
+AUTHORIZER_FAILURE_BODY = {"error": "keys cannot be checked right now; retry", "code": "unavailable",
+                           "type": "api_error"}
 GATEWAY_RESPONSES = {  # API Gateway's response type: (status, body)
     "UNAUTHORIZED": (401, UNAUTHORIZED_BODY),
     "AUTHORIZER_FAILURE": (503, AUTHORIZER_FAILURE_BODY),
     "AUTHORIZER_CONFIGURATION_ERROR": (503, AUTHORIZER_FAILURE_BODY),
-    "ACCESS_DENIED": (403, {"error": "this key may not call this route", "code": "forbidden"}),
+    "ACCESS_DENIED": (403, {"error": "this key may not call this route", "code": "forbidden",
+                            "type": "permission_error"}),
     # No such route (API Gateway's own answer would be 403 "Missing Authentication Token").
-    "MISSING_AUTHENTICATION_TOKEN": (404, {"error": "no such route", "code": "not_found"}),
-    "THROTTLED": (429, {"error": "too many requests; retry later", "code": "throttled"}),
-    "QUOTA_EXCEEDED": (429, {"error": "this tenant's request quota is used up", "code": "quota_exceeded"}),
+    "MISSING_AUTHENTICATION_TOKEN": (404, {"error": "no such route", "code": "not_found",
+                                           "type": "invalid_request_error"}),
+    "THROTTLED": (429, {"error": "too many requests; retry later", "code": "throttled", "type": "rate_limit_error"}),
+    "QUOTA_EXCEEDED": (429, {"error": "this tenant's request quota is used up", "code": "quota_exceeded",
+                             "type": "rate_limit_error"}),
     # The tenant has no usage-plan key (made by `tools.keys create --usage-plan`), or it was disabled.
-    "INVALID_API_KEY": (403, {"error": "this tenant has no usage plan; ask the operator", "code": "forbidden"}),
+    "INVALID_API_KEY": (403, {"error": "this tenant has no usage plan; ask the operator", "code": "forbidden",
+                              "type": "permission_error"}),
 }

@@ -99,7 +99,7 @@ class Surface:
                         access.require(self.caller(), operation.scope)
                     result = view(**path_params)
                 except LedgerError as error:
-                    return errors.from_ledger_error(error, self.statuses)
+                    return errors.from_ledger_error(error, self.statuses, detailed=self.keyed)
                 if isinstance(result, errors.Response):
                     return result
                 if self.request.method == "HEAD":

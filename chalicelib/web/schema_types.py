@@ -16,6 +16,13 @@ class StrictBody(BaseModel):
     model_config = ConfigDict(strict=True, extra="ignore", frozen=True)
 
 
+class ClosedBody(StrictBody):
+    """A /v1 request: a field it does not have is refused (400 naming it), so a typo like `ammount` is never
+    silently dropped. (The seed surfaces ignore unknown fields, as their contracts' servers did.)"""
+
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
+
+
 MAX_MONEY_UNITS = 10**15  # 10 trillion in currency: every amount below renders exactly as a JSON number
 
 

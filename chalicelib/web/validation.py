@@ -25,6 +25,8 @@ def _message(error: dict, field: str) -> str:
         return "the body must be a JSON object"
     if kind == "missing":
         return f"{field} is required"
+    if kind == "extra_forbidden":
+        return f"{field} is not a field of this request"
     if kind in ("int_type", "int_parsing"):
         return f"{field} must be an integer"
     if kind.startswith("uuid"):
