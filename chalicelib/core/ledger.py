@@ -307,9 +307,10 @@ class Ledger:
 
     def history(self, account_id: str, *, limit: int = 100, cursor: str | None = None,
                 newest_first: bool = True, start: datetime | None = None, end: datetime | None = None,
-                owner: int | None = None) -> Page:
+                owner: int | None = None, surface: str | None = None) -> Page:
         """A page of the account's journal: one Query, on `entries` or, for a time range
-        (start <= created_at <= end), on its `by_time` index. With `owner`, a page of an account
+        (start <= created_at <= end), on its `by_time` index. With `surface`, a page of an account of
+        another surface is NotFound, as if there were no such account; with `owner`, a page of an account
         that is not the owner's is Forbidden (an empty page says nothing: the caller checks)."""
         if not 1 <= limit <= 1000:
             raise InvalidRequest("limit must be between 1 and 1000", field="limit")
@@ -326,6 +327,8 @@ class Ledger:
                 in_range = created_at >= stamp(start) if start else created_at <= stamp(end)
             results = EntryModel.by_time.query(key, in_range, **query)
         entries = list(results)
+        if surface is not None and any(entry.surface != surface for entry in entries):
+            raise NotFound(f"account {account_id} not found", account_id=account_id)
         if owner is not None and any(entry.owner is None or int(entry.owner) != owner for entry in entries):
             raise Forbidden(f"account {account_id} belongs to another user", account_id=account_id)
         postings = [Posting(account_id, int(entry.seq), int(entry.amount), int(entry.balance_after),
@@ -334,23 +337,23 @@ class Ledger:
         return Page(postings, _encode_cursor(results.last_evaluated_key))
 
     def totals(self, account_id: str, start: datetime | None, end: datetime | None,
-               owner: int | None = None) -> Totals:
+               **whose) -> Totals:
         """Credits, debits and their count with start <= created_at <= end (see `_period`)."""
-        return Totals.of(self._period(account_id, start, end, owner))
+        return Totals.of(self._period(account_id, start, end, **whose))
 
     def statement(self, account_id: str, start: datetime | None, end: datetime | None,
-                  owner: int | None = None) -> tuple[Totals, list[Posting]]:
+                  **whose) -> tuple[Totals, list[Posting]]:
         """The period's totals and every posting in it, oldest first (see `_period`)."""
-        postings = list(self._period(account_id, start, end, owner))
+        postings = list(self._period(account_id, start, end, **whose))
         return Totals.of(postings), postings
 
-    def _period(self, account_id: str, start: datetime | None, end: datetime | None, owner: int | None):
+    def _period(self, account_id: str, start: datetime | None, end: datetime | None, **whose):
         """Every posting with start <= created_at <= end, oldest first: Query pages of `by_time` through the
         period only (the cost follows the entries in it, not the history). Consumed by guarded callers."""
         cursor = None
         while True:
             page = self.history(account_id, limit=1000, cursor=cursor, newest_first=False, start=start, end=end,
-                                owner=owner)
+                                **whose)  # owner, surface: see `history`
             yield from page.postings
             if page.next_cursor is None:
                 return
