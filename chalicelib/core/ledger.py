@@ -316,7 +316,7 @@ class Ledger:
             raise InvalidRequest("limit must be between 1 and 1000", field="limit")
         key = self.account_key(account_id)
         query = dict(scan_index_forward=not newest_first, limit=limit, page_size=limit,
-                     last_evaluated_key=_decode_cursor(cursor))
+                     last_evaluated_key=_decode_cursor(cursor, key, with_time=start is not None or end is not None))
         if start is None and end is None:
             results = EntryModel.query(key, consistent_read=True, **query)
         else:
@@ -707,15 +707,27 @@ def _encode_cursor(last_evaluated_key: dict | None) -> str | None:
     return base64.urlsafe_b64encode(json.dumps(last_evaluated_key, separators=(",", ":")).encode()).decode()
 
 
-def _decode_cursor(cursor: str | None) -> dict | None:
+def _decode_cursor(cursor: str | None, account_key: str, with_time: bool) -> dict | None:
+    """The start key of the next page, as `_encode_cursor` wrote it for this account's query. Anything else
+    (another account's, another shape, a bad number) would reach DynamoDB as a malformed request: a 5xx."""
     if not cursor:
         return None
+    refused = InvalidRequest("cursor is not one this API issued", field="cursor")
     try:
         key = json.loads(base64.urlsafe_b64decode(cursor.encode()))
-    except (ValueError, binascii.Error, UnicodeError):
-        raise InvalidRequest("cursor is not one this API issued", field="cursor") from None
-    if not isinstance(key, dict):
-        raise InvalidRequest("cursor is not one this API issued", field="cursor")
+    except (ValueError, binascii.Error, UnicodeError, RecursionError):
+        raise refused from None
+    expected = {"account": {"S": account_key}}
+    if not isinstance(key, dict) or key.get("account") != expected["account"]:
+        raise refused
+    seq, created_at = key.get("seq"), key.get("created_at")
+    if set(key) != ({"account", "seq", "created_at"} if with_time else {"account", "seq"}) \
+            or not isinstance(seq, dict) or set(seq) != {"N"} or not isinstance(seq["N"], str) \
+            or not (seq["N"].isascii() and seq["N"].isdigit()) or len(seq["N"]) > 19:
+        raise refused
+    if with_time and (not isinstance(created_at, dict) or set(created_at) != {"S"}
+                      or not isinstance(created_at["S"], str) or len(created_at["S"]) > 64):
+        raise refused
     return key
 
 
