@@ -15,7 +15,7 @@ from datetime import datetime
 
 from chalicelib.core.errors import InvalidRequest, InvalidState, NotFound
 from chalicelib.core.guard import datastore_guarded
-from chalicelib.core.ledger import Draft, Extension, Leg, stamp
+from chalicelib.core.ledger import Draft, Extension, Leg, findable, stamp
 from chalicelib.core.models import HoldModel, TransactionModel, due, expiry_shard
 from chalicelib.core.transactions import Transaction, Transactions, accounts_agree, check_metadata, new_id, positive
 
@@ -162,6 +162,6 @@ class Holds:
 
     def _stored(self, hold_id: str) -> HoldModel:
         try:
-            return HoldModel.get(hold_id, consistent_read=True)
+            return HoldModel.get(findable("hold", hold_id), consistent_read=True)
         except HoldModel.DoesNotExist:
             raise NotFound(f"hold {hold_id} not found", hold_id=hold_id) from None

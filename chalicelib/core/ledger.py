@@ -57,6 +57,28 @@ def parse_stamp(text: str) -> datetime:
     return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
 
 
+# Balances (and amounts held) stay within int64, the integers clients' stores and languages hold exactly.
+INT64_MIN, INT64_MAX = -2**63, 2**63 - 1
+
+# DynamoDB refuses a key over 2,048 bytes of UTF-8 (a partition key) with a ValidationException: a 500, where
+# moto, more lenient, answers "not found". Ids are capped well below that, so that every key built from one
+# (a book's prefix, a '#<seq>' suffix, an index key) fits too. No id we issue or accept in a body comes near.
+MAX_ID_BYTES = 1024
+
+
+def findable(what: str, value: str) -> str:
+    """`value`, if an item could be stored under it. An id over MAX_ID_BYTES (or not UTF-8) names nothing
+    stored: NotFound, as an id that does not exist, before any request is sent. Every id that reaches a key
+    passes here (the key builders below, and the /v1 transaction and hold reads)."""
+    try:
+        fits = len(value.encode("utf-8")) <= MAX_ID_BYTES
+    except UnicodeEncodeError:  # a lone surrogate: not text DynamoDB can store
+        fits = False
+    if not fits:
+        raise NotFound(f"{what} {value[:64]}... not found", **{f"{what}_id": value[:64]})
+    return value
+
+
 def require_int(name: str, value: object) -> int:
     """Points and money are integers in the core; bool is not a number here."""
     if isinstance(value, bool) or not isinstance(value, int):
@@ -254,10 +276,10 @@ class Ledger:
 
     # -- keys: the one definition of how a book's items are named ----------------
     def account_key(self, account_id: str) -> str:
-        return f"{self.book}:{account_id}"
+        return f"{self.book}:{findable('account', account_id)}"
 
     def idempotency_key(self, key: str) -> str:
-        return f"{self.book}:{key}"
+        return f"{self.book}:{findable('transaction', key)}"
 
     def high_water_name(self) -> str:
         return f"max_volume:{self.book}"

@@ -20,7 +20,7 @@ from datetime import datetime
 
 from chalicelib.core.errors import IdempotencyConflict, InvalidRequest, InvalidState, NotFound
 from chalicelib.core.guard import datastore_guarded
-from chalicelib.core.ledger import Draft, Extension, Ledger, Leg, Page, Posting, require_int, stamp
+from chalicelib.core.ledger import Draft, Extension, Ledger, Leg, Page, Posting, findable, require_int, stamp
 from chalicelib.core.models import AccountModel, TransactionLeg, TransactionModel
 from chalicelib.core.points import PointsBook, PointsChange
 
@@ -327,7 +327,7 @@ class Transactions:
     # -- helpers -------------------------------------------------------------------
     def _stored(self, transaction_id: str) -> TransactionModel:
         try:
-            return TransactionModel.get(transaction_id, consistent_read=True)
+            return TransactionModel.get(findable("transaction", transaction_id), consistent_read=True)
         except TransactionModel.DoesNotExist:
             raise NotFound(f"transaction {transaction_id} not found", transaction_id=transaction_id) from None
 
