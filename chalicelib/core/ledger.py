@@ -532,6 +532,11 @@ class Ledger:
         drafts = tuple(Draft(account, int(account.entry_count) + 1, leg.amount, int(account.balance) + leg.amount,
                              created_at, recheck, int(account.held or 0) + leg.hold_change)
                        for leg, account in zip(request.legs, accounts, strict=True))
+        for leg, draft in zip(request.legs, drafts, strict=True):
+            if not (INT64_MIN <= draft.balance_after <= INT64_MAX and INT64_MIN <= draft.held_after <= INT64_MAX):
+                raise InvalidRequest(f"this posting would take the balance of {leg.account_id} outside the "
+                                     f"64-bit range ({INT64_MIN} to {INT64_MAX})", field="amount",
+                                     account_id=leg.account_id)
         extension = request.extend(drafts) if request.extend else Extension()
         idempotency_key = request.idempotency_key
         stored_key = self.idempotency_key(idempotency_key) if idempotency_key else None
