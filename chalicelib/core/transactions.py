@@ -29,7 +29,13 @@ ACCOUNT_ID = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 UNIT = re.compile(r"[A-Za-z0-9_]{1,16}")
 KINDS = ("standard", "points")
 REVERSIBLE = ("posting", "transfer", "capture", "earn", "spend")
+# Metadata is the client's notes, not a datastore: Stripe's shape (keys up to 40 characters, values up to
+# 500), fewer keys, and a total cap. It is stored on the account item, which every posting rewrites (1 write
+# unit per KB), and on each transaction and hold; DynamoDB refuses an item over 400 KB (a 500 before this).
 MAX_METADATA_KEYS = 20
+MAX_METADATA_KEY_LENGTH = 40
+MAX_METADATA_VALUE_LENGTH = 500
+MAX_METADATA_BYTES = 4096  # keys and values together, as UTF-8
 
 
 def new_id(prefix: str) -> str:
@@ -70,10 +76,26 @@ class Transaction:
 
 
 def check_metadata(metadata: dict | None) -> dict:
-    """Up to 20 string keys and string values, as payment APIs allow."""
+    """Up to 20 keys of 1-40 characters, values strings of up to 500, 4,096 bytes in all (see above)."""
     metadata = metadata or {}
+    if not isinstance(metadata, dict):
+        raise InvalidRequest("metadata must be an object of strings", field="metadata")
     if len(metadata) > MAX_METADATA_KEYS:
         raise InvalidRequest(f"metadata has at most {MAX_METADATA_KEYS} keys", field="metadata")
+    size = 0
+    for key, value in metadata.items():
+        if not isinstance(key, str) or not 1 <= len(key) <= MAX_METADATA_KEY_LENGTH:
+            raise InvalidRequest(f"metadata keys are 1 to {MAX_METADATA_KEY_LENGTH} characters", field="metadata")
+        if not isinstance(value, str) or len(value) > MAX_METADATA_VALUE_LENGTH:
+            raise InvalidRequest(f"metadata.{key} must be a string of at most {MAX_METADATA_VALUE_LENGTH} "
+                                 "characters", field=f"metadata.{key}")
+        try:
+            size += len(key.encode("utf-8")) + len(value.encode("utf-8"))
+        except UnicodeEncodeError:
+            raise InvalidRequest("metadata must be UTF-8 text", field="metadata") from None
+    if size > MAX_METADATA_BYTES:
+        raise InvalidRequest(f"metadata is at most {MAX_METADATA_BYTES} bytes (UTF-8) of keys and values",
+                             field="metadata")
     return metadata
 
 
