@@ -12,6 +12,7 @@ from chalice import Blueprint
 
 from chalicelib.core.errors import LedgerError
 from chalicelib.web import errors
+from chalicelib.web.money import dumps
 
 HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 
@@ -67,7 +68,7 @@ class Surface:
                     return errors.from_ledger_error(error, self.statuses)
                 if isinstance(result, errors.Response):
                     return result
-                return errors.Response(body=result, status_code=status,
+                return errors.Response(body=dumps(result), status_code=status,
                                        headers={"Content-Type": "application/json"})
 
             self.blueprint.route(path, methods=[method])(respond)
