@@ -129,3 +129,15 @@ def race(call, per_thread: int = 1) -> Counter:
 
     with ThreadPoolExecutor(THREADS) as pool:
         return Counter(status for batch in pool.map(worker, range(THREADS)) for status in batch)
+
+
+def v1_request(client, method: str, path: str, body=None, key: str | None = "auto", headers: dict | None = None):
+    """A /v1 request as its clients send it through `chalice.test.Client`: JSON, and an Idempotency-Key ("auto":
+    a fresh one; None: none). The one place to add credentials when /v1 requires them."""
+    import uuid
+
+    sent = {"Content-Type": "application/json", **(headers or {})}
+    if key is not None:
+        sent["Idempotency-Key"] = str(uuid.uuid4()) if key == "auto" else key
+    payload = body if isinstance(body, str) or body is None else json.dumps(body)
+    return getattr(client.http, method.lower())(path, headers=sent, body=payload)

@@ -15,7 +15,7 @@ from datetime import datetime
 
 from chalicelib.core.errors import InvalidRequest, InvalidState, NotFound
 from chalicelib.core.guard import datastore_guarded
-from chalicelib.core.ledger import Draft, Extension, Leg, stamp
+from chalicelib.core.ledger import Draft, Extension, Leg, findable, stamp
 from chalicelib.core.models import HoldModel, TransactionModel, due, expiry_shard
 from chalicelib.core.transactions import (
     BOOK,
@@ -57,7 +57,7 @@ HOLD_ENTRY_KINDS = frozenset({"hold", "void", "hold_expiry"})
 def stored_hold(hold_id: str, book: str | None = None) -> HoldModel:
     """A hold read consistently; NotFound if there is none (or, given `book`, none of that book)."""
     try:
-        model = HoldModel.get(hold_id, consistent_read=True)
+        model = HoldModel.get(findable("hold", hold_id), consistent_read=True)
     except HoldModel.DoesNotExist:
         model = None
     if model is None or (book is not None and (model.book or BOOK) != book):

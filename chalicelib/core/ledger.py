@@ -59,6 +59,28 @@ def parse_stamp(text: str) -> datetime:
     return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
 
 
+# Balances (and amounts held) stay within int64, the integers clients' stores and languages hold exactly.
+INT64_MIN, INT64_MAX = -2**63, 2**63 - 1
+
+# DynamoDB refuses a key over 2,048 bytes of UTF-8 (a partition key) with a ValidationException: a 500, where
+# moto, more lenient, answers "not found". Ids are capped well below that, so that every key built from one
+# (a book's prefix, a '#<seq>' suffix, an index key) fits too. No id we issue or accept in a body comes near.
+MAX_ID_BYTES = 1024
+
+
+def findable(what: str, value: str) -> str:
+    """`value`, if an item could be stored under it. An id over MAX_ID_BYTES (or not UTF-8) names nothing
+    stored: NotFound, as an id that does not exist, before any request is sent. Every id that reaches a key
+    passes here (the key builders below, and the /v1 transaction and hold reads)."""
+    try:
+        fits = len(value.encode("utf-8")) <= MAX_ID_BYTES
+    except UnicodeEncodeError:  # a lone surrogate: not text DynamoDB can store
+        fits = False
+    if not fits:
+        raise NotFound(f"{what} {value[:64]}... not found", **{f"{what}_id": value[:64]})
+    return value
+
+
 def require_int(name: str, value: object) -> int:
     """Points and money are integers in the core; bool is not a number here."""
     if isinstance(value, bool) or not isinstance(value, int):
@@ -256,10 +278,10 @@ class Ledger:
 
     # -- keys: the one definition of how a book's items are named ----------------
     def account_key(self, account_id: str) -> str:
-        return f"{self.book}:{account_id}"
+        return f"{self.book}:{findable('account', account_id)}"
 
     def idempotency_key(self, key: str) -> str:
-        return f"{self.book}:{key}"
+        return f"{self.book}:{findable('transaction', key)}"
 
     def high_water_name(self) -> str:
         return f"max_volume:{self.book}"
@@ -309,9 +331,10 @@ class Ledger:
 
     def history(self, account_id: str, *, limit: int = 100, cursor: str | None = None,
                 newest_first: bool = True, start: datetime | None = None, end: datetime | None = None,
-                owner: int | None = None) -> Page:
+                owner: int | None = None, surface: str | None = None) -> Page:
         """A page of the account's journal: one Query, on `entries` or, for a time range
-        (start <= created_at <= end), on its `by_time` index. With `owner`, a page of an account
+        (start <= created_at <= end), on its `by_time` index. With `surface`, a page of an account of
+        another surface is NotFound, as if there were no such account; with `owner`, a page of an account
         that is not the owner's is Forbidden (an empty page says nothing: the caller checks)."""
         if not 1 <= limit <= 1000:
             raise InvalidRequest("limit must be between 1 and 1000", field="limit")
@@ -334,6 +357,8 @@ class Ledger:
         entries = list(results)
         more = len(entries) > limit
         entries = entries[:limit]
+        if surface is not None and any(entry.surface != surface for entry in entries):
+            raise NotFound(f"account {account_id} not found", account_id=account_id)
         if owner is not None and any(entry.owner is None or int(entry.owner) != owner for entry in entries):
             raise Forbidden(f"account {account_id} belongs to another user", account_id=account_id)
         postings = [Posting(account_id, int(entry.seq), int(entry.amount), int(entry.balance_after),
@@ -350,23 +375,23 @@ class Ledger:
         return Cursors(derived_key(self._settings, "cursor"))
 
     def totals(self, account_id: str, start: datetime | None, end: datetime | None,
-               owner: int | None = None) -> Totals:
+               **whose) -> Totals:
         """Credits, debits and their count with start <= created_at <= end (see `_period`)."""
-        return Totals.of(self._period(account_id, start, end, owner))
+        return Totals.of(self._period(account_id, start, end, **whose))
 
     def statement(self, account_id: str, start: datetime | None, end: datetime | None,
-                  owner: int | None = None) -> tuple[Totals, list[Posting]]:
+                  **whose) -> tuple[Totals, list[Posting]]:
         """The period's totals and every posting in it, oldest first (see `_period`)."""
-        postings = list(self._period(account_id, start, end, owner))
+        postings = list(self._period(account_id, start, end, **whose))
         return Totals.of(postings), postings
 
-    def _period(self, account_id: str, start: datetime | None, end: datetime | None, owner: int | None):
+    def _period(self, account_id: str, start: datetime | None, end: datetime | None, **whose):
         """Every posting with start <= created_at <= end, oldest first: Query pages of `by_time` through the
         period only (the cost follows the entries in it, not the history). Consumed by guarded callers."""
         cursor = None
         while True:
             page = self.history(account_id, limit=1000, cursor=cursor, newest_first=False, start=start, end=end,
-                                owner=owner)
+                                **whose)  # owner, surface: see `history`
             yield from page.postings
             if page.next_cursor is None:
                 return
@@ -523,6 +548,11 @@ class Ledger:
         drafts = tuple(Draft(account, int(account.entry_count) + 1, leg.amount, int(account.balance) + leg.amount,
                              created_at, recheck, int(account.held or 0) + leg.hold_change)
                        for leg, account in zip(request.legs, accounts, strict=True))
+        for leg, draft in zip(request.legs, drafts, strict=True):
+            if not (INT64_MIN <= draft.balance_after <= INT64_MAX and INT64_MIN <= draft.held_after <= INT64_MAX):
+                raise InvalidRequest(f"this posting would take the balance of {leg.account_id} outside the "
+                                     f"64-bit range ({INT64_MIN} to {INT64_MAX})", field="amount",
+                                     account_id=leg.account_id)
         extension = request.extend(drafts) if request.extend else Extension()
         idempotency_key = request.idempotency_key
         stored_key = self.idempotency_key(idempotency_key) if idempotency_key else None

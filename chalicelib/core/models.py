@@ -86,6 +86,8 @@ class AccountModel(Model):
     # Wallets: the user who owns it and its type (one wallet per user and type).
     owner = NumberAttribute(null=True)
     wallet_type = UnicodeAttribute(null=True)
+    # Wallets: the surface (seed) whose wallet it is; no other surface sees it (each keeps its own data).
+    surface = UnicodeAttribute(null=True)
     # Holds: the amount reserved by open holds; the available balance is `balance - held`.
     held = NumberAttribute(null=True)
     # /v1 accounts: the unit amounts are in (a currency's minor units, or points), what kind of
@@ -127,6 +129,8 @@ class EntryModel(Model):
     parts = NumberAttribute(null=True)
     # Wallets: the owner, so a user's history query filters out any wallet that is not theirs.
     owner = NumberAttribute(null=True)
+    # Wallets: the surface whose wallet it is, so a history query never shows another surface's entries.
+    surface = UnicodeAttribute(null=True)
     # Holds: how this entry changed the amount held on the account, and what it left held.
     held_change = NumberAttribute(null=True)
     held_after = NumberAttribute(null=True)
@@ -282,6 +286,8 @@ class DirectoryModel(Model):
     wallet_id = NumberAttribute(null=True)
     created_at = UnicodeAttribute()
     expires_at = TTLAttribute(null=True)  # `refresh#<token id>`: a used refresh token, kept until it expires
+    # Users: the surface that registered them; their id means nothing to another surface.
+    surface = UnicodeAttribute(null=True)
 
 
 class TransactionLeg(MapAttribute):

@@ -20,7 +20,7 @@ from datetime import datetime
 
 from chalicelib.core.errors import IdempotencyConflict, InvalidRequest, InvalidState, NotFound
 from chalicelib.core.guard import datastore_guarded
-from chalicelib.core.ledger import Draft, Extension, Ledger, Leg, Page, Posting, require_int, stamp
+from chalicelib.core.ledger import Draft, Extension, Ledger, Leg, Page, Posting, findable, require_int, stamp
 from chalicelib.core.models import AccountModel, TransactionLeg, TransactionModel
 from chalicelib.core.points import PointsBook, PointsChange
 
@@ -29,7 +29,13 @@ ACCOUNT_ID = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 UNIT = re.compile(r"[A-Za-z0-9_]{1,16}")
 KINDS = ("standard", "points")
 REVERSIBLE = ("posting", "transfer", "capture", "earn", "spend")
+# Metadata is the client's notes, not a datastore: Stripe's shape (keys up to 40 characters, values up to
+# 500), fewer keys, and a total cap. It is stored on the account item, which every posting rewrites (1 write
+# unit per KB), and on each transaction and hold; DynamoDB refuses an item over 400 KB (a 500 before this).
 MAX_METADATA_KEYS = 20
+MAX_METADATA_KEY_LENGTH = 40
+MAX_METADATA_VALUE_LENGTH = 500
+MAX_METADATA_BYTES = 4096  # keys and values together, as UTF-8
 
 
 def book_of(tenant: str) -> str:
@@ -81,10 +87,26 @@ class Transaction:
 
 
 def check_metadata(metadata: dict | None) -> dict:
-    """Up to 20 string keys and string values, as payment APIs allow."""
+    """Up to 20 keys of 1-40 characters, values strings of up to 500, 4,096 bytes in all (see above)."""
     metadata = metadata or {}
+    if not isinstance(metadata, dict):
+        raise InvalidRequest("metadata must be an object of strings", field="metadata")
     if len(metadata) > MAX_METADATA_KEYS:
         raise InvalidRequest(f"metadata has at most {MAX_METADATA_KEYS} keys", field="metadata")
+    size = 0
+    for key, value in metadata.items():
+        if not isinstance(key, str) or not 1 <= len(key) <= MAX_METADATA_KEY_LENGTH:
+            raise InvalidRequest(f"metadata keys are 1 to {MAX_METADATA_KEY_LENGTH} characters", field="metadata")
+        if not isinstance(value, str) or len(value) > MAX_METADATA_VALUE_LENGTH:
+            raise InvalidRequest(f"metadata.{key} must be a string of at most {MAX_METADATA_VALUE_LENGTH} "
+                                 "characters", field=f"metadata.{key}")
+        try:
+            size += len(key.encode("utf-8")) + len(value.encode("utf-8"))
+        except UnicodeEncodeError:
+            raise InvalidRequest("metadata must be UTF-8 text", field="metadata") from None
+    if size > MAX_METADATA_BYTES:
+        raise InvalidRequest(f"metadata is at most {MAX_METADATA_BYTES} bytes (UTF-8) of keys and values",
+                             field="metadata")
     return metadata
 
 
@@ -339,7 +361,7 @@ class Transactions:
     def _stored(self, transaction_id: str) -> TransactionModel:
         """The transaction, if it is this book's: another tenant's answers exactly as one that does not exist."""
         try:
-            model = TransactionModel.get(transaction_id, consistent_read=True)
+            model = TransactionModel.get(findable("transaction", transaction_id), consistent_read=True)
         except TransactionModel.DoesNotExist:
             model = None
         if model is None or (model.book or BOOK) != self.ledger.book:

@@ -7,10 +7,21 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
+from chalicelib.core.transactions import (
+    MAX_METADATA_BYTES,
+    MAX_METADATA_KEY_LENGTH,
+    MAX_METADATA_KEYS,
+    MAX_METADATA_VALUE_LENGTH,
+)
 from chalicelib.web.schema_types import ClosedBody, Int64, StrictBody
 
 AccountId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")]
-Metadata = Annotated[dict[str, Annotated[str, Field(max_length=500)]], Field(max_length=20)]
+# The shape here; the limits are the core's (`check_metadata`), only documented.
+Metadata = Annotated[dict[str, str], Field(json_schema_extra={
+    "maxProperties": MAX_METADATA_KEYS,
+    "propertyNames": {"minLength": 1, "maxLength": MAX_METADATA_KEY_LENGTH},
+    "additionalProperties": {"type": "string", "maxLength": MAX_METADATA_VALUE_LENGTH},
+    "description": f"at most {MAX_METADATA_BYTES} bytes of keys and values (UTF-8)"})]
 Timestamp = Annotated[str, Field(description="ISO 8601 date-time; without a zone, UTC")]
 
 

@@ -3,13 +3,14 @@ from __future__ import annotations
 
 from chalicelib.core.errors import InvalidRequest, NotFound
 from chalicelib.core.wallets import Movement, Wallet
-from chalicelib.surfaces.wallets_common import directory, settings, wallets
+from chalicelib.surfaces.wallets_common import settings, views
 from chalicelib.web import auth
 from chalicelib.web.money import money_json
 from chalicelib.web.routing import IDEMPOTENCY_KEY, Surface
 from chalicelib.web.validation import idempotency, parse_body, parse_int, parse_timestamp
 
 surface = Surface(__name__, schemas="chalicelib.surfaces.wallet_schemas", own_authorization=True)
+directory, wallets = views("wallet_app")
 
 
 def _wallet(wallet: Wallet) -> dict:

@@ -16,6 +16,7 @@ from chalice import Blueprint
 from chalicelib.core.api_keys import Caller
 from chalicelib.core.errors import LedgerError
 from chalicelib.web import access, errors
+from chalicelib.web.money import dumps
 
 HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 
@@ -104,7 +105,7 @@ class Surface:
                     return result
                 if self.request.method == "HEAD":
                     return errors.Response(body="", status_code=status, headers={"Content-Type": "application/json"})
-                return errors.Response(body=result, status_code=status,
+                return errors.Response(body=dumps(result), status_code=status,
                                        headers={"Content-Type": "application/json"})
 
             self._views.append((path, method, view.__name__, respond))
