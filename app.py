@@ -23,6 +23,8 @@ for name, prefix in settings.mounts.items():
         surface.mount(app, prefix, access.key_authorizer if keyed else None)
 docs.mounted = tuple((prefix, SURFACES[name]) for name, prefix in settings.mounts.items() if prefix is not None)
 docs.surface.mount(app, None)
+if not settings.deployed and docs.page_available():
+    app.register_blueprint(docs.page)  # make run's browsable document (dev-only files)
 
 
 @app.schedule(Rate(1, unit=Rate.MINUTES), name="expire_due")

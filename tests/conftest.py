@@ -2,6 +2,11 @@
 from __future__ import annotations
 
 import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
 import uuid
 from dataclasses import replace
 
@@ -24,6 +29,8 @@ import app as tally  # noqa: E402
 from chalicelib.config import load  # noqa: E402
 from chalicelib.core import models  # noqa: E402
 from helpers import make_key  # noqa: E402
+
+STARTUP_SECONDS = 180  # make run: DynamoDB Local, the tables and the server, on a busy 2-core machine
 
 local_gateway.install()  # the test client answers a refusing authorizer as API Gateway does
 
@@ -101,3 +108,41 @@ def verified_afterwards(local_tables):
 
     yield
     assert verify_tables().violations == []
+
+
+@pytest.fixture
+def make_run(tmp_path, dynamodb_endpoint):
+    """`make run`'s server on a free port and a fresh data folder: (base URL, the key it printed, the lines it
+    prints from then on). Its scheduled sweep runs every second instead of every minute."""
+    port = dynamodb_local.free_port()
+    env = {**os.environ, "PORT": str(port), "TALLY_DATA_DIR": str(tmp_path), "TALLY_RUN_SECONDS": "600",
+           "TALLY_SCHEDULE_SECONDS": "1",
+           "TALLY_TABLE_PREFIX": f"run{uuid.uuid4().hex[:8]}", "TALLY_LOG_LEVEL": "WARNING",
+           "DYNAMODB_ENDPOINT": dynamodb_endpoint, "PYTHONUNBUFFERED": "1"}
+    env.pop("TALLY_STAGE", None)  # the stage `make run` uses: local
+    process = subprocess.Popen([sys.executable, "-m", "tools.devserver"], cwd=dynamodb_local.PROJECT_ROOT, env=env,
+                               text=True,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    lines: queue.Queue[str] = queue.Queue()
+    output: list[str] = []
+
+    def drain() -> None:  # read everything, so the server never blocks on a full pipe
+        for line in process.stdout:
+            output.append(line)
+            lines.put(line)
+        lines.put("")
+
+    threading.Thread(target=drain, daemon=True).start()
+    token = None
+    try:
+        while True:
+            line = lines.get(timeout=STARTUP_SECONDS)
+            assert line, "make run stopped:\n" + "".join(output)
+            if "export TALLY_KEY=" in line:
+                token = line.split("=", 1)[1].strip()
+            if "Serving on" in line:
+                break
+        yield f"http://127.0.0.1:{port}", token, lines
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=60)

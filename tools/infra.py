@@ -121,7 +121,7 @@ def template(stage: str) -> dict:
         # API Gateway's own answers (refused key, no such route, throttled) in Tally's error shape.
         "GatewayResponses": {kind: {
             "StatusCode": str(status),
-            "ResponseTemplates": {"application/json": json.dumps(body)},
+            "ResponseTemplates": {"application/json": json.dumps(body, separators=(",", ":"))},
             "ResponseParameters": {"Headers": {name: f"'{value}'" for name, value in _gateway_headers(kind).items()}},
         } for kind, (status, body) in access.GATEWAY_RESPONSES.items()},
         # A guarded route's usage-plan key is the tenant's, which the authorizer answers with.

@@ -28,7 +28,7 @@ def _handle_request(self, method, path, headers, body):
             raise
         status, answer = access.GATEWAY_RESPONSES["MISSING_AUTHENTICATION_TOKEN"]  # no route has this path
         raise _Answer(status, {**error.headers, "Content-Type": "application/json"},
-                      json.dumps(answer).encode()) from None
+                      json.dumps(answer, separators=(",", ":")).encode()) from None
 
 
 def _authorize(self, raw_path, lambda_event, lambda_context):
@@ -43,10 +43,10 @@ def _authorize(self, raw_path, lambda_event, lambda_context):
             status, body = access.GATEWAY_RESPONSES["AUTHORIZER_FAILURE"]
             raise _Answer(status, {"x-amzn-RequestId": lambda_context.aws_request_id,
                                    "Content-Type": "application/json", "Retry-After": "1"},
-                          json.dumps(body).encode()) from error
+                          json.dumps(body, separators=(",", ":")).encode()) from error
     raise local.NotAuthorizedError({"x-amzn-RequestId": lambda_context.aws_request_id,
                                     "x-amzn-ErrorType": "UnauthorizedException", **access.UNAUTHORIZED_HEADERS},
-                                   json.dumps(access.UNAUTHORIZED_BODY).encode())
+                                   json.dumps(access.UNAUTHORIZED_BODY, separators=(",", ":")).encode())
 
 
 class _Answer(local.LocalGatewayException):

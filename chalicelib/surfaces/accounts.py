@@ -8,7 +8,7 @@ from chalicelib.core.ledger import Ledger, Posting
 from chalicelib.web.routing import Surface
 from chalicelib.web.validation import parse_body, parse_uuid
 
-surface = Surface(__name__, schemas="chalicelib.surfaces.accounts_schemas")
+surface = Surface(__name__, tag="seed 004: Account Management API", schemas="chalicelib.surfaces.accounts_schemas")
 # Its own book of accounts; the book ranks accounts by transaction count.
 ledger = Ledger("accounts", track_volume=True)
 

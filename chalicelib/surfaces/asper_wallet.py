@@ -12,7 +12,8 @@ from chalicelib.web.routing import IDEMPOTENCY_KEY, Surface
 from chalicelib.web.validation import idempotency, parse_body, parse_int, parse_timestamp
 
 # The original answers 400 for a taken phone, a second wallet and an unknown user or wallet.
-surface = Surface(__name__, schemas="chalicelib.surfaces.wallet_schemas", statuses={AlreadyExists: 400, NotFound: 400})
+surface = Surface(__name__, tag="seed 003: Asper-Wallet", schemas="chalicelib.surfaces.wallet_schemas",
+                  statuses={AlreadyExists: 400, NotFound: 400})
 directory, wallets = views("asper_wallet")
 WALLET_TYPE = "default"
 

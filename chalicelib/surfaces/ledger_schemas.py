@@ -106,7 +106,7 @@ class LedgerTransaction(StrictBody):
     id: str
     object: Literal["transaction"]
     type: Literal["posting", "transfer", "capture", "reversal", "earn", "spend", "expiry"]
-    amount: int
+    amount: int = Field(description="the transaction's size, always positive; its entries carry the signs")
     unit: str
     entries: list[LedgerEntryRef]
     reversed_amount: int

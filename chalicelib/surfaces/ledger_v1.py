@@ -21,7 +21,7 @@ from chalicelib.web.errors import Response
 from chalicelib.web.routing import REQUIRED_IDEMPOTENCY_KEY, Surface
 from chalicelib.web.validation import parse_body, parse_int, parse_timestamp, required_idempotency
 
-surface = Surface(__name__, schemas="chalicelib.surfaces.ledger_schemas", keyed=True, scope=None)
+surface = Surface(__name__, tag="v1", schemas="chalicelib.surfaces.ledger_schemas", keyed=True, scope=None)
 DEFAULT_HOLD = timedelta(days=7)
 KEY = (REQUIRED_IDEMPOTENCY_KEY,)
 TIME = {"type": "string", "format": "date-time"}

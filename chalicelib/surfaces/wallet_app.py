@@ -9,7 +9,8 @@ from chalicelib.web.money import money_json
 from chalicelib.web.routing import IDEMPOTENCY_KEY, Surface
 from chalicelib.web.validation import idempotency, parse_body, parse_int, parse_timestamp
 
-surface = Surface(__name__, schemas="chalicelib.surfaces.wallet_schemas", own_authorization=True)
+surface = Surface(__name__, tag="seed 002: Wallet App", schemas="chalicelib.surfaces.wallet_schemas",
+                  own_authorization=True)
 directory, wallets = views("wallet_app")
 
 

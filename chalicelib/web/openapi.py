@@ -19,6 +19,13 @@ REASONS = {400: "Bad request: a malformed body, a missing or ill-typed field, a 
            503: "Busy or unavailable; nothing written, or retry with the same key (Retry-After)"}
 
 
+SUCCESS = {200: "OK", 201: "Created"}
+SERVERS = [{"url": "http://127.0.0.1:8000", "description": "make run"},
+           {"url": "https://{api_id}.execute-api.{region}.amazonaws.com/api", "description": "a deployed stage",
+            "variables": {"api_id": {"default": "api-id", "description": "the stack's RestAPI id"},
+                          "region": {"default": "us-east-1"}}}]
+
+
 @functools.cache
 def document(mounted: tuple[tuple[str, Surface], ...]) -> dict:
     schemas: dict = {"Error": ERROR}
@@ -28,12 +35,15 @@ def document(mounted: tuple[tuple[str, Surface], ...]) -> dict:
         for operation in surface.operations:
             path = (prefix + operation.path).rstrip("/") or "/"
             paths.setdefault(path, {})[operation.method.lower()] = _operation(
-                operation, module, schemas, keyed=surface.guarded and path not in access.PUBLIC_ROUTES)
+                operation, module, schemas, keyed=surface.guarded and path not in access.PUBLIC_ROUTES,
+                tag=surface.tag)
     return {
         "openapi": "3.1.0",
         "info": {"title": "Tally", "version": "1.0.0",
                  "description": "Ledger for loyalty points and wallets: the five seed APIs, unchanged, "
                                 "and Tally's own /v1. Every GET also answers HEAD (no body)."},
+        "servers": SERVERS,
+        "tags": [{"name": name} for name in dict.fromkeys(surface.tag for _, surface in mounted)],
         "paths": paths,
         "components": {"schemas": schemas,
                        "securitySchemes": {
@@ -45,14 +55,14 @@ def document(mounted: tuple[tuple[str, Surface], ...]) -> dict:
     }
 
 
-def _operation(operation: Operation, module, schemas: dict, keyed: bool) -> dict:
+def _operation(operation: Operation, module, schemas: dict, keyed: bool, tag: str) -> dict:
     parameters = [{"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
                   for name in re.findall(r"{(\w+)}", operation.path)]
     parameters += [{"name": name, "in": "header", "required": required, "schema": schema}
                    for name, required, schema in operation.headers]
     parameters += [{"name": name, "in": "query", "required": required, "schema": schema}
                    for name, required, schema in operation.query]
-    success = {"description": "OK"}
+    success = {"description": SUCCESS.get(operation.status, "OK")}
     if operation.response:
         success["content"] = {"application/json": {"schema": _schema(getattr(module, operation.response), schemas)}}
     errors = set(operation.errors) | {503}
@@ -62,7 +72,8 @@ def _operation(operation: Operation, module, schemas: dict, keyed: bool) -> dict
         errors |= {400}  # a malformed query parameter or a missing required header
     if operation.bearer or keyed:
         errors |= {401, 403}
-    body = {"summary": operation.summary, "operationId": f"{operation.method.lower()}{_name(operation.path)}",
+    body = {"tags": [tag], "summary": operation.summary,
+            "operationId": f"{operation.method.lower()}{_name(operation.path)}",
             "responses": {str(operation.status): success, **{
                 str(status): {"description": REASONS[status],
                               "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}

@@ -46,18 +46,19 @@ class Operation:
 class Surface:
     def __init__(self, import_name: str, schemas: str | None = None,
                  statuses: dict[type[LedgerError], int] | None = None, *, keyed: bool = False,
-                 scope: str | None = "seed", own_authorization: bool = False) -> None:
+                 scope: str | None = "seed", own_authorization: bool = False, tag: str = "Tally") -> None:
         """`schemas`: the module of its request and response models; `statuses`: where this surface's
         contract gives a domain error another status than the default; `keyed`: always behind the API-key
         authorizer; `scope`: the scope every route needs when it is (a route may name its own);
         `own_authorization`: its contract already uses the Authorization header (seed 002's JWT), so it can
-        never sit behind the API-key authorizer."""
+        never sit behind the API-key authorizer; `tag`: its operations' group in the OpenAPI document."""
         self.blueprint = Blueprint(import_name)
         self.schemas = schemas
         self.statuses = statuses
         self.keyed = keyed
         self.scope = scope
         self.own_authorization = own_authorization
+        self.tag = tag
         self.guarded = False  # set by mount(): behind the authorizer, so each view checks its scope
         self.operations: list[Operation] = []
         self._views: list[tuple[str, str, str, Callable]] = []  # (path, method, name, view) until mounted
