@@ -8,7 +8,7 @@ PORT   ?= 8000
 STAGE  ?= prod
 export AWS_DEFAULT_REGION ?= us-east-1
 
-.PHONY: venv run test lint bench soak verify tables infra package clean
+.PHONY: venv run test lint bench soak verify tables infra package key clean
 
 venv: $(STAMP)
 
@@ -35,6 +35,9 @@ soak: venv  # every surface from 16 threads for SOAK_SECONDS (default 120), then
 
 verify: venv  # check every invariant of the stored ledger (make run's data, or DYNAMODB_ENDPOINT)
 	$(PY) -m tools.verify
+
+key: venv  # a /v1 API key: make key TENANT=acme SCOPES=read,write (list/revoke: python -m tools.keys --help)
+	$(PY) -m tools.keys create --tenant "$(TENANT)" --scopes "$(SCOPES)"
 
 tables: venv
 	$(PY) -m tools.create_tables

@@ -4,7 +4,7 @@ from chalice import Chalice, Rate
 
 from chalicelib import config
 from chalicelib.surfaces import accounts, asper_wallet, docs, ledger_v1, points_app, points_tracker, wallet_app
-from chalicelib.web import errors, logs
+from chalicelib.web import access, errors, logs
 
 settings = config.load()
 app = Chalice(app_name="tally")
@@ -12,13 +12,19 @@ logs.configure(settings.log_level)
 app.register_middleware(logs.log_requests, "http")  # first: it sees the final, shaped response
 app.register_middleware(errors.shape_chalice_errors, "http")
 
+app.register_blueprint(access.blueprint)  # the API-key authorizer
+
 SURFACES = {"accounts": accounts.surface, "points_tracker": points_tracker.surface, "points_app": points_app.surface,
             "wallet_app": wallet_app.surface, "asper_wallet": asper_wallet.surface, "v1": ledger_v1.surface}
 for name, prefix in settings.mounts.items():
     if prefix is not None:
-        app.register_blueprint(SURFACES[name].blueprint, url_prefix=prefix or None)
+        surface = SURFACES[name]
+        keyed = surface.keyed or (settings.seed_auth == "api_key" and not surface.own_authorization)
+        surface.mount(app, prefix, access.key_authorizer if keyed else None)
 docs.mounted = tuple((prefix, SURFACES[name]) for name, prefix in settings.mounts.items() if prefix is not None)
-app.register_blueprint(docs.surface.blueprint)
+docs.surface.mount(app, None)
+if not settings.deployed and docs.page_available():
+    app.register_blueprint(docs.page)  # make run's browsable document (dev-only files)
 
 
 @app.schedule(Rate(1, unit=Rate.MINUTES), name="expire_due")
@@ -26,7 +32,7 @@ def expire_due(event):
     """Complete spends a crash left in parts; expire due points lots and holds (each an entry in the journal)."""
     from chalicelib.core.expiry import sweep
 
-    swept = sweep(ledger_v1.ledger, ledger_v1.holds, ledger_v1.ledger.ledger.now())
+    swept = sweep(ledger_v1.services_of_book, ledger_v1.clock())
     return {"lots": swept.lots, "holds": swept.holds, "settled": swept.settled}
 
 

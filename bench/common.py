@@ -48,25 +48,38 @@ def median_ms(call, samples: int, warm_up: int = 10) -> float:
 
 
 def use_fresh_tables(endpoint: str, label: str) -> None:
+    """Tables of this section's own, and an admin key of tenant `bench` that every /v1 call then sends."""
     from chalicelib.config import load
     from chalicelib.core import models
+    from chalicelib.core.api_keys import ApiKeys
+    from tools import local_http
     settings = replace(load(), dynamodb_endpoint=endpoint, table_prefix=f"bench-{label}-{uuid.uuid4().hex[:8]}")
     models.bind(settings)
     models.create_tables()
+    local_http.v1_key = ApiKeys(live=False).create("bench", ["admin"])[1]
 
 
-def request_rows(requests, operations: list[tuple[str, Callable[[], object], int]]) -> list[list]:
-    """One row per operation: DynamoDB requests (against a target), capacity units, the calls made."""
+def request_rows(requests, operations: list[tuple[str, Callable[[], object], int]],
+                 authorizer_table: str | None = None) -> list[list]:
+    """One row per operation: DynamoDB requests (against a target), capacity units, the calls made. With
+    `authorizer_table`, the requests also with the authorizer's read of the key (a call API Gateway's cache
+    did not answer): the local server runs the authorizer on every request."""
     rows = []
     for name, call, target in operations:
         requests.reset()
         call()
-        rows.append([name, requests.total, f"<= {target}", f"{requests.read_units:g}", f"{requests.write_units:g}",
-                     ", ".join(sorted(requests.calls))])
+        own = requests.total - (requests.by_table[authorizer_table] if authorizer_table else 0)
+        row = [name, own, f"<= {target}"]
+        if authorizer_table:
+            row.append(requests.total)
+        rows.append([*row, f"{requests.read_units:g}", f"{requests.write_units:g}", ", ".join(sorted(requests.calls))])
     return rows
 
 
 REQUEST_HEADER = ["operation", "requests", "target", "read units", "write units", "calls"]
+# /v1: "requests" as API Gateway runs them with the authorizer's answer cached; "uncached" adds its read.
+KEYED_REQUEST_HEADER = ["operation", "requests (key cached)", "target", "uncached key", "read units", "write units",
+                        "calls"]
 
 
 def contended(requests, call: Callable[[int, int], int], per_thread: int) -> dict:

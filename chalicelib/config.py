@@ -13,7 +13,9 @@ from decimal import Decimal, InvalidOperation
 
 SURFACES = ("accounts", "points_tracker", "points_app", "wallet_app", "asper_wallet", "v1")
 _OFF = {"off", "none", "disabled", "false", "0"}
-# Stages that may run without a configured JWT secret (tokens then last as long as the process).
+SEED_AUTH_MODES = ("api_key", "none")
+# Stages that are never deployed: they may sign seed 002's tokens with a process secret (tokens then last as
+# long as the process), they mount every seed surface open by default, and their keys read `tk_test_`.
 UNDEPLOYED_STAGES = {"local", "test"}
 _PROCESS_SECRET = secrets.token_urlsafe(32)
 
@@ -40,12 +42,30 @@ def _money(environ: Mapping[str, str], name: str, default: str) -> int:
     return int(units)
 
 
-def _mount(environ: Mapping[str, str], surface: str) -> str | None:
-    """`TALLY_MOUNT_<SURFACE>`: a URL prefix ("" or "/" = root, the default) or "off"."""
-    raw = environ.get(f"TALLY_MOUNT_{surface.upper()}", "").strip()
+def _mount(environ: Mapping[str, str], surface: str, stage: str) -> str | None:
+    """`TALLY_MOUNT_<SURFACE>`: a URL prefix ("", "/" or "on" = root) or "off".
+
+    Unset: `/v1` is mounted everywhere (it always needs an API key). A seed surface is mounted by default only
+    in undeployed stages: the seed contracts have no authentication, so a deployed stage serves one only when
+    its operator switches it on (and `TALLY_SEED_AUTH` says whether it then needs a key)."""
+    raw = environ.get(f"TALLY_MOUNT_{surface.upper()}")
+    if raw is None:
+        return "" if surface == "v1" or stage in UNDEPLOYED_STAGES else None
+    raw = raw.strip()
     if raw.lower() in _OFF:
         return None
+    if raw.lower() == "on":
+        return ""
     return "/" + raw.strip("/") if raw.strip("/") else ""
+
+
+def _seed_auth(environ: Mapping[str, str], stage: str) -> str:
+    """`TALLY_SEED_AUTH`: "api_key" (a seed surface needs a key with the `seed` scope) or "none" (open, as
+    the contracts say). Undeployed stages default to none, deployed ones to api_key."""
+    raw = (environ.get("TALLY_SEED_AUTH") or ("none" if stage in UNDEPLOYED_STAGES else "api_key")).strip().lower()
+    if raw not in SEED_AUTH_MODES:
+        raise ValueError(f"TALLY_SEED_AUTH must be one of {', '.join(SEED_AUTH_MODES)}, got {raw!r}")
+    return raw
 
 
 @dataclass(frozen=True)
@@ -63,8 +83,10 @@ class Settings:
     backoff_cap_ms: int = 50
     # How long an `Idempotency-Key` (a retry token, not a transaction id clients read back) is kept.
     idempotency_key_hours: int = 24
-    # Seed 002's tokens: HS256 with this secret; lifetimes in minutes.
-    jwt_secret: str = field(default=_PROCESS_SECRET, repr=False)
+    # Seed 002's tokens: HS256 with `jwt_secret` (JWT_SECRET_KEY, undeployed stages), or with the secret that
+    # Secrets Manager holds under `jwt_secret_name`, read at run time (chalicelib/web/auth.py); minutes.
+    jwt_secret: str | None = field(default=_PROCESS_SECRET, repr=False)
+    jwt_secret_name: str | None = None
     jwt_access_minutes: int = 5
     jwt_refresh_minutes: int = 30 * 24 * 60
     log_level: str = "INFO"  # one JSON line per request at INFO; 5xx at ERROR
@@ -72,9 +94,14 @@ class Settings:
     wallet_app_minimum: int = 2000
     asper_wallet_minimum: int = 10000
     mounts: dict[str, str | None] = field(default_factory=lambda: {name: "" for name in SURFACES})
+    seed_auth: str = "none"  # "api_key": mounted seed surfaces sit behind the API-key authorizer too
     # Journal events: the entries table's stream (set by the deployed template) and the EventBridge bus.
     entries_stream_arn: str = "arn:aws:dynamodb:us-east-1:000000000000:table/tally-local-entries/stream/local"
     event_bus: str = "default"
+
+    @property
+    def deployed(self) -> bool:
+        return self.stage not in UNDEPLOYED_STAGES
 
     @property
     def idempotency_key_ttl_seconds(self) -> int:
@@ -86,11 +113,7 @@ class Settings:
 
 def load(environ: Mapping[str, str] = os.environ) -> Settings:
     stage = environ.get("TALLY_STAGE", "local")
-    jwt_secret = environ.get("JWT_SECRET_KEY") or ""
-    if not jwt_secret:
-        if stage not in UNDEPLOYED_STAGES:
-            raise ValueError(f"JWT_SECRET_KEY is required in stage {stage!r}: the app refuses to start without it")
-        jwt_secret = _PROCESS_SECRET
+    jwt_secret = environ.get("JWT_SECRET_KEY") or (_PROCESS_SECRET if stage in UNDEPLOYED_STAGES else None)
     return Settings(
         stage=stage,
         region=environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION") or "us-east-1",
@@ -102,12 +125,14 @@ def load(environ: Mapping[str, str] = os.environ) -> Settings:
         backoff_cap_ms=_int(environ, "TALLY_BACKOFF_CAP_MS", 50),
         idempotency_key_hours=_int(environ, "TALLY_IDEMPOTENCY_KEY_HOURS", 24, minimum=24),
         jwt_secret=jwt_secret,
+        jwt_secret_name=environ.get("TALLY_JWT_SECRET_NAME") or None,
         log_level=environ.get("TALLY_LOG_LEVEL") or "INFO",
         jwt_access_minutes=_int(environ, "JWT_ACCESS_TOKEN_EXPIRES", 5, minimum=1),
         jwt_refresh_minutes=_int(environ, "JWT_REFRESH_TOKEN_EXPIRES", 30 * 24 * 60, minimum=1),
         wallet_app_minimum=_money(environ, "MINIMUM_BALANCE", "20"),
         asper_wallet_minimum=_money(environ, "ASPER_MINIMUM_BALANCE", "100"),
-        mounts={name: _mount(environ, name) for name in SURFACES},
+        mounts={name: _mount(environ, name, stage) for name in SURFACES},
+        seed_auth=_seed_auth(environ, stage),
         entries_stream_arn=environ.get("TALLY_ENTRIES_STREAM_ARN") or Settings.entries_stream_arn,
         event_bus=environ.get("TALLY_EVENT_BUS") or "default",
     )

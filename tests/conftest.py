@@ -2,10 +2,15 @@
 from __future__ import annotations
 
 import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
 import uuid
 from dataclasses import replace
 
-from tools import dynamodb_local, local_http
+from tools import dynamodb_local, local_gateway, local_http
 
 # Before any chalicelib import: behaviour tests talk to moto, which must not see a
 # custom endpoint. An endpoint given by the environment is kept for DynamoDB Local tests.
@@ -23,6 +28,29 @@ from moto import mock_aws  # noqa: E402
 import app as tally  # noqa: E402
 from chalicelib.config import load  # noqa: E402
 from chalicelib.core import models  # noqa: E402
+from helpers import make_key  # noqa: E402
+
+STARTUP_SECONDS = 180  # make run: DynamoDB Local, the tables and the server, on a busy 2-core machine
+
+local_gateway.install()  # the test client answers a refusing authorizer as API Gateway does
+
+
+class KeyedHTTP:
+    """The test client's `http`, sending `key` to /v1 when a request names no Authorization of its own."""
+
+    def __init__(self, http, key: str) -> None:
+        self._http, self.key = http, key
+
+    def request(self, method: str, path: str, headers: dict | None = None, body: bytes | str = b""):
+        headers = dict(headers or {})
+        if path.startswith("/v1/") and not any(name.lower() == "authorization" for name in headers):
+            headers["Authorization"] = f"Bearer {self.key}"
+        return self._http.request(method, path, headers=headers, body=body)
+
+    def __getattr__(self, method: str):
+        if method.upper() not in ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"):
+            raise AttributeError(method)
+        return lambda path, **kwargs: self.request(method.upper(), path, **kwargs)
 
 
 @pytest.fixture
@@ -36,7 +64,10 @@ def aws():
 
 @pytest.fixture
 def client(aws):
+    """The app through Chalice's test client; /v1 requests carry tenant t1's admin key unless they name one."""
     with Client(tally.app) as test_client:
+        test_client.raw_http = test_client.http
+        test_client._http_client = KeyedHTTP(test_client.raw_http, make_key())
         yield test_client
 
 
@@ -52,7 +83,9 @@ def local_tables(dynamodb_endpoint):
     settings = replace(load(), dynamodb_endpoint=dynamodb_endpoint, table_prefix=f"t{uuid.uuid4().hex[:12]}")
     models.bind(settings)
     models.create_tables()
+    local_http.v1_key = make_key()
     yield settings
+    local_http.v1_key = None
     models.bind(load())
 
 
@@ -75,3 +108,41 @@ def verified_afterwards(local_tables):
 
     yield
     assert verify_tables().violations == []
+
+
+@pytest.fixture
+def make_run(tmp_path, dynamodb_endpoint):
+    """`make run`'s server on a free port and a fresh data folder: (base URL, the key it printed, the lines it
+    prints from then on). Its scheduled sweep runs every second instead of every minute."""
+    port = dynamodb_local.free_port()
+    env = {**os.environ, "PORT": str(port), "TALLY_DATA_DIR": str(tmp_path), "TALLY_RUN_SECONDS": "600",
+           "TALLY_SCHEDULE_SECONDS": "1",
+           "TALLY_TABLE_PREFIX": f"run{uuid.uuid4().hex[:8]}", "TALLY_LOG_LEVEL": "WARNING",
+           "DYNAMODB_ENDPOINT": dynamodb_endpoint, "PYTHONUNBUFFERED": "1"}
+    env.pop("TALLY_STAGE", None)  # the stage `make run` uses: local
+    process = subprocess.Popen([sys.executable, "-m", "tools.devserver"], cwd=dynamodb_local.PROJECT_ROOT, env=env,
+                               text=True,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    lines: queue.Queue[str] = queue.Queue()
+    output: list[str] = []
+
+    def drain() -> None:  # read everything, so the server never blocks on a full pipe
+        for line in process.stdout:
+            output.append(line)
+            lines.put(line)
+        lines.put("")
+
+    threading.Thread(target=drain, daemon=True).start()
+    token = None
+    try:
+        while True:
+            line = lines.get(timeout=STARTUP_SECONDS)
+            assert line, "make run stopped:\n" + "".join(output)
+            if "export TALLY_KEY=" in line:
+                token = line.split("=", 1)[1].strip()
+            if "Serving on" in line:
+                break
+        yield f"http://127.0.0.1:{port}", token, lines
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=60)

@@ -10,8 +10,24 @@ from botocore.awsrequest import AWSResponse
 from botocore.exceptions import ReadTimeoutError
 
 from chalicelib.core import models
+from chalicelib.core.api_keys import ApiKeys
 from chalicelib.core.ledger import Ledger
 from chalicelib.core.models import EntryModel, LotModel
+
+TENANT = "t1"  # the tenant tests act as on /v1 unless they say otherwise
+
+
+def make_key(tenant: str = TENANT, scopes=("admin",)) -> str:
+    """A fresh /v1 API key's token, in the tables the models are bound to."""
+    return ApiKeys(live=False).create(tenant, list(scopes))[1]
+
+
+def v1_ledger():
+    """The /v1 services of the tenant tests act as (what its key reaches through the API)."""
+    from chalicelib.core.transactions import book_of
+    from chalicelib.surfaces import ledger_v1
+
+    return ledger_v1.services_of_book(book_of(TENANT))[0]
 
 
 def journal(book: Ledger, account_id: str) -> list[EntryModel]:
@@ -121,3 +137,15 @@ def race(call, per_thread: int = 1) -> Counter:
 
     with ThreadPoolExecutor(THREADS) as pool:
         return Counter(status for batch in pool.map(worker, range(THREADS)) for status in batch)
+
+
+def v1_request(client, method: str, path: str, body=None, key: str | None = "auto", headers: dict | None = None):
+    """A /v1 request as its clients send it through `chalice.test.Client`: JSON, and an Idempotency-Key ("auto":
+    a fresh one; None: none). The one place to add credentials when /v1 requires them."""
+    import uuid
+
+    sent = {"Content-Type": "application/json", **(headers or {})}
+    if key is not None:
+        sent["Idempotency-Key"] = str(uuid.uuid4()) if key == "auto" else key
+    payload = body if isinstance(body, str) or body is None else json.dumps(body)
+    return getattr(client.http, method.lower())(path, headers=sent, body=payload)

@@ -15,10 +15,22 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_defaults_derive_table_names_from_the_stage():
-    settings = load({"TALLY_STAGE": "prod", "JWT_SECRET_KEY": "s3cret"})
+    settings = load({"TALLY_STAGE": "prod"})
     assert settings.table_name("accounts") == "tally-prod-accounts"
     assert settings.dynamodb_endpoint is None
-    assert set(settings.mounts.values()) == {""} and len(settings.mounts) == 6  # the five seeds and /v1, at the root
+
+
+def test_a_deployed_stage_mounts_only_v1_unless_the_operator_switches_a_seed_on():
+    deployed = load({"TALLY_STAGE": "prod"})
+    assert deployed.mounts == {"accounts": None, "points_tracker": None, "points_app": None, "wallet_app": None,
+                               "asper_wallet": None, "v1": ""}
+    assert deployed.seed_auth == "api_key"  # a seed switched on sits behind keys unless the operator says none
+    switched = load({"TALLY_STAGE": "prod", "TALLY_MOUNT_ACCOUNTS": "on", "TALLY_SEED_AUTH": "none"})
+    assert (switched.mounts["accounts"], switched.seed_auth) == ("", "none")
+    undeployed = load({"TALLY_STAGE": "local"})  # `make run` and the tests: every surface, seeds open
+    assert set(undeployed.mounts.values()) == {""} and len(undeployed.mounts) == 6 and undeployed.seed_auth == "none"
+    with pytest.raises(ValueError, match="TALLY_SEED_AUTH"):
+        load({"TALLY_SEED_AUTH": "maybe"})
 
 
 def test_endpoint_prefix_and_limits_come_from_the_environment():
@@ -53,9 +65,26 @@ def test_the_app_mounts_surfaces_as_configured():
     assert "/amount" not in routes_with({"TALLY_MOUNT_ACCOUNTS": "off"})
 
 
-def test_a_deployed_stage_refuses_to_start_without_a_jwt_secret():
-    with pytest.raises(ValueError, match="JWT_SECRET_KEY"):
-        load({"TALLY_STAGE": "prod"})
+def test_a_deployed_stage_reads_its_signing_key_at_run_time_and_refuses_a_short_one():
+    import boto3
+    from moto import mock_aws
+
+    from chalicelib import stage_secret as auth
+
+    deployed = load({"TALLY_STAGE": "prod", "TALLY_JWT_SECRET_NAME": "tally/prod/jwt-secret"})
+    assert deployed.jwt_secret is None and deployed.jwt_secret_name == "tally/prod/jwt-secret"
+    with mock_aws():
+        secrets = boto3.client("secretsmanager", region_name=deployed.region)
+        secrets.create_secret(Name="tally/prod/jwt-secret", SecretString="k" * 32)
+        auth._stored_secret.cache_clear()
+        assert auth.signing_key(deployed) == "k" * 32
+        secrets.put_secret_value(SecretId="tally/prod/jwt-secret", SecretString="rotated" * 8)
+        assert auth.signing_key(deployed) == "k" * 32  # read once per container, not per request
+    auth._stored_secret.cache_clear()
+    with pytest.raises(auth.SigningKeyError, match="32 bytes"):
+        auth.signing_key(load({"TALLY_STAGE": "prod", "JWT_SECRET_KEY": "short"}))
+    with pytest.raises(auth.SigningKeyError, match="TALLY_JWT_SECRET_NAME"):
+        auth.signing_key(load({"TALLY_STAGE": "prod"}))
     local = load({"TALLY_STAGE": "local"})  # a process-wide secret, so tokens work within one run
     assert local.jwt_secret and local.jwt_secret == load({"TALLY_STAGE": "local"}).jwt_secret
 

@@ -95,9 +95,8 @@ def v1_tour(base: str) -> None:
         http("GET", base + path)
     later = datetime.now(UTC) + timedelta(minutes=10)
     with pytest.MonkeyPatch.context() as patch:
-        for ledger in (ledger_v1.ledger.ledger, ledger_v1.ledger.points.ledger):
-            patch.setattr(ledger, "_clock", lambda: later)
-        assert sweep(ledger_v1.ledger, ledger_v1.holds, later) == Swept(lots=1, holds=1, settled=0)
+        patch.setattr(ledger_v1.clock, "now", later)
+        assert sweep(ledger_v1.services_of_book, later) == Swept(lots=1, holds=1, settled=0)
 
 
 def as_stage_resource(resource: str, prefix: str, stage: str) -> str:
@@ -108,10 +107,15 @@ def as_stage_resource(resource: str, prefix: str, stage: str) -> str:
     return f"arn:aws:dynamodb:*:*:table/tally-{stage}-{kind}" + ("/index/*" if index else "")
 
 
+AUTHORIZER_TABLES = {"keys"}  # read by the API-key authorizer alone, under a role of its own
+
+
 def expected_resources(stage: str) -> set[str]:
-    """Tally's tables of the stage, and the indexes of those that have any (from the models)."""
+    """Tally's tables of the stage the API's functions use, and the indexes of those that have any."""
     resources = set()
     for kind, model in models.MODELS.items():
+        if kind in AUTHORIZER_TABLES:
+            continue
         resources.add(f"arn:aws:dynamodb:*:*:table/tally-{stage}-{kind}")
         if model._indexes:
             resources.add(f"arn:aws:dynamodb:*:*:table/tally-{stage}-{kind}/index/*")
@@ -136,15 +140,26 @@ def test_each_stage_policy_grants_exactly_what_the_code_uses(live_server, local_
     records = stream_records()
     with DynamoDBRequests() as publisher:
         assert events.publish(records, EventBridge(), "tally-test").sent == len(records) > 0
-    used_actions = {action for action, _ in requests.permissions}
+    keys_table = f"{local_tables.table_prefix}-keys"
+    authorizer_calls = {(action, resource) for action, resource in requests.permissions if resource == keys_table}
+    ledger_calls = requests.permissions - authorizer_calls
+    assert authorizer_calls == {("dynamodb:GetItem", keys_table)}  # one read of the key per uncached request
+    used_actions = {action for action, _ in ledger_calls}
     assert {"dynamodb:BatchGetItem", "dynamodb:ConditionCheckItem", "dynamodb:UpdateItem"} <= used_actions
     for stage in stages():
+        authorizer = json.loads((ROOT / ".chalice" / f"policy-authorizer-{stage}.json").read_text())["Statement"]
+        assert authorizer[0] == {"Sid": "ApiKeys", "Effect": "Allow", "Action": ["dynamodb:GetItem"],
+                                 "Resource": [f"arn:aws:dynamodb:*:*:table/tally-{stage}-keys"]}, stage
+        assert [statement["Sid"] for statement in authorizer] == ["ApiKeys", "Logs"], stage
         policy = json.loads((ROOT / ".chalice" / f"policy-{stage}.json").read_text())
         ledger = next(statement for statement in policy["Statement"] if statement["Sid"] == "Ledger")
         assert set(ledger["Action"]) == used_actions, stage  # every action the code calls, and nothing more
-        used = {as_stage_resource(resource, local_tables.table_prefix, stage) for _, resource in requests.permissions}
+        sweep_policy = json.loads((ROOT / ".chalice" / f"policy-sweep-{stage}.json").read_text())
+        assert sweep_policy["Statement"] == [statement for statement in policy["Statement"]
+                                             if statement["Sid"] != "JwtSigningKey"], stage  # no signing key
+        used = {as_stage_resource(resource, local_tables.table_prefix, stage) for _, resource in ledger_calls}
         assert used <= set(ledger["Resource"]) == expected_resources(stage), stage  # Tally's tables only
-        others = [statement for statement in policy["Statement"] if statement["Sid"] != "Ledger"]
+        others = [statement for statement in policy["Statement"] if statement["Sid"] not in ("Ledger", "JwtSigningKey")]
         assert all(action.startswith("logs:") for statement in others for action in statement["Action"]), stage
         # The journal publisher: its stream, its bus, and the markers it reads and writes, nothing else.
         publishing = {statement["Sid"]: statement for statement in json.loads(

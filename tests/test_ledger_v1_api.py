@@ -9,27 +9,18 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from chalicelib.surfaces import ledger_v1
+from helpers import v1_ledger
 from tools.verify import verify_tables
 
 JSON = {"Content-Type": "application/json"}
 START = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 
 
-class Clock:
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
 @pytest.fixture
 def clock(monkeypatch):
-    """The /v1 ledger's time, moved by the test (expiry without waiting)."""
-    fake = Clock(START)
-    for ledger in (ledger_v1.ledger.ledger, ledger_v1.ledger.points.ledger):
-        monkeypatch.setattr(ledger, "_clock", fake)
-    return fake
+    """The /v1 ledgers' time, moved by the test (expiry without waiting)."""
+    monkeypatch.setattr(ledger_v1.clock, "now", START)
+    return ledger_v1.clock
 
 
 def call(client, method: str, path: str, body=None, key: str | None = "auto"):
@@ -346,7 +337,7 @@ def test_a_spend_behind_many_expired_lots_expires_a_few_itself_and_leaves_the_re
 
     open_account(client, "member", unit="points", kind="points")
     for number in range(150):  # through the core: the set-up is not what is measured
-        ledger_v1.ledger.earn("member", f"P{number}", 1, expires_at=START + timedelta(minutes=30),
+        v1_ledger().earn("member", f"P{number}", 1, expires_at=START + timedelta(minutes=30),
                               idempotency_key=f"e{number}")
     earn(client, "FRESH", 5)
     clock.now = START + timedelta(hours=1)
@@ -416,3 +407,107 @@ def test_balance_as_of_and_history_pages(client, clock):
     assert client.http.get("/v1/accounts/ghost/balance?as_of=2026-11-03T00:00:00Z").status_code == 404
     assert client.http.get("/v1/accounts/alice/entries?cursor=nonsense").status_code == 400
     assert client.http.get("/v1/accounts/alice/balance?as_of=yesterday").status_code == 400
+
+
+def test_a_cursor_is_signed_and_good_only_for_the_query_that_made_it(client, clock):
+    import base64
+
+    for account_id in ("alice", "bob"):
+        open_account(client, account_id)
+        for amount in (1, 2, 3):
+            ok(call(client, "POST", "/v1/postings", {"account_id": account_id, "amount": amount}))
+    cursor = ok(client.http.get("/v1/accounts/alice/entries?limit=1"), 200)["next_cursor"]
+    payload, mac = cursor.split(".")
+    key, binding = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    assert binding[0].endswith(":alice")
+    # The same key, pointed at bob's account by a client: the signature no longer matches.
+    key["account"] = {"S": key["account"]["S"].replace("alice", "bob")}
+    forged = base64.urlsafe_b64encode(json.dumps([key, binding]).encode()).decode().rstrip("=")
+    for bad in (f"{forged}.{mac}", f"{payload}.{mac[:-2]}AA", payload, "nonsense", "a.b.c", "." * 3000):
+        answer = client.http.get(f"/v1/accounts/alice/entries?limit=1&cursor={bad}")
+        assert answer.status_code == 400 and answer.json_body["code"] == "invalid_request", bad
+    for other_query in ("/v1/accounts/bob/entries?limit=1", "/v1/accounts/alice/entries?limit=1&order=asc",
+                        "/v1/accounts/alice/entries?limit=1&start=2026-01-01T00:00:00Z"):
+        answer = client.http.get(f"{other_query}&cursor={cursor}")
+        assert answer.status_code == 400 and "another query" in answer.json_body["error"], other_query
+    assert [entry["seq"] for entry in ok(client.http.get(f"/v1/accounts/alice/entries?limit=1&cursor={cursor}"),
+                                         200)["data"]] == [2]
+
+
+def test_spending_points_from_a_funded_standard_account_is_an_immediate_400_like_earning(client, clock):
+    open_account(client, "alice")
+    ok(call(client, "POST", "/v1/postings", {"account_id": "alice", "amount": 500}))
+    attempts = []  # retries, counted: a retry budget is spent only on contention
+    from chalicelib.core.ledger import RetryBudget
+
+    original = RetryBudget.retry
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(RetryBudget, "retry", lambda self: attempts.append(1) or original(self))
+        spend = call(client, "POST", "/v1/points/spend", {"account_id": "alice", "points": 5})
+        earn = call(client, "POST", "/v1/points/earn", {"account_id": "alice", "payer": "P", "points": 5})
+    assert spend.status_code == earn.status_code == 400 and attempts == []
+    assert spend.json_body["error"] == earn.json_body["error"]
+    assert balance(client, "alice")["balance"] == 500
+
+
+def test_every_reference_of_an_entry_resolves(client, clock):
+    open_account(client, "alice")
+    open_account(client, "shop")
+    ok(call(client, "POST", "/v1/postings", {"account_id": "alice", "amount": 500}))
+    hold = ok(call(client, "POST", "/v1/holds", {"account_id": "alice", "amount": 100}))
+    ok(call(client, "POST", f"/v1/holds/{hold['id']}/capture", {"amount": 60, "destination": "shop"}), 200)
+    other = ok(call(client, "POST", "/v1/holds", {"account_id": "alice", "amount": 10}))
+    ok(call(client, "POST", f"/v1/holds/{other['id']}/void"), 200)
+    entries = ok(client.http.get("/v1/accounts/alice/entries"), 200)["data"]
+    assert [entry["kind"] for entry in entries] == ["void", "hold", "capture", "hold", "posting"]
+    for entry in entries:
+        assert (entry["transaction"] is None) != (entry["hold_id"] is None), entry
+        path = f"/v1/transactions/{entry['transaction']}" if entry["transaction"] else f"/v1/holds/{entry['hold_id']}"
+        assert client.http.get(path).status_code == 200, entry
+
+
+def test_errors_name_their_param_and_type_and_unknown_fields_are_refused(client, clock):
+    open_account(client, "alice")
+    typo = call(client, "POST", "/v1/postings", {"account_id": "alice", "ammount": 5})
+    assert typo.status_code == 400
+    assert typo.json_body["param"] in ("amount", "ammount") and typo.json_body["type"] == "invalid_request_error"
+    extra = call(client, "POST", "/v1/postings", {"account_id": "alice", "amount": 5, "ammount": 5})
+    assert extra.json_body == {"error": "ammount is not a field of this request", "code": "invalid_request",
+                               "type": "invalid_request_error", "param": "ammount"}
+    assert balance(client, "alice")["entry_count"] == 0
+    broke = call(client, "POST", "/v1/postings", {"account_id": "alice", "amount": -5})
+    assert (broke.json_body["type"], broke.json_body["code"]) == ("balance_error", "insufficient_funds")
+    missing = client.http.get("/v1/accounts/ghost")
+    assert (missing.json_body["type"], missing.json_body["code"]) == ("invalid_request_error", "not_found")
+
+
+def test_every_answer_has_the_request_id_of_its_log_line_and_a_replay_says_so(client, clock):
+    import logging
+
+    from chalicelib.web import logs
+
+    class Lines(logging.Handler):
+        def __init__(self) -> None:
+            super().__init__()
+            self.fields: list[dict] = []
+
+        def emit(self, record: logging.LogRecord) -> None:
+            self.fields.append(record.msg)
+
+    lines = Lines()
+    logs.logger.addHandler(lines)
+    try:
+        opened = call(client, "POST", "/v1/accounts", {"id": "alice", "unit": "USD"}, key="open-alice")
+        again = call(client, "POST", "/v1/accounts", {"id": "alice", "unit": "USD"}, key="open-alice")
+        first = call(client, "POST", "/v1/postings", {"account_id": "alice", "amount": 5}, key="p-1")
+        replay = call(client, "POST", "/v1/postings", {"account_id": "alice", "amount": 5}, key="p-1")
+        refused = client.http.get("/v1/accounts/ghost")
+    finally:
+        logs.logger.removeHandler(lines)
+    answers = [opened, again, first, replay, refused]
+    assert [answer.headers["X-Request-Id"] for answer in answers] == [line["request_id"] for line in lines.fields]
+    assert len({answer.headers["X-Request-Id"] for answer in answers}) == len(answers)
+    assert [answer.headers.get("Idempotent-Replayed") for answer in answers] == [None, "true", None, "true", None]
+    assert (again.status_code, again.json_body) == (opened.status_code, opened.json_body)
+    assert (replay.status_code, replay.json_body) == (first.status_code, first.json_body)
+    assert all(line["tenant"] == "t1" and line["key_id"].startswith("key_") for line in lines.fields)

@@ -2,12 +2,14 @@
 from __future__ import annotations
 
 import json
+import re
 
 import jsonschema
 import pytest
 from openapi_spec_validator import validate
 
 import app as tally
+from chalicelib.web import access
 
 JSON = {"Content-Type": "application/json"}
 
@@ -27,7 +29,9 @@ def test_the_document_is_valid_openapi_3_1(document):
 def test_every_route_is_in_the_document(document):
     served = {(path, method.lower()) for path, methods in tally.app.routes.items()
               for method, entry in methods.items()
-              if not entry.view_name.endswith("__other_methods") and path != "/openapi.json"}
+              if not entry.view_name.endswith("__other_methods") and path != "/openapi.json"
+              and method != "HEAD" and not path.startswith("/docs")}  # HEAD mirrors each GET; /docs shows the document
+    assert all("GET" in methods for methods in tally.app.routes.values() if "HEAD" in methods)
     documented = {(path, method) for path, methods in document["paths"].items() for method in methods}
     assert documented == served
 
@@ -130,3 +134,32 @@ def v1_answers_keep_the_document(call):
     call("get", "/v1/accounts/alice/entries?limit=2", "/v1/accounts/{account_id}/entries")
     call("get", "/v1/accounts/member/lots?state=all", "/v1/accounts/{account_id}/lots")
     call("get", "/v1/accounts/ghost", "/v1/accounts/{account_id}")  # 404
+
+
+def test_head_answers_wherever_get_does_and_an_unknown_path_is_a_404_in_tallys_shape(client):
+    document = client.raw_http.request("HEAD", "/openapi.json")
+    assert (document.status_code, document.body) == (200, b"")
+    assert document.headers["Content-Type"] == "application/json"
+    assert client.http.request("HEAD", "/v1/accounts/nobody").status_code == 404
+    assert client.raw_http.request("HEAD", "/ping").status_code == 200
+    for path in ("/nope", "/v1/nope", "/v1/accounts/a/b/c"):
+        missing = client.raw_http.get(path)
+        assert (missing.status_code, missing.json_body) == access.GATEWAY_RESPONSES["MISSING_AUTHENTICATION_TOKEN"]
+
+
+def test_the_document_is_browsable_locally_with_files_served_from_here(client):
+    page = client.raw_http.get("/docs")
+    assert page.status_code == 200 and page.headers["Content-Type"].startswith("text/html")
+    html = page.body.decode()
+    sources = re.findall(r'(?:src|href)="([^"]+)"', html)
+    assert sources and all(source.startswith("/docs/assets/") for source in sources)  # no CDN, no other site
+    for source in sources:
+        asset = client.raw_http.get(source)
+        assert asset.status_code == 200 and len(asset.body) > 10_000, source
+    assert "validatorUrl: null" in html  # Swagger UI would otherwise call its online validator
+    assert client.raw_http.get("/docs/assets/..%2F..%2Fsetup.py").status_code == 404
+    document = client.raw_http.get("/openapi.json").json_body
+    assert {tag["name"] for tag in document["tags"]} >= {"v1", "seed 004: Account Management API"}
+    assert document["servers"][0]["url"] == "http://127.0.0.1:8000"
+    created = document["paths"]["/v1/postings"]["post"]["responses"]["201"]
+    assert created["description"] == "Created"

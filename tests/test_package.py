@@ -11,6 +11,7 @@ import pytest
 from moto import mock_aws
 
 from chalicelib.core import models
+from chalicelib.web import access
 from tools import infra, package
 
 STAGE = "prod"
@@ -30,9 +31,55 @@ def test_the_committed_infra_templates_match_the_models():
 
 def test_every_route_answers_every_method_so_api_gateway_says_405_not_403(template):
     paths = template["Resources"]["RestAPI"]["Properties"]["DefinitionBody"]["paths"]
-    assert {"/amount", "/add", "/spend_points", "/", "/api/v1/users", "/wallet/debit"} <= set(paths)
+    assert {"/v1/accounts", "/v1/postings", "/openapi.json"} <= set(paths)
     for path, methods in paths.items():
-        assert set(methods) == METHODS, path  # and no OPTIONS: CORS is off
+        assert set(methods) in (METHODS, METHODS | {"head"}), path  # and no OPTIONS: CORS is off
+    assert "head" in paths["/openapi.json"] and "head" in paths["/v1/accounts/{account_id}"]  # beside each GET
+    assert "head" not in paths["/v1/postings"]
+
+
+def unguarded(paths: dict) -> set[tuple[str, str]]:
+    """(path, method) of every operation with no API-key authorizer (and so no usage-plan key either)."""
+    return {(path, method) for path, methods in paths.items() for method, operation in methods.items()
+            if {"key_authorizer", "api_key"} - {name for item in operation.get("security", []) for name in item}}
+
+
+def test_every_deployed_route_needs_a_key_but_the_documented_public_ones(template):
+    body = template["Resources"]["RestAPI"]["Properties"]["DefinitionBody"]
+    assert not {"/amount", "/add", "/api/v1/users", "/wallet/debit"} & set(body["paths"])  # seeds: off unless on
+    assert unguarded(body["paths"]) == {(path, method) for path in access.PUBLIC_ROUTES & set(body["paths"])
+                                        for method in body["paths"][path]}
+    authorizer = body["securityDefinitions"]["key_authorizer"]
+    assert authorizer["x-amazon-apigateway-authorizer"]["authorizerResultTtlInSeconds"] == access.TTL_SECONDS
+    assert authorizer["name"] == "Authorization"
+    assert body["x-amazon-apigateway-api-key-source"] == "AUTHORIZER"  # the tenant's usage-plan key
+
+
+SEEDS_ON = {"TALLY_MOUNT_ACCOUNTS": "on", "TALLY_MOUNT_POINTS_TRACKER": "on", "TALLY_MOUNT_POINTS_APP": "on",
+            "TALLY_MOUNT_WALLET_APP": "on", "TALLY_MOUNT_ASPER_WALLET": "on"}
+
+
+@pytest.mark.parametrize("seed_auth", ["api_key", "none"])
+def test_seed_surfaces_switched_on_are_guarded_unless_the_operator_says_none(tmp_path, seed_auth):
+    out_dir = package.package(STAGE, tmp_path / STAGE, {**SEEDS_ON, "TALLY_SEED_AUTH": seed_auth})
+    paths = json.loads((out_dir / "sam.json").read_text())["Resources"]["RestAPI"]["Properties"]["DefinitionBody"][
+        "paths"]
+    seed_paths = {path for path in paths if not path.startswith("/v1/")} - access.PUBLIC_ROUTES
+    own_jwt = {path for path in seed_paths if path.startswith("/api/v1/")}  # seed 002 keeps Authorization for its JWT
+    assert {"/amount", "/add", "/spend_points", "/wallet/debit"} <= seed_paths and own_jwt
+    open_paths = access.PUBLIC_ROUTES | own_jwt | (seed_paths if seed_auth == "none" else set())
+    assert unguarded(paths) == {(path, method) for path in open_paths & set(paths) for method in paths[path]}
+
+
+def test_the_api_gateway_answers_in_tallys_shape_and_tenants_are_throttled_each_on_its_own(template):
+    resources = template["Resources"]
+    responses = resources["RestAPI"]["Properties"]["GatewayResponses"]
+    assert responses["UNAUTHORIZED"]["StatusCode"] == "401"
+    assert json.loads(responses["UNAUTHORIZED"]["ResponseTemplates"]["application/json"]) == access.UNAUTHORIZED_BODY
+    assert responses["MISSING_AUTHENTICATION_TOKEN"]["StatusCode"] == "404"
+    plan = resources["TenantUsagePlan"]["Properties"]
+    assert plan["ApiStages"] == [{"ApiId": {"Ref": "RestAPI"}, "Stage": {"Ref": "RestAPI.Stage"}}]
+    assert plan["Throttle"] == {"RateLimit": {"Ref": "TenantRateLimit"}, "BurstLimit": {"Ref": "TenantBurstLimit"}}
 
 
 def test_json_is_not_a_binary_media_type(template):
@@ -47,9 +94,10 @@ def test_each_function_runtime_memory_timeout_secret_and_bus(template, name):
     assert (function["MemorySize"], function["Timeout"]) == (512, 29)
     variables = function["Environment"]["Variables"]
     assert variables["TALLY_STAGE"] == STAGE
-    assert variables["JWT_SECRET_KEY"] == {"Fn::Sub": "{{resolve:secretsmanager:${JwtSecretName}:SecretString}}"}
     assert variables["TALLY_EVENT_BUS"] == {"Ref": "EventBus"}
-    assert package.PLACEHOLDER_SECRET not in json.dumps(template)
+    # Seed 002's signing key is in no function's configuration; only the API function learns its name.
+    assert "JWT_SECRET_KEY" not in variables and "resolve:secretsmanager" not in json.dumps(template)
+    assert variables.get("TALLY_JWT_SECRET_NAME") == (infra.jwt_secret_name(STAGE) if name == "APIHandler" else None)
 
 
 def test_the_sweep_runs_every_minute_and_the_publisher_reads_the_entries_stream(template):
@@ -73,13 +121,18 @@ def test_every_compiled_extension_in_the_zip_is_for_the_pinned_runtime(template,
 
 
 @pytest.mark.parametrize("role_name, policy_file", [
-    ("ApiHandlerRole", "policy-{stage}.json"), ("ExpireDueRole", "policy-{stage}.json"),
-    ("PublishEntriesRole", "policy-publisher-{stage}.json")])
+    ("ApiHandlerRole", "policy-{stage}.json"), ("ExpireDueRole", "policy-sweep-{stage}.json"),
+    ("PublishEntriesRole", "policy-publisher-{stage}.json"), ("KeyAuthorizerRole", "policy-authorizer-{stage}.json")])
 def test_each_role_has_its_stage_policy_and_nothing_else(template, role_name, policy_file):
     role = template["Resources"][role_name]["Properties"]
     policy = json.loads((infra.ROOT / ".chalice" / policy_file.format(stage=STAGE)).read_text())
     assert [item["PolicyDocument"] for item in role["Policies"]] == [policy]
     assert "ManagedPolicyArns" not in role
+    readers = {statement["Resource"] for statement in policy["Statement"]
+               if "secretsmanager:GetSecretValue" in statement["Action"]}
+    # Only the function that signs seed 002's tokens may read their key.
+    assert readers == ({f"arn:aws:secretsmanager:*:*:secret:{infra.jwt_secret_name(STAGE)}-*"}
+                       if role_name == "ApiHandlerRole" else set())
 
 
 def test_the_api_stage_is_throttled(template):

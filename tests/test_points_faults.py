@@ -99,7 +99,7 @@ def test_the_recovery_step_finishes_a_crashed_spend(book):
 def test_the_scheduled_sweep_finds_and_finishes_a_crashed_spend(book):
     crash_mid_spend(book, crash_at=3)
     assert list(PointsBook.pending_holders()) == [("bigspend", HOLDER)]
-    swept = sweep(ledger_v1.ledger, ledger_v1.holds, datetime.now(UTC))
+    swept = sweep(ledger_v1.services_of_book, datetime.now(UTC))
     assert swept.settled == 1 and list(PointsBook.pending_holders()) == []
     assert_spent_once(book)
 

@@ -8,11 +8,21 @@ import uuid
 
 import pytest
 
+from chalicelib.core.transactions import book_of
 from chalicelib.surfaces import ledger_v1
-from helpers import THREADS, race
+from helpers import TENANT, THREADS, race
 from tools.local_http import request_json as http
 
 pytestmark = [pytest.mark.dynamodb_local, pytest.mark.usefixtures("verified_afterwards")]
+
+
+def tenant():
+    """The services of the tenant the tests' key acts for."""
+    return ledger_v1.services_of_book(book_of(TENANT))[0]
+
+
+def tenant_holds():
+    return ledger_v1.services_of_book(book_of(TENANT))[1]
 
 
 def write(base: str, path: str, body: dict | None = None, key: str | None = None) -> tuple[int, dict]:
@@ -39,7 +49,7 @@ def test_transfers_both_ways_keep_the_total_and_both_floors(live_server):
 
     statuses = race(transfer, per_thread=8)
     assert set(statuses) <= {201, 400} and statuses[201] > 0, statuses  # no 503: no livelock
-    alice, bob = ledger_v1.ledger.account("alice"), ledger_v1.ledger.account("bob")
+    alice, bob = tenant().account("alice"), tenant().account("bob")
     assert alice.balance + bob.balance == 600 and alice.balance >= 0 and bob.balance >= 0
     assert alice.entry_count + bob.entry_count == 2 + 2 * statuses[201]  # two legs per accepted transfer
 
@@ -54,7 +64,7 @@ def test_holds_and_debits_racing_never_take_the_available_balance_below_the_floo
 
     statuses = race(hold_or_debit, per_thread=2)  # 32 x 70 asked of 1,000
     assert statuses == {201: 14, 400: 18}, statuses
-    alice = ledger_v1.ledger.account("alice")
+    alice = tenant().account("alice")
     assert alice.available == 1000 - 14 * 70 and alice.available >= 0
 
 
@@ -71,8 +81,8 @@ def test_one_hold_captured_and_voided_from_sixteen_threads_settles_once(live_ser
 
     statuses = race(settle)
     assert statuses[200] == 1 and statuses[409] == THREADS - 1, statuses
-    settled = ledger_v1.holds.get(hold["id"])
-    alice = ledger_v1.ledger.account("alice")
+    settled = tenant_holds().get(hold["id"])
+    alice = tenant().account("alice")
     assert alice.held == 0
     assert alice.balance == (600 if settled.status == "captured" else 1000)
 
@@ -85,8 +95,8 @@ def test_partial_reversals_from_sixteen_threads_never_reverse_more_than_the_tran
     statuses = race(lambda index, step: write(
         live_server, f"/v1/transactions/{transfer['id']}/reversals", {"amount": 15})[0])
     assert statuses == {201: 6, 409: 10}, statuses  # 6 x 15 = 90; a seventh would pass 100
-    assert ledger_v1.ledger.transaction(transfer["id"]).reversed == 90
-    assert ledger_v1.ledger.account("alice").balance == 90
+    assert tenant().transaction(transfer["id"]).reversed == 90
+    assert tenant().account("alice").balance == 90
 
 
 def test_points_spends_and_refunds_racing_keep_every_lot_exact(live_server):
@@ -104,5 +114,5 @@ def test_points_spends_and_refunds_racing_keep_every_lot_exact(live_server):
 
     statuses = race(spend_then_refund, per_thread=2)
     assert set(statuses) <= {201, 400}, statuses
-    member = ledger_v1.ledger.account("member")
+    member = tenant().account("member")
     assert member.balance == 400 - 20 * statuses[201]

@@ -130,6 +130,16 @@ def test_the_refresh_token_gives_a_working_access_token(client):
     assert send(client, "POST", "/api/v1/token/refresh", token=user["access_token"]).status_code == 401
 
 
+def test_a_refresh_token_is_good_once_and_its_use_gives_a_new_pair(client):
+    user = register(client)
+    first = send(client, "POST", "/api/v1/token/refresh", token=user["refresh_token"])
+    assert first.status_code == 200 and set(first.json_body) == {"access_token", "refresh_token"}
+    replayed = send(client, "POST", "/api/v1/token/refresh", token=user["refresh_token"])
+    assert replayed.status_code == 401 and replayed.json_body["error"] == "this refresh token was already used"
+    second = send(client, "POST", "/api/v1/token/refresh", token=first.json_body["refresh_token"])
+    assert second.status_code == 200 and second.json_body["refresh_token"] != first.json_body["refresh_token"]
+
+
 def test_a_debit_below_the_minimum_balance_is_400_and_writes_nothing(client):
     user = register(client)
     wallet = wallet_of(client, user)
@@ -340,14 +350,59 @@ def test_the_history_date_range_includes_the_whole_end_day(client):
     assert past == {"total_credit": 0, "total_debit": 0, "history": []}
 
 
-def test_the_wallet_surfaces_share_users_but_003_sees_only_default_wallets(client):
+def test_the_wallet_surfaces_share_phone_numbers_and_nothing_else(client):
+    """One phone number, one user (contracts.md); but a user's id and wallets mean nothing to the other surface."""
     user = register(client, "1234567890")
     assert send(client, "POST", "/register", {"phone_number": "1234567890"}).status_code == 400
     typed = wallet_of(client, user, "type1")
     assert send(client, "GET", f"/wallet/balance/{typed['wallet_id']}").status_code == 400
     assert send(client, "POST", "/wallet/credit", {"wallet_id": typed["wallet_id"], "amount": 5}).status_code == 400
-    default = send(client, "POST", "/wallet/create", {"user_id": user["user_id"]}).json_body
-    send(client, "POST", "/wallet/credit", {"wallet_id": default["wallet_id"], "amount": 5})
-    seen_by_002 = send(client, "GET", f"/api/v1/wallet/get/{user['user_id']}/default", token=user["access_token"])
-    assert seen_by_002.json_body == {"wallet_id": default["wallet_id"], "user_id": user["user_id"],
-                                     "type": "default", "balance": 5}
+    refused = send(client, "POST", "/wallet/create", {"user_id": user["user_id"]})
+    assert refused.status_code == 400 and refused.json_body["code"] == "not_found"
+    assert send(client, "GET", f"/api/v1/wallet/get/{user['user_id']}/default",
+                token=user["access_token"]).status_code == 404
+
+
+def test_a_002_wallet_is_invisible_to_003_even_of_type_default(client):
+    """Issue 14: a JWT-guarded wallet read, listed and debited through 003 with no token (ids are sequential)."""
+    user = register(client)
+    wallet = wallet_of(client, user, "default")
+    assert transact(client, user, wallet, 500).status_code == 201
+    unknown = {"wallet_id": 99, "amount": 5}
+    answers_for_unknown = [send(client, "POST", "/wallet/debit", unknown).json_body,
+                           send(client, "GET", "/wallet/balance/99").json_body,
+                           send(client, "GET", "/wallet/transactions?wallet_id=99").json_body]
+    wallet_id = wallet["wallet_id"]
+    with DynamoDBRequests() as requests:
+        answers = [send(client, "POST", "/wallet/debit", {"wallet_id": wallet_id, "amount": 5}),
+                   send(client, "POST", "/wallet/credit", {"wallet_id": wallet_id, "amount": 5}),
+                   send(client, "GET", f"/wallet/balance/{wallet_id}"),
+                   send(client, "GET", f"/wallet/transactions?wallet_id={wallet_id}")]
+    assert "TransactWriteItems" not in requests.calls and "PutItem" not in requests.calls
+    assert [answer.status_code for answer in answers] == [400] * 4
+    # The same answer as for a wallet that does not exist, but for the id it names.
+    assert [answer.json_body for answer in (answers[0], answers[2], answers[3])] == [
+        {key: value.replace("99", str(wallet_id)) for key, value in body.items()} for body in answers_for_unknown]
+    assert send(client, "GET", f"/api/v1/wallet/get/{user['user_id']}/default",
+                token=user["access_token"]).json_body["balance"] == 500
+    assert check_account(wallets.ledger, str(wallet_id)) == []
+
+
+def test_a_003_user_and_wallet_are_invisible_to_002(client):
+    asper_user = send(client, "POST", "/register", {"phone_number": "5550001111"}).json_body["user_id"]
+    asper_wallet = send(client, "POST", "/wallet/create", {"user_id": asper_user}).json_body["wallet_id"]
+    send(client, "POST", "/wallet/credit", {"wallet_id": asper_wallet, "amount": 300})
+    # Even with a token for its id (signed with the secret), 002 does not know that user or wallet.
+    bearer = token(asper_user)
+    created = send(client, "POST", "/api/v1/wallet/create", {"user_id": asper_user, "type": "t"}, bearer)
+    assert created.status_code == 404 and created.json_body["code"] == "not_found"
+    assert send(client, "GET", f"/api/v1/wallet/get/{asper_user}/default", token=bearer).status_code == 404
+    moved = transact(client, {"user_id": asper_user, "access_token": bearer}, {"wallet_id": asper_wallet}, 5, False)
+    assert moved.status_code == 404
+    assert send(client, "GET", f"/api/v1/transactions/get/{asper_user}/{asper_wallet}",
+                token=bearer).status_code == 404
+    assert send(client, "POST", "/api/v1/transactions/get/total_in_period",
+                {"user_id": asper_user, "wallet_id": asper_wallet, "start_date": "2020-01-01",
+                 "end_date": "2100-01-01"}, bearer).status_code == 404
+    assert send(client, "GET", f"/wallet/balance/{asper_wallet}").json_body == {"balance": 300}
+    assert wallets.get(asper_wallet).balance == 30000

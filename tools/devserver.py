@@ -1,4 +1,5 @@
-"""`make run`: DynamoDB Local (or the endpoint in the environment), tables, then `chalice local`.
+"""`make run`: DynamoDB Local (or the endpoint in the environment), tables, a development API key, then
+Chalice's local server (tools/local_http.py).
 
 Everything listens on 127.0.0.1; the data persists under `.data/dynamodb`;
 the server stops after TALLY_RUN_SECONDS (default 8 hours), on Ctrl-C or on SIGTERM.
@@ -14,8 +15,12 @@ from pathlib import Path
 
 from tools import dynamodb_local
 
-DATA_DIR = dynamodb_local.PROJECT_ROOT / ".data" / "dynamodb"
-SECRET_FILE = dynamodb_local.PROJECT_ROOT / ".data" / "jwt-secret"
+DATA = Path(os.environ.get("TALLY_DATA_DIR") or dynamodb_local.PROJECT_ROOT / ".data")  # tests use their own
+DATA_DIR = DATA / "dynamodb"
+SECRET_FILE = DATA / "jwt-secret"
+KEY_FILE = DATA / "dev-key"
+ENDPOINT_FILE = DATA / "dynamodb-endpoint"  # tools/keys.py reads it
+DEV_TENANT = "dev"
 
 
 def local_jwt_secret() -> str:
@@ -26,6 +31,14 @@ def local_jwt_secret() -> str:
         SECRET_FILE.touch(mode=0o600)
         SECRET_FILE.write_text(secrets.token_urlsafe(32))
     return SECRET_FILE.read_text().strip()
+
+
+def development_key(env: dict) -> str:
+    """A /v1 key for `make run` (tenant `dev`, scope admin): made once, kept under .data/ (git-ignored) with
+    the database it belongs to. A deployed stage's keys are made with `make key` and shown only once."""
+    made = subprocess.run([sys.executable, "-m", "tools.keys", "dev", "--file", str(KEY_FILE), "--tenant", DEV_TENANT],
+                          env=env, check=True, capture_output=True, text=True, cwd=dynamodb_local.PROJECT_ROOT)
+    return made.stdout.strip()
 
 
 def _stop_on_sigterm(_signum, _frame) -> None:
@@ -42,11 +55,15 @@ def main() -> int:
         env.setdefault("JWT_SECRET_KEY", local_jwt_secret())
         subprocess.run([sys.executable, "-m", "tools.create_tables"], env=env, check=True,
                        cwd=dynamodb_local.PROJECT_ROOT)
-        # No autoreload: Chalice's reloader polls the whole project, including the database
-        # under .data/, so every write would restart the server mid-session.
-        chalice = [str(Path(sys.executable).parent / "chalice"), "local", "--no-autoreload", "--stage", "local",
-                   "--host", "127.0.0.1", "--port", str(port)]
-        print(f"DynamoDB: {endpoint}\nTally API: http://127.0.0.1:{port}   (Ctrl-C stops both)", flush=True)
+        ENDPOINT_FILE.parent.mkdir(parents=True, exist_ok=True)
+        ENDPOINT_FILE.write_text(endpoint)  # where `make key` finds the database this server uses
+        token = development_key(env)
+        # Chalice's local server with a deeper listen backlog and API Gateway's 401 (tools/local_http.py).
+        # No autoreload: Chalice's reloader polls the whole project, including the database under .data/.
+        chalice = [sys.executable, "-m", "tools.local_http", "--stage", "local", "--port", str(port)]
+        print(f"DynamoDB: {endpoint}\nTally API: http://127.0.0.1:{port}   (Ctrl-C stops both)\n"
+              f"/v1 development key (tenant {DEV_TENANT}, admin; also in {KEY_FILE}):\n"
+              f"  export TALLY_KEY={token}", flush=True)
         server = subprocess.Popen(chalice, env=env, cwd=dynamodb_local.PROJECT_ROOT, start_new_session=True)
         try:
             return server.wait(timeout=lifetime)
@@ -57,6 +74,7 @@ def main() -> int:
             return 0
         finally:
             dynamodb_local.stop(server)
+            ENDPOINT_FILE.unlink(missing_ok=True)
 
 
 if __name__ == "__main__":

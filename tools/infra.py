@@ -2,8 +2,9 @@
 
 The tables and their indexes are derived from the PynamoDB models (one definition; `--check`, run by
 `make package` and the tests, fails when a committed template has drifted from them). The template also pins
-the Lambda runtime, reads `JWT_SECRET_KEY` from Secrets Manager, sets the API stage's throttling, makes the
-journal's event bus and points the publisher at the entries table's stream.
+the Lambda runtime, names seed 002's signing-key secret to the API function alone, sets the API stage's
+throttling, API Gateway's own answers in Tally's error shape and the per-tenant usage plan, makes the journal's
+event bus and points the publisher at the entries table's stream.
 
 Usage: python -m tools.infra [--check]      (every stage in .chalice/config.json)
 """
@@ -15,6 +16,7 @@ from pathlib import Path
 
 from chalicelib.config import load
 from chalicelib.core import models
+from chalicelib.web import access
 
 ROOT = Path(__file__).resolve().parent.parent
 INFRA = ROOT / "infra"
@@ -25,13 +27,20 @@ LAMBDA_RUNTIME = "python3.11"
 # Stages whose data must survive a stack deletion or a mistaken replace.
 PROTECTED_STAGES = {"prod"}
 # Idempotency records that are retry keys carry `expires_at`; seed 004's transaction ids never do.
-TTL_ATTRIBUTES = {"idempotency": "expires_at"}
+TTL_ATTRIBUTES = {"idempotency": "expires_at", "users": "expires_at"}  # users: used refresh tokens only
 # Every new journal entry is published as an event (core/events.py, the `publish_entries` function).
 STREAMS = {"entries": "NEW_IMAGE"}
 
 
-# Chalice's names for the app's Lambda functions: the API, the expiry sweep and the journal publisher.
-FUNCTIONS = ("APIHandler", "ExpireDue", "PublishEntries")
+# Chalice's names for the app's Lambda functions: the API, the expiry sweep, the journal publisher and the
+# API-key authorizer.
+FUNCTIONS = ("APIHandler", "ExpireDue", "PublishEntries", "KeyAuthorizer")
+
+
+def jwt_secret_name(stage: str) -> str:
+    """Seed 002's signing key in Secrets Manager: only the API function is told this name, and only its role
+    may read it (.chalice/policy-<stage>.json)."""
+    return f"tally/{stage}/jwt-secret"
 
 
 def event_bus_name(stage: str) -> str:
@@ -91,14 +100,11 @@ def template(stage: str) -> dict:
     # Journal events go to a bus of the stage's own (rules on it route them to consumers).
     resources["EventBus"] = {"Type": "AWS::Events::EventBus", "Properties": {"Name": event_bus_name(stage)}}
     # Merged into Chalice's own resources (file values win): the functions and the API stage.
-    # Every function imports app.py, which needs the JWT secret in a deployed stage.
     for function in FUNCTIONS:
         resources[function] = {"Properties": {
-            "Runtime": LAMBDA_RUNTIME,
-            "Environment": {"Variables": {
-                "JWT_SECRET_KEY": {"Fn::Sub": "{{resolve:secretsmanager:${JwtSecretName}:SecretString}}"},
-                "TALLY_EVENT_BUS": {"Ref": "EventBus"}}},
-        }}
+            "Runtime": LAMBDA_RUNTIME, "Environment": {"Variables": {"TALLY_EVENT_BUS": {"Ref": "EventBus"}}}}}
+    # The name of seed 002's signing key, never the key: the function reads it at run time.
+    resources["APIHandler"]["Properties"]["Environment"]["Variables"]["TALLY_JWT_SECRET_NAME"] = jwt_secret_name(stage)
     # The stream is the table's own (known only once it exists); from its start, so no entry is missed,
     # and a failing batch is split to find the one record at fault instead of blocking the shard.
     resources["PublishEntries"]["Properties"]["Events"] = {"PublishEntriesDynamodbEventSource": {
@@ -106,11 +112,29 @@ def template(stage: str) -> dict:
             "Stream": {"Fn::GetAtt": [logical_id("entries"), "StreamArn"]}, "StartingPosition": "TRIM_HORIZON",
             "BatchSize": 100, "MaximumBatchingWindowInSeconds": 1, "BisectBatchOnFunctionError": True,
             "MaximumRetryAttempts": 100, "MaximumRecordAgeInSeconds": 86400}}}
-    resources["RestAPI"] = {"Properties": {"MethodSettings": [{
-        "HttpMethod": "*", "ResourcePath": "/*",
-        "ThrottlingRateLimit": {"Ref": "ThrottlingRateLimit"},
-        "ThrottlingBurstLimit": {"Ref": "ThrottlingBurstLimit"},
-    }]}}
+    resources["RestAPI"] = {"Properties": {
+        "MethodSettings": [{
+            "HttpMethod": "*", "ResourcePath": "/*",
+            "ThrottlingRateLimit": {"Ref": "ThrottlingRateLimit"},
+            "ThrottlingBurstLimit": {"Ref": "ThrottlingBurstLimit"},
+        }],
+        # API Gateway's own answers (refused key, no such route, throttled) in Tally's error shape.
+        "GatewayResponses": {kind: {
+            "StatusCode": str(status),
+            "ResponseTemplates": {"application/json": json.dumps(body, separators=(",", ":"))},
+            "ResponseParameters": {"Headers": {name: f"'{value}'" for name, value in _gateway_headers(kind).items()}},
+        } for kind, (status, body) in access.GATEWAY_RESPONSES.items()},
+        # A guarded route's usage-plan key is the tenant's, which the authorizer answers with.
+        "DefinitionBody": {"x-amazon-apigateway-api-key-source": "AUTHORIZER"},
+    }}
+    # Per-tenant throttling: each tenant's API Gateway key (made by `tools.keys create --usage-plan`) is in
+    # this plan, whose limits apply to each key on its own, so one tenant cannot use up another's rate.
+    resources["TenantUsagePlan"] = {"Type": "AWS::ApiGateway::UsagePlan", "Properties": {
+        "UsagePlanName": f"tally-{stage}-tenants",
+        "Description": "Per-tenant limits of /v1 (each tenant's key is throttled on its own)",
+        "ApiStages": [{"ApiId": {"Ref": "RestAPI"}, "Stage": {"Ref": "RestAPI.Stage"}}],
+        "Throttle": {"RateLimit": {"Ref": "TenantRateLimit"}, "BurstLimit": {"Ref": "TenantBurstLimit"}},
+    }}
     return {
         "AWSTemplateFormatVersion": "2010-09-09",
         "Description": f"Tally ({stage}): DynamoDB tables, runtime, secret and API throttling. "
@@ -123,8 +147,10 @@ def template(stage: str) -> dict:
                                   "Description": "Per table and per index, when PROVISIONED"},
             "WriteCapacityUnits": {"Type": "Number", "Default": 5, "MinValue": 1,
                                    "Description": "Per table and per index, when PROVISIONED"},
-            "JwtSecretName": {"Type": "String", "Default": f"tally/{stage}/jwt-secret",
-                              "Description": "Secrets Manager secret holding seed 002's JWT signing key"},
+            "TenantRateLimit": {"Type": "Number", "Default": 100, "MinValue": 1,
+                                "Description": "Each tenant's steady-state requests per second"},
+            "TenantBurstLimit": {"Type": "Number", "Default": 200, "MinValue": 1,
+                                 "Description": "Each tenant's burst"},
             "ThrottlingRateLimit": {"Type": "Number", "Default": 500, "MinValue": 1,
                                     "Description": "API stage steady-state requests per second"},
             "ThrottlingBurstLimit": {"Type": "Number", "Default": 1000, "MinValue": 1,
@@ -133,8 +159,17 @@ def template(stage: str) -> dict:
         "Conditions": {"Provisioned": {"Fn::Equals": [{"Ref": "BillingMode"}, "PROVISIONED"]}},
         "Resources": resources,
         "Outputs": {**{f"{logical_id(kind)}Name": {"Value": {"Ref": logical_id(kind)}} for kind in models.MODELS},
-                    "EventBusName": {"Value": {"Ref": "EventBus"}}},
+                    "EventBusName": {"Value": {"Ref": "EventBus"}},
+                    "UsagePlanId": {"Value": {"Ref": "TenantUsagePlan"},
+                                    "Description": "for `python -m tools.keys create --usage-plan`"}},
     }
+
+
+def _gateway_headers(kind: str) -> dict[str, str]:
+    headers = {"Content-Type": "application/json"}
+    if kind == "UNAUTHORIZED":
+        headers["WWW-Authenticate"] = access.UNAUTHORIZED_HEADERS["WWW-Authenticate"]
+    return headers
 
 
 def rendered(stage: str) -> str:

@@ -18,21 +18,18 @@ from tools import infra
 
 ROOT = infra.ROOT
 BIN = Path(sys.executable).parent
-PLACEHOLDER_SECRET = "packaging-only-placeholder"
 
 
-def package(stage: str, out_dir: Path) -> Path:
+def package(stage: str, out_dir: Path, environment: dict[str, str] | None = None) -> Path:
+    """`environment`: variables to import the app under (tests: which seed surfaces are switched on)."""
     packaging_python = f"python{sys.version_info.major}.{sys.version_info.minor}"
     if packaging_python != infra.LAMBDA_RUNTIME:
         raise SystemExit(f"package with {infra.LAMBDA_RUNTIME} (the pinned Lambda runtime), not {packaging_python}: "
                          "the zip's compiled wheels are built for the packaging Python")
     if infra.main(["--check"]) != 0:
         raise SystemExit(1)
-    # Chalice imports the app under the stage's variables, and a deployed stage refuses to import without a
-    # JWT secret. The import only needs one to exist: Chalice packages variables from config.json alone, and
-    # the function reads the real one from Secrets Manager (infra/<stage>.json).
     env = {**os.environ, "AWS_DEFAULT_REGION": os.environ.get("AWS_DEFAULT_REGION") or "us-east-1",
-           "JWT_SECRET_KEY": PLACEHOLDER_SECRET}
+           **(environment or {})}
     shutil.rmtree(out_dir, ignore_errors=True)
     subprocess.run([str(BIN / "chalice"), "package", "--stage", stage,
                     "--merge-template", str(infra.INFRA / f"{stage}.json"), str(out_dir)],

@@ -37,6 +37,7 @@ class DynamoDBRequests:
         self.read_units = 0.0
         self.write_units = 0.0
         self.permissions: set[tuple[str, str]] = set()  # (IAM action, table or index) of every call seen
+        self.by_table: Counter[str] = Counter()  # calls per table (one per table a call names)
         self._lock = threading.Lock()
         self._clients = []
 
@@ -48,6 +49,8 @@ class DynamoDBRequests:
         needed = permissions_needed(model.name, params)
         with self._lock:
             self.permissions |= needed
+            for table in {resource.split("/index/")[0] for _, resource in needed}:
+                self.by_table[table] += 1
 
     def _on_response(self, parsed, model, **_kwargs) -> None:
         consumed = parsed.get("ConsumedCapacity") or []
@@ -66,6 +69,7 @@ class DynamoDBRequests:
     def reset(self) -> None:
         with self._lock:
             self.calls.clear()
+            self.by_table.clear()
             self.read_units = self.write_units = 0.0
 
     def __enter__(self) -> "DynamoDBRequests":

@@ -22,7 +22,6 @@ from chalicelib.core import models
 from chalicelib.core.ledger import Ledger
 from chalicelib.core.models import AccountModel, EntryModel, HoldModel, IdempotencyModel, LotModel, TransactionModel
 from chalicelib.core.points import PointsBook
-from chalicelib.core.transactions import BOOK
 from chalicelib.core.verify import check_account, check_holds, check_points_holder, check_transactions
 
 
@@ -51,7 +50,7 @@ def verify_tables() -> Report:
             continue
         for leg in record.legs or [record]:
             report.violations += _record_leg_problems(record.key, leg)
-    report.violations += check_holds(Ledger(BOOK)) + check_transactions(Ledger(BOOK))
+    report.violations += check_holds() + check_transactions()
     report.checked["lots"] = LotModel.count()
     report.checked["holds"] = HoldModel.count()
     report.checked["transactions"] = TransactionModel.count()

@@ -14,8 +14,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from chalicelib.core.holds import HOLD_ENTRY_KINDS
 from chalicelib.core.ledger import utc_now
 from chalicelib.core.models import EntryModel, IdempotencyModel
+from chalicelib.core.transactions import BOOK as V1_BOOK
 
 SOURCE = "tally.ledger"
 DETAIL_TYPE = "journal.entry"
@@ -40,10 +42,14 @@ def entry_event(new_image: dict) -> dict:
     detail = {"id": f"{entry.account}#{int(entry.seq)}", "book": book, "account_id": account_id,
               "seq": int(entry.seq), "amount": int(entry.amount), "balance_after": int(entry.balance_after),
               "created_at": entry.created_at}
+    if book.startswith(f"{V1_BOOK}."):
+        detail["tenant"] = book[len(V1_BOOK) + 1:]  # a rule on the bus can route each tenant's events apart
     for name in ("kind", "transaction", "held_change", "held_after"):
         value = getattr(entry, name)
         if value is not None:
             detail[name] = int(value) if name.startswith("held") else value
+    if entry.kind in HOLD_ENTRY_KINDS and "transaction" in detail:
+        detail["hold_id"] = detail.pop("transaction")  # what it names: a hold, not a transaction
     return detail
 
 

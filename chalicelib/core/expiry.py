@@ -6,14 +6,16 @@ a reservation went away. Safe to run concurrently with itself and with spends: e
 what it read."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from chalicelib.core.holds import Holds
+from chalicelib.core.errors import NotFound
+from chalicelib.core.holds import Holds, due_holds, stored_hold
 from chalicelib.core.ledger import stamp
 from chalicelib.core.models import LotModel, due
 from chalicelib.core.points import PointsBook
-from chalicelib.core.transactions import Transactions
+from chalicelib.core.transactions import BOOK, Transactions, is_v1_book
 
 
 @dataclass(frozen=True)
@@ -23,26 +25,31 @@ class Swept:
     settled: int = 0  # spends in parts a crash left unfinished, completed
 
 
-def due_lots(book: str, now: datetime):
-    """(holder, lot) of every open lot of `book` whose expiry has come, oldest first per shard."""
-    prefix = f"{book}:"
+def due_lots(now: datetime):
+    """(book, holder, lot) of every open /v1 lot whose expiry has come, in any tenant's book, oldest first
+    per shard."""
     for item in due(LotModel, "lots", stamp(now)):
-        if item.holder.startswith(prefix):
-            yield item.holder[len(prefix):], int(item.lot)
+        book, holder = item.holder.split(":", 1)
+        if is_v1_book(book):
+            yield book, holder, int(item.lot)
 
 
-def sweep(transactions: Transactions, holds: Holds, now: datetime, limit: int = 1000) -> Swept:
+def sweep(services: Callable[[str], tuple[Transactions, Holds]], now: datetime, limit: int = 1000) -> Swept:
     """Complete unfinished spends in parts (their lots are fenced until then), then expire up to `limit` due
-    lots and `limit` due holds (the next run takes the rest)."""
+    lots and `limit` due holds (the next run takes the rest). `services(book)` gives a tenant's services."""
     settled = sum(PointsBook(book).settle(holder) for book, holder in list(PointsBook.pending_holders())[:limit])
     lots = 0
-    for count, (holder, lot) in enumerate(due_lots(transactions.ledger.book, now)):
+    for count, (book, holder, lot) in enumerate(due_lots(now)):
         if count >= limit:
             break
-        lots += transactions.points.expire(holder, lot) is not None
+        lots += services(book)[0].points.expire(holder, lot) is not None
     released = 0
-    for count, hold_id in enumerate(holds.due(now)):
+    for count, hold_id in enumerate(due_holds(now)):
         if count >= limit:
             break
-        released += holds.expire(hold_id)
+        try:
+            book = stored_hold(hold_id).book or BOOK
+        except NotFound:
+            continue
+        released += services(book)[1].expire(hold_id)
     return Swept(lots, released, settled)

@@ -10,14 +10,22 @@ The hold's own item changes only under `status = authorized`, in the same transa
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from chalicelib.core.errors import InvalidRequest, InvalidState, NotFound
 from chalicelib.core.guard import datastore_guarded
-from chalicelib.core.ledger import Draft, Extension, Leg, stamp
+from chalicelib.core.ledger import Draft, Extension, Leg, findable, stamp
 from chalicelib.core.models import HoldModel, TransactionModel, due, expiry_shard
-from chalicelib.core.transactions import Transaction, Transactions, accounts_agree, check_metadata, new_id, positive
+from chalicelib.core.transactions import (
+    BOOK,
+    Transaction,
+    Transactions,
+    accounts_agree,
+    check_metadata,
+    new_id,
+    positive,
+)
 
 
 @dataclass(frozen=True)
@@ -33,12 +41,35 @@ class Hold:
     metadata: dict
     created_at: str
     updated_at: str
+    replayed: bool = False  # this answer replays what an earlier request with the same idempotency key made
 
 
 def hold_of(model: HoldModel) -> Hold:
     return Hold(model.id, model.account_id, int(model.amount), model.unit, model.status, int(model.captured or 0),
                 model.capture_transaction, model.expires_at, model.metadata or {}, model.created_at,
                 model.updated_at)
+
+
+# The kinds of entry a hold makes on its own (no money moves): their `transaction` attribute names the hold.
+HOLD_ENTRY_KINDS = frozenset({"hold", "void", "hold_expiry"})
+
+
+def stored_hold(hold_id: str, book: str | None = None) -> HoldModel:
+    """A hold read consistently; NotFound if there is none (or, given `book`, none of that book)."""
+    try:
+        model = HoldModel.get(findable("hold", hold_id), consistent_read=True)
+    except HoldModel.DoesNotExist:
+        model = None
+    if model is None or (book is not None and (model.book or BOOK) != book):
+        raise NotFound(f"hold {hold_id} not found", hold_id=hold_id)
+    return model
+
+
+def due_holds(now: datetime) -> Iterator[str]:
+    """Ids of authorized holds (of every book) whose expiry has come, from the sparse `by_expiry` index,
+    oldest first."""
+    for item in due(HoldModel, "holds", stamp(now)):
+        yield item.id
 
 
 @datastore_guarded
@@ -63,9 +94,9 @@ class Holds:
         def plan(drafts: tuple[Draft, ...]) -> Extension:
             unit = accounts_agree(drafts, "standard")
             created_at = drafts[0].created_at
-            hold = HoldModel(hold_id, account_id=account_id, amount=amount, unit=unit, status="authorized",
-                             captured=0, expires_at=expiry, metadata=metadata, created_at=created_at,
-                             updated_at=created_at, expiry_shard=expiry_shard("holds", hold_id),
+            hold = HoldModel(hold_id, book=self.ledger.book, account_id=account_id, amount=amount, unit=unit,
+                             status="authorized", captured=0, expires_at=expiry, metadata=metadata,
+                             created_at=created_at, updated_at=created_at, expiry_shard=expiry_shard("holds", hold_id),
                              expiry=f"{expiry}#{hold_id}")
             made[:] = [hold]
             return Extension(puts=[(hold, HoldModel.id.does_not_exist())])
@@ -76,7 +107,7 @@ class Holds:
                          "metadata": metadata},
             key_ttl_seconds=self.transactions.key_ttl_seconds, extend=plan, resource=hold_id,
             entry_attributes={"transaction": hold_id, "kind": "hold"})
-        return self.get(postings[0].resource) if postings[0].replayed else hold_of(made[0])
+        return replace(self.get(postings[0].resource), replayed=True) if postings[0].replayed else hold_of(made[0])
 
     def capture(self, hold_id: str, amount: int | None = None, *, destination: str | None = None,
                 metadata: dict | None = None, idempotency_key: str) -> tuple[Hold, Transaction]:
@@ -120,11 +151,6 @@ class Holds:
             return False
         return True
 
-    def due(self, now: datetime) -> Iterator[str]:
-        """Ids of authorized holds whose expiry has come, from the sparse `by_expiry` index, oldest first."""
-        for item in due(HoldModel, "holds", stamp(now)):
-            yield item.id
-
     # -- helpers -----------------------------------------------------------------
     def _release(self, hold_id: str, status: str, idempotency_key: str | None) -> Hold:
         hold = self._stored(hold_id)
@@ -139,7 +165,7 @@ class Holds:
             idempotency_key=idempotency_key, fingerprint={"op": kind, "hold": hold_id},
             key_ttl_seconds=self.transactions.key_ttl_seconds, extend=plan, resource=hold_id,
             entry_attributes={"transaction": hold_id, "kind": kind})
-        return self.get(hold_id) if postings[0].replayed else postings[0].extra
+        return replace(self.get(hold_id), replayed=True) if postings[0].replayed else postings[0].extra
 
     def _settle(self, hold_id: str, now: str, status: str, *, expired_ok: bool, must_be_due: bool = False,
                 **changes) -> Extension:
@@ -161,7 +187,5 @@ class Holds:
                          result=hold_of(hold))
 
     def _stored(self, hold_id: str) -> HoldModel:
-        try:
-            return HoldModel.get(hold_id, consistent_read=True)
-        except HoldModel.DoesNotExist:
-            raise NotFound(f"hold {hold_id} not found", hold_id=hold_id) from None
+        """The hold, if it is this book's: another tenant's answers exactly as one that does not exist."""
+        return stored_hold(hold_id, self.ledger.book)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import hmac
 import json
 import random
 import time
@@ -41,6 +42,7 @@ from chalicelib.core.errors import (
 )
 from chalicelib.core.guard import datastore_guarded, is_client_fault, refuse_invalid, response_code
 from chalicelib.core.models import AccountModel, CounterModel, EntryModel, IdempotencyModel, LegRecord
+from chalicelib.stage_secret import derived_key
 
 # Entries a period's totals or statement read in one request (seed 002's total_in_period, 003's history): the
 # newest of the period. One Query page: wallet entries are small, so 1,000 stay well under its 1 MB.
@@ -59,6 +61,28 @@ def stamp(moment: datetime) -> str:
 
 def parse_stamp(text: str) -> datetime:
     return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+
+
+# Balances (and amounts held) stay within int64, the integers clients' stores and languages hold exactly.
+INT64_MIN, INT64_MAX = -2**63, 2**63 - 1
+
+# DynamoDB refuses a key over 2,048 bytes of UTF-8 (a partition key) with a ValidationException: a 500, where
+# moto, more lenient, answers "not found". Ids are capped well below that, so that every key built from one
+# (a book's prefix, a '#<seq>' suffix, an index key) fits too. No id we issue or accept in a body comes near.
+MAX_ID_BYTES = 1024
+
+
+def findable(what: str, value: str) -> str:
+    """`value`, if an item could be stored under it. An id over MAX_ID_BYTES (or not UTF-8) names nothing
+    stored: NotFound, as an id that does not exist, before any request is sent. Every id that reaches a key
+    passes here (the key builders below, and the /v1 transaction and hold reads)."""
+    try:
+        fits = len(value.encode("utf-8")) <= MAX_ID_BYTES
+    except UnicodeEncodeError:  # a lone surrogate: not text DynamoDB can store
+        fits = False
+    if not fits:
+        raise NotFound(f"{what} {value[:64]}... not found", **{f"{what}_id": value[:64]})
+    return value
 
 
 def require_int(name: str, value: object) -> int:
@@ -259,10 +283,11 @@ class Ledger:
 
     # -- keys: the one definition of how a book's items are named ----------------
     def account_key(self, account_id: str) -> str:
-        return f"{self.book}:{account_id}"
+        return f"{self.book}:{findable('account', account_id)}"
 
     def idempotency_key(self, key: str, scope: str | None = None) -> str:
         """The stored key: the book's namespace, and the client's scope (a user, say) when keys are per client."""
+        key = findable("transaction", key)
         return f"{self.book}:{scope}/{key}" if scope is not None else f"{self.book}:{key}"
 
     def high_water_name(self) -> str:
@@ -313,15 +338,20 @@ class Ledger:
 
     def history(self, account_id: str, *, limit: int = 100, cursor: str | None = None,
                 newest_first: bool = True, start: datetime | None = None, end: datetime | None = None,
-                owner: int | None = None) -> Page:
+                owner: int | None = None, surface: str | None = None) -> Page:
         """A page of the account's journal: one Query, on `entries` or, for a time range
-        (start <= created_at <= end), on its `by_time` index. With `owner`, a page of an account
+        (start <= created_at <= end), on its `by_time` index. With `surface`, a page of an account of
+        another surface is NotFound, as if there were no such account; with `owner`, a page of an account
         that is not the owner's is Forbidden (an empty page says nothing: the caller checks)."""
         if not 1 <= limit <= 1000:
             raise InvalidRequest("limit must be between 1 and 1000", field="limit")
         key = self.account_key(account_id)
-        query = dict(scan_index_forward=not newest_first, limit=limit, page_size=limit,
-                     last_evaluated_key=_decode_cursor(cursor))
+        # A cursor is good for the very query that made it: this account, order and time range.
+        binding = [key, newest_first, stamp(start) if start else None, stamp(end) if end else None]
+        # One item more than the page: DynamoDB answers a LastEvaluatedKey whenever the limit is reached, so
+        # only the item after the page says whether there is a next page (no empty last page).
+        query = dict(scan_index_forward=not newest_first, limit=limit + 1, page_size=limit + 1,
+                     last_evaluated_key=self._cursors().decode(cursor, binding))
         if start is None and end is None:
             results = EntryModel.query(key, consistent_read=True, **query)
         else:
@@ -332,30 +362,42 @@ class Ledger:
                 in_range = created_at >= stamp(start) if start else created_at <= stamp(end)
             results = EntryModel.by_time.query(key, in_range, **query)
         entries = list(results)
+        more = len(entries) > limit
+        entries = entries[:limit]
+        if surface is not None and any(entry.surface != surface for entry in entries):
+            raise NotFound(f"account {account_id} not found", account_id=account_id)
         if owner is not None and any(entry.owner is None or int(entry.owner) != owner for entry in entries):
             raise Forbidden(f"account {account_id} belongs to another user", account_id=account_id)
         postings = [Posting(account_id, int(entry.seq), int(entry.amount), int(entry.balance_after),
                             entry.created_at, held_after=int(entry.held_after or 0), transaction=entry.transaction,
                             kind=entry.kind) for entry in entries]
-        return Page(postings, _encode_cursor(results.last_evaluated_key))
+        last = entries[-1] if more else None
+        # The page's last item as DynamoDB would name it: the table's keys, and the index's when one was queried.
+        after = None if last is None else {"account": {"S": last.account}, "seq": {"N": str(int(last.seq))},
+                                           **({} if start is None and end is None
+                                              else {"created_at": {"S": last.created_at}})}
+        return Page(postings, self._cursors().encode(after, binding))
+
+    def _cursors(self) -> Cursors:
+        return Cursors(derived_key(self._settings, "cursor"))
 
     def totals(self, account_id: str, start: datetime | None, end: datetime | None,
-               owner: int | None = None) -> Totals:
+               **whose) -> Totals:
         """Credits, debits and their count with start <= created_at <= end (see `_period`)."""
-        return Totals.of(self._period(account_id, start, end, owner))
+        return Totals.of(self._period(account_id, start, end, **whose))
 
     def statement(self, account_id: str, start: datetime | None, end: datetime | None,
-                  owner: int | None = None) -> tuple[Totals, list[Posting]]:
+                  **whose) -> tuple[Totals, list[Posting]]:
         """The period's totals and every posting in it, oldest first (see `_period`)."""
-        postings = list(self._period(account_id, start, end, owner))
+        postings = list(self._period(account_id, start, end, **whose))
         return Totals.of(postings), postings
 
-    def _period(self, account_id: str, start: datetime | None, end: datetime | None, owner: int | None):
+    def _period(self, account_id: str, start: datetime | None, end: datetime | None, **whose):
         """The newest MAX_PERIOD_ENTRIES postings with start <= created_at <= end, oldest first: one Query of
         `by_time`, newest first. A request's work is bounded whatever the period holds (a whole history was read
-        before); callers whose contract has no paging say so."""
+        before); callers whose contract has no paging say so. `whose`: owner, surface (see `history`)."""
         page = self.history(account_id, limit=MAX_PERIOD_ENTRIES, newest_first=True, start=start, end=end,
-                            owner=owner)
+                            **whose)
         return list(reversed(page.postings))
 
     def last_entry_as_of(self, account_id: str, moment: datetime) -> Posting | None:
@@ -510,6 +552,11 @@ class Ledger:
         drafts = tuple(Draft(account, int(account.entry_count) + 1, leg.amount, int(account.balance) + leg.amount,
                              created_at, recheck, int(account.held or 0) + leg.hold_change)
                        for leg, account in zip(request.legs, accounts, strict=True))
+        for leg, draft in zip(request.legs, drafts, strict=True):
+            if not (INT64_MIN <= draft.balance_after <= INT64_MAX and INT64_MIN <= draft.held_after <= INT64_MAX):
+                raise InvalidRequest(f"this posting would take the balance of {leg.account_id} outside the "
+                                     f"64-bit range ({INT64_MIN} to {INT64_MAX})", field="amount",
+                                     account_id=leg.account_id)
         extension = request.extend(drafts) if request.extend else Extension()
         idempotency_key = request.idempotency_key
         stored_key = self.idempotency_key(idempotency_key, request.scope) if idempotency_key else None
@@ -702,22 +749,41 @@ def resolved(future):
         return None
 
 
-def _encode_cursor(last_evaluated_key: dict | None) -> str | None:
-    if not last_evaluated_key:
-        return None
-    return base64.urlsafe_b64encode(json.dumps(last_evaluated_key, separators=(",", ":")).encode()).decode()
+class Cursors:
+    """Opaque paging cursors: DynamoDB's LastEvaluatedKey and the query it belongs to, signed (HMAC-SHA256
+    under a key derived from the stage's secret). A cursor that was tampered with, or made for another
+    account or query, is a 400: it can never steer a Query elsewhere nor reach DynamoDB malformed."""
 
+    MAC_BYTES = 16
 
-def _decode_cursor(cursor: str | None) -> dict | None:
-    if not cursor:
-        return None
-    try:
-        key = json.loads(base64.urlsafe_b64decode(cursor.encode()))
-    except (ValueError, binascii.Error, UnicodeError):
-        raise InvalidRequest("cursor is not one this API issued", field="cursor") from None
-    if not isinstance(key, dict):
-        raise InvalidRequest("cursor is not one this API issued", field="cursor")
-    return key
+    def __init__(self, key: bytes) -> None:
+        self._key = key
+
+    def encode(self, last_evaluated_key: dict | None, binding: list) -> str | None:
+        if not last_evaluated_key:
+            return None
+        payload = base64.urlsafe_b64encode(json.dumps([last_evaluated_key, binding], separators=(",", ":"))
+                                           .encode()).decode().rstrip("=")
+        return f"{payload}.{self._mac(payload)}"
+
+    def decode(self, cursor: str | None, binding: list) -> dict | None:
+        if not cursor:
+            return None
+        payload, _, mac = cursor.partition(".")
+        if not hmac.compare_digest(mac.encode(), self._mac(payload).encode()):
+            raise InvalidRequest("cursor is not one this API issued", field="cursor")
+        try:
+            key, bound = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+        except (ValueError, TypeError, binascii.Error, UnicodeError):
+            raise InvalidRequest("cursor is not one this API issued", field="cursor") from None
+        if bound != binding or not isinstance(key, dict):
+            raise InvalidRequest("cursor belongs to another query: page with the parameters that made it",
+                                 field="cursor")
+        return key
+
+    def _mac(self, payload: str) -> str:
+        digest = hmac.new(self._key, payload.encode(), hashlib.sha256).digest()[:self.MAC_BYTES]
+        return base64.urlsafe_b64encode(digest).decode().rstrip("=")
 
 
 def _fingerprint(request: dict) -> str:

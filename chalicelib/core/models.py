@@ -8,9 +8,11 @@ Tables (names from configuration, `<prefix>-<kind>`):
 - lots:        points lots of a holder, (holder, lot); sparse FIFO GSIs hold only open lots.
 - payers:      a points holder's balance per payer, (holder, payer).
 - links:       which lots paid for a points spend, in parts of up to 99 links, (posting, part).
-- users:       users and what must be unique: `user#<id>`, `phone#<phone>`, `wallet#<user>#<type>`.
+- users:       users and what must be unique: `user#<id>`, `phone#<phone>`, `wallet#<user>#<type>`; used
+               refresh tokens, `refresh#<token id>`, until they expire.
 - transactions: /v1 transactions (postings, transfers, captures, reversals, earns, spends, expiries).
 - holds:       /v1 holds (two-phase: authorized, then captured, voided or expired).
+- keys:        /v1 API keys: the hash of each secret, its tenant and scopes; `by_tenant` GSI lists a tenant's.
 Expiring lots and open holds carry the keys of a sparse `by_expiry` index, sharded, oldest first.
 The deployed entries table has a stream (tools/infra.py) that publishes the journal; local tables have none
 (nothing polls it locally, and DynamoDB Local's writes slow down as its stream backlog grows).
@@ -82,6 +84,8 @@ class AccountModel(Model):
     # Wallets: the user who owns it and its type (one wallet per user and type).
     owner = NumberAttribute(null=True)
     wallet_type = UnicodeAttribute(null=True)
+    # Wallets: the surface (seed) whose wallet it is; no other surface sees it (each keeps its own data).
+    surface = UnicodeAttribute(null=True)
     # Holds: the amount reserved by open holds; the available balance is `balance - held`.
     held = NumberAttribute(null=True)
     # /v1 accounts: the unit amounts are in (a currency's minor units, or points), what kind of
@@ -123,6 +127,8 @@ class EntryModel(Model):
     parts = NumberAttribute(null=True)
     # Wallets: the owner, so a user's history query filters out any wallet that is not theirs.
     owner = NumberAttribute(null=True)
+    # Wallets: the surface whose wallet it is, so a history query never shows another surface's entries.
+    surface = UnicodeAttribute(null=True)
     # Holds: how this entry changed the amount held on the account, and what it left held.
     held_change = NumberAttribute(null=True)
     held_after = NumberAttribute(null=True)
@@ -293,6 +299,9 @@ class DirectoryModel(Model):
     phone_number = UnicodeAttribute(null=True)
     wallet_id = NumberAttribute(null=True)
     created_at = UnicodeAttribute()
+    expires_at = TTLAttribute(null=True)  # `refresh#<token id>`: a used refresh token, kept until it expires
+    # Users: the surface that registered them; their id means nothing to another surface.
+    surface = UnicodeAttribute(null=True)
 
 
 class TransactionLeg(MapAttribute):
@@ -311,6 +320,7 @@ class TransactionModel(Model):
         billing_mode = PAY_PER_REQUEST_BILLING_MODE
 
     id = UnicodeAttribute(hash_key=True)
+    book = UnicodeAttribute(null=True)  # the tenant's book ("v1.<tenant>"); another book's reader sees a 404
     type = UnicodeAttribute()
     amount = NumberAttribute()  # positive: what moved
     unit = UnicodeAttribute()
@@ -324,6 +334,35 @@ class TransactionModel(Model):
     created_at = UnicodeAttribute()
 
 
+class TenantKeyIndex(GlobalSecondaryIndex):
+    class Meta:
+        index_name = "by_tenant"
+        projection = AllProjection()
+
+    tenant = UnicodeAttribute(hash_key=True)
+    created_at = UnicodeAttribute(range_key=True)
+
+
+class ApiKeyModel(Model):
+    """A /v1 API key. Only a hash of its secret is kept: the secret is shown once, when it is made."""
+
+    class Meta:
+        table_name = "keys"
+        billing_mode = PAY_PER_REQUEST_BILLING_MODE
+
+    id = UnicodeAttribute(hash_key=True)  # "key_<hex>", also written in the token, so a check is one GetItem
+    secret_hash = UnicodeAttribute()  # SHA-256 of the whole token
+    tenant = UnicodeAttribute()
+    scopes = ListAttribute(of=UnicodeAttribute)
+    label = UnicodeAttribute(null=True)
+    created_at = UnicodeAttribute()
+    revoked_at = UnicodeAttribute(null=True)
+    # A deployed stage's API Gateway API key of the tenant (its usage plan throttles the tenant).
+    usage_key = UnicodeAttribute(null=True)
+
+    by_tenant = TenantKeyIndex()
+
+
 class HoldModel(Model):
     """A /v1 hold. Its amount counts in the account's `held` while `status` is authorized."""
 
@@ -332,6 +371,7 @@ class HoldModel(Model):
         billing_mode = PAY_PER_REQUEST_BILLING_MODE
 
     id = UnicodeAttribute(hash_key=True)
+    book = UnicodeAttribute(null=True)  # the tenant's book ("v1.<tenant>"); another book's reader sees a 404
     account_id = UnicodeAttribute()
     amount = NumberAttribute()
     unit = UnicodeAttribute()
@@ -360,6 +400,7 @@ MODELS: dict[str, type[Model]] = {
     "users": DirectoryModel,
     "transactions": TransactionModel,
     "holds": HoldModel,
+    "keys": ApiKeyModel,
 }
 
 # Connection for multi-table requests (TransactGet/TransactWrite); rebuilt by bind().

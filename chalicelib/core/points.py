@@ -565,7 +565,12 @@ def _with(extend: Extend, attach: Extend | None) -> Extend:
     """The points plan, and a caller's own items in the same transaction."""
     if attach is None:
         return extend
-    return lambda draft: extend(draft).merged(attach(draft))
+    # The caller's items first: they carry its rules (a /v1 spend from a standard account is a 400), which must
+    # refuse before the points plan, whose "no lots yet" would be retried as a lagging index until a 503.
+    def plan(draft: Draft) -> Extension:
+        attached = attach(draft)
+        return extend(draft).merged(attached)
+    return plan
 
 
 def _consistent(lots: list[LotModel]) -> list[LotModel]:

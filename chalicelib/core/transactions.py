@@ -15,21 +15,37 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from chalicelib.core.errors import IdempotencyConflict, InvalidRequest, InvalidState, NotFound
 from chalicelib.core.guard import datastore_guarded
-from chalicelib.core.ledger import Draft, Extension, Ledger, Leg, Page, Posting, require_int, stamp
+from chalicelib.core.ledger import Draft, Extension, Ledger, Leg, Page, Posting, findable, require_int, stamp
 from chalicelib.core.models import AccountModel, TransactionLeg, TransactionModel
 from chalicelib.core.points import PointsBook, PointsChange
 
-BOOK = "v1"
+BOOK = "v1"  # the book of /v1 data written before tenants; each tenant's is `book_of(tenant)`
 ACCOUNT_ID = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 UNIT = re.compile(r"[A-Za-z0-9_]{1,16}")
 KINDS = ("standard", "points")
 REVERSIBLE = ("posting", "transfer", "capture", "earn", "spend")
+# Metadata is the client's notes, not a datastore: Stripe's shape (keys up to 40 characters, values up to
+# 500), fewer keys, and a total cap. It is stored on the account item, which every posting rewrites (1 write
+# unit per KB), and on each transaction and hold; DynamoDB refuses an item over 400 KB (a 500 before this).
 MAX_METADATA_KEYS = 20
+MAX_METADATA_KEY_LENGTH = 40
+MAX_METADATA_VALUE_LENGTH = 500
+MAX_METADATA_BYTES = 4096  # keys and values together, as UTF-8
+
+
+def book_of(tenant: str) -> str:
+    """A tenant's own book: its accounts, entries, lots and idempotency keys are named inside it, and its
+    transactions and holds carry it, so no other tenant can name them."""
+    return f"{BOOK}.{tenant}"
+
+
+def is_v1_book(book: str) -> bool:
+    return book == BOOK or book.startswith(f"{BOOK}.")
 
 
 def new_id(prefix: str) -> str:
@@ -67,13 +83,30 @@ class Transaction:
     expires_at: str | None
     metadata: dict
     created_at: str
+    replayed: bool = False  # this answer replays what an earlier request with the same idempotency key made
 
 
 def check_metadata(metadata: dict | None) -> dict:
-    """Up to 20 string keys and string values, as payment APIs allow."""
+    """Up to 20 keys of 1-40 characters, values strings of up to 500, 4,096 bytes in all (see above)."""
     metadata = metadata or {}
+    if not isinstance(metadata, dict):
+        raise InvalidRequest("metadata must be an object of strings", field="metadata")
     if len(metadata) > MAX_METADATA_KEYS:
         raise InvalidRequest(f"metadata has at most {MAX_METADATA_KEYS} keys", field="metadata")
+    size = 0
+    for key, value in metadata.items():
+        if not isinstance(key, str) or not 1 <= len(key) <= MAX_METADATA_KEY_LENGTH:
+            raise InvalidRequest(f"metadata keys are 1 to {MAX_METADATA_KEY_LENGTH} characters", field="metadata")
+        if not isinstance(value, str) or len(value) > MAX_METADATA_VALUE_LENGTH:
+            raise InvalidRequest(f"metadata.{key} must be a string of at most {MAX_METADATA_VALUE_LENGTH} "
+                                 "characters", field=f"metadata.{key}")
+        try:
+            size += len(key.encode("utf-8")) + len(value.encode("utf-8"))
+        except UnicodeEncodeError:
+            raise InvalidRequest("metadata must be UTF-8 text", field="metadata") from None
+    if size > MAX_METADATA_BYTES:
+        raise InvalidRequest(f"metadata is at most {MAX_METADATA_BYTES} bytes (UTF-8) of keys and values",
+                             field="metadata")
     return metadata
 
 
@@ -116,9 +149,9 @@ def accounts_agree(drafts: tuple[Draft, ...], kind: str) -> str:
 class Transactions:
     """The /v1 book: accounts, and the transactions that move their balances."""
 
-    def __init__(self, key_ttl_seconds: int | None = None, **ledger_options) -> None:
-        self.ledger = Ledger(BOOK, **ledger_options)
-        self.points = PointsBook(BOOK, on_expiry=self._expiry_record, **ledger_options)
+    def __init__(self, book: str = BOOK, key_ttl_seconds: int | None = None, **ledger_options) -> None:
+        self.ledger = Ledger(book, **ledger_options)
+        self.points = PointsBook(book, on_expiry=self._expiry_record, **ledger_options)
         self.key_ttl_seconds = key_ttl_seconds
 
     # -- accounts ---------------------------------------------------------------
@@ -209,7 +242,7 @@ class Transactions:
                                          key_ttl_seconds=self.key_ttl_seconds, extend=plan, resource=transaction_id,
                                          entry_attributes={"transaction": transaction_id, "kind": type_})
         if postings[0].replayed:
-            return self.transaction(postings[0].resource)
+            return replace(self.transaction(postings[0].resource), replayed=True)
         return transaction_of(made[0])
 
     # -- points -------------------------------------------------------------------
@@ -257,7 +290,7 @@ class Transactions:
 
     def _points_answer(self, change: PointsChange, made: list[TransactionModel]) -> Transaction:
         if change.replayed:
-            return self.transaction(change.resource)
+            return replace(self.transaction(change.resource), replayed=True)
         return transaction_of(made[0])
 
     def _expiry_record(self):
@@ -326,10 +359,14 @@ class Transactions:
 
     # -- helpers -------------------------------------------------------------------
     def _stored(self, transaction_id: str) -> TransactionModel:
+        """The transaction, if it is this book's: another tenant's answers exactly as one that does not exist."""
         try:
-            return TransactionModel.get(transaction_id, consistent_read=True)
+            model = TransactionModel.get(findable("transaction", transaction_id), consistent_read=True)
         except TransactionModel.DoesNotExist:
-            raise NotFound(f"transaction {transaction_id} not found", transaction_id=transaction_id) from None
+            model = None
+        if model is None or (model.book or BOOK) != self.ledger.book:
+            raise NotFound(f"transaction {transaction_id} not found", transaction_id=transaction_id)
+        return model
 
     def _replayed(self, idempotency_key: str, original_id: str) -> Transaction | None:
         """What an earlier use of the key made, if it reversed `original_id` (else the key is reused)."""
@@ -340,13 +377,12 @@ class Transactions:
         made = self.transaction(posting.resource) if posting.resource else None
         if made is None or made.reverses != original_id:
             raise IdempotencyConflict.reused(idempotency_key)
-        return made
+        return replace(made, replayed=True)
 
-    @staticmethod
-    def _new_record(transaction_id: str, type_: str, amount: int, unit: str, drafts: tuple[Draft, ...],
+    def _new_record(self, transaction_id: str, type_: str, amount: int, unit: str, drafts: tuple[Draft, ...],
                     metadata: dict, **fields) -> TransactionModel:
         return TransactionModel(
-            transaction_id, type=type_, amount=amount, unit=unit, reversed=0, metadata=metadata,
+            transaction_id, book=self.ledger.book, type=type_, amount=amount, unit=unit, reversed=0, metadata=metadata,
             created_at=drafts[0].created_at,
             legs=[TransactionLeg(account_id=account_of(draft.account).id, seq=draft.seq, amount=draft.amount,
                                  balance_after=draft.balance_after) for draft in drafts],

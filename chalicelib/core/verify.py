@@ -16,6 +16,7 @@ from chalicelib.core.models import (
     TransactionModel,
 )
 from chalicelib.core.points import PointsBook
+from chalicelib.core.transactions import BOOK, is_v1_book
 
 
 def check_account(ledger: Ledger, account_id: str) -> list[str]:
@@ -102,35 +103,38 @@ def check_points_holder(book: PointsBook, holder: str) -> list[str]:
     return problems
 
 
-def check_holds(ledger: Ledger) -> list[str]:
-    """Every account's held is the sum of its authorized holds; a captured hold captured at most its amount."""
+def check_holds() -> list[str]:
+    """Every /v1 account's held (in every tenant's book) is the sum of its authorized holds; a captured hold
+    captured at most its amount."""
     problems = []
     held: dict[str, int] = {}
     for hold in HoldModel.scan(consistent_read=True):
+        account_key = Ledger(hold.book or BOOK).account_key(hold.account_id)
         if hold.status == "authorized":
-            held[hold.account_id] = held.get(hold.account_id, 0) + int(hold.amount)
+            held[account_key] = held.get(account_key, 0) + int(hold.amount)
             if hold.expiry is None:
                 problems.append(f"hold {hold.id}: authorized but not on the expiry index")
         elif hold.expiry is not None:
             problems.append(f"hold {hold.id}: {hold.status} but still on the expiry index")
         if not 0 <= int(hold.captured or 0) <= int(hold.amount):
             problems.append(f"hold {hold.id}: captured {hold.captured} of {hold.amount}")
-    prefix = ledger.account_key("")
-    for account in AccountModel.scan(AccountModel.key.startswith(prefix), consistent_read=True):
-        account_id = account.key[len(prefix):]
-        if int(account.held or 0) != held.get(account_id, 0):
+    for account in AccountModel.scan(AccountModel.key.startswith(f"{BOOK}"), consistent_read=True):
+        if not is_v1_book(account.key.split(":", 1)[0]):
+            continue
+        if int(account.held or 0) != held.get(account.key, 0):
             problems.append(f"{account.key}: held {account.held or 0}, its authorized holds sum to "
-                            f"{held.get(account_id, 0)}")
+                            f"{held.get(account.key, 0)}")
     return problems
 
 
-def check_transactions(ledger: Ledger) -> list[str]:
+def check_transactions() -> list[str]:
     """Each transaction's legs are journal entries that say the same; a transfer's legs sum to zero; the
     reversed total of each is what its reversals moved, and never more than its amount."""
     problems = []
     reversed_by: dict[str, int] = {}
     stored = list(TransactionModel.scan(consistent_read=True))
     for transaction in stored:
+        ledger = Ledger(transaction.book or BOOK)
         for leg in transaction.legs:
             try:
                 entry = EntryModel.get(ledger.account_key(leg.account_id), int(leg.seq), consistent_read=True)

@@ -8,9 +8,14 @@
   reused; an id drawn by a request that then lost its race is skipped, not handed out again.
 - A wallet is a ledger account in the `wallets` book: every credit or debit is one posting (one
   consistent read, one transaction) with the floor in the condition. Money is integer minor units.
+- Each surface keeps its own users and wallets (contracts.md): a user and a wallet carry the surface
+  that made them, and a surface's `Directory` and `Wallets` see only their own — another surface's id
+  answers as one that does not exist, in every read and in the write's condition. Only the phone
+  number is shared: one phone number, one user (contracts.md), whichever surface registered it.
 """
 from __future__ import annotations
 
+import copy
 import re
 import uuid
 from dataclasses import dataclass
@@ -79,9 +84,10 @@ class Movement:
 
 @datastore_guarded
 class Directory:
-    """Users and the unique names that point at them."""
+    """Users of one surface, and the unique names that point at them."""
 
-    def __init__(self, clock=utc_now) -> None:
+    def __init__(self, surface: str, clock=utc_now) -> None:
+        self.surface = surface
         self._clock = clock
 
     def register(self, phone_number: str) -> User:
@@ -93,8 +99,10 @@ class Directory:
             raise _phone_taken(phone_number)
         user_id = next_id("users")
         created_at = stamp(self._clock())
-        user = DirectoryModel(f"user#{user_id}", user_id=user_id, phone_number=phone_number, created_at=created_at)
-        phone = DirectoryModel(phone_key, user_id=user_id, phone_number=phone_number, created_at=created_at)
+        user = DirectoryModel(f"user#{user_id}", user_id=user_id, phone_number=phone_number, created_at=created_at,
+                              surface=self.surface)
+        phone = DirectoryModel(phone_key, user_id=user_id, phone_number=phone_number, created_at=created_at,
+                               surface=self.surface)
         try:
             _write_once(lambda writes: (writes.save(user, condition=DirectoryModel.key.does_not_exist()),
                                         writes.save(phone, condition=DirectoryModel.key.does_not_exist())))
@@ -105,13 +113,25 @@ class Directory:
 
 @datastore_guarded
 class Wallets:
-    """Wallets are accounts of the `wallets` book, keyed by wallet id."""
+    """Wallets are accounts of the `wallets` book, keyed by wallet id (ids are unique across surfaces).
 
-    def __init__(self, **ledger_options) -> None:
+    A view `of(surface)` sees that surface's wallets and users only; this unrestricted one (no surface)
+    is the operator's, for tools and tests, and creates nothing."""
+
+    def __init__(self, surface: str | None = None, **ledger_options) -> None:
+        self.surface = surface
         self.ledger = Ledger("wallets", show=money_text, **ledger_options)
         self._clock = ledger_options.get("clock", utc_now)
 
+    def of(self, surface: str) -> Wallets:
+        """The same book as seen by one surface."""
+        view = copy.copy(self)
+        view.surface = surface
+        return view
+
     def create(self, user_id: int, wallet_type: str, floor: int) -> Wallet:
+        if self.surface is None:
+            raise ValueError("a wallet is created by a surface: use Wallets.of(surface)")
         user_id = require_int("user_id", user_id)
         if not isinstance(wallet_type, str) or not WALLET_TYPE.fullmatch(wallet_type):
             raise InvalidRequest("type must be 1 to 32 of A-Z, a-z, 0-9, _ and -", field="type")
@@ -124,7 +144,8 @@ class Wallets:
             if is_client_fault(error):
                 raise
             raise Contention("the datastore is busy; nothing was written, retry") from None
-        if resolved(user_future) is None:
+        user = resolved(user_future)
+        if user is None or user.surface != self.surface:
             raise NotFound(f"user {user_id} not found", user_id=user_id)
         if resolved(unique_future) is not None:
             raise _wallet_taken(user_id, wallet_type)
@@ -132,10 +153,10 @@ class Wallets:
         created_at = stamp(self._clock())
         unique = DirectoryModel(unique_key, user_id=user_id, wallet_id=wallet_id, created_at=created_at)
         account = AccountModel(self._key(wallet_id), balance=0, entry_count=0, floor=floor, owner=user_id,
-                               wallet_type=wallet_type, created_at=created_at)
+                               wallet_type=wallet_type, surface=self.surface, created_at=created_at)
 
         def writes_of(writes):
-            writes.condition_check(DirectoryModel, user_key, condition=DirectoryModel.key.exists())
+            writes.condition_check(DirectoryModel, user_key, condition=DirectoryModel.surface == self.surface)
             writes.save(unique, condition=DirectoryModel.key.does_not_exist())
             writes.save(account, condition=AccountModel.key.does_not_exist())
         try:
@@ -153,7 +174,7 @@ class Wallets:
             account = AccountModel.get(self._key(wallet_id), consistent_read=True)
         except AccountModel.DoesNotExist:
             raise _no_wallet(wallet_id) from None
-        if wallet_type is not None and account.wallet_type != wallet_type:
+        if not self._sees(account) or (wallet_type is not None and account.wallet_type != wallet_type):
             raise _no_wallet(wallet_id)
         if owner is not None and int(account.owner) != owner:
             raise Forbidden(f"wallet {wallet_id} belongs to another user", wallet_id=wallet_id)
@@ -162,6 +183,9 @@ class Wallets:
 
     def find(self, user_id: int, wallet_type: str) -> Wallet:
         """The user's wallet of a type: two GetItems (the uniqueness item names the wallet)."""
+        if not isinstance(wallet_type, str) or not WALLET_TYPE.fullmatch(wallet_type):
+            # No wallet has such a type (nor could its key be stored: a path may carry kilobytes).
+            raise NotFound(f"user {user_id} has no wallet of type {wallet_type[:32]}", user_id=user_id)
         try:
             unique = DirectoryModel.get(f"wallet#{user_id}#{wallet_type}", consistent_read=True)
         except DirectoryModel.DoesNotExist:
@@ -178,43 +202,62 @@ class Wallets:
 
         def checked(draft) -> Extension:
             account = draft.account
-            if wallet_type is not None and account.wallet_type != wallet_type:
+            if not self._sees(account) or (wallet_type is not None and account.wallet_type != wallet_type):
                 raise _no_wallet(wallet_id)
             if owner is not None and int(account.owner) != owner:
                 raise Forbidden(f"wallet {wallet_id} belongs to another user", wallet_id=wallet_id)
-            return Extension(entry_attributes={"owner": int(account.owner)})
+            # The surface read is also the write's condition (it never changes; the version would catch it).
+            return Extension(entry_attributes={"owner": int(account.owner), "surface": account.surface},
+                             account_condition=None if self.surface is None else AccountModel.surface == self.surface)
 
         # A client's key is scoped to the user (or the surface, without users), like Stripe's per account.
-        posting = self.ledger.post(str(wallet_id), amount, idempotency_key=idempotency_key, create=False,
-                                   idempotency_scope=str(owner) if owner is not None else "-",
-                                   minimum=minimum, extend=checked, key_ttl_seconds=key_ttl_seconds,
-                                   request={"owner": owner, "minimum": minimum})
+        try:
+            posting = self.ledger.post(str(wallet_id), amount, idempotency_key=idempotency_key, create=False,
+                                       idempotency_scope=str(owner) if owner is not None else "-",
+                                       minimum=minimum, extend=checked, key_ttl_seconds=key_ttl_seconds,
+                                       request={"owner": owner, "minimum": minimum})
+        except NotFound:
+            raise _no_wallet(wallet_id) from None  # worded as for another surface's wallet: nothing tells them apart
         return _movement(wallet_id, posting)
 
     def history(self, wallet_id: int, *, owner: int | None = None, limit: int = 100, cursor: str | None = None,
                 newest_first: bool = True, start: datetime | None = None,
                 end: datetime | None = None) -> tuple[list[Movement], str | None]:
         """A page of the wallet's movements: one Query (a GetItem more only when the page is empty,
-        to tell an empty wallet from one that does not exist or is not the owner's)."""
-        page: Page = self.ledger.history(str(wallet_id), limit=limit, cursor=cursor, newest_first=newest_first,
-                                         start=start, end=end, owner=owner)
+        to tell an empty wallet from one that does not exist or is not the owner's). Each entry names
+        the wallet's surface and owner, checked on the page."""
+        try:
+            page: Page = self.ledger.history(str(wallet_id), limit=limit, cursor=cursor, newest_first=newest_first,
+                                             start=start, end=end, owner=owner, surface=self.surface)
+        except NotFound:
+            raise _no_wallet(wallet_id) from None
         if not page.postings:
             self.get(wallet_id, owner=owner)
         return [_movement(wallet_id, posting) for posting in page.postings], page.next_cursor
 
     def totals(self, wallet_id: int, start: datetime, end: datetime, *, owner: int | None = None) -> Totals:
-        totals = self.ledger.totals(str(wallet_id), start, end, owner=owner)
+        try:
+            totals = self.ledger.totals(str(wallet_id), start, end, owner=owner, surface=self.surface)
+        except NotFound:
+            raise _no_wallet(wallet_id) from None
         if totals.count == 0:
             self.get(wallet_id, owner=owner)
         return totals
 
-    def statement(self, wallet_id: int, start: datetime | None, end: datetime | None) -> tuple[Totals, list[Movement]]:
-        """The period's totals and movements, oldest first (the caller has found the wallet)."""
+    def statement(self, wallet_id: int, start: datetime | None, end: datetime | None, *,
+                  wallet_type: str | None = None) -> tuple[Totals, list[Movement]]:
+        """The period's totals and movements, oldest first: one GetItem (the wallet is this view's), then
+        the period's Query pages."""
+        self.get(wallet_id, wallet_type=wallet_type)
         totals, postings = self.ledger.statement(str(wallet_id), start, end)
         return totals, [_movement(wallet_id, posting) for posting in postings]
 
     def _key(self, wallet_id: int) -> str:
         return self.ledger.account_key(str(wallet_id))
+
+    def _sees(self, account: AccountModel) -> bool:
+        """A surface's view sees its own wallets only (one written before wallets carried a surface: none)."""
+        return self.surface is None or account.surface == self.surface
 
 
 def next_id(kind: str) -> int:

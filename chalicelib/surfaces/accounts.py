@@ -8,7 +8,7 @@ from chalicelib.core.ledger import Ledger, Posting
 from chalicelib.web.routing import Surface
 from chalicelib.web.validation import parse_body, parse_uuid
 
-surface = Surface(__name__, schemas="chalicelib.surfaces.accounts_schemas")
+surface = Surface(__name__, tag="seed 004: Account Management API", schemas="chalicelib.surfaces.accounts_schemas")
 # Its own book of accounts; the book ranks accounts by transaction count.
 ledger = Ledger("accounts", track_volume=True)
 
@@ -18,7 +18,7 @@ def _transaction(posting: Posting, transaction_id: str) -> dict:
             "amount": posting.amount, "balance": posting.balance_after, "created_at": posting.created_at}
 
 
-@surface.route("/ping", "GET", response="Ping")
+@surface.route("/ping", "GET", response="Ping", scope=None)  # public: on access.PUBLIC_ROUTES
 def ping():
     return {"status": "ok"}
 

@@ -6,13 +6,15 @@ from __future__ import annotations
 from datetime import UTC, datetime, time
 
 from chalicelib.core.errors import AlreadyExists, InvalidRequest, NotFound
-from chalicelib.surfaces.wallets_common import directory, settings, wallets
+from chalicelib.surfaces.wallets_common import settings, views
 from chalicelib.web.money import money_json
 from chalicelib.web.routing import IDEMPOTENCY_KEY, Surface
 from chalicelib.web.validation import idempotency, parse_body, parse_int, parse_timestamp
 
 # The original answers 400 for a taken phone, a second wallet and an unknown user or wallet.
-surface = Surface(__name__, schemas="chalicelib.surfaces.wallet_schemas", statuses={AlreadyExists: 400, NotFound: 400})
+surface = Surface(__name__, tag="seed 003: Asper-Wallet", schemas="chalicelib.surfaces.wallet_schemas",
+                  statuses={AlreadyExists: 400, NotFound: 400})
+directory, wallets = views("asper_wallet")
 WALLET_TYPE = "default"
 
 
@@ -64,10 +66,9 @@ def balance(wallet_id: str):
 def transactions():
     query = surface.request.query_params or {}
     wallet_id = parse_int("wallet_id", query.get("wallet_id"))
-    wallets.get(wallet_id, wallet_type=WALLET_TYPE)  # an unknown wallet is a 400, as for its balance
     start = _day_or_moment("start_date", query.get("start_date"), end_of_day=False)
     end = _day_or_moment("end_date", query.get("end_date"), end_of_day=True)
-    totals, movements = wallets.statement(wallet_id, start, end)
+    totals, movements = wallets.statement(wallet_id, start, end, wallet_type=WALLET_TYPE)  # unknown: 400
     history = [{"amount": money_json(abs(movement.amount)), "type": "credit" if movement.amount > 0 else "debit",
                 "date": movement.created_at} for movement in movements]
     return {"total_credit": money_json(totals.credit), "total_debit": money_json(totals.debit), "history": history}

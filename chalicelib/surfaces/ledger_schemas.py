@@ -7,14 +7,25 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
-from chalicelib.web.schema_types import Int64, StrictBody
+from chalicelib.core.transactions import (
+    MAX_METADATA_BYTES,
+    MAX_METADATA_KEY_LENGTH,
+    MAX_METADATA_KEYS,
+    MAX_METADATA_VALUE_LENGTH,
+)
+from chalicelib.web.schema_types import ClosedBody, Int64, StrictBody
 
 AccountId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")]
-Metadata = Annotated[dict[str, Annotated[str, Field(max_length=500)]], Field(max_length=20)]
+# The shape here; the limits are the core's (`check_metadata`), only documented.
+Metadata = Annotated[dict[str, str], Field(json_schema_extra={
+    "maxProperties": MAX_METADATA_KEYS,
+    "propertyNames": {"minLength": 1, "maxLength": MAX_METADATA_KEY_LENGTH},
+    "additionalProperties": {"type": "string", "maxLength": MAX_METADATA_VALUE_LENGTH},
+    "description": f"at most {MAX_METADATA_BYTES} bytes of keys and values (UTF-8)"})]
 Timestamp = Annotated[str, Field(description="ISO 8601 date-time; without a zone, UTC")]
 
 
-class AccountCreate(StrictBody):
+class AccountCreate(ClosedBody):
     id: AccountId | None = None
     unit: Annotated[str, Field(min_length=1, max_length=16, pattern=r"^[A-Za-z0-9_]+$",
                                description="ISO 4217 code for money in minor units, or e.g. points")]
@@ -25,38 +36,38 @@ class AccountCreate(StrictBody):
     metadata: Metadata | None = None
 
 
-class PostingCreate(StrictBody):
+class PostingCreate(ClosedBody):
     account_id: AccountId
     amount: Int64 = Field(description="minor units: > 0 credits, < 0 debits")
     metadata: Metadata | None = None
 
 
-class TransferCreate(StrictBody):
+class TransferCreate(ClosedBody):
     source: AccountId
     destination: AccountId
     amount: Int64
     metadata: Metadata | None = None
 
 
-class ReversalCreate(StrictBody):
+class ReversalCreate(ClosedBody):
     amount: Int64 | None = Field(default=None, description="default: all that is not reversed yet")
     metadata: Metadata | None = None
 
 
-class HoldCreate(StrictBody):
+class HoldCreate(ClosedBody):
     account_id: AccountId
     amount: Int64
     expires_at: Timestamp | None = Field(default=None, description="default: 7 days from now")
     metadata: Metadata | None = None
 
 
-class CaptureCreate(StrictBody):
+class CaptureCreate(ClosedBody):
     amount: Int64 | None = Field(default=None, description="default: the whole hold")
     destination: AccountId | None = None
     metadata: Metadata | None = None
 
 
-class EarnCreate(StrictBody):
+class EarnCreate(ClosedBody):
     account_id: AccountId
     payer: Annotated[str, Field(min_length=1, max_length=256)]
     points: Int64
@@ -64,7 +75,7 @@ class EarnCreate(StrictBody):
     metadata: Metadata | None = None
 
 
-class SpendCreate(StrictBody):
+class SpendCreate(ClosedBody):
     account_id: AccountId
     points: Int64
     metadata: Metadata | None = None
@@ -95,7 +106,7 @@ class LedgerTransaction(StrictBody):
     id: str
     object: Literal["transaction"]
     type: Literal["posting", "transfer", "capture", "reversal", "earn", "spend", "expiry"]
-    amount: int
+    amount: int = Field(description="the transaction's size, always positive; its entries carry the signs")
     unit: str
     entries: list[LedgerEntryRef]
     reversed_amount: int
@@ -134,7 +145,9 @@ class LedgerEntry(StrictBody):
     balance_after: int
     held_after: int
     kind: str | None
-    transaction: str | None = Field(description="the transaction or hold that made it")
+    transaction: str | None = Field(description="the transaction that made it (GET /v1/transactions/{id})")
+    hold_id: str | None = Field(description="the hold that made it: an authorization, void or hold expiry "
+                                            "(GET /v1/holds/{id}); such entries move no money")
     created_at: str
 
 

@@ -8,7 +8,7 @@ from chalicelib.surfaces import points_common
 from chalicelib.web.routing import IDEMPOTENCY_KEY, Surface
 from chalicelib.web.validation import idempotency, parse_body
 
-surface = Surface(__name__, schemas="chalicelib.surfaces.points_schemas")
+surface = Surface(__name__, tag="seed 001: Points app", schemas="chalicelib.surfaces.points_schemas")
 book = PointsBook("points")
 HOLDER = "holder"
 

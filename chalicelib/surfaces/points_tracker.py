@@ -9,7 +9,7 @@ from chalicelib.surfaces import points_common
 from chalicelib.web.routing import IDEMPOTENCY_KEY, Surface
 from chalicelib.web.validation import idempotency, parse_body, parse_timestamp
 
-surface = Surface(__name__, schemas="chalicelib.surfaces.points_schemas")
+surface = Surface(__name__, tag="seed 000: Points tracker", schemas="chalicelib.surfaces.points_schemas")
 book = PointsBook("tracker")
 HOLDER = "holder"
 

@@ -3,13 +3,15 @@ from __future__ import annotations
 
 from chalicelib.core.errors import InvalidRequest, NotFound
 from chalicelib.core.wallets import Movement, Wallet
-from chalicelib.surfaces.wallets_common import directory, settings, wallets
+from chalicelib.surfaces.wallets_common import settings, views
 from chalicelib.web import auth
 from chalicelib.web.money import money_json
 from chalicelib.web.routing import IDEMPOTENCY_KEY, Surface
 from chalicelib.web.validation import idempotency, parse_body, parse_int, parse_timestamp
 
-surface = Surface(__name__, schemas="chalicelib.surfaces.wallet_schemas")
+surface = Surface(__name__, tag="seed 002: Wallet App", schemas="chalicelib.surfaces.wallet_schemas",
+                  own_authorization=True)
+directory, wallets = views("wallet_app")
 
 
 def _wallet(wallet: Wallet) -> dict:
@@ -48,8 +50,10 @@ def register():
 
 @surface.route("/api/v1/token/refresh", "POST", response="AccessToken", errors=(401,), bearer=True)
 def refresh():
-    user_id = auth.authenticated_user(settings, surface.request.headers, kind=auth.REFRESH)
-    return {"access_token": auth.issue(settings, user_id, auth.ACCESS)}
+    """A new token pair; the refresh token sent is used up (a second use is a 401)"""
+    user_id = auth.refreshed_user(settings, surface.request.headers)
+    return {"access_token": auth.issue(settings, user_id, auth.ACCESS),
+            "refresh_token": auth.issue(settings, user_id, auth.REFRESH)}
 
 
 @surface.route("/api/v1/wallet/create", "POST", status=201, request="WalletCreateRequest", response="WalletOut",

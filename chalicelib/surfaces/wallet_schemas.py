@@ -59,6 +59,7 @@ class Registered(StrictBody):
 
 class AccessToken(StrictBody):
     access_token: str
+    refresh_token: str  # beyond the contract's {access_token}: the one sent is used up, so a new one comes back
 
 
 class WalletOut(StrictBody):

@@ -51,13 +51,38 @@ def error_response(status: int, message: str, code: str, headers: dict | None = 
                     headers={"Content-Type": "application/json", **(headers or {})})
 
 
-def from_ledger_error(error: LedgerError, overrides: dict[type[LedgerError], int] | None = None) -> Response:
+# A category per kind of error, as Stripe gives one (/v1 errors carry it as `type`).
+TYPE_BY_ERROR: dict[type[LedgerError], str] = {
+    InvalidRequest: "invalid_request_error",
+    FloorBreached: "balance_error",
+    Unauthenticated: "authentication_error",
+    Forbidden: "permission_error",
+    NotFound: "invalid_request_error",
+    IdempotencyConflict: "idempotency_error",
+    AlreadyExists: "conflict_error",
+    InvalidState: "conflict_error",
+    Contention: "api_error",
+}
+
+
+def type_for(error: LedgerError) -> str:
+    return next((TYPE_BY_ERROR[kind] for kind in type(error).__mro__ if kind in TYPE_BY_ERROR), "api_error")
+
+
+def from_ledger_error(error: LedgerError, overrides: dict[type[LedgerError], int] | None = None,
+                      detailed: bool = False) -> Response:
+    """The error's answer. `detailed` (/v1): also its `type` and the offending field as `param`; the seed
+    surfaces answer `{"error", "code"}` alone, as their contracts have it."""
     headers = None
     if isinstance(error, Contention):
         headers = {"Retry-After": "1"}
     elif isinstance(error, Unauthenticated):
         headers = {"WWW-Authenticate": 'Bearer realm="tally"'}
-    return error_response(status_for(error, overrides), error.message, error.code, headers)
+    response = error_response(status_for(error, overrides), error.message, error.code, headers)
+    if detailed:
+        field = error.details.get("field")
+        response.body.update(type=type_for(error), param=field if isinstance(field, str) else None)
+    return response
 
 
 def method_not_allowed(method: str, allowed: list[str]) -> Response:

@@ -35,10 +35,16 @@ def log_requests(event, get_response):
     response = get_response(event)
     context = event.context or {}
     lambda_context = getattr(event, "lambda_context", None)
-    fields = {"request_id": context.get("requestId"),
-              "lambda_request_id": getattr(lambda_context, "aws_request_id", None),
+    lambda_request_id = getattr(lambda_context, "aws_request_id", None)
+    request_id = context.get("requestId") or lambda_request_id
+    # The same id in the answer and in the log line: what a client quotes is what an operator searches for.
+    response.headers["X-Request-Id"] = str(request_id)
+    fields = {"request_id": request_id, "lambda_request_id": lambda_request_id,
               "method": event.method, "route": context.get("resourcePath"), "path": context.get("path"),
               "status": response.status_code, "ms": round((time.perf_counter() - started) * 1000, 1)}
+    caller = context.get("authorizer") or {}
+    if "tenant" in caller:  # who acted: the API key's tenant and id (never the key)
+        fields.update(tenant=caller["tenant"], key_id=caller.get("principalId"))
     if response.status_code >= 400 and isinstance(response.body, dict):
         fields["error_code"] = response.body.get("code")
     logger.log(logging.ERROR if response.status_code >= 500 else logging.INFO, fields)

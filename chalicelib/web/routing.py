@@ -1,17 +1,22 @@
-"""A seed surface: a Chalice blueprint whose views map domain errors in one place.
+"""A surface: a Chalice blueprint whose views map domain errors in one place.
 
 Every route also answers the methods it does not serve with 405, because
 API Gateway (unlike `chalice local`) answers an unregistered method with 403.
+Routes are registered when the app mounts the surface, which decides then whether they sit behind the
+API-key authorizer (`/v1` always; a seed surface when the operator says so).
 """
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from chalice import Blueprint
 
+from chalicelib.core.api_keys import Caller
 from chalicelib.core.errors import LedgerError
-from chalicelib.web import errors
+from chalicelib.web import access, errors
+from chalicelib.web.money import dumps
 
 HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 
@@ -32,20 +37,48 @@ class Operation:
     request: str | None = None  # a request model of the surface's schema module
     response: str | None = None  # a response model of the surface's schema module
     errors: tuple[int, ...] = ()
-    bearer: bool = False  # needs `Authorization: Bearer <access token>`
+    bearer: bool = False  # needs `Authorization: Bearer <access token>` (seed 002's JWT)
+    scope: str | None = None  # the API-key scope it needs, when mounted behind the authorizer
     headers: tuple[tuple[str, bool, dict], ...] = ()  # (name, required, JSON schema)
     query: tuple[tuple[str, bool, dict], ...] = ()
 
 
 class Surface:
     def __init__(self, import_name: str, schemas: str | None = None,
-                 statuses: dict[type[LedgerError], int] | None = None) -> None:
+                 statuses: dict[type[LedgerError], int] | None = None, *, keyed: bool = False,
+                 scope: str | None = "seed", own_authorization: bool = False, tag: str = "Tally") -> None:
         """`schemas`: the module of its request and response models; `statuses`: where this surface's
-        contract gives a domain error another status than the default."""
+        contract gives a domain error another status than the default; `keyed`: always behind the API-key
+        authorizer; `scope`: the scope every route needs when it is (a route may name its own);
+        `own_authorization`: its contract already uses the Authorization header (seed 002's JWT), so it can
+        never sit behind the API-key authorizer; `tag`: its operations' group in the OpenAPI document."""
         self.blueprint = Blueprint(import_name)
         self.schemas = schemas
         self.statuses = statuses
+        self.keyed = keyed
+        self.scope = scope
+        self.own_authorization = own_authorization
+        self.tag = tag
+        self.guarded = False  # set by mount(): behind the authorizer, so each view checks its scope
         self.operations: list[Operation] = []
+        self._views: list[tuple[str, str, str, Callable]] = []  # (path, method, name, view) until mounted
+
+    def mount(self, app, prefix: str | None, authorizer=None) -> None:
+        """Register the routes on `app` under `prefix`, behind `authorizer` if given (except a route on the
+        one list of public routes)."""
+        self.guarded = authorizer is not None
+        for path, method, name, view in self._views:
+            guard = None if (prefix or "") + path in access.PUBLIC_ROUTES else authorizer
+            # Behind the authorizer, API Gateway also takes the tenant's usage-plan key from its answer.
+            # HEAD wherever GET: clients and API Gateway expect it (the answer has no body).
+            methods = [method, "HEAD"] if method == "GET" else [method]
+            self.blueprint.route(path, methods=methods, authorizer=guard, api_key_required=guard is not None)(view)
+            self._refuse_other_methods(path, method, name, guard)
+        app.register_blueprint(self.blueprint, url_prefix=prefix or None)
+
+    def caller(self) -> Caller:
+        """The API key's caller (its tenant and scopes) of the current request."""
+        return access.caller_of(self.request)
 
     @property
     def request(self):
@@ -58,29 +91,34 @@ class Surface:
         """
         def register(view):
             summary = (view.__doc__ or view.__name__.replace("_", " ")).strip().splitlines()[0]
-            self.operations.append(Operation(path, method, status, summary, **documented))
+            documented.setdefault("scope", self.scope)
+            operation = Operation(path, method, status, summary, **documented)
+            self.operations.append(operation)
             @functools.wraps(view)
             def respond(**path_params):
                 try:
+                    if self.guarded and operation.scope:
+                        access.require(self.caller(), operation.scope)
                     result = view(**path_params)
                 except LedgerError as error:
-                    return errors.from_ledger_error(error, self.statuses)
+                    return errors.from_ledger_error(error, self.statuses, detailed=self.keyed)
                 if isinstance(result, errors.Response):
                     return result
-                return errors.Response(body=result, status_code=status,
+                if self.request.method == "HEAD":
+                    return errors.Response(body="", status_code=status, headers={"Content-Type": "application/json"})
+                return errors.Response(body=dumps(result), status_code=status,
                                        headers={"Content-Type": "application/json"})
 
-            self.blueprint.route(path, methods=[method])(respond)
-            self._refuse_other_methods(path, method, view.__name__)
+            self._views.append((path, method, view.__name__, respond))
             return view
         return register
 
-    def _refuse_other_methods(self, path: str, method: str, name: str) -> None:
+    def _refuse_other_methods(self, path: str, method: str, name: str, authorizer) -> None:
         others = [other for other in HTTP_METHODS if other != method]
 
         def refuse(**_path_params):
             return errors.method_not_allowed(self.request.method, [method])
 
         # Any content type: a wrong method is a 405 before any 415.
-        self.blueprint.route(path, methods=others, name=f"{name}__other_methods",
-                             content_types=["*/*"])(refuse)
+        self.blueprint.route(path, methods=others, name=f"{name}__other_methods", content_types=["*/*"],
+                             authorizer=authorizer, api_key_required=authorizer is not None)(refuse)

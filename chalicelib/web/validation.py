@@ -25,6 +25,8 @@ def _message(error: dict, field: str) -> str:
         return "the body must be a JSON object"
     if kind == "missing":
         return f"{field} is required"
+    if kind == "extra_forbidden":
+        return f"{field} is not a field of this request"
     if kind in ("int_type", "int_parsing"):
         return f"{field} must be an integer"
     if kind.startswith("uuid"):
@@ -42,15 +44,38 @@ def _no_constants(name: str):
     raise ValueError(f"{name} is not a JSON number")
 
 
+# No request of ours nests deeper than 3 levels. A body nested deeper than this is refused before pydantic
+# walks it; one nested past the interpreter's recursion limit (~1,000) fails in json.loads itself.
+MAX_BODY_DEPTH = 32
+_TOO_DEEP = f"the body is nested deeper than {MAX_BODY_DEPTH} levels"
+
+
+def _deeper_than(document: object, limit: int) -> bool:
+    """Whether arrays and objects nest more than `limit` levels (walked with a stack, not recursion)."""
+    stack = [(document, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, dict | list):
+            if depth > limit:
+                return True
+            stack.extend((child, depth + 1) for child in (value.values() if isinstance(value, dict) else value))
+    return False
+
+
 def parse_body(model: type[Body], raw: bytes | str | None) -> Body:
     """JSON numbers with a fraction are read as exact Decimals (never floats), so money keeps its cents
-    and `5.0` is still not an integer; NaN and Infinity are not JSON."""
+    and `5.0` is still not an integer; NaN and Infinity are not JSON. The one JSON body decoder of every
+    surface."""
     from pydantic import ValidationError  # already loaded by the model's module
 
     try:
         document = json.loads(raw or b"", parse_float=Decimal, parse_constant=_no_constants)
+    except RecursionError:
+        raise InvalidRequest(_TOO_DEEP, field="body") from None
     except (ValueError, UnicodeDecodeError):
         raise InvalidRequest("the body is not valid JSON", field="body") from None
+    if _deeper_than(document, MAX_BODY_DEPTH):
+        raise InvalidRequest(_TOO_DEEP, field="body")
     try:
         return model.model_validate(document)
     except ValidationError as error:

@@ -1,0 +1,151 @@
+"""/v1 API keys: who a request acts for (its tenant) and what it may do (its scopes).
+
+A token reads `tk_<live|test>_<key id>_<secret>`: the prefix says which kind of stage made it, the key id
+finds its item with one GetItem, and the secret is 32 random bytes (256 bits). Only the SHA-256 of the whole
+token is stored: a fast hash is right for a high-entropy secret (no dictionary to guess from), and a leaked
+table gives nobody a usable key. The token is shown once, when it is made.
+
+Scopes (`write`, `points:earn` and `points:spend` each include `read`; `admin` includes every scope):
+- `read`: GET routes;
+- `write`: open accounts, post, transfer, hold, capture, void, reverse;
+- `points:earn`, `points:spend`: earn or spend points only (a till or a partner's system);
+- `admin`: what can make money from nothing: an account with no floor;
+- `seed`: the seed surfaces, where a deployed stage mounts them behind keys.
+"""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import secrets
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+
+from chalicelib.core.errors import InvalidRequest, NotFound, Unauthenticated
+from chalicelib.core.guard import datastore_guarded
+from chalicelib.core.ledger import stamp, utc_now
+from chalicelib.core.models import ApiKeyModel
+
+SCOPES = ("read", "write", "points:earn", "points:spend", "admin", "seed")
+IMPLIED = {"write": {"read"}, "points:earn": {"read"}, "points:spend": {"read"}, "admin": set(SCOPES)}
+TENANT = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")  # fits a book name, a log field and an API Gateway key name
+TOKEN = re.compile(r"tk_(live|test)_(key_[0-9a-f]{16})_([A-Za-z0-9_-]{43})")
+SECRET_BYTES = 32
+MAX_LABEL = 100
+MAX_KEYS_LISTED = 1000  # an operator's listing is one Query page; no tenant needs more live keys than this
+
+
+@dataclass(frozen=True)
+class ApiKey:
+    id: str
+    tenant: str
+    scopes: tuple[str, ...]
+    label: str | None
+    created_at: str
+    revoked_at: str | None
+    usage_key: str | None = None
+
+    @property
+    def active(self) -> bool:
+        return self.revoked_at is None
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who a request acts for, as the authorizer found it."""
+
+    key_id: str
+    tenant: str
+    scopes: frozenset[str]
+
+    def may(self, scope: str) -> bool:
+        return scope in self.scopes
+
+
+def effective(scopes) -> frozenset[str]:
+    """A key's scopes with the ones they include."""
+    granted = set(scopes)
+    for scope in scopes:
+        granted |= IMPLIED.get(scope, set())
+    return frozenset(granted)
+
+
+def check_tenant(tenant: str) -> str:
+    if not isinstance(tenant, str) or not TENANT.fullmatch(tenant):
+        raise InvalidRequest("a tenant is 1-32 lowercase letters, digits, '_' or '-', starting with a letter or "
+                             "digit", field="tenant")
+    return tenant
+
+
+def check_scopes(scopes) -> tuple[str, ...]:
+    unknown = [scope for scope in scopes if scope not in SCOPES]
+    if unknown or not scopes:
+        raise InvalidRequest(f"scopes are one or more of {', '.join(SCOPES)}; unknown: {', '.join(unknown)}",
+                             field="scopes")
+    return tuple(dict.fromkeys(scopes))
+
+
+def _digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _of(model: ApiKeyModel) -> ApiKey:
+    return ApiKey(model.id, model.tenant, tuple(model.scopes), model.label, model.created_at, model.revoked_at,
+                  model.usage_key)
+
+
+@datastore_guarded
+class ApiKeys:
+    def __init__(self, *, live: bool, clock: Callable[[], datetime] = utc_now) -> None:
+        """`live`: tokens of a deployed stage read `tk_live_`, others `tk_test_`."""
+        self.prefix = "tk_live_" if live else "tk_test_"
+        self._clock = clock
+
+    def create(self, tenant: str, scopes, *, label: str | None = None,
+               usage_key: str | None = None) -> tuple[ApiKey, str]:
+        """A new key and its token: the only time the token is seen."""
+        tenant, scopes = check_tenant(tenant), check_scopes(scopes)
+        if label is not None and len(label) > MAX_LABEL:
+            raise InvalidRequest(f"a label has at most {MAX_LABEL} characters", field="label")
+        key_id = f"key_{secrets.token_hex(8)}"
+        token = f"{self.prefix}{key_id}_{secrets.token_urlsafe(SECRET_BYTES)}"
+        model = ApiKeyModel(key_id, secret_hash=_digest(token), tenant=tenant, scopes=list(scopes), label=label,
+                            created_at=stamp(self._clock()), usage_key=usage_key)
+        model.save(ApiKeyModel.id.does_not_exist())
+        return _of(model), token
+
+    def authenticate(self, token: str | None) -> tuple[Caller, str | None]:
+        """The caller a bearer token stands for, and its tenant's usage key; Unauthenticated for a missing,
+        malformed, unknown or revoked token (one answer for all: it tells a guesser nothing). One GetItem."""
+        match = TOKEN.fullmatch(token or "")
+        if match is None:
+            raise Unauthenticated("a valid API key is required: Authorization: Bearer tk_...")
+        try:
+            model = ApiKeyModel.get(match.group(2), consistent_read=True)
+        except ApiKeyModel.DoesNotExist:
+            model = None
+        # Compared in constant time: the stored hash must not leak through timing.
+        if model is None or not hmac.compare_digest(model.secret_hash, _digest(token)) or model.revoked_at:
+            raise Unauthenticated("a valid API key is required: Authorization: Bearer tk_...")
+        return Caller(model.id, model.tenant, effective(model.scopes)), model.usage_key
+
+    def revoke(self, key_id: str) -> ApiKey:
+        """Revoke a key (idempotent: a revoked key keeps its first revocation time)."""
+        try:
+            model = ApiKeyModel.get(key_id, consistent_read=True)
+        except ApiKeyModel.DoesNotExist:
+            raise NotFound(f"key {key_id} not found") from None
+        if model.revoked_at is None:
+            model.update(actions=[ApiKeyModel.revoked_at.set(stamp(self._clock()))],
+                         condition=ApiKeyModel.id.exists())
+        return _of(model)
+
+    def of_tenant(self, tenant: str) -> Iterator[ApiKey]:
+        """A tenant's keys, oldest first (one Query page)."""
+        for model in ApiKeyModel.by_tenant.query(check_tenant(tenant), limit=MAX_KEYS_LISTED):
+            yield _of(model)
+
+    def usage_key_of(self, tenant: str) -> str | None:
+        """The tenant's API Gateway key, if an earlier key of the tenant recorded one."""
+        return next((key.usage_key for key in self.of_tenant(tenant) if key.usage_key), None)

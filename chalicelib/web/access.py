@@ -1,0 +1,105 @@
+"""Who may call what: the API-key authorizer, the scope each route needs, and the one list of open routes.
+
+The authorizer is Chalice's own (`@authorizer`, a TOKEN authorizer on `Authorization`). API Gateway runs it
+before the route's function and caches its answer per token for `TTL_SECONDS`, so a revoked key stops
+working within that time (at once under `make run`, which does not cache). `chalice local` and the test
+client run the same function.
+
+- No, malformed, unknown or revoked key: the authorizer fails with "Unauthorized", which API Gateway
+  answers with 401 (the stage's gateway responses give it Tally's error shape; `tools/local_gateway.py`
+  does the same locally).
+- A known key: allowed, with its tenant and scopes in the request context. The route's function checks the
+  scope it needs (403 in Tally's shape, documented per operation) in `Surface.route`, and acts in the
+  key's tenant only. Scopes are checked in the app, not in the cached policy, so one cached answer per
+  token serves every route.
+
+Every deployed route needs a key except those on `PUBLIC_ROUTES`, and seed surfaces an operator mounts with
+`TALLY_SEED_AUTH=none` (tests/test_package.py reads the packaged template for exactly this).
+"""
+from __future__ import annotations
+
+import functools
+
+from chalice import AuthResponse, Blueprint
+
+from chalicelib.core.api_keys import ApiKeys, Caller
+from chalicelib.core.errors import Forbidden, Unauthenticated
+
+TTL_SECONDS = 60  # how long API Gateway may keep using an answer: the longest a revoked key still works
+AUTHORIZER_NAME = "key_authorizer"  # not "api_key": API Gateway's own API-key scheme has that name
+# Routes open to anyone, deployed or not: a liveness probe and the API's own description.
+PUBLIC_ROUTES = frozenset({"/ping", "/openapi.json"})
+UNAUTHORIZED = "Unauthorized"  # the exact failure message API Gateway turns into a 401
+
+blueprint = Blueprint(__name__)
+
+
+@functools.cache
+def _keys() -> ApiKeys:
+    from chalicelib.config import load
+
+    return ApiKeys(live=load().deployed)
+
+
+def authenticate(token: str | None) -> dict:
+    """The authorizer's answer for a token: allow, with the caller in the context; raises for any other."""
+    scheme, _, credential = (token or "").partition(" ")
+    try:
+        if scheme.lower() != "bearer":
+            raise Unauthenticated("a bearer token is required")
+        caller, usage_key = _keys().authenticate(credential.strip())
+    except Unauthenticated:
+        raise Exception(UNAUTHORIZED) from None  # noqa: TRY002 - API Gateway matches this exact message
+    return {"principal": caller.key_id, "usage_key": usage_key,
+            "context": {"tenant": caller.tenant, "scopes": " ".join(sorted(caller.scopes))}}
+
+
+@blueprint.authorizer(ttl_seconds=TTL_SECONDS, name=AUTHORIZER_NAME)
+def key_authorizer(auth_request):
+    """Chalice's TOKEN authorizer for every guarded route."""
+    answer = authenticate(auth_request.token)
+    response = AuthResponse(routes=["*"], principal_id=answer["principal"], context=answer["context"])
+    if answer["usage_key"] is None:
+        return response
+    # API Gateway takes the tenant's API key from here (the API's key source is AUTHORIZER): its usage
+    # plan then throttles each tenant on its own.
+    return {**response.to_dict(auth_request), "usageIdentifierKey": answer["usage_key"]}
+
+
+def caller_of(request) -> Caller:
+    """The caller the authorizer let in (Unauthenticated if the route was reached without it)."""
+    context = (request.context or {}).get("authorizer") or {}
+    if "tenant" not in context:
+        raise Unauthenticated("a valid API key is required: Authorization: Bearer tk_...")
+    return Caller(context.get("principalId", ""), context["tenant"], frozenset(context.get("scopes", "").split()))
+
+
+def require(caller: Caller, scope: str) -> Caller:
+    if not caller.may(scope):
+        raise Forbidden(f"this key lacks the {scope} scope")
+    return caller
+
+
+# What API Gateway answers in place of the app (its gateway responses, set in the template by tools/infra.py),
+# in Tally's error shape; `tools/local_gateway.py` answers the authorizer's two the same way locally.
+UNAUTHORIZED_BODY = {"error": "a valid API key is required: Authorization: Bearer tk_...", "code": "unauthorized",
+                     "type": "authentication_error"}
+UNAUTHORIZED_HEADERS = {"WWW-Authenticate": 'Bearer realm="tally"', "Content-Type": "application/json"}
+AUTHORIZER_FAILURE_BODY = {"error": "keys cannot be checked right now; retry", "code": "unavailable",
+                           "type": "api_error"}
+GATEWAY_RESPONSES = {  # API Gateway's response type: (status, body)
+    "UNAUTHORIZED": (401, UNAUTHORIZED_BODY),
+    "AUTHORIZER_FAILURE": (503, AUTHORIZER_FAILURE_BODY),
+    "AUTHORIZER_CONFIGURATION_ERROR": (503, AUTHORIZER_FAILURE_BODY),
+    "ACCESS_DENIED": (403, {"error": "this key may not call this route", "code": "forbidden",
+                            "type": "permission_error"}),
+    # No such route (API Gateway's own answer would be 403 "Missing Authentication Token").
+    "MISSING_AUTHENTICATION_TOKEN": (404, {"error": "no such route", "code": "not_found",
+                                           "type": "invalid_request_error"}),
+    "THROTTLED": (429, {"error": "too many requests; retry later", "code": "throttled", "type": "rate_limit_error"}),
+    "QUOTA_EXCEEDED": (429, {"error": "this tenant's request quota is used up", "code": "quota_exceeded",
+                             "type": "rate_limit_error"}),
+    # The tenant has no usage-plan key (made by `tools.keys create --usage-plan`), or it was disabled.
+    "INVALID_API_KEY": (403, {"error": "this tenant has no usage plan; ask the operator", "code": "forbidden",
+                              "type": "permission_error"}),
+}

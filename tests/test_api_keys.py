@@ -1,0 +1,237 @@
+"""/v1's trust boundary (moto): API keys, scopes and tenants, as an attacker would probe them.
+
+The 401/403/404 matrix is generated from the OpenAPI document: every operation that declares the API-key
+scheme is tried with no key, malformed, unknown and revoked keys (401), a key without the operation's scope
+(403), and another tenant's ids (404, exactly as an id that does not exist), and nothing is written.
+"""
+from __future__ import annotations
+
+import json
+import re
+import uuid
+
+import pytest
+
+from chalicelib.core.api_keys import TOKEN, ApiKeys, effective
+from chalicelib.core.models import MODELS, ApiKeyModel
+from chalicelib.surfaces import docs
+from chalicelib.web import access, openapi
+from helpers import make_key
+from tools import keys as keys_cli
+
+JSON = {"Content-Type": "application/json"}
+GUARDED = [(path, method, operation) for path, methods in openapi.document(docs.mounted)["paths"].items()
+           for method, operation in methods.items() if {"apiKey": []} in operation.get("security", [])]
+
+
+def send(client, method: str, path: str, body=None, token: str | None = None, key: str | None = None):
+    headers = dict(JSON)
+    headers["Idempotency-Key"] = key or str(uuid.uuid4())
+    if token is not None:
+        headers["Authorization"] = f"Bearer {token}"
+    return client.raw_http.request(method.upper(), path, headers=headers,
+                                   body=json.dumps(body) if body is not None else b"")
+
+
+def stored_items() -> dict[str, int]:
+    return {kind: model.count() for kind, model in MODELS.items() if kind != "keys"}
+
+
+@pytest.fixture
+def tenant_a(client):
+    """Tenant A's key and a resource of each kind: accounts, a transaction, a hold, a points lot."""
+    token = make_key("tenant-a")
+    for body in ({"id": "alice", "unit": "USD"}, {"id": "bob", "unit": "USD"},
+                 {"id": "member", "unit": "points", "kind": "points"}):
+        assert send(client, "POST", "/v1/accounts", body, token).status_code == 201
+    transfer = send(client, "POST", "/v1/postings", {"account_id": "alice", "amount": 500}, token).json_body
+    hold = send(client, "POST", "/v1/holds", {"account_id": "alice", "amount": 100}, token).json_body
+    earn = send(client, "POST", "/v1/points/earn", {"account_id": "member", "payer": "P", "points": 50},
+                token).json_body
+    return {"token": token, "account_id": "alice", "transaction_id": transfer["id"], "hold_id": hold["id"],
+            "points_account": "member", "earn_id": earn["id"]}
+
+
+def request_for(path: str, operation: dict, ids: dict) -> tuple[str, dict | None]:
+    """A concrete request of the operation naming `ids`' resources: its path, and a body from its schema."""
+    points = path.startswith("/v1/points/") or path.endswith("/lots")
+    concrete = re.sub(r"{(\w+)}", lambda match: ids["points_account" if points and match[1] == "account_id"
+                                                      else match[1]], path)
+    if "requestBody" not in operation:
+        return concrete, None
+    name = operation["requestBody"]["content"]["application/json"]["schema"]["$ref"].rsplit("/", 1)[1]
+    schema = openapi.document(docs.mounted)["components"]["schemas"][name]
+    body = {}
+    for field in schema.get("required", []):
+        if field in ("account_id", "source"):
+            body[field] = ids["points_account"] if points else ids["account_id"]
+        elif field == "destination":
+            body[field] = "bob"
+        elif field in ("amount", "points"):
+            body[field] = 1
+        else:
+            body[field] = "x"
+    return concrete, body
+
+
+def test_no_malformed_unknown_or_revoked_key_is_a_401_that_writes_nothing(client, tenant_a):
+    revoked = make_key("tenant-a")
+    ApiKeys(live=False).revoke(TOKEN.fullmatch(revoked).group(2))
+    unknown = f"tk_test_key_{'0' * 16}_{'A' * 43}"
+    forged = tenant_a["token"][:-1] + ("B" if tenant_a["token"][-1] != "B" else "C")
+    before = stored_items()
+    for path, method, operation in GUARDED:
+        concrete, body = request_for(path, operation, tenant_a)
+        for token in (None, "", "not-a-key", tenant_a["token"] + "x", unknown, forged, revoked):
+            response = send(client, method, concrete, body, token)
+            assert response.status_code == 401, (method, path, token, response.json_body)
+            assert response.json_body == access.UNAUTHORIZED_BODY
+            assert response.headers["WWW-Authenticate"] == 'Bearer realm="tally"'
+        basic = client.raw_http.request(method.upper(), concrete, headers={**JSON, "Authorization": "Basic dTpw"})
+        assert basic.status_code == 401, (method, path)
+    assert stored_items() == before
+
+
+def test_a_key_without_the_operations_scope_is_a_403_that_writes_nothing(client, tenant_a):
+    keys = {scope: make_key("tenant-a", [scope]) for scope in ("read", "write", "points:earn", "points:spend", "seed")}
+    before = stored_items()
+    for path, method, operation in GUARDED:
+        scope = operation["x-required-scope"]
+        lacking = [other for other in keys if scope not in effective([other])]
+        assert lacking, (method, path)  # every operation needs more than some scope gives
+        concrete, body = request_for(path, operation, tenant_a)
+        for other in lacking:
+            response = send(client, method, concrete, body, keys[other])
+            assert response.status_code == 403, (method, path, other, response.json_body)
+            assert response.json_body == {"error": f"this key lacks the {scope} scope", "code": "forbidden",
+                                          "type": "permission_error", "param": None}
+    assert stored_items() == before
+
+
+def test_another_tenants_ids_answer_404_exactly_as_ids_that_do_not_exist(client, tenant_a):
+    other = make_key("tenant-b")
+    ghosts = {name: f"ghost-{name}" if name.endswith("account") or name == "account_id" else f"{name[:4]}_ghost"
+              for name in tenant_a if name != "token"}
+    before = stored_items()
+    for path, method, operation in GUARDED:
+        if path == "/v1/accounts":
+            continue  # opening names no existing resource
+        foreign = send(client, method, *request_for(path, operation, tenant_a), other)
+        missing = send(client, method, *request_for(path, operation, ghosts), other)
+        assert foreign.status_code == missing.status_code == 404, (method, path, foreign.json_body)
+        # The same words for another tenant's id as for a made-up one: nothing says the id exists elsewhere.
+        assert foreign.json_body["code"] == missing.json_body["code"] == "not_found"
+        assert foreign.json_body["error"].split()[0] == missing.json_body["error"].split()[0]
+    assert stored_items() == before
+
+
+def test_each_tenant_has_its_own_accounts_transactions_and_idempotency_keys(client, tenant_a):
+    other = make_key("tenant-b")
+    # The same account id is another account in another tenant.
+    assert send(client, "POST", "/v1/accounts", {"id": "alice", "unit": "EUR"}, other).status_code == 201
+    mine = send(client, "GET", "/v1/accounts/alice", token=tenant_a["token"]).json_body
+    theirs = send(client, "GET", "/v1/accounts/alice", token=other).json_body
+    assert (mine["unit"], mine["balance"], theirs["unit"], theirs["balance"]) == ("USD", 500, "EUR", 0)
+    # Tenant B reusing tenant A's Idempotency-Key gets a fresh result of its own, never A's.
+    first = send(client, "POST", "/v1/postings", {"account_id": "alice", "amount": 7}, tenant_a["token"], "shared")
+    again = send(client, "POST", "/v1/postings", {"account_id": "alice", "amount": 7}, other, "shared")
+    assert first.status_code == again.status_code == 201 and first.json_body["id"] != again.json_body["id"]
+    replay = send(client, "POST", "/v1/postings", {"account_id": "alice", "amount": 7}, other, "shared")
+    assert replay.json_body == again.json_body  # and B's own replay answers B's result
+    conflict = send(client, "POST", "/v1/postings", {"account_id": "alice", "amount": 8}, other, "shared")
+    assert conflict.status_code == 409 and "tenant-a" not in conflict.json_body["error"]
+    # The entries and lots of A's accounts are A's alone.
+    entries = send(client, "GET", "/v1/accounts/alice/entries", token=other).json_body["data"]
+    assert [entry["amount"] for entry in entries] == [7]
+    assert send(client, "GET", "/v1/accounts/member/lots", token=other).status_code == 404
+
+
+def test_a_revoked_key_stops_working_and_the_others_go_on(client, tenant_a):
+    spare = make_key("tenant-a", ["read"])
+    assert send(client, "GET", "/v1/accounts/alice", token=spare).status_code == 200
+    key_id = TOKEN.fullmatch(spare).group(2)
+    revoked = ApiKeys(live=False).revoke(key_id)
+    assert revoked.revoked_at is not None and ApiKeys(live=False).revoke(key_id).revoked_at == revoked.revoked_at
+    assert send(client, "GET", "/v1/accounts/alice", token=spare).status_code == 401
+    assert send(client, "GET", "/v1/accounts/alice", token=tenant_a["token"]).status_code == 200
+
+
+def test_an_account_with_no_floor_needs_admin(client):
+    writer = make_key("tenant-a", ["write"])
+    unbounded = {"id": "mint", "unit": "USD", "floor": None}
+    refused = send(client, "POST", "/v1/accounts", unbounded, writer)
+    assert refused.status_code == 403 and refused.json_body["error"] == "this key lacks the admin scope"
+    assert send(client, "POST", "/v1/accounts", {"id": "ok", "unit": "USD", "overdraft_limit": 500},
+                writer).status_code == 201
+    assert send(client, "POST", "/v1/accounts", unbounded, make_key("tenant-a", ["admin"])).status_code == 201
+
+
+def test_points_keys_earn_or_spend_and_read_but_nothing_else(client, tenant_a):
+    till = make_key("tenant-a", ["points:spend"])
+    assert send(client, "POST", "/v1/points/spend", {"account_id": "member", "points": 5}, till).status_code == 201
+    assert send(client, "GET", "/v1/accounts/member", token=till).status_code == 200
+    assert send(client, "POST", "/v1/points/earn", {"account_id": "member", "payer": "P", "points": 5},
+                till).status_code == 403
+    assert send(client, "POST", "/v1/postings", {"account_id": "alice", "amount": 5}, till).status_code == 403
+
+
+def test_only_a_hash_is_stored_and_tokens_carry_a_readable_prefix(client):
+    key, token = ApiKeys(live=False).create("tenant-a", ["read"], label="ci")
+    live_key, live_token = ApiKeys(live=True).create("tenant-a", ["read"])
+    assert token.startswith("tk_test_key_") and live_token.startswith("tk_live_key_")
+    assert len(TOKEN.fullmatch(token).group(3)) == 43  # 32 random bytes
+    stored = ApiKeyModel.get(key.id)
+    assert token not in json.dumps(stored.serialize()) and stored.secret_hash != token
+    assert [listed.id for listed in ApiKeys(live=False).of_tenant("tenant-a")] == [key.id, live_key.id]
+
+
+def test_the_public_routes_need_no_key_and_the_document_declares_the_scheme(client):
+    assert client.raw_http.get("/openapi.json").status_code == 200
+    assert client.raw_http.get("/ping").status_code == 200
+    document = openapi.document(docs.mounted)
+    assert document["components"]["securitySchemes"]["apiKey"]["scheme"] == "bearer"
+    assert {path for path, _, _ in GUARDED} == {path for path in document["paths"] if path.startswith("/v1/")}
+
+
+def cli(argv: list[str]) -> int:
+    """`python -m tools.keys ARGV` on the tables this test's models are bound to (moto)."""
+    return keys_cli.run(keys_cli.parse(argv))
+
+
+def test_the_key_cli_creates_lists_and_revokes(client, capsys):
+    assert cli(["create", "--tenant", "acme", "--scopes", "read,write", "--label", "till"]) == 0
+    made = json.loads(capsys.readouterr().out)
+    assert made["tenant"] == "acme" and made["scopes"] == ["read", "write"] and TOKEN.fullmatch(made["token"])
+    assert send(client, "GET", "/v1/accounts/nobody", token=made["token"]).status_code == 404
+    assert cli(["list", "--tenant", "acme"]) == 0
+    listed = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [key["id"] for key in listed] == [made["id"]] and "token" not in listed[0]
+    assert cli(["revoke", made["id"]]) == 0
+    assert send(client, "GET", "/v1/accounts/nobody", token=made["token"]).status_code == 401
+    assert cli(["create", "--tenant", "Bad Tenant", "--scopes", "read"]) == 2
+    assert cli(["create", "--tenant", "acme", "--scopes", "root"]) == 2
+
+
+def test_a_deployed_tenant_gets_one_usage_plan_key_that_the_authorizer_answers_with(client, monkeypatch):
+    import boto3
+
+    gateway = boto3.client("apigateway", region_name="us-east-1")
+    api = gateway.create_rest_api(name="tally")
+    plan = gateway.create_usage_plan(name="tally-prod-tenants")
+    monkeypatch.setenv("TALLY_STAGE", "prod")
+    assert cli(["create", "--tenant", "acme", "--scopes", "read"]) == 2  # a deployed tenant needs its plan key
+    for _ in range(2):
+        assert cli(["create", "--tenant", "acme", "--scopes", "read", "--usage-plan", plan["id"],
+                              "--token-only"]) == 0
+    plan_keys = gateway.get_usage_plan_keys(usagePlanId=plan["id"])["items"]
+    assert len(plan_keys) == 1 and plan_keys[0]["name"] == "tally-prod-acme"  # one per tenant: one budget
+    stored = list(ApiKeyModel.by_tenant.query("acme"))
+    assert {key.usage_key for key in stored} == {plan_keys[0]["value"]}
+    token = ApiKeys(live=True).create("acme", ["read"], usage_key=stored[0].usage_key)[1]
+    event = {"type": "TOKEN", "authorizationToken": f"Bearer {token}",
+             "methodArn": f"arn:aws:execute-api:us-east-1:123456789012:{api['id']}/api/GET/v1/accounts/x"}
+    answer = access.key_authorizer(event, None)
+    assert answer["usageIdentifierKey"] == plan_keys[0]["value"]
+    assert answer["context"]["tenant"] == "acme" and answer["principalId"] == TOKEN.fullmatch(token).group(2)
+    with pytest.raises(Exception, match="^Unauthorized$"):
+        access.key_authorizer({**event, "authorizationToken": "Bearer nope"}, None)
