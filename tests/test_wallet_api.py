@@ -247,11 +247,12 @@ def test_a_period_reads_at_most_its_newest_entries_in_one_query(client, monkeypa
                       user["access_token"])
     assert totals.json_body == {"total_credit": 900, "total_debit": 0, "count": 3}  # the newest 3
     assert dict(requests.calls) == {"Query": 1}
-    send(client, "POST", "/wallet/create", {"user_id": 1})  # wallet 2, 003's default
+    asper = send(client, "POST", "/register", {"phone_number": "5550009999"}).json_body["user_id"]  # 003's own
+    asper_wallet = send(client, "POST", "/wallet/create", {"user_id": asper}).json_body["wallet_id"]
     for amount in (100, 200, 300, 400):
-        send(client, "POST", "/wallet/credit", {"wallet_id": 2, "amount": amount})
+        send(client, "POST", "/wallet/credit", {"wallet_id": asper_wallet, "amount": amount})
     with DynamoDBRequests() as requests:
-        history = send(client, "GET", "/wallet/transactions?wallet_id=2").json_body
+        history = send(client, "GET", f"/wallet/transactions?wallet_id={asper_wallet}").json_body
     assert [item["amount"] for item in history["history"]] == [200, 300, 400]  # the newest 3, oldest first
     assert history["total_credit"] == 900
     assert dict(requests.calls) == {"GetItem": 1, "Query": 1}
