@@ -57,3 +57,24 @@ def test_adds_and_spends_cost_the_same_at_1600_long_payers_as_at_10(local_tables
     add_payers(10, 1_600)
     assert costs() == at_10
     assert len(book.balances("h")) == 1_600 and check_points_holder(book, "h") == []
+
+
+def test_a_posting_on_an_account_with_the_largest_metadata_costs_at_most_twice_a_plain_one(local_tables):
+    """Metadata lives on the account item, which every posting reads and rewrites: its cap (4,096 bytes of keys
+    and values) bounds what it adds to each posting's capacity."""
+    from chalicelib.core.transactions import MAX_METADATA_BYTES, MAX_METADATA_KEYS, Transactions
+
+    book = Transactions("v1.limits")
+    largest = {f"{number:02d}".ljust(40, "k"): "v" * (MAX_METADATA_BYTES // MAX_METADATA_KEYS - 40)
+               for number in range(MAX_METADATA_KEYS)}
+    largest["00".ljust(40, "k")] += "v" * (MAX_METADATA_BYTES % MAX_METADATA_KEYS)  # every byte allowed
+    assert sum(len(key) + len(value) for key, value in largest.items()) == MAX_METADATA_BYTES
+    costs = {}
+    for account_id, metadata in (("plain", None), ("noted", largest)):
+        book.open_account(account_id, "USD", metadata=metadata, idempotency_key=f"open-{account_id}")
+        book.post(account_id, 100, idempotency_key=f"warm-{account_id}")
+        with DynamoDBRequests() as requests:
+            book.post(account_id, 100, idempotency_key=f"post-{account_id}")
+        costs[account_id] = (requests.read_units, requests.write_units)
+    (plain_read, plain_write), (noted_read, noted_write) = costs["plain"], costs["noted"]
+    assert noted_read <= 2 * plain_read and noted_write <= 2 * plain_write, costs
