@@ -42,7 +42,7 @@ def _money(environ: Mapping[str, str], name: str, default: str) -> int:
     return int(units)
 
 
-def _mount(environ: Mapping[str, str], surface: str, stage: str) -> str | None:
+def _mount(environ: Mapping[str, str], surface: str, deployed: bool) -> str | None:
     """`TALLY_MOUNT_<SURFACE>`: a URL prefix ("", "/" or "on" = root) or "off".
 
     Unset: `/v1` is mounted everywhere (it always needs an API key). A seed surface is mounted by default only
@@ -50,7 +50,7 @@ def _mount(environ: Mapping[str, str], surface: str, stage: str) -> str | None:
     its operator switches it on (and `TALLY_SEED_AUTH` says whether it then needs a key)."""
     raw = environ.get(f"TALLY_MOUNT_{surface.upper()}")
     if raw is None:
-        return "" if surface == "v1" or stage in UNDEPLOYED_STAGES else None
+        return "" if surface == "v1" or not deployed else None
     raw = raw.strip()
     if raw.lower() in _OFF:
         return None
@@ -59,10 +59,10 @@ def _mount(environ: Mapping[str, str], surface: str, stage: str) -> str | None:
     return "/" + raw.strip("/") if raw.strip("/") else ""
 
 
-def _seed_auth(environ: Mapping[str, str], stage: str) -> str:
+def _seed_auth(environ: Mapping[str, str], deployed: bool) -> str:
     """`TALLY_SEED_AUTH`: "api_key" (a seed surface needs a key with the `seed` scope) or "none" (open, as
     the contracts say). Undeployed stages default to none, deployed ones to api_key."""
-    raw = (environ.get("TALLY_SEED_AUTH") or ("none" if stage in UNDEPLOYED_STAGES else "api_key")).strip().lower()
+    raw = (environ.get("TALLY_SEED_AUTH") or ("api_key" if deployed else "none")).strip().lower()
     if raw not in SEED_AUTH_MODES:
         raise ValueError(f"TALLY_SEED_AUTH must be one of {', '.join(SEED_AUTH_MODES)}, got {raw!r}")
     return raw
@@ -71,6 +71,9 @@ def _seed_auth(environ: Mapping[str, str], stage: str) -> str:
 @dataclass(frozen=True)
 class Settings:
     stage: str = "local"
+    # Deployed: a stage not in UNDEPLOYED_STAGES, or any stage running on Lambda (so a `local` stage deployed by
+    # mistake still mounts no open seed, takes no test keys and signs with no process secret).
+    deployed: bool = False
     region: str = "us-east-1"
     dynamodb_endpoint: str | None = None
     table_prefix: str = "tally-local"
@@ -100,10 +103,6 @@ class Settings:
     event_bus: str = "default"
 
     @property
-    def deployed(self) -> bool:
-        return self.stage not in UNDEPLOYED_STAGES
-
-    @property
     def idempotency_key_ttl_seconds(self) -> int:
         return self.idempotency_key_hours * 3600
 
@@ -113,9 +112,11 @@ class Settings:
 
 def load(environ: Mapping[str, str] = os.environ) -> Settings:
     stage = environ.get("TALLY_STAGE", "local")
-    jwt_secret = environ.get("JWT_SECRET_KEY") or (_PROCESS_SECRET if stage in UNDEPLOYED_STAGES else None)
+    deployed = stage not in UNDEPLOYED_STAGES or bool(environ.get("AWS_LAMBDA_FUNCTION_NAME"))
+    jwt_secret = environ.get("JWT_SECRET_KEY") or (None if deployed else _PROCESS_SECRET)
     return Settings(
         stage=stage,
+        deployed=deployed,
         region=environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION") or "us-east-1",
         dynamodb_endpoint=environ.get("DYNAMODB_ENDPOINT") or environ.get("AWS_ENDPOINT_URL_DYNAMODB") or None,
         table_prefix=environ.get("TALLY_TABLE_PREFIX") or f"tally-{stage}",
@@ -131,8 +132,8 @@ def load(environ: Mapping[str, str] = os.environ) -> Settings:
         jwt_refresh_minutes=_int(environ, "JWT_REFRESH_TOKEN_EXPIRES", 30 * 24 * 60, minimum=1),
         wallet_app_minimum=_money(environ, "MINIMUM_BALANCE", "20"),
         asper_wallet_minimum=_money(environ, "ASPER_MINIMUM_BALANCE", "100"),
-        mounts={name: _mount(environ, name, stage) for name in SURFACES},
-        seed_auth=_seed_auth(environ, stage),
+        mounts={name: _mount(environ, name, deployed) for name in SURFACES},
+        seed_auth=_seed_auth(environ, deployed),
         entries_stream_arn=environ.get("TALLY_ENTRIES_STREAM_ARN") or Settings.entries_stream_arn,
         event_bus=environ.get("TALLY_EVENT_BUS") or "default",
     )

@@ -6,6 +6,7 @@ scheme is tried with no key, malformed, unknown and revoked keys (401), a key wi
 """
 from __future__ import annotations
 
+import functools
 import json
 import re
 import uuid
@@ -13,6 +14,7 @@ import uuid
 import pytest
 
 from chalicelib.core.api_keys import TOKEN, ApiKeys, effective
+from chalicelib.core.errors import Unauthenticated
 from chalicelib.core.models import MODELS, ApiKeyModel
 from chalicelib.surfaces import docs
 from chalicelib.web import access, openapi
@@ -156,14 +158,28 @@ def test_a_revoked_key_stops_working_and_the_others_go_on(client, tenant_a):
     assert send(client, "GET", "/v1/accounts/alice", token=tenant_a["token"]).status_code == 200
 
 
-def test_an_account_with_no_floor_needs_admin(client):
-    writer = make_key("tenant-a", ["write"])
-    unbounded = {"id": "mint", "unit": "USD", "floor": None}
-    refused = send(client, "POST", "/v1/accounts", unbounded, writer)
-    assert refused.status_code == 403 and refused.json_body["error"] == "this key lacks the admin scope"
-    assert send(client, "POST", "/v1/accounts", {"id": "ok", "unit": "USD", "overdraft_limit": 500},
-                writer).status_code == 201
-    assert send(client, "POST", "/v1/accounts", unbounded, make_key("tenant-a", ["admin"])).status_code == 201
+def test_an_account_below_zero_or_with_no_floor_needs_admin(client):
+    writer, admin = make_key("tenant-a", ["write"]), make_key("tenant-a", ["admin"])
+    before = stored_items()
+    for lending in ({"floor": None}, {"overdraft_limit": 2**63 - 1}, {"overdraft_limit": 500}, {"floor": -1}):
+        refused = send(client, "POST", "/v1/accounts", {"id": "mint", "unit": "USD", **lending}, writer)
+        assert refused.status_code == 403 and refused.json_body["error"] == "this key lacks the admin scope", lending
+    assert stored_items() == before
+    assert send(client, "POST", "/v1/accounts", {"id": "ok", "unit": "USD", "floor": 5}, writer).status_code == 201
+    assert send(client, "POST", "/v1/accounts", {"id": "mint", "unit": "USD", "floor": None}, admin).status_code == 201
+
+
+def test_admin_is_every_v1_scope_but_not_the_seeds_whose_data_every_tenant_shares():
+    assert effective(["admin"]) == {"admin", "read", "write", "points:earn", "points:spend"}
+    assert "seed" in effective(["seed"]) and "seed" not in effective(["admin", "write"])
+
+
+def test_a_stage_takes_its_own_kind_of_key_only(client):
+    live = ApiKeys(live=True).create("tenant-a", ["admin"])[1]  # a deployed stage's key, shown to a test stage
+    assert send(client, "GET", "/v1/accounts/x", token=live).status_code == 401
+    with pytest.raises(Unauthenticated):
+        ApiKeys(live=False).authenticate(live)
+    assert ApiKeys(live=True).authenticate(live)[0].tenant == "tenant-a"
 
 
 def test_points_keys_earn_or_spend_and_read_but_nothing_else(client, tenant_a):
@@ -228,6 +244,8 @@ def test_a_deployed_tenant_gets_one_usage_plan_key_that_the_authorizer_answers_w
     stored = list(ApiKeyModel.by_tenant.query("acme"))
     assert {key.usage_key for key in stored} == {plan_keys[0]["value"]}
     token = ApiKeys(live=True).create("acme", ["read"], usage_key=stored[0].usage_key)[1]
+    access._keys.cache_clear()  # the authorizer's keys, as the deployed stage (TALLY_STAGE=prod) makes them
+    monkeypatch.setattr(access, "_keys", functools.cache(lambda: ApiKeys(live=True)))
     event = {"type": "TOKEN", "authorizationToken": f"Bearer {token}",
              "methodArn": f"arn:aws:execute-api:us-east-1:123456789012:{api['id']}/api/GET/v1/accounts/x"}
     answer = access.key_authorizer(event, None)

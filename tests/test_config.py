@@ -31,6 +31,8 @@ def test_a_deployed_stage_mounts_only_v1_unless_the_operator_switches_a_seed_on(
     assert set(undeployed.mounts.values()) == {""} and len(undeployed.mounts) == 6 and undeployed.seed_auth == "none"
     with pytest.raises(ValueError, match="TALLY_SEED_AUTH"):
         load({"TALLY_SEED_AUTH": "maybe"})
+    on_lambda = load({"TALLY_STAGE": "local", "AWS_LAMBDA_FUNCTION_NAME": "tally-local"})  # deployed by mistake
+    assert on_lambda.deployed and on_lambda.mounts == deployed.mounts and on_lambda.jwt_secret is None
 
 
 def test_endpoint_prefix_and_limits_come_from_the_environment():

@@ -514,3 +514,17 @@ def test_every_answer_has_the_request_id_of_its_log_line_and_a_replay_says_so(cl
     assert (again.status_code, again.json_body) == (opened.status_code, opened.json_body)
     assert (replay.status_code, replay.json_body) == (first.status_code, first.json_body)
     assert all(line["tenant"] == "t1" and line["key_id"].startswith("key_") for line in lines.fields)
+
+
+def test_due_holds_come_oldest_first_across_the_expiry_shards(client, clock):
+    from chalicelib.core.holds import due_holds
+    from chalicelib.core.models import EXPIRY_SHARDS, HoldModel
+
+    open_account(client, "alice")
+    ok(call(client, "POST", "/v1/postings", {"account_id": "alice", "amount": 1000}))
+    made = [ok(call(client, "POST", "/v1/holds", {"account_id": "alice", "amount": 1,
+                                                  "expires_at": (START + timedelta(minutes=12 - number)).isoformat()}))
+            for number in range(12)]
+    assert len({HoldModel.get(hold["id"]).expiry_shard for hold in made}) > 1  # spread over several shards
+    due = list(due_holds(START + timedelta(hours=1)))
+    assert due == [hold["id"] for hold in reversed(made)] and EXPIRY_SHARDS > 1  # the longest due first

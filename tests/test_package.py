@@ -196,3 +196,9 @@ def test_the_stack_creates_the_tables_and_indexes_the_code_uses(template):
                                                      index["projection"]["ProjectionType"])
                                for index in schema["global_secondary_indexes"]}, kind
             assert described["BillingModeSummary"]["BillingMode"] == "PAY_PER_REQUEST"
+
+
+@pytest.mark.parametrize("stage", ["local", "test"])
+def test_a_stage_for_make_run_and_the_tests_is_never_packaged(tmp_path, stage):
+    with pytest.raises(SystemExit, match="never deployed"):
+        package.package(stage, tmp_path / stage)

@@ -14,6 +14,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from chalicelib.config import UNDEPLOYED_STAGES
 from tools import infra
 
 ROOT = infra.ROOT
@@ -22,6 +23,9 @@ BIN = Path(sys.executable).parent
 
 def package(stage: str, out_dir: Path, environment: dict[str, str] | None = None) -> Path:
     """`environment`: variables to import the app under (tests: which seed surfaces are switched on)."""
+    if stage in UNDEPLOYED_STAGES:
+        raise SystemExit(f"stage {stage!r} is for make run and the tests, never deployed: its seeds are open and it "
+                         "takes test keys (package prod, or a stage of your own)")
     packaging_python = f"python{sys.version_info.major}.{sys.version_info.minor}"
     if packaging_python != infra.LAMBDA_RUNTIME:
         raise SystemExit(f"package with {infra.LAMBDA_RUNTIME} (the pinned Lambda runtime), not {packaging_python}: "

@@ -9,8 +9,10 @@ Scopes (`write`, `points:earn` and `points:spend` each include `read`; `admin` i
 - `read`: GET routes;
 - `write`: open accounts, post, transfer, hold, capture, void, reverse;
 - `points:earn`, `points:spend`: earn or spend points only (a till or a partner's system);
-- `admin`: what can make money from nothing: an account with no floor;
-- `seed`: the seed surfaces, where a deployed stage mounts them behind keys.
+- `admin`: every /v1 scope, and what lends or can make money from nothing: an account with a floor below zero
+  (an overdraft) or none;
+- `seed`: the seed surfaces, where a deployed stage mounts them behind keys. Their data is not a tenant's but
+  shared by every key with this scope, so `admin` does not include it: grant it on its own.
 """
 from __future__ import annotations
 
@@ -28,7 +30,10 @@ from chalicelib.core.ledger import stamp, utc_now
 from chalicelib.core.models import ApiKeyModel
 
 SCOPES = ("read", "write", "points:earn", "points:spend", "admin", "seed")
-IMPLIED = {"write": {"read"}, "points:earn": {"read"}, "points:spend": {"read"}, "admin": set(SCOPES)}
+# `admin` includes every /v1 scope but not `seed`: the seed surfaces' data is shared by every tenant, so only an
+# operator's explicit grant reaches it.
+IMPLIED = {"write": {"read"}, "points:earn": {"read"}, "points:spend": {"read"},
+           "admin": {"read", "write", "points:earn", "points:spend"}}
 TENANT = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")  # fits a book name, a log field and an API Gateway key name
 TOKEN = re.compile(r"tk_(live|test)_(key_[0-9a-f]{16})_([A-Za-z0-9_-]{43})")
 SECRET_BYTES = 32
@@ -98,8 +103,9 @@ def _of(model: ApiKeyModel) -> ApiKey:
 @datastore_guarded
 class ApiKeys:
     def __init__(self, *, live: bool, clock: Callable[[], datetime] = utc_now) -> None:
-        """`live`: tokens of a deployed stage read `tk_live_`, others `tk_test_`."""
-        self.prefix = "tk_live_" if live else "tk_test_"
+        """`live`: tokens of a deployed stage read `tk_live_`, others `tk_test_`; a stage takes its own kind only."""
+        self.kind = "live" if live else "test"
+        self.prefix = f"tk_{self.kind}_"
         self._clock = clock
 
     def create(self, tenant: str, scopes, *, label: str | None = None,
@@ -119,7 +125,7 @@ class ApiKeys:
         """The caller a bearer token stands for, and its tenant's usage key; Unauthenticated for a missing,
         malformed, unknown or revoked token (one answer for all: it tells a guesser nothing). One GetItem."""
         match = TOKEN.fullmatch(token or "")
-        if match is None:
+        if match is None or match.group(1) != self.kind:
             raise Unauthenticated("a valid API key is required: Authorization: Bearer tk_...")
         try:
             model = ApiKeyModel.get(match.group(2), consistent_read=True)

@@ -19,6 +19,7 @@ The deployed entries table has a stream (tools/infra.py) that publishes the jour
 """
 from __future__ import annotations
 
+import heapq
 import zlib
 
 from pynamodb.attributes import (
@@ -218,10 +219,12 @@ def expiry_shard(kind: str, key: str) -> str:
 
 
 def due(model: type[Model], kind: str, now: str):
-    """Items of `model` on `by_expiry` whose expiry stamp is at or before `now` (a stamp), each shard oldest first:
-    one Query per shard, of the due range only."""
-    for shard in range(EXPIRY_SHARDS):
-        yield from model.by_expiry.query(f"{kind}#{shard}", model.expiry < f"{now}$")  # '$' sorts after '#'
+    """Items of `model` on `by_expiry` whose expiry stamp is at or before `now` (a stamp), oldest first across the
+    shards (their queries merged by expiry, each of the due range only), so a sweep's limit is spent on the items
+    due longest, whichever shard holds them: a backlog in one shard cannot starve the others."""
+    queries = [model.by_expiry.query(f"{kind}#{shard}", model.expiry < f"{now}$")  # '$' sorts after '#'
+               for shard in range(EXPIRY_SHARDS)]
+    yield from heapq.merge(*queries, key=lambda item: item.expiry)
 
 
 class LotModel(Model):

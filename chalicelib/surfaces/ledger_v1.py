@@ -135,8 +135,8 @@ def create_account():
         if "floor" in body.model_fields_set:
             raise InvalidRequest("give floor or overdraft_limit, not both", field="overdraft_limit")
         floor = -body.overdraft_limit
-    if floor is None:
-        # No floor: the account can go negative without limit, i.e. make money from nothing.
+    if floor is None or floor < 0:
+        # An overdraft lends, and no floor makes money from nothing: the operator's decision, not a writer's.
         access.require(surface.caller(), "admin")
     account, replayed = _ledger().open_account(body.id, body.unit, kind=body.kind, floor=floor,
                                                metadata=body.metadata, **_keyed())
