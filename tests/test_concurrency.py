@@ -49,7 +49,9 @@ def test_concurrent_postings_on_one_account_lose_nothing(live_server):
     with ThreadPoolExecutor(THREADS) as pool:
         results = [result for batch in pool.map(worker, amounts) for result in batch]
     statuses = Counter(status for status, _ in results)
-    assert statuses == {200: THREADS * 50}, statuses
+    # 503 is the documented answer when a posting's retries run out on a hot account (nothing written; the
+    # client retries with the same id): allowed, rarely, but never a lost or doubled write (checked below).
+    assert set(statuses) <= {200, 503} and statuses[503] <= THREADS * 50 // 100, statuses
     accepted = [amount for status, amount in results if status == 200]
     assert http("GET", f"{live_server}/balance/{account}") == (200, {"balance": sum(accepted)})
     assert http("GET", f"{live_server}/max_transaction_volume") == (

@@ -93,7 +93,9 @@ def test_every_entry_is_published_once(client, journal_queue):
         ("alice", 1, 500, "posting"), ("alice", 2, -200, "transfer"), ("alice", 3, 0, "hold"),
         ("bob", 1, 200, "transfer")]
     assert details[1]["transaction"] == details[3]["transaction"] == transfer["id"]
-    assert details[2]["held_after"] == 50 and details[0]["id"] == "v1:alice#1"
+    assert "transaction" not in details[2] and details[2]["hold_id"].startswith("hold_")  # what it names
+    assert details[2]["held_after"] == 50 and details[0]["id"] == "v1.t1:alice#1"  # tenant t1's book
+    assert {(detail["book"], detail["tenant"]) for detail in details} == {("v1.t1", "t1")}
 
     # Lambda delivers a batch again after a failure: nothing is sent twice.
     assert client.lambda_.invoke("publish_entries", batch).payload == {"sent": 0, "skipped": 4}
