@@ -5,6 +5,8 @@ Usage: python -m tools.create_tables   (endpoint, region and table prefix from t
 """
 from __future__ import annotations
 
+import time
+
 import boto3
 
 from chalicelib.config import load
@@ -27,9 +29,23 @@ def upgrade(client, model) -> list[str]:
                 "IndexName": index["index_name"],
                 "KeySchema": sorted(index["key_schema"], key=lambda key: key["KeyType"] != "HASH"),
                 "Projection": index["projection"]}}])
-        client.get_waiter("table_exists").wait(TableName=model.Meta.table_name)
+        _wait_until_indexes_are_active(client, model.Meta.table_name)
         added.append(f"{model.Meta.table_name}/{index['index_name']}")
     return added
+
+
+def _wait_until_indexes_are_active(client, table: str, timeout: float = 600.0) -> None:
+    """DynamoDB creates one index of a table at a time: the next may be asked for only once this one is ACTIVE
+    (the table itself is ACTIVE sooner). Polled like boto's own waiters, bounded."""
+    deadline = time.monotonic() + timeout
+    while True:
+        described = client.describe_table(TableName=table)["Table"]
+        statuses = [index.get("IndexStatus") for index in described.get("GlobalSecondaryIndexes", [])]
+        if described["TableStatus"] == "ACTIVE" and all(status == "ACTIVE" for status in statuses):
+            return
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{table}: indexes still {statuses} after {timeout:.0f}s")
+        time.sleep(1)
 
 
 def main() -> None:
