@@ -182,9 +182,10 @@ def list_entries(account_id: str):
                query=(("state", False, {"type": "string", "enum": ["open", "all"]}),), scope="read")
 def list_lots(account_id: str):
     """A points account's balance per payer and its lots, oldest first (the order spends take them)"""
-    account = _ledger().account(account_id)
-    lots = _ledger().points.lots(account_id, open_only=(_query("state") or "open") == "open")
-    return {"account_id": account.id, "balances": _ledger().points.balances(account_id),
+    ledger = _ledger()
+    account = ledger.account(account_id)
+    lots = ledger.points.lots(account_id, open_only=(_query("state") or "open") == "open")
+    return {"account_id": account.id, "balances": ledger.points.balances(account_id),
             "lots": [{"lot": lot.lot, "payer": lot.payer, "points": lot.points, "remaining": lot.remaining,
                       "earned_at": lot.earned_at, "expires_at": lot.expires_at} for lot in lots]}
 
