@@ -8,7 +8,7 @@ PORT   ?= 8000
 STAGE  ?= prod
 export AWS_DEFAULT_REGION ?= us-east-1
 
-.PHONY: venv run test lint bench soak verify tables infra package key clean
+.PHONY: venv run test test-fast lint bench soak verify tables infra package key clean
 
 venv: $(STAMP)
 
@@ -21,8 +21,14 @@ $(STAMP): requirements.txt requirements-dev.txt
 run: venv
 	PORT=$(PORT) $(PY) -m tools.devserver
 
+# The full suite, in two lanes: everything but the races on two workers, then the races with the CPU to themselves.
 test: lint
-	$(PY) -m pytest
+	$(PY) -m pytest -n 2 --dist loadgroup -m "not race"
+	$(PY) -m pytest -m race
+
+# The inner loop: behaviour tests on moto only, on two workers.
+test-fast: venv
+	$(PY) -m pytest -n 2 -m "not dynamodb_local and not slow and not package and not race"
 
 lint: venv
 	$(VENV)/bin/ruff check .

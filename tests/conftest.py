@@ -35,6 +35,16 @@ STARTUP_SECONDS = 180  # make run: DynamoDB Local, the tables and the server, on
 local_gateway.install()  # the test client answers a refusing authorizer as API Gateway does
 
 
+def pytest_collection_modifyitems(items) -> None:
+    """Lanes: a test that reaches DynamoDB Local, through whichever fixture, is marked so by what it uses, not
+    by hand; the package tests share one worker (chalice package writes the project's .chalice/deployments)."""
+    for item in items:
+        if "dynamodb_endpoint" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.dynamodb_local)
+        if item.get_closest_marker("package"):
+            item.add_marker(pytest.mark.xdist_group("package"))
+
+
 class KeyedHTTP:
     """The test client's `http`, sending `key` to /v1 when a request names no Authorization of its own."""
 

@@ -16,7 +16,7 @@ from chalicelib.surfaces.accounts import ledger as accounts_book
 from helpers import journal
 from tools.local_http import request_json as http
 
-pytestmark = [pytest.mark.dynamodb_local, pytest.mark.usefixtures("verified_afterwards")]
+pytestmark = [pytest.mark.race, pytest.mark.usefixtures("verified_afterwards")]
 THREADS = 16
 
 

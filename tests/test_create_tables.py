@@ -8,8 +8,6 @@ from chalicelib.core.models import EntryModel, LotModel
 from tools import dynamodb_local
 from tools.create_tables import upgrade
 
-pytestmark = pytest.mark.dynamodb_local
-
 
 def earlier_table(client, model, prefix: str) -> str:
     """The model's table as an earlier version made it: its keys, no index, no stream."""

@@ -19,7 +19,6 @@ from helpers import DynamoDBFaults
 from tools.local_http import request_json as http
 from tools.verify import verify_tables
 
-pytestmark = pytest.mark.dynamodb_local
 # (operation, error code, sends that reach DynamoDB before their answer is lost)
 FAULTS = {
     "read throttled": ("TransactGetItems", "ProvisionedThroughputExceededException", 0),

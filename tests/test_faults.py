@@ -16,7 +16,6 @@ from chalicelib.core.errors import Contention
 from chalicelib.core.ledger import Ledger
 from helpers import TransactWriteFaults, journal
 
-pytestmark = pytest.mark.dynamodb_local
 
 def fast_ledger(book: str, **settings) -> Ledger:
     return Ledger(book, settings=replace(load(), **settings), sleep=lambda _: None)

@@ -27,7 +27,7 @@ from chalicelib.web import openapi
 from tools import local_http
 from tools.verify import verify_tables
 
-pytestmark = pytest.mark.dynamodb_local
+pytestmark = pytest.mark.slow
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "25"))
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
 

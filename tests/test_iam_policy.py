@@ -18,7 +18,6 @@ from tools.infra import stages
 from tools.local_http import request_json as http
 from tools.request_counter import DynamoDBRequests
 
-pytestmark = pytest.mark.dynamodb_local
 ROOT = Path(__file__).resolve().parent.parent
 
 

@@ -331,6 +331,7 @@ def test_the_sweep_expires_lots_nobody_spends(client, clock):
     assert_verified()
 
 
+@pytest.mark.slow
 def test_a_spend_behind_many_expired_lots_expires_a_few_itself_and_leaves_the_rest_to_the_sweep(client, clock):
     from chalicelib.core.points import MAX_INLINE_EXPIRIES
     from tools.request_counter import DynamoDBRequests

@@ -12,8 +12,6 @@ from chalicelib.core.ledger import Extension, Ledger
 from chalicelib.core.models import AccountModel
 from tools.request_counter import DynamoDBRequests
 
-pytestmark = pytest.mark.dynamodb_local
-
 
 def test_a_write_over_the_item_size_limit_is_a_400_and_is_not_retried(local_tables):
     ledger = Ledger("limits", settings=replace(load(), retry_seconds=5), sleep=lambda _: None)
@@ -29,6 +27,7 @@ def test_a_write_over_the_item_size_limit_is_a_400_and_is_not_retried(local_tabl
     assert ledger.balance("a").balance == 1
 
 
+@pytest.mark.slow
 def test_adds_and_spends_cost_the_same_at_1600_long_payers_as_at_10(local_tables):
     """The holder once listed every payer: about 1,500 payers of 256 characters took it past 400 KB, and every
     add failed (each failing request re-read the 400 KB item until its retries ran out)."""

@@ -17,7 +17,7 @@ import pytest
 from chalicelib.web import access
 from tools.local_http import request_json
 
-pytestmark = pytest.mark.dynamodb_local
+pytestmark = pytest.mark.slow  # each starts make run's server
 ROOT = Path(__file__).resolve().parent.parent
 REQUEST_SECONDS = 180  # a burst of 128 on a busy 2-core machine
 BURST = 128
@@ -35,6 +35,7 @@ def test_make_run_prints_a_key_that_works_and_guards_v1_with_it(make_run):
     assert request_json("GET", f"{base}/openapi.json")[0] == 200
 
 
+@pytest.mark.race
 def test_make_run_answers_a_burst_of_128_concurrent_requests(make_run):
     base, _, _ = make_run
     accounts = [str(uuid.uuid4()) for _ in range(BURST)]  # one each: the burst tests connections, not contention

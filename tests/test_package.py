@@ -14,6 +14,7 @@ from chalicelib.core import models
 from chalicelib.web import access
 from tools import infra, package
 
+pytestmark = pytest.mark.package
 STAGE = "prod"
 METHODS = {"get", "post", "put", "patch", "delete"}
 

@@ -4,11 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-import pytest
-
 from tools.local_http import request_json as http
-
-pytestmark = pytest.mark.dynamodb_local
 
 
 def pages(base: str, path: str, items: str, more, headers: dict | None = None) -> list[list]:

@@ -227,6 +227,7 @@ def test_request_budgets(client):
         assert dict(requests.calls) == {"GetItem": 2, "Query": 1}
 
 
+@pytest.mark.slow
 def test_a_spend_over_hundreds_of_lots_is_all_or_nothing(client):
     start = datetime(2022, 1, 1, tzinfo=UTC)
     for number in range(260):

@@ -14,7 +14,7 @@ from chalicelib.core.verify import check_points_holder
 from chalicelib.surfaces import points_app, points_tracker
 from tools.local_http import request_json as http
 
-pytestmark = [pytest.mark.dynamodb_local, pytest.mark.usefixtures("verified_afterwards")]
+pytestmark = [pytest.mark.race, pytest.mark.usefixtures("verified_afterwards")]
 THREADS = 16
 START = datetime(2022, 1, 1, tzinfo=UTC)
 # The two seed surfaces' spend routes: (module, method, path).

@@ -19,7 +19,6 @@ from chalicelib.surfaces import ledger_v1
 from helpers import Crash, LaggingIndex, TransactWriteFaults
 from tools.request_counter import DynamoDBRequests
 
-pytestmark = pytest.mark.dynamodb_local
 HOLDER = "h"
 LOTS, LOT_POINTS, SPEND = 260, 2, 515  # the spend takes 258 lots
 EXPECTED = {"P0": 0, "P1": 1, "P2": 2, "P3": 2}

@@ -13,7 +13,7 @@ from chalicelib.surfaces import ledger_v1
 from helpers import TENANT, THREADS, race
 from tools.local_http import request_json as http
 
-pytestmark = [pytest.mark.dynamodb_local, pytest.mark.usefixtures("verified_afterwards")]
+pytestmark = [pytest.mark.race, pytest.mark.usefixtures("verified_afterwards")]
 
 
 def tenant():

@@ -4,14 +4,10 @@ from __future__ import annotations
 
 import uuid
 
-import pytest
-
 from chalicelib.core.models import AccountModel, LotModel
 from chalicelib.surfaces import points_tracker
 from tools.local_http import request_json as http
 from tools.verify import print_report, verify_tables
-
-pytestmark = pytest.mark.dynamodb_local
 
 
 def traffic(base: str) -> None:

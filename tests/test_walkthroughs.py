@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.dynamodb_local
 WALKTHROUGHS = sorted((Path(__file__).resolve().parent.parent / "docs" / "walkthroughs").glob("*.sh"))
 MARK = "  #=> "
 
@@ -26,6 +25,7 @@ def test_every_walkthrough_marks_what_it_prints():
         assert "date -d" not in script.read_text() and "sed -i" not in script.read_text()  # no GNU-only flags
 
 
+@pytest.mark.slow
 def test_each_walkthrough_runs_twice_on_the_same_make_run_and_prints_what_its_marks_say(make_run):
     base, token, _ = make_run
     for script in WALKTHROUGHS:

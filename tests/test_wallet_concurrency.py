@@ -9,7 +9,7 @@ from chalicelib.surfaces.wallets_common import wallets
 from helpers import THREADS, race
 from tools.local_http import request_json as http
 
-pytestmark = [pytest.mark.dynamodb_local, pytest.mark.usefixtures("verified_afterwards")]
+pytestmark = [pytest.mark.race, pytest.mark.usefixtures("verified_afterwards")]
 
 
 def registered(base: str, phone: str) -> dict:

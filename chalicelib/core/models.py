@@ -410,7 +410,7 @@ MODELS: dict[str, type[Model]] = {
 }
 
 # Connection for multi-table requests (TransactGet/TransactWrite); rebuilt by bind().
-transaction_connection: Connection
+transaction_connection: Connection | None = None
 
 
 _BOTOCORE_DATA = botocore.loaders.create_loader()
@@ -431,9 +431,9 @@ pynamodb_connection.get_session = _session_sharing_botocore_data
 def bind(settings: Settings) -> None:
     """Point every model (and the transaction connection) at the configured tables.
 
-    PynamoDB caches a connection per model class; resetting it makes a new
-    endpoint or table name take effect, which tests that switch between moto
-    and DynamoDB Local rely on.
+    PynamoDB caches a connection per model class, made for one table, region and endpoint; it is dropped when
+    any of them changes, which tests that switch between moto and DynamoDB Local rely on. Binding to the same
+    place again keeps the connections and their botocore clients, which are slow to make.
     """
     global transaction_connection
     for kind, model in MODELS.items():
@@ -441,9 +441,21 @@ def bind(settings: Settings) -> None:
         model.Meta.region = settings.region
         model.Meta.host = settings.dynamodb_endpoint
         model.Meta.max_pool_connections = 64
-        model._connection = None
-    transaction_connection = Connection(region=settings.region, host=settings.dynamodb_endpoint,
-                                        max_pool_connections=64)
+        if not _connected_to(getattr(model, "_connection", None), settings, model.Meta.table_name):
+            model._connection = None
+    if not _connected_to(transaction_connection, settings):
+        transaction_connection = Connection(region=settings.region, host=settings.dynamodb_endpoint,
+                                            max_pool_connections=64)
+
+
+def _connected_to(connection, settings: Settings, table_name: str | None = None) -> bool:
+    if connection is None:
+        return False
+    if table_name is not None:
+        if connection.table_name != table_name:
+            return False
+        connection = connection.connection
+    return connection.host == settings.dynamodb_endpoint and connection.region == settings.region
 
 
 def create_tables() -> list[str]:
