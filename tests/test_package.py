@@ -20,10 +20,15 @@ METHODS = {"get", "post", "put", "patch", "delete"}
 
 
 @pytest.fixture(scope="module")
-def template(tmp_path_factory) -> dict:
+def packaged(tmp_path_factory):
     out_dir = package.package(STAGE, tmp_path_factory.mktemp("package") / STAGE)
     assert (out_dir / "deployment.zip").stat().st_size > 0
-    return json.loads((out_dir / "sam.json").read_text())
+    return out_dir
+
+
+@pytest.fixture(scope="module")
+def template(packaged) -> dict:
+    return json.loads((packaged / "sam.json").read_text())
 
 
 def test_the_committed_infra_templates_match_the_models():
@@ -112,12 +117,11 @@ def test_the_sweep_runs_every_minute_and_the_publisher_reads_the_entries_stream(
     assert resources["EventBus"]["Properties"]["Name"] == f"tally-{STAGE}"
 
 
-def test_every_compiled_extension_in_the_zip_is_for_the_pinned_runtime(template, tmp_path_factory):
+def test_every_compiled_extension_in_the_zip_is_for_the_pinned_runtime(packaged):
     import zipfile
 
     abi = "cpython-" + infra.LAMBDA_RUNTIME.removeprefix("python").replace(".", "")
-    zip_path = next(tmp_path_factory.getbasetemp().glob("package*/prod/deployment.zip"))
-    extensions = [name for name in zipfile.ZipFile(zip_path).namelist() if name.endswith(".so")]
+    extensions = [name for name in zipfile.ZipFile(packaged / "deployment.zip").namelist() if name.endswith(".so")]
     assert extensions and all(abi in name for name in extensions), extensions
 
 
