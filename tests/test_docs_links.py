@@ -41,6 +41,26 @@ def test_every_relative_link_resolves_to_a_file_or_folder_that_exists():
     assert broken == []
 
 
+def anchors(page: Path) -> set[str]:
+    """GitHub's anchors of a page's headings: lower case, punctuation dropped, spaces as hyphens."""
+    text = re.sub(r"```.*?```", "", page.read_text(encoding="utf-8"), flags=re.S)
+    return {re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+            for heading in re.findall(r"^#{1,6} +(.+)$", text, flags=re.M)}
+
+
+def test_every_anchor_names_a_heading_of_its_page():
+    broken = []
+    for page in PAGES:
+        for target in links(page):
+            if not relative(target) and not target.startswith("#") or "#" not in target:
+                continue
+            name, anchor = target.split("#", 1)
+            path = (page.parent / unquote(name)).resolve() if name else page
+            if path.suffix == ".md" and path.exists() and anchor not in anchors(path):
+                broken.append(f"{page.relative_to(ROOT)}: {target}")
+    assert broken == []
+
+
 def test_links_stay_inside_the_repository():
     outside = [f"{page.relative_to(ROOT)}: {target}" for page in PAGES for target in links(page)
                if relative(target) and not (page.parent / target.split("#", 1)[0]).resolve().is_relative_to(ROOT)]
