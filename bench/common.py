@@ -10,6 +10,8 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 
+from bench import report
+
 THREADS = 16
 
 
@@ -29,10 +31,18 @@ def percentile(values: list[float], fraction: float) -> float:
 
 
 def table(title: str, header: list[str], rows: list[list]) -> None:
+    """Print a table of figures (and record it for the Markdown file, bench/report.py)."""
+    report.record(report.Table(title, list(header), [list(row) for row in rows]))
     widths = [max(len(str(cell)) for cell in column) for column in zip(header, *rows, strict=True)]
     print(f"\n{title}")
     for row in [header, ["-" * width for width in widths], *rows]:
         print("  " + "  ".join(str(cell).ljust(width) for cell, width in zip(row, widths, strict=True)))
+
+
+def note(text: str) -> None:
+    """Print a line under a table (and record it for the Markdown file)."""
+    report.record(report.Note(text))
+    print(f"  {text}")
 
 
 def timed(call) -> float:

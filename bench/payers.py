@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from datetime import UTC, datetime, timedelta
 
-from bench.common import REQUEST_HEADER, table, use_fresh_tables, use_local_environment
+from bench.common import REQUEST_HEADER, note, table, use_fresh_tables, use_local_environment
 
 START = datetime(2022, 1, 1, tzinfo=UTC)
 
@@ -57,7 +57,7 @@ def run(endpoint: str) -> None:
         rows += rows_for(book, "holder", payers)
     table("Points: DynamoDB requests and capacity units per operation vs distinct payers (256 characters each)",
           REQUEST_HEADER, rows)
-    print(f"  ({seeded[10_000]:.0f}s to add 10,000 payers one by one through the core)")
+    note(f"({seeded[10_000]:.0f}s to add 10,000 payers one by one through the core)")
 
 
 if __name__ == "__main__":

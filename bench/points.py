@@ -12,6 +12,7 @@ from bench.common import (
     contended,
     contended_cells,
     median_ms,
+    note,
     request_rows,
     table,
     use_fresh_tables,
@@ -92,4 +93,4 @@ def run(base: str, endpoint: str) -> None:
           ["exhausted lots", "none", "100k", "ratio (target <= 1.2)"],
           [["POST /spend, 1 lot", f"{medians['none']:.2f}", f"{medians['100k']:.2f}",
             f"{medians['100k'] / medians['none']:.2f}"]])
-    print(f"  (100k exhausted lots written in {seeded:.0f}s, straight to the lots table, as spends leave them)")
+    note(f"(100k exhausted lots written in {seeded:.0f}s, straight to the lots table, as spends leave them)")

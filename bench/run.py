@@ -1,4 +1,5 @@
-"""`make bench`: Tally's figures on Amazon DynamoDB Local (127.0.0.1 only), printed as tables.
+"""`make bench`: Tally's figures on Amazon DynamoDB Local (127.0.0.1 only), printed as tables and written as
+Markdown to docs/benchmarks/latest.md (or `TALLY_BENCH_OUT`), with date, commit and machine.
 
 Every request goes through the real stack: HTTP -> Chalice's local server ->
 handlers -> ledger core -> PynamoDB -> DynamoDB Local. DynamoDB requests are
@@ -12,7 +13,7 @@ import sys
 import time
 import uuid
 
-from bench import ledger_v1, payers, points, wallets
+from bench import ledger_v1, payers, points, report, wallets
 from bench.common import (
     CONTENDED_HEADER,
     REQUEST_HEADER,
@@ -20,6 +21,7 @@ from bench.common import (
     contended,
     contended_cells,
     median_ms,
+    note,
     request_rows,
     table,
     use_fresh_tables,
@@ -134,7 +136,7 @@ def main() -> None:
                   ["operation", "1k entries", "100k entries", "ratio (target <= 1.2)"],
                   [[name, f"{small[name]:.2f}", f"{large[name]:.2f}", f"{large[name] / small[name]:.2f}"]
                    for name in small])
-            print(f"  (history written in {rows[0][2]:.0f}s and {rows[1][2]:.0f}s; 10 and 1,000 accounts)")
+            note(f"(history written in {rows[0][2]:.0f}s and {rows[1][2]:.0f}s; 10 and 1,000 accounts)")
             points.run(base, endpoint)
             payers.run(endpoint)
             wallets.run(base, endpoint)
@@ -142,6 +144,9 @@ def main() -> None:
     table("Cold import (median of 7 runs, ms, including interpreter start)",
           ["command", "ms"], [[name, f"{ms:.0f}"] for name, ms in imports.items()]
           + [["ratio app / boto3 (target <= 1.5)", f"{imports['import app'] / imports['import boto3']:.2f}"]])
+    written = report.write(report.output_path("TALLY_BENCH_OUT", report.BENCH_OUT), report.RECORDED,
+                           title="make bench: last run", command="make bench")
+    print(f"\nfigures written to {written}")
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """`make soak`: every surface (the seeds and /v1) from 16 threads for SOAK_SECONDS (default 120) on DynamoDB
 Local (127.0.0.1), then the verifier over everything written. Prints ops/s, p50/p99 latency and statuses by
-operation; exits 1 on any 5xx or invariant violation. Bounded in time; nothing leaves this machine."""
+operation, and writes them as Markdown to docs/benchmarks/soak-latest.md (or `TALLY_SOAK_OUT`); exits 1 on any 5xx
+or invariant violation. Bounded in time; nothing leaves this machine."""
 from __future__ import annotations
 
 import os
@@ -11,6 +12,7 @@ import time
 import uuid
 from collections import Counter, defaultdict
 
+from bench import report as bench_report
 from bench.common import THREADS, percentile, table, use_fresh_tables, use_local_environment
 from tools import dynamodb_local
 from tools.local_http import request_json as http
@@ -155,6 +157,13 @@ def main() -> int:
     print_report(report, "the soak's tables")
     server_errors = sum(count for status, count in totals.items() if status >= 500)
     print(f"5xx answers: {server_errors}")
+    counts = ", ".join(f"{count:,} {what}" for what, count in report.checked.items())  # printed above; recorded
+    bench_report.record(bench_report.Note(f"verified the soak's tables: {counts or 'no data'}"))
+    bench_report.record(bench_report.Note(f"{len(report.violations)} violations; 5xx answers: {server_errors}"))
+    written = bench_report.write(bench_report.output_path("TALLY_SOAK_OUT", bench_report.SOAK_OUT),
+                                 bench_report.RECORDED, title="make soak: last run",
+                                 command=f"SOAK_SECONDS={seconds:g} make soak")
+    print(f"figures written to {written}")
     return 1 if server_errors or report.violations else 0
 
 
