@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from chalicelib.core.errors import InvalidRequest, InvalidState, NotFound
 from chalicelib.core.guard import datastore_guarded
@@ -52,6 +52,7 @@ def hold_of(model: HoldModel) -> Hold:
 
 # The kinds of entry a hold makes on its own (no money moves): their `transaction` attribute names the hold.
 HOLD_ENTRY_KINDS = frozenset({"hold", "void", "hold_expiry"})
+DEFAULT_HOLD = timedelta(days=7)  # how long a hold lasts when its request names no expiry
 
 
 def stored_hold(hold_id: str, book: str | None = None) -> HoldModel:
@@ -81,10 +82,13 @@ class Holds:
     def get(self, hold_id: str) -> Hold:
         return hold_of(self._stored(hold_id))
 
-    def authorize(self, account_id: str, amount: int, expires_at: datetime, *, metadata: dict | None = None,
-                  idempotency_key: str) -> Hold:
+    def authorize(self, account_id: str, amount: int, expires_at: datetime | None = None, *,
+                  metadata: dict | None = None, idempotency_key: str) -> Hold:
+        """Reserve `amount` until `expires_at` (by default DEFAULT_HOLD from now)."""
         amount = positive("amount", amount)
         metadata = check_metadata(metadata)
+        if expires_at is None:
+            expires_at = self.ledger.now() + DEFAULT_HOLD
         if expires_at <= self.ledger.now():
             raise InvalidRequest("expires_at must be in the future", field="expires_at")
         expiry = stamp(expires_at)

@@ -25,8 +25,11 @@ from chalicelib.core.models import AccountModel, TransactionLeg, TransactionMode
 from chalicelib.core.points import PointsBook, PointsChange
 
 BOOK = "v1"  # the book of /v1 data written before tenants; each tenant's is `book_of(tenant)`
-ACCOUNT_ID = re.compile(r"[A-Za-z0-9_.-]{1,64}")
-UNIT = re.compile(r"[A-Za-z0-9_]{1,16}")
+# Ids and units: these characters, this long. The request models' patterns are built from the same constants.
+ACCOUNT_ID_CHARACTERS, MAX_ACCOUNT_ID_LENGTH = "[A-Za-z0-9_.-]", 64
+UNIT_CHARACTERS, MAX_UNIT_LENGTH = "[A-Za-z0-9_]", 16
+ACCOUNT_ID = re.compile(f"{ACCOUNT_ID_CHARACTERS}{{1,{MAX_ACCOUNT_ID_LENGTH}}}")
+UNIT = re.compile(f"{UNIT_CHARACTERS}{{1,{MAX_UNIT_LENGTH}}}")
 KINDS = ("standard", "points")
 REVERSIBLE = ("posting", "transfer", "capture", "earn", "spend")
 # Metadata is the client's notes, not a datastore: Stripe's shape (keys up to 40 characters, values up to
@@ -46,6 +49,20 @@ def book_of(tenant: str) -> str:
 
 def is_v1_book(book: str) -> bool:
     return book == BOOK or book.startswith(f"{BOOK}.")
+
+
+def requested_floor(floor: int | None, overdraft_limit: int | None, *, floor_given: bool) -> int | None:
+    """A new account's floor: `floor` as given (None: no floor), or an overdraft limit as a negative floor."""
+    if overdraft_limit is None:
+        return floor
+    if floor_given:
+        raise InvalidRequest("give floor or overdraft_limit, not both", field="overdraft_limit")
+    return -overdraft_limit
+
+
+def lends(floor: int | None) -> bool:
+    """An overdraft lends, and no floor makes money from nothing: the operator's decision, not a writer's."""
+    return floor is None or floor < 0
 
 
 def new_id(prefix: str) -> str:

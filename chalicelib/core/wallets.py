@@ -120,14 +120,20 @@ class Wallets:
 
     def __init__(self, surface: str | None = None, **ledger_options) -> None:
         self.surface = surface
+        self.minimum = 0
         self.ledger = Ledger("wallets", show=money_text, **ledger_options)
         self._clock = ledger_options.get("clock", utc_now)
 
-    def of(self, surface: str) -> Wallets:
-        """The same book as seen by one surface."""
+    def of(self, surface: str, minimum: int = 0) -> Wallets:
+        """The same book as seen by one surface, whose wallets keep at least `minimum` (minor units)."""
         view = copy.copy(self)
         view.surface = surface
+        view.minimum = minimum
         return view
+
+    def debit_minimum(self, requested: int | None = None) -> int:
+        """A movement's minimum balance: the surface's, which a request may raise for itself, never lower."""
+        return max(self.minimum, requested or 0)
 
     def create(self, user_id: int, wallet_type: str, floor: int) -> Wallet:
         if self.surface is None:
