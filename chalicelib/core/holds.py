@@ -62,7 +62,7 @@ def stored_hold(hold_id: str, book: str | None = None) -> HoldModel:
     except HoldModel.DoesNotExist:
         model = None
     if model is None or (book is not None and (model.book or BOOK) != book):
-        raise NotFound(f"hold {hold_id} not found", hold_id=hold_id)
+        raise NotFound(f"hold {hold_id} not found")
     return model
 
 
@@ -177,11 +177,11 @@ class Holds:
         authorized hold moves on, and the write is conditioned on it. The result is the hold as it leaves it."""
         hold = self._stored(hold_id)
         if hold.status != "authorized":
-            raise InvalidState(f"hold {hold_id} is {hold.status}", hold_id=hold_id, status=hold.status)
+            raise InvalidState(f"hold {hold_id} is {hold.status}")
         if hold.expires_at <= now and not expired_ok:
-            raise InvalidState(f"hold {hold_id} expired at {hold.expires_at}", hold_id=hold_id, status="expired")
+            raise InvalidState(f"hold {hold_id} expired at {hold.expires_at}")
         if must_be_due and hold.expires_at > now:
-            raise InvalidState(f"hold {hold_id} has not expired", hold_id=hold_id)
+            raise InvalidState(f"hold {hold_id} has not expired")
         changes = {"status": status, "updated_at": now, **changes}
         actions = [getattr(HoldModel, name).set(value) for name, value in changes.items()]
         actions += [HoldModel.expiry_shard.remove(), HoldModel.expiry.remove()]

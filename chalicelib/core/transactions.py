@@ -200,7 +200,7 @@ class Transactions:
         try:
             return account_of(AccountModel.get(self.ledger.account_key(account_id), consistent_read=True))
         except AccountModel.DoesNotExist:
-            raise NotFound(f"account {account_id} not found", account_id=account_id) from None
+            raise NotFound(f"account {account_id} not found") from None
 
     def entries(self, account_id: str, **query) -> Page:
         """A page of the account's journal (see `Ledger.history`); 404 for an account that does not exist."""
@@ -326,8 +326,7 @@ class Transactions:
         while True:
             original = self._stored(transaction_id)
             if original.type not in REVERSIBLE:
-                raise InvalidState(f"a transaction of type {original.type} cannot be reversed",
-                                   transaction_id=transaction_id)
+                raise InvalidState(f"a transaction of type {original.type} cannot be reversed")
             left = int(original.amount) - int(original.reversed or 0)
             wanted = left if amount is None else amount
             if left <= 0 or wanted > left:
@@ -335,8 +334,7 @@ class Transactions:
                 replay = self._replayed(idempotency_key, transaction_id)
                 if replay is not None:
                     return replay
-                raise InvalidState(f"only {left} of transaction {transaction_id} is left to reverse",
-                                   transaction_id=transaction_id, left=left)
+                raise InvalidState(f"only {left} of transaction {transaction_id} is left to reverse")
             try:
                 return self._reverse(original, wanted, metadata, idempotency_key, fingerprint)
             except _ReversedMeanwhile:
@@ -382,7 +380,7 @@ class Transactions:
         except TransactionModel.DoesNotExist:
             model = None
         if model is None or (model.book or BOOK) != self.ledger.book:
-            raise NotFound(f"transaction {transaction_id} not found", transaction_id=transaction_id)
+            raise NotFound(f"transaction {transaction_id} not found")
         return model
 
     def _replayed(self, idempotency_key: str, original_id: str) -> Transaction | None:
