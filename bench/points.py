@@ -74,6 +74,7 @@ def spend_latency_vs_history(base: str, endpoint: str, tracker) -> tuple[dict[st
 
 
 def run(base: str, endpoint: str) -> None:
+    import app as tally
     from chalicelib.surfaces import points_app, points_tracker
     from tools.request_counter import DynamoDBRequests
 
@@ -82,7 +83,7 @@ def run(base: str, endpoint: str) -> None:
         table("Seeds 000/001: DynamoDB requests and capacity units per operation (uncontended)", REQUEST_HEADER,
               request_counts(base, requests, points_tracker, points_app))
     use_fresh_tables(endpoint, "points-race")  # new tables, new clients: count on them
-    earn(points_tracker.book, points_tracker.HOLDER, lots=100, points=10)
+    earn(tally.services.tracker, points_tracker.HOLDER, lots=100, points=10)
     with DynamoDBRequests() as requests:
         race = contended(requests, lambda index, step: spend(base, 1)[0], per_thread=25)
     table(f"POST /spend of 1 point, {THREADS} client threads, one holder", ["spends", *CONTENDED_HEADER],

@@ -26,9 +26,10 @@ from chalice.test import Client  # noqa: E402
 from moto import mock_aws  # noqa: E402
 
 import app as tally  # noqa: E402
+from chalicelib import composition  # noqa: E402
 from chalicelib.config import load  # noqa: E402
 from chalicelib.core import models  # noqa: E402
-from helpers import make_key  # noqa: E402
+from helpers import Clock, make_key, serving  # noqa: E402
 
 STARTUP_SECONDS = 180  # make run: DynamoDB Local, the tables and the server, on a busy 2-core machine
 
@@ -64,12 +65,25 @@ class KeyedHTTP:
 
 
 @pytest.fixture
-def aws():
-    """Fresh moto DynamoDB with Tally's tables."""
+def clock():
+    """The services' clock: the wall clock until the test sets `clock.now`."""
+    return Clock()
+
+
+@pytest.fixture
+def services(clock):
+    """Fresh moto DynamoDB with Tally's tables, and the app serving services built for this test (its clock)."""
     with mock_aws():
-        models.bind(load())
+        built = composition.build(load(), clock=clock)
         models.create_tables()
-        yield
+        with serving(built):
+            yield built
+
+
+@pytest.fixture
+def aws(services):
+    """Fresh moto DynamoDB with Tally's tables."""
+    return services
 
 
 @pytest.fixture
@@ -88,15 +102,15 @@ def dynamodb_endpoint():
 
 
 @pytest.fixture
-def local_tables(dynamodb_endpoint):
-    """Tally's tables on DynamoDB Local under a prefix of their own, so tests never share data."""
+def local_tables(dynamodb_endpoint, clock):
+    """Tally's tables on DynamoDB Local under a prefix of their own, so tests never share data; the app serves
+    services built on them."""
     settings = replace(load(), dynamodb_endpoint=dynamodb_endpoint, table_prefix=f"t{uuid.uuid4().hex[:12]}")
-    models.bind(settings)
-    models.create_tables()
-    local_http.v1_key = make_key()
-    yield settings
-    local_http.v1_key = None
-    models.bind(load())
+    with serving(composition.build(settings, clock=clock)):
+        models.create_tables()
+        local_http.v1_key = make_key()
+        yield settings
+        local_http.v1_key = None
 
 
 @pytest.fixture(scope="session")

@@ -1,17 +1,19 @@
 """Helpers shared by the test modules."""
 from __future__ import annotations
 
+import contextlib
 import json
 import urllib.request
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
 
 from botocore.awsrequest import AWSResponse
 from botocore.exceptions import ReadTimeoutError
 
 from chalicelib.core import models
 from chalicelib.core.api_keys import ApiKeys
-from chalicelib.core.ledger import Ledger
+from chalicelib.core.ledger import Ledger, utc_now
 from chalicelib.core.models import EntryModel, LotModel
 
 TENANT = "t1"  # the tenant tests act as on /v1 unless they say otherwise
@@ -22,12 +24,35 @@ def make_key(tenant: str = TENANT, scopes=("admin",)) -> str:
     return ApiKeys(live=False).create(tenant, list(scopes))[1]
 
 
+class Clock:
+    """A clock the test moves: the wall clock until `now` is set."""
+
+    def __init__(self, now: datetime | None = None) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now or utc_now()
+
+
+@contextlib.contextmanager
+def serving(services):
+    """The app serves `services` until the block ends, then what it served before, on its tables."""
+    import app
+
+    before = app.services
+    app.serve(services)
+    try:
+        yield services
+    finally:
+        app.serve(before)
+        models.bind(before.settings)
+
+
 def v1_ledger():
     """The /v1 services of the tenant tests act as (what its key reaches through the API)."""
-    from chalicelib.core.transactions import book_of
-    from chalicelib.surfaces import ledger_v1
+    import app
 
-    return ledger_v1.services_of_book(book_of(TENANT))[0]
+    return app.services.v1_of(TENANT)[0]
 
 
 def journal(book: Ledger, account_id: str) -> list[EntryModel]:

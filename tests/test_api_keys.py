@@ -6,19 +6,20 @@ scheme is tried with no key, malformed, unknown and revoked keys (401), a key wi
 """
 from __future__ import annotations
 
-import functools
 import json
 import re
 import uuid
+from dataclasses import replace
 
 import pytest
 
+from chalicelib import composition
 from chalicelib.core.api_keys import TOKEN, ApiKeys, effective
 from chalicelib.core.errors import Unauthenticated
 from chalicelib.core.models import MODELS, ApiKeyModel
 from chalicelib.surfaces import docs
 from chalicelib.web import access, openapi
-from helpers import make_key
+from helpers import make_key, serving
 from tools import keys as keys_cli
 
 JSON = {"Content-Type": "application/json"}
@@ -228,7 +229,7 @@ def test_the_key_cli_creates_lists_and_revokes(client, capsys):
     assert cli(["create", "--tenant", "acme", "--scopes", "root"]) == 2
 
 
-def test_a_deployed_tenant_gets_one_usage_plan_key_that_the_authorizer_answers_with(client, monkeypatch):
+def test_a_deployed_tenant_gets_one_usage_plan_key_that_the_authorizer_answers_with(client, services, monkeypatch):
     import boto3
 
     gateway = boto3.client("apigateway", region_name="us-east-1")
@@ -244,12 +245,11 @@ def test_a_deployed_tenant_gets_one_usage_plan_key_that_the_authorizer_answers_w
     stored = list(ApiKeyModel.by_tenant.query("acme"))
     assert {key.usage_key for key in stored} == {plan_keys[0]["value"]}
     token = ApiKeys(live=True).create("acme", ["read"], usage_key=stored[0].usage_key)[1]
-    access._keys.cache_clear()  # the authorizer's keys, as the deployed stage (TALLY_STAGE=prod) makes them
-    monkeypatch.setattr(access, "_keys", functools.cache(lambda: ApiKeys(live=True)))
     event = {"type": "TOKEN", "authorizationToken": f"Bearer {token}",
              "methodArn": f"arn:aws:execute-api:us-east-1:123456789012:{api['id']}/api/GET/v1/accounts/x"}
-    answer = access.key_authorizer(event, None)
-    assert answer["usageIdentifierKey"] == plan_keys[0]["value"]
-    assert answer["context"]["tenant"] == "acme" and answer["principalId"] == TOKEN.fullmatch(token).group(2)
-    with pytest.raises(Exception, match="^Unauthorized$"):
-        access.key_authorizer({**event, "authorizationToken": "Bearer nope"}, None)
+    with serving(composition.build(replace(services.settings, deployed=True))):  # as a deployed stage's root
+        answer = access.key_authorizer(event, None)
+        assert answer["usageIdentifierKey"] == plan_keys[0]["value"]
+        assert answer["context"]["tenant"] == "acme" and answer["principalId"] == TOKEN.fullmatch(token).group(2)
+        with pytest.raises(Exception, match="^Unauthorized$"):
+            access.key_authorizer({**event, "authorizationToken": "Bearer nope"}, None)

@@ -9,10 +9,10 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
+import app as tally
 from chalicelib.core.errors import FloorBreached
 from chalicelib.core.ledger import Ledger
 from chalicelib.core.models import EntryModel
-from chalicelib.surfaces.accounts import ledger as accounts_book
 from helpers import journal
 from tools.local_http import request_json as http
 
@@ -56,7 +56,7 @@ def test_concurrent_postings_on_one_account_lose_nothing(live_server):
     assert http("GET", f"{live_server}/balance/{account}") == (200, {"balance": sum(accepted)})
     assert http("GET", f"{live_server}/max_transaction_volume") == (
         200, {"maxVolume": len(accepted), "accounts": [account]})
-    assert_journal_chains(accounts_book, account, sum(accepted), len(accepted))
+    assert_journal_chains(tally.services.accounts, account, sum(accepted), len(accepted))
 
 
 def test_one_transaction_id_raced_from_every_thread_is_applied_once(live_server):
@@ -71,7 +71,7 @@ def test_one_transaction_id_raced_from_every_thread_is_applied_once(live_server)
     assert {status for status, _ in answers} == {200}
     assert len({json.dumps(body, sort_keys=True) for _, body in answers}) == 1
     assert http("GET", f"{live_server}/balance/{account}") == (200, {"balance": 42})
-    assert len(journal(accounts_book, account)) == 1
+    assert len(journal(tally.services.accounts, account)) == 1
 
 
 def test_a_floor_holds_under_concurrent_debits(local_tables):

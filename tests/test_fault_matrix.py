@@ -13,8 +13,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+import app as tally
 from chalicelib.surfaces import points_app, points_tracker
-from chalicelib.surfaces.wallets_common import wallets
 from helpers import DynamoDBFaults
 from tools.local_http import request_json as http
 from tools.verify import verify_tables
@@ -60,14 +60,14 @@ class Spend(Write):
 
     def set_up(self) -> None:
         for number in range(self.lots):
-            points_tracker.book.add(points_tracker.HOLDER, f"P{number}", 10,
+            tally.services.tracker.add(points_tracker.HOLDER, f"P{number}", 10,
                                     timestamp=datetime(2022, 1, 1, tzinfo=UTC) + timedelta(days=number))
 
     def request(self):
         return http("POST", f"{self.base}/spend", {"points": self.points}, {"Idempotency-Key": "spend-1"})
 
     def applied_once(self) -> bool:
-        return sum(points_tracker.book.balances(points_tracker.HOLDER).values()) == self.lots * 10 - self.points
+        return sum(tally.services.tracker.balances(points_tracker.HOLDER).values()) == self.lots * 10 - self.points
 
 
 class SpendInParts(Spend):
@@ -75,20 +75,20 @@ class SpendInParts(Spend):
 
     def set_up(self) -> None:
         for number in range(self.lots):
-            points_tracker.book.add(points_tracker.HOLDER, f"P{number % 3}", 10,
+            tally.services.tracker.add(points_tracker.HOLDER, f"P{number % 3}", 10,
                                     timestamp=datetime(2022, 1, 1, tzinfo=UTC) + timedelta(minutes=number))
 
 
 class SpendPoints(Write):
     operations = Spend.operations
     def set_up(self) -> None:
-        points_app.book.add(points_app.HOLDER, "A", 20)
+        tally.services.points.add(points_app.HOLDER, "A", 20)
 
     def request(self):
         return http("PUT", f"{self.base}/spend_points", {"points": 4}, {"Idempotency-Key": "sp-1"})
 
     def applied_once(self) -> bool:
-        return points_app.book.balances(points_app.HOLDER) == {"A": 16}
+        return tally.services.points.balances(points_app.HOLDER) == {"A": 16}
 
 
 class WalletDebit(Write):
@@ -98,7 +98,7 @@ class WalletDebit(Write):
         status, wallet = http("POST", f"{self.base}/api/v1/wallet/create", {"user_id": self.user, "type": "w"},
                               self.bearer)
         self.wallet = wallet["wallet_id"]
-        wallets.move(self.wallet, 10000)
+        tally.services.wallets.move(self.wallet, 10000)
 
     def request(self):
         return http("POST", f"{self.base}/api/v1/transactions/create",
@@ -106,7 +106,7 @@ class WalletDebit(Write):
                     {**self.bearer, "Idempotency-Key": "debit-1"})
 
     def applied_once(self) -> bool:
-        return wallets.get(self.wallet).balance == 10000 - 1250
+        return tally.services.wallets.get(self.wallet).balance == 10000 - 1250
 
 
 class AsperCredit(Write):
@@ -120,7 +120,7 @@ class AsperCredit(Write):
                     {"Idempotency-Key": "credit-1"})
 
     def applied_once(self) -> bool:
-        return wallets.get(self.wallet).balance == 325
+        return tally.services.wallets.get(self.wallet).balance == 325
 
 
 WRITES = {"004 POST /amount": Amount, "000 POST /spend": Spend, "000 POST /spend, in parts": SpendInParts,

@@ -7,8 +7,7 @@ import json
 
 import pytest
 
-from chalicelib.surfaces import accounts
-from chalicelib.surfaces.wallets_common import wallets
+import app as tally
 from helpers import v1_ledger, v1_request
 from tools.request_counter import DynamoDBRequests
 
@@ -99,6 +98,7 @@ def test_an_overflowing_amount_or_minimum_is_400_and_writes_nothing(client):
         for path, body, headers in bodies:
             assert refused(send(client, "POST", path, body, headers))["code"] == "invalid_request", (path, body)
     assert not WRITES & set(requests.calls), dict(requests.calls)
+    wallets = tally.services.wallets
     assert wallets.get(asper_wallet).balance == 50000 and wallets.get(wallet["wallet_id"]).balance == 0
 
 
@@ -207,7 +207,7 @@ def test_a_posting_past_int64_is_400_and_writes_nothing_on_every_surface(client)
     assert send(client, "POST", "/amount", {"account_id": account, "amount": top},
                 {"Transaction-Id": ids[0]}).status_code in (200, 201)
     refused(send(client, "POST", "/amount", {"account_id": account, "amount": 1}, {"Transaction-Id": ids[1]}))
-    assert accounts.ledger.balance(account).balance == top
+    assert tally.services.accounts.balance(account).balance == top
     assert send(client, "GET", f"/transaction/{ids[1]}").status_code == 404
 
 

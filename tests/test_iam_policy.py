@@ -9,10 +9,11 @@ from pathlib import Path
 
 import pytest
 
+import app as tally
 from chalicelib.core import events, models
 from chalicelib.core.expiry import Swept, sweep
 from chalicelib.core.models import EntryModel
-from chalicelib.surfaces import ledger_v1, points_tracker
+from chalicelib.surfaces import points_tracker
 from helpers import LaggingIndex
 from tools.infra import stages
 from tools.local_http import request_json as http
@@ -21,7 +22,7 @@ from tools.request_counter import DynamoDBRequests
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def tour(base: str) -> None:
+def tour(base: str, clock) -> None:
     """Every route of every surface, and the paths behind them."""
     account, transaction = "6f1c0e4e-1d7a-4b8e-9a0e-2f3b4c5d6e7f", "0f8fad5b-d9cb-469f-a165-70867728950e"
     for _ in range(2):  # the second time, a replay
@@ -37,9 +38,9 @@ def tour(base: str) -> None:
         http("POST", f"{base}/spend", {"points": 195}, {"Idempotency-Key": "big"})  # 98 lots: in parts
     http("GET", f"{base}/balance")
     with LaggingIndex() as index:  # the recheck of lots after a stale index
-        points_tracker.book.spend(points_tracker.HOLDER, 1)  # lot 99: 2 -> 1; the index keeps saying 2
+        tally.services.tracker.spend(points_tracker.HOLDER, 1)  # lot 99: 2 -> 1; the index keeps saying 2
         index.recording = False
-        points_tracker.book.spend(points_tracker.HOLDER, 2)  # planned as "empty lot 99": refused, rechecked
+        tally.services.tracker.spend(points_tracker.HOLDER, 2)  # planned as "empty lot 99": refused, rechecked
     http("POST", f"{base}/transaction", {"payer": "A", "points": 10})
     http("PUT", f"{base}/spend_points", {"points": 3})
     http("GET", f"{base}/")
@@ -62,10 +63,10 @@ def tour(base: str) -> None:
     http("POST", f"{base}/wallet/debit", {"wallet_id": asper["wallet_id"], "amount": 50})
     http("GET", f"{base}/wallet/balance/{asper['wallet_id']}")
     http("GET", f"{base}/wallet/transactions?wallet_id={asper['wallet_id']}")
-    v1_tour(base)
+    v1_tour(base, clock)
 
 
-def v1_tour(base: str) -> None:
+def v1_tour(base: str, clock) -> None:
     """Every /v1 route, a points reversal into lots, and the sweep of a due lot and a due hold."""
     keys = iter(range(1000))
 
@@ -93,9 +94,9 @@ def v1_tour(base: str) -> None:
                  f"/v1/transactions/{transfer['id']}", f"/v1/holds/{hold['id']}"):
         http("GET", base + path)
     later = datetime.now(UTC) + timedelta(minutes=10)
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(ledger_v1.clock, "now", later)
-        assert sweep(ledger_v1.services_of_book, later) == Swept(lots=1, holds=1, settled=0)
+    clock.now = later
+    assert sweep(tally.services.v1_book, later) == Swept(lots=1, holds=1, settled=0)
+    clock.now = None
 
 
 def as_stage_resource(resource: str, prefix: str, stage: str) -> str:
@@ -133,9 +134,9 @@ def stream_records() -> list[dict]:
             for entry in EntryModel.scan(limit=50)]
 
 
-def test_each_stage_policy_grants_exactly_what_the_code_uses(live_server, local_tables):
+def test_each_stage_policy_grants_exactly_what_the_code_uses(live_server, local_tables, clock):
     with DynamoDBRequests() as requests:
-        tour(live_server)
+        tour(live_server, clock)
     records = stream_records()
     with DynamoDBRequests() as publisher:
         assert events.publish(records, EventBridge(), "tally-test").sent == len(records) > 0

@@ -8,8 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from chalicelib.surfaces import ledger_v1
-from helpers import v1_ledger
+from helpers import Clock, v1_ledger
 from tools.verify import verify_tables
 
 JSON = {"Content-Type": "application/json"}
@@ -17,10 +16,9 @@ START = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 
 
 @pytest.fixture
-def clock(monkeypatch):
-    """The /v1 ledgers' time, moved by the test (expiry without waiting)."""
-    monkeypatch.setattr(ledger_v1.clock, "now", START)
-    return ledger_v1.clock
+def clock():
+    """The services' time, moved by the test (expiry without waiting)."""
+    return Clock(START)
 
 
 def call(client, method: str, path: str, body=None, key: str | None = "auto"):

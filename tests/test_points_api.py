@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+import app as tally
 from chalicelib.core.verify import check_points_holder
 from chalicelib.surfaces import points_app, points_tracker
 from tools.request_counter import DynamoDBRequests
@@ -43,8 +44,8 @@ def app_balances(client) -> dict:
 
 
 def assert_consistent():
-    assert check_points_holder(points_tracker.book, points_tracker.HOLDER) == []
-    assert check_points_holder(points_app.book, points_app.HOLDER) == []
+    assert check_points_holder(tally.services.tracker, points_tracker.HOLDER) == []
+    assert check_points_holder(tally.services.points, points_app.HOLDER) == []
 
 
 # -- seed 000 ---------------------------------------------------------------------

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+import app as tally
 from chalicelib.core.errors import InsufficientPoints
 from chalicelib.core.points import PointsBook
 from chalicelib.core.verify import check_points_holder
@@ -75,7 +76,7 @@ def test_concurrent_adds_and_spends_lose_nothing(live_server):
     status, balances = http("GET", f"{live_server}/balance")
     assert status == 200
     assert sum(balances.values()) == sum(earned.values()) - sum(spent.values())
-    assert check_points_holder(points_tracker.book, points_tracker.HOLDER) == []
+    assert check_points_holder(tally.services.tracker, points_tracker.HOLDER) == []
 
 
 def test_a_spend_in_parts_racing_small_writes_is_fenced_and_whole(local_tables):

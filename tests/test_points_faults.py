@@ -10,12 +10,12 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+import app as tally
 from chalicelib.config import load
 from chalicelib.core.expiry import sweep
 from chalicelib.core.models import AccountModel, LinkPartModel, LotModel
 from chalicelib.core.points import PointsBook
 from chalicelib.core.verify import check_points_holder
-from chalicelib.surfaces import ledger_v1
 from helpers import Crash, LaggingIndex, TransactWriteFaults
 from tools.request_counter import DynamoDBRequests
 
@@ -98,7 +98,7 @@ def test_the_recovery_step_finishes_a_crashed_spend(book):
 def test_the_scheduled_sweep_finds_and_finishes_a_crashed_spend(book):
     crash_mid_spend(book, crash_at=3)
     assert list(PointsBook.pending_holders()) == [("bigspend", HOLDER)]
-    swept = sweep(ledger_v1.services_of_book, datetime.now(UTC))
+    swept = sweep(tally.services.v1_book, datetime.now(UTC))
     assert swept.settled == 1 and list(PointsBook.pending_holders()) == []
     assert_spent_once(book)
 

@@ -8,8 +8,7 @@ import uuid
 
 import pytest
 
-from chalicelib.core.transactions import book_of
-from chalicelib.surfaces import ledger_v1
+import app as tally
 from helpers import TENANT, THREADS, race
 from tools.local_http import request_json as http
 
@@ -18,11 +17,11 @@ pytestmark = [pytest.mark.race, pytest.mark.usefixtures("verified_afterwards")]
 
 def tenant():
     """The services of the tenant the tests' key acts for."""
-    return ledger_v1.services_of_book(book_of(TENANT))[0]
+    return tally.services.v1_of(TENANT)[0]
 
 
 def tenant_holds():
-    return ledger_v1.services_of_book(book_of(TENANT))[1]
+    return tally.services.v1_of(TENANT)[1]
 
 
 def write(base: str, path: str, body: dict | None = None, key: str | None = None) -> tuple[int, dict]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 
+import app as tally
 from chalicelib.core.models import AccountModel, LotModel
 from chalicelib.surfaces import points_tracker
 from tools.local_http import request_json as http
@@ -37,7 +38,7 @@ def test_real_traffic_verifies_clean(live_server, capsys):
 
 def test_tampering_is_found(live_server):
     traffic(live_server)
-    holder = AccountModel.get(points_tracker.book.holder_key(points_tracker.HOLDER))
+    holder = AccountModel.get(tally.services.tracker.holder_key(points_tracker.HOLDER))
     holder.update(actions=[AccountModel.balance.add(1)])  # a balance its journal does not explain
     lot = LotModel.get(holder.key, 5)
     lot.update(actions=[LotModel.remaining.set(0)])  # an emptied lot still in the open index

@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 import jwt
 import pytest
 
+import app as tally
 from chalicelib.core.verify import check_account
-from chalicelib.surfaces.wallets_common import settings, wallets
 from tools.request_counter import DynamoDBRequests
 
 JSON = {"Content-Type": "application/json"}
@@ -43,7 +43,7 @@ def transact(client, user: dict, wallet: dict, amount, is_credit: bool = True, h
 def token(user_id: int, kind: str = "access", minutes: int = 5, secret: str | None = None) -> str:
     now = datetime.now(UTC)
     return jwt.encode({"sub": str(user_id), "type": kind, "iat": now, "exp": now + timedelta(minutes=minutes)},
-                      secret or settings.jwt_secret, algorithm="HS256")
+                      secret or tally.services.settings.jwt_secret, algorithm="HS256")
 
 
 # -- seed 002 -----------------------------------------------------------------------
@@ -71,7 +71,7 @@ def test_the_wallet_app_flow_from_its_readme(client):
                   user["access_token"])
     assert totals.status_code == 200
     assert totals.json_body == {"total_credit": 120.5, "total_debit": 0.25, "count": 3}
-    assert check_account(wallets.ledger, "1") == []
+    assert check_account(tally.services.wallets.ledger, "1") == []
 
 
 def test_ids_are_integers_from_one_and_phones_and_wallet_types_are_unique(client):
@@ -151,7 +151,7 @@ def test_a_debit_below_the_minimum_balance_is_400_and_writes_nothing(client):
     assert transact(client, user, wallet, 0.01, is_credit=False).status_code == 400
     listed = send(client, "GET", "/api/v1/transactions/get/1/1", token=user["access_token"]).json_body
     assert len(listed["transactions"]) == 2
-    assert check_account(wallets.ledger, "1") == []
+    assert check_account(tally.services.wallets.ledger, "1") == []
 
 
 @pytest.mark.parametrize("amount", [10.255, 0, -5, "10", None, True, 1e300, "NaN", 10**14])
@@ -307,7 +307,7 @@ def test_the_asper_wallet_flow_from_its_readme(client):
     assert (body["total_credit"], body["total_debit"]) == (1000, 500)
     assert [(item["amount"], item["type"]) for item in body["history"]] == [(1000, "credit"), (500, "debit")]
     assert all(item["date"].startswith(TODAY) for item in body["history"])
-    assert check_account(wallets.ledger, "1") == []
+    assert check_account(tally.services.wallets.ledger, "1") == []
 
 
 def test_asper_refusals_are_400_and_write_nothing(client):
@@ -386,7 +386,7 @@ def test_a_002_wallet_is_invisible_to_003_even_of_type_default(client):
         {key: value.replace("99", str(wallet_id)) for key, value in body.items()} for body in answers_for_unknown]
     assert send(client, "GET", f"/api/v1/wallet/get/{user['user_id']}/default",
                 token=user["access_token"]).json_body["balance"] == 500
-    assert check_account(wallets.ledger, str(wallet_id)) == []
+    assert check_account(tally.services.wallets.ledger, str(wallet_id)) == []
 
 
 def test_a_003_user_and_wallet_are_invisible_to_002(client):
@@ -406,4 +406,4 @@ def test_a_003_user_and_wallet_are_invisible_to_002(client):
                 {"user_id": asper_user, "wallet_id": asper_wallet, "start_date": "2020-01-01",
                  "end_date": "2100-01-01"}, bearer).status_code == 404
     assert send(client, "GET", f"/wallet/balance/{asper_wallet}").json_body == {"balance": 300}
-    assert wallets.get(asper_wallet).balance == 30000
+    assert tally.services.wallets.get(asper_wallet).balance == 30000

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import pytest
 
+import app as tally
 from chalicelib.core.models import EntryModel
 from chalicelib.core.verify import check_account
-from chalicelib.surfaces.wallets_common import wallets
 from helpers import THREADS, race
 from tools.local_http import request_json as http
 
@@ -46,6 +46,7 @@ def test_sixteen_threads_debiting_far_past_the_floor_stop_exactly_at_it(live_ser
     accepted = int((start - floor) // unit)
     ok = 201 if seed == "002" else 200
     assert statuses == {ok: accepted, 400: THREADS * 10 - accepted}, statuses
+    wallets = tally.services.wallets
     state = wallets.get(wallet["wallet_id"])
     assert state.balance == (start - accepted * unit) * 100
     assert check_account(wallets.ledger, str(wallet["wallet_id"])) == []  # the floor held at every entry

@@ -7,10 +7,12 @@ class LedgerError(Exception):
 
     code = "ledger_error"
 
-    def __init__(self, message: str, **details: object) -> None:
+    def __init__(self, message: str, *, field: str | None = None, **_unshown: object) -> None:
+        """`field`: the request field at fault (/v1 answers it as `param`). The message names everything else;
+        other keywords some core call sites still pass are not kept, since no answer shows them."""
         super().__init__(message)
         self.message = message
-        self.details = details
+        self.field = field
 
 
 class InvalidRequest(LedgerError):
@@ -31,8 +33,7 @@ class IdempotencyConflict(LedgerError):
     @classmethod
     def reused(cls, client_key: str) -> IdempotencyConflict:
         """The one message: it names the key as the client sent it, never as stored (namespaced, scoped)."""
-        return cls(f"idempotency key {client_key} was already used with a different request",
-                   idempotency_key=client_key)
+        return cls(f"idempotency key {client_key} was already used with a different request")
 
 
 class FloorBreached(LedgerError):

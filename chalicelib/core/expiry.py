@@ -34,10 +34,13 @@ def due_lots(now: datetime):
             yield book, holder, int(item.lot)
 
 
-def sweep(services: Callable[[str], tuple[Transactions, Holds]], now: datetime, limit: int = 1000) -> Swept:
+def sweep(services: Callable[[str], tuple[Transactions, Holds]], now: datetime, limit: int = 1000,
+          points_book: Callable[[str], PointsBook] = PointsBook) -> Swept:
     """Complete unfinished spends in parts (their lots are fenced until then), then expire up to `limit` due
-    lots and `limit` due holds (the next run takes the rest). `services(book)` gives a tenant's services."""
-    settled = sum(PointsBook(book).settle(holder) for book, holder in list(PointsBook.pending_holders())[:limit])
+    lots and `limit` due holds (the next run takes the rest). `services(book)` gives a tenant's services,
+    `points_book(book)` the points holders of any book."""
+    pending = list(PointsBook.pending_holders())[:limit]
+    settled = sum(points_book(book).settle(holder) for book, holder in pending)
     lots = 0
     for count, (book, holder, lot) in enumerate(due_lots(now)):
         if count >= limit:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from chalicelib.core.errors import InvalidRequest, InvalidState, NotFound
 from chalicelib.core.guard import datastore_guarded
@@ -52,6 +52,7 @@ def hold_of(model: HoldModel) -> Hold:
 
 # The kinds of entry a hold makes on its own (no money moves): their `transaction` attribute names the hold.
 HOLD_ENTRY_KINDS = frozenset({"hold", "void", "hold_expiry"})
+DEFAULT_HOLD = timedelta(days=7)  # how long a hold lasts when its request names no expiry
 
 
 def stored_hold(hold_id: str, book: str | None = None) -> HoldModel:
@@ -61,7 +62,7 @@ def stored_hold(hold_id: str, book: str | None = None) -> HoldModel:
     except HoldModel.DoesNotExist:
         model = None
     if model is None or (book is not None and (model.book or BOOK) != book):
-        raise NotFound(f"hold {hold_id} not found", hold_id=hold_id)
+        raise NotFound(f"hold {hold_id} not found")
     return model
 
 
@@ -81,10 +82,13 @@ class Holds:
     def get(self, hold_id: str) -> Hold:
         return hold_of(self._stored(hold_id))
 
-    def authorize(self, account_id: str, amount: int, expires_at: datetime, *, metadata: dict | None = None,
-                  idempotency_key: str) -> Hold:
+    def authorize(self, account_id: str, amount: int, expires_at: datetime | None = None, *,
+                  metadata: dict | None = None, idempotency_key: str) -> Hold:
+        """Reserve `amount` until `expires_at` (by default DEFAULT_HOLD from now)."""
         amount = positive("amount", amount)
         metadata = check_metadata(metadata)
+        if expires_at is None:
+            expires_at = self.ledger.now() + DEFAULT_HOLD
         if expires_at <= self.ledger.now():
             raise InvalidRequest("expires_at must be in the future", field="expires_at")
         expiry = stamp(expires_at)
@@ -173,11 +177,11 @@ class Holds:
         authorized hold moves on, and the write is conditioned on it. The result is the hold as it leaves it."""
         hold = self._stored(hold_id)
         if hold.status != "authorized":
-            raise InvalidState(f"hold {hold_id} is {hold.status}", hold_id=hold_id, status=hold.status)
+            raise InvalidState(f"hold {hold_id} is {hold.status}")
         if hold.expires_at <= now and not expired_ok:
-            raise InvalidState(f"hold {hold_id} expired at {hold.expires_at}", hold_id=hold_id, status="expired")
+            raise InvalidState(f"hold {hold_id} expired at {hold.expires_at}")
         if must_be_due and hold.expires_at > now:
-            raise InvalidState(f"hold {hold_id} has not expired", hold_id=hold_id)
+            raise InvalidState(f"hold {hold_id} has not expired")
         changes = {"status": status, "updated_at": now, **changes}
         actions = [getattr(HoldModel, name).set(value) for name, value in changes.items()]
         actions += [HoldModel.expiry_shard.remove(), HoldModel.expiry.remove()]

@@ -40,7 +40,7 @@ from pynamodb.constants import PAY_PER_REQUEST_BILLING_MODE
 from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, KeysOnlyProjection
 from pynamodb.models import Model
 
-from chalicelib.config import Settings, load
+from chalicelib.config import Settings
 
 
 class PayerPoints(MapAttribute):
@@ -409,7 +409,8 @@ MODELS: dict[str, type[Model]] = {
     "keys": ApiKeyModel,
 }
 
-# Connection for multi-table requests (TransactGet/TransactWrite); rebuilt by bind().
+# Connection for multi-table requests (TransactGet/TransactWrite); made by bind(), which the composition root
+# or a tool calls before any request, and kept while it points at the same place.
 transaction_connection: Connection | None = None
 
 
@@ -467,5 +468,3 @@ def create_tables() -> list[str]:
             created.append(model.Meta.table_name)
     return created
 
-
-bind(load())

@@ -3,6 +3,7 @@ absent, so a stolen refresh token that its owner has used (or that was used firs
 The record expires with the token (the users table's TTL), so the table does not grow with every refresh."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 from pynamodb.exceptions import PutError
@@ -15,10 +16,13 @@ from chalicelib.core.models import DirectoryModel
 
 @datastore_guarded
 class RefreshTokens:
+    def __init__(self, clock: Callable[[], datetime] = utc_now) -> None:
+        self._clock = clock
+
     def use(self, token_id: str, user_id: int, expires_at: int) -> None:
         """Record the one use of the refresh token `token_id` (which expires at `expires_at`, Unix seconds);
         Unauthenticated if it was used before."""
-        record = DirectoryModel(f"refresh#{token_id}", user_id=user_id, created_at=stamp(utc_now()),
+        record = DirectoryModel(f"refresh#{token_id}", user_id=user_id, created_at=stamp(self._clock()),
                                 expires_at=datetime.fromtimestamp(expires_at, UTC))
         try:
             record.save(DirectoryModel.key.does_not_exist())

@@ -25,8 +25,11 @@ from chalicelib.core.models import AccountModel, TransactionLeg, TransactionMode
 from chalicelib.core.points import PointsBook, PointsChange
 
 BOOK = "v1"  # the book of /v1 data written before tenants; each tenant's is `book_of(tenant)`
-ACCOUNT_ID = re.compile(r"[A-Za-z0-9_.-]{1,64}")
-UNIT = re.compile(r"[A-Za-z0-9_]{1,16}")
+# Ids and units: these characters, this long. The request models' patterns are built from the same constants.
+ACCOUNT_ID_CHARACTERS, MAX_ACCOUNT_ID_LENGTH = "[A-Za-z0-9_.-]", 64
+UNIT_CHARACTERS, MAX_UNIT_LENGTH = "[A-Za-z0-9_]", 16
+ACCOUNT_ID = re.compile(f"{ACCOUNT_ID_CHARACTERS}{{1,{MAX_ACCOUNT_ID_LENGTH}}}")
+UNIT = re.compile(f"{UNIT_CHARACTERS}{{1,{MAX_UNIT_LENGTH}}}")
 KINDS = ("standard", "points")
 REVERSIBLE = ("posting", "transfer", "capture", "earn", "spend")
 # Metadata is the client's notes, not a datastore: Stripe's shape (keys up to 40 characters, values up to
@@ -46,6 +49,20 @@ def book_of(tenant: str) -> str:
 
 def is_v1_book(book: str) -> bool:
     return book == BOOK or book.startswith(f"{BOOK}.")
+
+
+def requested_floor(floor: int | None, overdraft_limit: int | None, *, floor_given: bool) -> int | None:
+    """A new account's floor: `floor` as given (None: no floor), or an overdraft limit as a negative floor."""
+    if overdraft_limit is None:
+        return floor
+    if floor_given:
+        raise InvalidRequest("give floor or overdraft_limit, not both", field="overdraft_limit")
+    return -overdraft_limit
+
+
+def lends(floor: int | None) -> bool:
+    """An overdraft lends, and no floor makes money from nothing: the operator's decision, not a writer's."""
+    return floor is None or floor < 0
 
 
 def new_id(prefix: str) -> str:
@@ -183,7 +200,7 @@ class Transactions:
         try:
             return account_of(AccountModel.get(self.ledger.account_key(account_id), consistent_read=True))
         except AccountModel.DoesNotExist:
-            raise NotFound(f"account {account_id} not found", account_id=account_id) from None
+            raise NotFound(f"account {account_id} not found") from None
 
     def entries(self, account_id: str, **query) -> Page:
         """A page of the account's journal (see `Ledger.history`); 404 for an account that does not exist."""
@@ -309,8 +326,7 @@ class Transactions:
         while True:
             original = self._stored(transaction_id)
             if original.type not in REVERSIBLE:
-                raise InvalidState(f"a transaction of type {original.type} cannot be reversed",
-                                   transaction_id=transaction_id)
+                raise InvalidState(f"a transaction of type {original.type} cannot be reversed")
             left = int(original.amount) - int(original.reversed or 0)
             wanted = left if amount is None else amount
             if left <= 0 or wanted > left:
@@ -318,8 +334,7 @@ class Transactions:
                 replay = self._replayed(idempotency_key, transaction_id)
                 if replay is not None:
                     return replay
-                raise InvalidState(f"only {left} of transaction {transaction_id} is left to reverse",
-                                   transaction_id=transaction_id, left=left)
+                raise InvalidState(f"only {left} of transaction {transaction_id} is left to reverse")
             try:
                 return self._reverse(original, wanted, metadata, idempotency_key, fingerprint)
             except _ReversedMeanwhile:
@@ -365,7 +380,7 @@ class Transactions:
         except TransactionModel.DoesNotExist:
             model = None
         if model is None or (model.book or BOOK) != self.ledger.book:
-            raise NotFound(f"transaction {transaction_id} not found", transaction_id=transaction_id)
+            raise NotFound(f"transaction {transaction_id} not found")
         return model
 
     def _replayed(self, idempotency_key: str, original_id: str) -> Transaction | None:

@@ -120,14 +120,20 @@ class Wallets:
 
     def __init__(self, surface: str | None = None, **ledger_options) -> None:
         self.surface = surface
+        self.minimum = 0
         self.ledger = Ledger("wallets", show=money_text, **ledger_options)
         self._clock = ledger_options.get("clock", utc_now)
 
-    def of(self, surface: str) -> Wallets:
-        """The same book as seen by one surface."""
+    def of(self, surface: str, minimum: int = 0) -> Wallets:
+        """The same book as seen by one surface, whose wallets keep at least `minimum` (minor units)."""
         view = copy.copy(self)
         view.surface = surface
+        view.minimum = minimum
         return view
+
+    def debit_minimum(self, requested: int | None = None) -> int:
+        """A movement's minimum balance: the surface's, which a request may raise for itself, never lower."""
+        return max(self.minimum, requested or 0)
 
     def create(self, user_id: int, wallet_type: str, floor: int) -> Wallet:
         if self.surface is None:
@@ -146,7 +152,7 @@ class Wallets:
             raise Contention("the datastore is busy; nothing was written, retry") from None
         user = resolved(user_future)
         if user is None or user.surface != self.surface:
-            raise NotFound(f"user {user_id} not found", user_id=user_id)
+            raise NotFound(f"user {user_id} not found")
         if resolved(unique_future) is not None:
             raise _wallet_taken(user_id, wallet_type)
         wallet_id = next_id("wallets")
@@ -163,7 +169,7 @@ class Wallets:
             _write_once(writes_of)
         except _Refused as refused:
             if refused.reasons and refused.reasons[0] == "ConditionalCheckFailed":
-                raise NotFound(f"user {user_id} not found", user_id=user_id) from None
+                raise NotFound(f"user {user_id} not found") from None
             raise _wallet_taken(user_id, wallet_type) from None
         return Wallet(wallet_id, user_id, wallet_type, 0, floor)
 
@@ -177,7 +183,7 @@ class Wallets:
         if not self._sees(account) or (wallet_type is not None and account.wallet_type != wallet_type):
             raise _no_wallet(wallet_id)
         if owner is not None and int(account.owner) != owner:
-            raise Forbidden(f"wallet {wallet_id} belongs to another user", wallet_id=wallet_id)
+            raise Forbidden(f"wallet {wallet_id} belongs to another user")
         return Wallet(wallet_id, int(account.owner), account.wallet_type, int(account.balance),
                       None if account.floor is None else int(account.floor))
 
@@ -185,11 +191,11 @@ class Wallets:
         """The user's wallet of a type: two GetItems (the uniqueness item names the wallet)."""
         if not isinstance(wallet_type, str) or not WALLET_TYPE.fullmatch(wallet_type):
             # No wallet has such a type (nor could its key be stored: a path may carry kilobytes).
-            raise NotFound(f"user {user_id} has no wallet of type {wallet_type[:32]}", user_id=user_id)
+            raise NotFound(f"user {user_id} has no wallet of type {wallet_type[:32]}")
         try:
             unique = DirectoryModel.get(f"wallet#{user_id}#{wallet_type}", consistent_read=True)
         except DirectoryModel.DoesNotExist:
-            raise NotFound(f"user {user_id} has no wallet of type {wallet_type}", user_id=user_id) from None
+            raise NotFound(f"user {user_id} has no wallet of type {wallet_type}") from None
         return self.get(int(unique.wallet_id))
 
     def move(self, wallet_id: int, amount: int, *, owner: int | None = None, wallet_type: str | None = None,
@@ -205,7 +211,7 @@ class Wallets:
             if not self._sees(account) or (wallet_type is not None and account.wallet_type != wallet_type):
                 raise _no_wallet(wallet_id)
             if owner is not None and int(account.owner) != owner:
-                raise Forbidden(f"wallet {wallet_id} belongs to another user", wallet_id=wallet_id)
+                raise Forbidden(f"wallet {wallet_id} belongs to another user")
             # The surface read is also the write's condition (it never changes; the version would catch it).
             return Extension(entry_attributes={"owner": int(account.owner), "surface": account.surface},
                              account_condition=None if self.surface is None else AccountModel.surface == self.surface)
@@ -313,4 +319,4 @@ def _wallet_taken(user_id: int, wallet_type: str) -> AlreadyExists:
 
 
 def _no_wallet(wallet_id: int) -> NotFound:
-    return NotFound(f"wallet {wallet_id} not found", wallet_id=wallet_id)
+    return NotFound(f"wallet {wallet_id} not found")

@@ -6,11 +6,14 @@ from uuid import UUID
 
 from chalicelib.core.ledger import Ledger, Posting
 from chalicelib.web.routing import Surface
-from chalicelib.web.validation import parse_body, parse_uuid
+from chalicelib.web.validation import parse_uuid
 
 surface = Surface(__name__, tag="seed 004: Account Management API", schemas="chalicelib.surfaces.accounts_schemas")
-# Its own book of accounts; the book ranks accounts by transaction count.
-ledger = Ledger("accounts", track_volume=True)
+
+
+def _ledger() -> Ledger:
+    """Its own book of accounts, which ranks accounts by transaction count."""
+    return surface.services.accounts
 
 
 def _transaction(posting: Posting, transaction_id: str) -> dict:
@@ -25,30 +28,26 @@ def ping():
 
 @surface.route("/amount", "POST", request="AmountRequest", response="AmountTransaction", errors=(409,),
                headers=(("Transaction-Id", True, {"type": "string", "format": "uuid"}),))
-def create_transaction():
-    # Request models load on first use: pydantic costs ~100 ms of import on a cold start.
-    from chalicelib.surfaces.accounts_schemas import AmountRequest
-
-    body = parse_body(AmountRequest, surface.request.raw_body)
+def create_transaction(body):
     transaction_id = parse_uuid("Transaction-Id", surface.request.headers.get("transaction-id"))
-    posting = ledger.post(str(body.account_id), body.amount, idempotency_key=transaction_id)
+    posting = _ledger().post(str(body.account_id), body.amount, idempotency_key=transaction_id)
     return _transaction(posting, transaction_id)
 
 
 @surface.route("/transaction/{transaction_id}", "GET", response="TransactionRead", errors=(404,))
 def get_transaction(transaction_id: str):
-    posting = ledger.posting_by_key(_path_uuid(transaction_id))
+    posting = _ledger().posting_by_key(_path_uuid(transaction_id))
     return {"account_id": posting.account_id, "amount": posting.amount}
 
 
 @surface.route("/balance/{account_id}", "GET", response="BalanceOut", errors=(404,))
 def get_balance(account_id: str):
-    return {"balance": ledger.balance(_path_uuid(account_id)).balance}
+    return {"balance": _ledger().balance(_path_uuid(account_id)).balance}
 
 
 @surface.route("/max_transaction_volume", "GET", response="MaxVolume")
 def max_transaction_volume():
-    leaders = ledger.volume_leaders()
+    leaders = _ledger().volume_leaders()
     return {"maxVolume": leaders.max_volume, "accounts": leaders.account_ids}
 
 

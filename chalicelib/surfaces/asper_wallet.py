@@ -6,77 +6,68 @@ from __future__ import annotations
 from datetime import UTC, datetime, time
 
 from chalicelib.core.errors import AlreadyExists, InvalidRequest, NotFound
-from chalicelib.surfaces.wallets_common import settings, views
+from chalicelib.core.wallets import Wallets
 from chalicelib.web.money import money_json
 from chalicelib.web.routing import IDEMPOTENCY_KEY, Surface
-from chalicelib.web.validation import idempotency, parse_body, parse_int, parse_timestamp
+from chalicelib.web.validation import parse_int, parse_timestamp
 
 # The original answers 400 for a taken phone, a second wallet and an unknown user or wallet.
 surface = Surface(__name__, tag="seed 003: Asper-Wallet", schemas="chalicelib.surfaces.wallet_schemas",
                   statuses={AlreadyExists: 400, NotFound: 400})
-directory, wallets = views("asper_wallet")
 WALLET_TYPE = "default"
 
 
-@surface.route("/register", "POST", status=201, request="RegisterRequest", response="AsperRegistered")
-def register():
-    from chalicelib.surfaces.wallet_schemas import RegisterRequest
+def _wallets() -> Wallets:
+    return surface.services.wallets_of("asper_wallet")
 
-    user = directory.register(parse_body(RegisterRequest, surface.request.raw_body).phone_number)
+
+@surface.route("/register", "POST", status=201, request="RegisterRequest", response="AsperRegistered")
+def register(body):
+    user = surface.services.users_of("asper_wallet").register(body.phone_number)
     return {"message": "user registered", "user_id": user.user_id}
 
 
 @surface.route("/wallet/create", "POST", status=201, request="AsperWalletCreateRequest", response="WalletId")
-def create_wallet():
-    from chalicelib.surfaces.wallet_schemas import AsperWalletCreateRequest
-
-    body = parse_body(AsperWalletCreateRequest, surface.request.raw_body)
-    wallet = wallets.create(body.user_id, WALLET_TYPE, floor=settings.asper_wallet_minimum)
+def create_wallet(body):
+    wallets = _wallets()
+    wallet = wallets.create(body.user_id, WALLET_TYPE, floor=wallets.minimum)
     return {"wallet_id": wallet.wallet_id}
 
 
 @surface.route("/wallet/credit", "POST", request="CreditRequest", response="NewBalance", errors=(409,),
                headers=(IDEMPOTENCY_KEY,))
-def credit():
-    from chalicelib.surfaces.wallet_schemas import CreditRequest
-
-    body = parse_body(CreditRequest, surface.request.raw_body)
-    return _moved(body.wallet_id, body.amount, settings.asper_wallet_minimum)
+def credit(body):
+    return _moved(body.wallet_id, body.amount)
 
 
 @surface.route("/wallet/debit", "POST", request="DebitRequest", response="NewBalance", errors=(409,),
                headers=(IDEMPOTENCY_KEY,))
-def debit():
-    from chalicelib.surfaces.wallet_schemas import DebitRequest
-
-    body = parse_body(DebitRequest, surface.request.raw_body)
-    # A request's minimum may raise the configured one for this debit, never lower it.
-    minimum = max(settings.asper_wallet_minimum, body.minimum_balance or 0)
-    return _moved(body.wallet_id, -body.amount, minimum)
+def debit(body):
+    return _moved(body.wallet_id, -body.amount, body.minimum_balance)
 
 
 @surface.route("/wallet/balance/{wallet_id}", "GET", response="AsperBalance", errors=(400,))
 def balance(wallet_id: str):
-    return {"balance": money_json(wallets.get(_wallet_id(wallet_id), wallet_type=WALLET_TYPE).balance)}
+    return {"balance": money_json(_wallets().get(_wallet_id(wallet_id), wallet_type=WALLET_TYPE).balance)}
 
 
 @surface.route("/wallet/transactions", "GET", response="AsperHistory", errors=(400,),
                query=(("wallet_id", True, {"type": "integer", "minimum": 1}), ("start_date", False, {"type": "string"}),
                       ("end_date", False, {"type": "string"})))
 def transactions():
-    query = surface.request.query_params or {}
-    wallet_id = parse_int("wallet_id", query.get("wallet_id"))
-    start = _day_or_moment("start_date", query.get("start_date"), end_of_day=False)
-    end = _day_or_moment("end_date", query.get("end_date"), end_of_day=True)
-    totals, movements = wallets.statement(wallet_id, start, end, wallet_type=WALLET_TYPE)  # unknown: 400
+    wallet_id = parse_int("wallet_id", surface.query("wallet_id"))
+    start = _day_or_moment("start_date", surface.query("start_date"), end_of_day=False)
+    end = _day_or_moment("end_date", surface.query("end_date"), end_of_day=True)
+    totals, movements = _wallets().statement(wallet_id, start, end, wallet_type=WALLET_TYPE)  # unknown: 400
     history = [{"amount": money_json(abs(movement.amount)), "type": "credit" if movement.amount > 0 else "debit",
                 "date": movement.created_at} for movement in movements]
     return {"total_credit": money_json(totals.credit), "total_debit": money_json(totals.debit), "history": history}
 
 
-def _moved(wallet_id: int, amount: int, minimum: int) -> dict:
-    movement = wallets.move(wallet_id, amount, wallet_type=WALLET_TYPE, minimum=minimum,
-                            **idempotency(surface.request.headers))
+def _moved(wallet_id: int, amount: int, requested_minimum: int | None = None) -> dict:
+    wallets = _wallets()
+    movement = wallets.move(wallet_id, amount, wallet_type=WALLET_TYPE,
+                            minimum=wallets.debit_minimum(requested_minimum), **surface.idempotency())
     return {"new_balance": money_json(movement.balance_after)}
 
 

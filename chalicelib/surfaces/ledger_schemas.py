@@ -8,14 +8,19 @@ from typing import Annotated, Literal
 from pydantic import Field
 
 from chalicelib.core.transactions import (
+    ACCOUNT_ID_CHARACTERS,
+    MAX_ACCOUNT_ID_LENGTH,
     MAX_METADATA_BYTES,
     MAX_METADATA_KEY_LENGTH,
     MAX_METADATA_KEYS,
     MAX_METADATA_VALUE_LENGTH,
+    MAX_UNIT_LENGTH,
+    UNIT_CHARACTERS,
 )
 from chalicelib.web.schema_types import ClosedBody, Int64, StrictBody
 
-AccountId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")]
+AccountId = Annotated[str, Field(min_length=1, max_length=MAX_ACCOUNT_ID_LENGTH,
+                                 pattern=f"^{ACCOUNT_ID_CHARACTERS}+$")]
 # The shape here; the limits are the core's (`check_metadata`), only documented.
 Metadata = Annotated[dict[str, str], Field(json_schema_extra={
     "maxProperties": MAX_METADATA_KEYS,
@@ -27,7 +32,7 @@ Timestamp = Annotated[str, Field(description="ISO 8601 date-time; without a zone
 
 class AccountCreate(ClosedBody):
     id: AccountId | None = None
-    unit: Annotated[str, Field(min_length=1, max_length=16, pattern=r"^[A-Za-z0-9_]+$",
+    unit: Annotated[str, Field(min_length=1, max_length=MAX_UNIT_LENGTH, pattern=f"^{UNIT_CHARACTERS}+$",
                                description="ISO 4217 code for money in minor units, or e.g. points")]
     kind: Literal["standard", "points"] = "standard"
     floor: Int64 | None = Field(default=0, description="lowest available balance; null for none")

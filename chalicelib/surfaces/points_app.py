@@ -6,35 +6,32 @@ from __future__ import annotations
 from chalicelib.core.points import PointsBook
 from chalicelib.surfaces import points_common
 from chalicelib.web.routing import IDEMPOTENCY_KEY, Surface
-from chalicelib.web.validation import idempotency, parse_body
 
 surface = Surface(__name__, tag="seed 001: Points app", schemas="chalicelib.surfaces.points_schemas")
-book = PointsBook("points")
 HOLDER = "holder"
+
+
+def _book() -> PointsBook:
+    """One holder, in a book of its own."""
+    return surface.services.points
 
 
 @surface.route("/transaction", "POST", status=201, request="EarnRequest", response="Earned", errors=(409,),
                headers=(IDEMPOTENCY_KEY,))
-def add_transaction():
-    from chalicelib.surfaces.points_schemas import EarnRequest
-
-    body = parse_body(EarnRequest, surface.request.raw_body)
-    change = book.add(HOLDER, body.payer, body.points, **idempotency(surface.request.headers))
+def add_transaction(body):
+    change = _book().add(HOLDER, body.payer, body.points, **surface.idempotency())
     return points_common.earned(body.payer, change)
 
 
 @surface.route("/spend_points", "PUT", request="SpendRequest", response="Balances", errors=(409,),
                headers=(IDEMPOTENCY_KEY,))
-def spend_points():
-    from chalicelib.surfaces.points_schemas import SpendRequest
-
-    body = parse_body(SpendRequest, surface.request.raw_body)
-    book.spend(HOLDER, body.points, **idempotency(surface.request.headers))
+def spend_points(body):
+    _book().spend(HOLDER, body.points, **surface.idempotency())
     # The balances read once the spend committed (a replayed request: as they are now). Read after, not planned
     # with the spend, so a spend costs the same however many payers the holder has.
-    return book.balances(HOLDER)
+    return _book().balances(HOLDER)
 
 
 @surface.route("/", "GET", response="Balances")
 def balances():
-    return book.balances(HOLDER)
+    return _book().balances(HOLDER)

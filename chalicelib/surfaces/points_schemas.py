@@ -5,9 +5,10 @@ from typing import Annotated
 
 from pydantic import Field, RootModel
 
+from chalicelib.core.points import MAX_PAYER_LENGTH
 from chalicelib.web.schema_types import Int64, StrictBody
 
-Payer = Annotated[str, Field(min_length=1, max_length=256)]
+Payer = Annotated[str, Field(min_length=1, max_length=MAX_PAYER_LENGTH)]
 
 
 class EarnRequest(StrictBody):

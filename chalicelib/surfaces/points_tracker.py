@@ -7,34 +7,31 @@ from chalicelib.core.ledger import stamp
 from chalicelib.core.points import PointsBook
 from chalicelib.surfaces import points_common
 from chalicelib.web.routing import IDEMPOTENCY_KEY, Surface
-from chalicelib.web.validation import idempotency, parse_body, parse_timestamp
+from chalicelib.web.validation import parse_timestamp
 
 surface = Surface(__name__, tag="seed 000: Points tracker", schemas="chalicelib.surfaces.points_schemas")
-book = PointsBook("tracker")
 HOLDER = "holder"
 
 
-@surface.route("/add", "POST", request="AddRequest", response="Earned", errors=(409,), headers=(IDEMPOTENCY_KEY,))
-def add_points():
-    from chalicelib.surfaces.points_schemas import AddRequest
+def _book() -> PointsBook:
+    """One holder, in a book of its own."""
+    return surface.services.tracker
 
-    body = parse_body(AddRequest, surface.request.raw_body)
+
+@surface.route("/add", "POST", request="AddRequest", response="Earned", errors=(409,), headers=(IDEMPOTENCY_KEY,))
+def add_points(body):
     timestamp = parse_timestamp("timestamp", body.timestamp)
-    change = book.add(HOLDER, body.payer, body.points, timestamp=timestamp,
-                      **idempotency(surface.request.headers))
+    change = _book().add(HOLDER, body.payer, body.points, timestamp=timestamp, **surface.idempotency())
     return points_common.earned(body.payer, change, stamp(timestamp))
 
 
 @surface.route("/spend", "POST", request="SpendRequest", response="SpentByPayer", errors=(409,),
                headers=(IDEMPOTENCY_KEY,))
-def spend_points():
-    from chalicelib.surfaces.points_schemas import SpendRequest
-
-    body = parse_body(SpendRequest, surface.request.raw_body)
-    change = book.spend(HOLDER, body.points, **idempotency(surface.request.headers))
+def spend_points(body):
+    change = _book().spend(HOLDER, body.points, **surface.idempotency())
     return [{"payer": payer, "points": points} for payer, points in change.by_payer]
 
 
 @surface.route("/balance", "GET", response="Balances")
 def balances():
-    return book.balances(HOLDER)
+    return _book().balances(HOLDER)

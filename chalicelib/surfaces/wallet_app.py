@@ -1,17 +1,31 @@
 """Seed 002, the Wallet App: `/api/v1/...` with JWT bearer auth. See `shared/seeds/contracts.md` ("002")."""
 from __future__ import annotations
 
+from chalicelib.config import Settings
 from chalicelib.core.errors import InvalidRequest, NotFound
-from chalicelib.core.wallets import Movement, Wallet
-from chalicelib.surfaces.wallets_common import settings, views
+from chalicelib.core.wallets import Movement, Wallet, Wallets
 from chalicelib.web import auth
 from chalicelib.web.money import money_json
 from chalicelib.web.routing import IDEMPOTENCY_KEY, Surface
-from chalicelib.web.validation import idempotency, parse_body, parse_int, parse_timestamp
+from chalicelib.web.validation import parse_int, parse_timestamp
+
+
+def _caller() -> int:
+    """The access token's user. Its own contract's authorization: routes with a body check it before reading it,
+    so without a valid token the answer is a 401 whatever the body."""
+    return auth.authenticated_user(_settings(), surface.request.headers)
+
 
 surface = Surface(__name__, tag="seed 002: Wallet App", schemas="chalicelib.surfaces.wallet_schemas",
-                  own_authorization=True)
-directory, wallets = views("wallet_app")
+                  own_authorization=True, authenticate=_caller)
+
+
+def _settings() -> Settings:
+    return surface.services.settings
+
+
+def _wallets() -> Wallets:
+    return surface.services.wallets_of("wallet_app")
 
 
 def _wallet(wallet: Wallet) -> dict:
@@ -25,11 +39,6 @@ def _transaction(movement: Movement) -> dict:
             "balance": money_json(movement.balance_after), "created_at": movement.created_at}
 
 
-def _caller() -> int:
-    """Checked before the body is read: without a valid token, a 401 whatever the body."""
-    return auth.authenticated_user(settings, surface.request.headers)
-
-
 def _path_id(name: str, value: str) -> int:
     """A path id that is not an integer names nothing: 404, as for an unknown one."""
     try:
@@ -39,10 +48,9 @@ def _path_id(name: str, value: str) -> int:
 
 
 @surface.route("/api/v1/users", "POST", status=201, request="RegisterRequest", response="Registered", errors=(409,))
-def register():
-    from chalicelib.surfaces.wallet_schemas import RegisterRequest
-
-    user = directory.register(parse_body(RegisterRequest, surface.request.raw_body).phone_number)
+def register(body):
+    settings = _settings()
+    user = surface.services.users_of("wallet_app").register(body.phone_number)
     return {"user_id": user.user_id, "phone_number": user.phone_number,
             "access_token": auth.issue(settings, user.user_id, auth.ACCESS),
             "refresh_token": auth.issue(settings, user.user_id, auth.REFRESH)}
@@ -51,38 +59,32 @@ def register():
 @surface.route("/api/v1/token/refresh", "POST", response="AccessToken", errors=(401,), bearer=True)
 def refresh():
     """A new token pair; the refresh token sent is used up (a second use is a 401)"""
-    user_id = auth.refreshed_user(settings, surface.request.headers)
+    settings = _settings()
+    user_id = auth.refreshed_user(settings, surface.request.headers, surface.services.refresh_tokens)
     return {"access_token": auth.issue(settings, user_id, auth.ACCESS),
             "refresh_token": auth.issue(settings, user_id, auth.REFRESH)}
 
 
 @surface.route("/api/v1/wallet/create", "POST", status=201, request="WalletCreateRequest", response="WalletOut",
                errors=(404, 409), bearer=True)
-def create_wallet():
-    from chalicelib.surfaces.wallet_schemas import WalletCreateRequest
-
-    caller = _caller()
-    body = parse_body(WalletCreateRequest, surface.request.raw_body)
+def create_wallet(body, caller: int):
     auth.must_be(caller, body.user_id)
-    return _wallet(wallets.create(body.user_id, body.type, floor=settings.wallet_app_minimum))
+    return _wallet(_wallets().create(body.user_id, body.type, floor=_wallets().minimum))
 
 
 @surface.route("/api/v1/wallet/get/{user_id}/{wallet_type}", "GET", response="WalletOut", errors=(404,), bearer=True)
 def get_wallet(user_id: str, wallet_type: str):
     caller = auth.must_be(_caller(), _path_id("user_id", user_id))
-    return _wallet(wallets.find(caller, wallet_type))
+    return _wallet(_wallets().find(caller, wallet_type))
 
 
 @surface.route("/api/v1/transactions/create", "POST", status=201, request="TransactionRequest",
                response="TransactionOut", errors=(404, 409), bearer=True, headers=(IDEMPOTENCY_KEY,))
-def create_transaction():
-    from chalicelib.surfaces.wallet_schemas import TransactionRequest
-
-    caller = _caller()
-    body = parse_body(TransactionRequest, surface.request.raw_body)
+def create_transaction(body, caller: int):
     auth.must_be(caller, body.user_id)
+    wallets = _wallets()
     movement = wallets.move(body.wallet_id, body.amount if body.is_credit else -body.amount, owner=caller,
-                            minimum=settings.wallet_app_minimum, **idempotency(surface.request.headers))
+                            minimum=wallets.debit_minimum(), **surface.idempotency())
     return _transaction(movement)
 
 
@@ -91,22 +93,17 @@ def create_transaction():
                                    ("cursor", False, {"type": "string"})))
 def list_transactions(user_id: str, wallet_id: str):
     caller = auth.must_be(_caller(), _path_id("user_id", user_id))
-    query = surface.request.query_params or {}
-    limit = parse_int("limit", query["limit"]) if "limit" in query else 1000
-    movements, cursor = wallets.history(_path_id("wallet_id", wallet_id), owner=caller, limit=limit,
-                                        cursor=query.get("cursor"))
+    limit = parse_int("limit", surface.query("limit")) if surface.query("limit") is not None else 1000
+    movements, cursor = _wallets().history(_path_id("wallet_id", wallet_id), owner=caller, limit=limit,
+                                           cursor=surface.query("cursor"))
     return {"transactions": [_transaction(movement) for movement in movements], "next_cursor": cursor}
 
 
 @surface.route("/api/v1/transactions/get/total_in_period", "POST", request="PeriodRequest", response="Totals",
                errors=(404,), bearer=True)
-def total_in_period():
-    from chalicelib.surfaces.wallet_schemas import PeriodRequest
-
-    caller = _caller()
-    body = parse_body(PeriodRequest, surface.request.raw_body)
+def total_in_period(body, caller: int):
     auth.must_be(caller, body.user_id)
     start, end = parse_timestamp("start_date", body.start_date), parse_timestamp("end_date", body.end_date)
-    totals = wallets.totals(body.wallet_id, start, end, owner=caller)
+    totals = _wallets().totals(body.wallet_id, start, end, owner=caller)
     return {"total_credit": money_json(totals.credit), "total_debit": money_json(totals.debit),
             "count": totals.count}

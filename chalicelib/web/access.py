@@ -18,8 +18,6 @@ Every deployed route needs a key except those on `PUBLIC_ROUTES`, and seed surfa
 """
 from __future__ import annotations
 
-import functools
-
 from chalice import AuthResponse, Blueprint
 
 from chalicelib.core.api_keys import ApiKeys, Caller
@@ -32,13 +30,7 @@ PUBLIC_ROUTES = frozenset({"/ping", "/openapi.json"})
 UNAUTHORIZED = "Unauthorized"  # the exact failure message API Gateway turns into a 401
 
 blueprint = Blueprint(__name__)
-
-
-@functools.cache
-def _keys() -> ApiKeys:
-    from chalicelib.config import load
-
-    return ApiKeys(live=load().deployed)
+keys: ApiKeys | None = None  # the composition root's, handed over by app.py before any request
 
 
 def authenticate(token: str | None) -> dict:
@@ -47,7 +39,7 @@ def authenticate(token: str | None) -> dict:
     try:
         if scheme.lower() != "bearer":
             raise Unauthenticated("a bearer token is required")
-        caller, usage_key = _keys().authenticate(credential.strip())
+        caller, usage_key = keys.authenticate(credential.strip())
     except Unauthenticated:
         raise Exception(UNAUTHORIZED) from None  # noqa: TRY002 - API Gateway matches this exact message
     return {"principal": caller.key_id, "usage_key": usage_key,

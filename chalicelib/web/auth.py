@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 
 from chalicelib.config import Settings
 from chalicelib.core.errors import Forbidden, Unauthenticated
+from chalicelib.core.tokens import RefreshTokens
 from chalicelib.stage_secret import signing_key
 
 ACCESS, REFRESH = "access", "refresh"
@@ -31,14 +32,13 @@ def authenticated_user(settings: Settings, headers, kind: str = ACCESS) -> int:
     return int(_claims(settings, headers, kind)["sub"])
 
 
-def refreshed_user(settings: Settings, headers) -> int:
-    """The user of a valid refresh token, which is then used up: a second use is Unauthenticated."""
-    from chalicelib.core.tokens import RefreshTokens
-
+def refreshed_user(settings: Settings, headers, used: RefreshTokens) -> int:
+    """The user of a valid refresh token, which is then used up (recorded in `used`): a second use is
+    Unauthenticated."""
     claims = _claims(settings, headers, REFRESH)
     if not isinstance(claims.get("jti"), str) or not claims["jti"]:
         raise Unauthenticated("the token is not valid")
-    RefreshTokens().use(claims["jti"], int(claims["sub"]), int(claims["exp"]))
+    used.use(claims["jti"], int(claims["sub"]), int(claims["exp"]))
     return int(claims["sub"])
 
 

@@ -80,8 +80,7 @@ def from_ledger_error(error: LedgerError, overrides: dict[type[LedgerError], int
         headers = {"WWW-Authenticate": 'Bearer realm="tally"'}
     response = error_response(status_for(error, overrides), error.message, error.code, headers)
     if detailed:
-        field = error.details.get("field")
-        response.body.update(type=type_for(error), param=field if isinstance(field, str) else None)
+        response.body.update(type=type_for(error), param=error.field)
     return response
 
 

@@ -3,13 +3,18 @@
 Every route also answers the methods it does not serve with 405, because
 API Gateway (unlike `chalice local`) answers an unregistered method with 403.
 Routes are registered when the app mounts the surface, which decides then whether they sit behind the
-API-key authorizer (`/v1` always; a seed surface when the operator says so).
+API-key authorizer (`/v1` always; a seed surface when the operator says so), and hands it its services.
+
+A route is declared in one place, its `@surface.route(...)`: path, method, status, and the request model the
+route parses before its view runs (the view gets it as `body`) and the response model its answer documents.
 """
 from __future__ import annotations
 
 import functools
+import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from chalice import Blueprint
 
@@ -17,12 +22,22 @@ from chalicelib.core.api_keys import Caller
 from chalicelib.core.errors import LedgerError
 from chalicelib.web import access, errors
 from chalicelib.web.money import dumps
+from chalicelib.web.validation import (
+    MAX_IDEMPOTENCY_KEY_LENGTH,
+    parse_body,
+    parse_idempotency_key,
+    required_idempotency_key,
+)
+
+if TYPE_CHECKING:
+    from chalicelib.composition import Services
 
 HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 
 
 # The optional retry key of every write that takes one (documented as a header).
-IDEMPOTENCY_KEY = ("Idempotency-Key", False, {"type": "string", "minLength": 1, "maxLength": 255})
+IDEMPOTENCY_KEY = ("Idempotency-Key", False,
+                   {"type": "string", "minLength": 1, "maxLength": MAX_IDEMPOTENCY_KEY_LENGTH})
 REQUIRED_IDEMPOTENCY_KEY = ("Idempotency-Key", True, IDEMPOTENCY_KEY[2])
 
 
@@ -43,16 +58,35 @@ class Operation:
     query: tuple[tuple[str, bool, dict], ...] = ()
 
 
+@dataclass(frozen=True)
+class Written:
+    """A write's answer: its body, and whether an earlier request with the same idempotency key made it (the
+    answer then says so in an `Idempotent-Replayed` header)."""
+
+    body: object
+    replayed: bool
+
+    @classmethod
+    def of(cls, made, shape: Callable[[object], object]) -> Written:
+        """`made` (anything with `replayed`) in the JSON shape `shape` gives it."""
+        return cls(shape(made), made.replayed)
+
+
 class Surface:
     def __init__(self, import_name: str, schemas: str | None = None,
                  statuses: dict[type[LedgerError], int] | None = None, *, keyed: bool = False,
-                 scope: str | None = "seed", own_authorization: bool = False, tag: str = "Tally") -> None:
+                 scope: str | None = "seed", own_authorization: bool = False, tag: str = "Tally",
+                 authenticate: Callable[[], object] | None = None) -> None:
         """`schemas`: the module of its request and response models; `statuses`: where this surface's
         contract gives a domain error another status than the default; `keyed`: always behind the API-key
         authorizer; `scope`: the scope every route needs when it is (a route may name its own);
         `own_authorization`: its contract already uses the Authorization header (seed 002's JWT), so it can
-        never sit behind the API-key authorizer; `tag`: its operations' group in the OpenAPI document."""
+        never sit behind the API-key authorizer; `tag`: its operations' group in the OpenAPI document;
+        `authenticate`: the caller of a `bearer` route that takes a body, found before the body is read (so a
+        request without a valid token is a 401 whatever its body) and given to the view as `caller`."""
         self.blueprint = Blueprint(import_name)
+        self.authenticate = authenticate
+        self.services: Services | None = None  # set by the app (its composition root) before any request
         self.schemas = schemas
         self.statuses = statuses
         self.keyed = keyed
@@ -84,10 +118,27 @@ class Surface:
     def request(self):
         return self.blueprint.current_request
 
+    def query(self, name: str) -> str | None:
+        return (self.request.query_params or {}).get(name)
+
+    def idempotency_key(self) -> str:
+        """The `Idempotency-Key` header of a write that requires one (every /v1 write)."""
+        return required_idempotency_key(self.request.headers)
+
+    def idempotency(self) -> dict:
+        """The optional `Idempotency-Key` header and how long it is kept, as keyword arguments of a write."""
+        return {"idempotency_key": parse_idempotency_key(self.request.headers),
+                "key_ttl_seconds": self.services.key_ttl_seconds}
+
+    def _body(self, model_name: str):
+        # Request models load on first use: pydantic costs ~100 ms of import on a cold start.
+        return parse_body(getattr(importlib.import_module(self.schemas), model_name), self.request.raw_body)
+
     def route(self, path: str, method: str, *, status: int = 200, **documented):
         """Register `view` for `method` on `path`; `documented` are the other fields of its `Operation`.
 
-        The view returns a JSON-able body (sent with `status`) or a Response.
+        The view gets the path parameters, and with a `request` model the parsed body as `body`. It returns a
+        JSON-able body (sent with `status`) or a Response.
         """
         def register(view):
             summary = (view.__doc__ or view.__name__.replace("_", " ")).strip().splitlines()[0]
@@ -99,15 +150,23 @@ class Surface:
                 try:
                     if self.guarded and operation.scope:
                         access.require(self.caller(), operation.scope)
+                    if operation.request:
+                        if operation.bearer and self.authenticate:
+                            path_params["caller"] = self.authenticate()
+                        path_params["body"] = self._body(operation.request)
                     result = view(**path_params)
                 except LedgerError as error:
                     return errors.from_ledger_error(error, self.statuses, detailed=self.keyed)
                 if isinstance(result, errors.Response):
                     return result
+                headers = {"Content-Type": "application/json"}
+                if isinstance(result, Written):
+                    if result.replayed:
+                        headers["Idempotent-Replayed"] = "true"
+                    result = result.body
                 if self.request.method == "HEAD":
-                    return errors.Response(body="", status_code=status, headers={"Content-Type": "application/json"})
-                return errors.Response(body=dumps(result), status_code=status,
-                                       headers={"Content-Type": "application/json"})
+                    return errors.Response(body="", status_code=status, headers=headers)
+                return errors.Response(body=dumps(result), status_code=status, headers=headers)
 
             self._views.append((path, method, view.__name__, respond))
             return view

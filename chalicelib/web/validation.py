@@ -8,7 +8,6 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, TypeVar
 from uuid import UUID
 
-from chalicelib.config import load
 from chalicelib.core.errors import InvalidRequest
 
 if TYPE_CHECKING:
@@ -94,7 +93,8 @@ def parse_uuid(name: str, value: str | None) -> str:
         raise InvalidRequest(f"{name} must be a UUID", field=name) from None
 
 
-_IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,255}")
+MAX_IDEMPOTENCY_KEY_LENGTH = 255
+_IDEMPOTENCY_KEY = re.compile(f"[\\x21-\\x7e]{{1,{MAX_IDEMPOTENCY_KEY_LENGTH}}}")
 
 
 def parse_idempotency_key(headers) -> str | None:
@@ -107,21 +107,13 @@ def parse_idempotency_key(headers) -> str | None:
     return value
 
 
-_KEY_TTL_SECONDS = load().idempotency_key_ttl_seconds
-
-
-def idempotency(headers) -> dict:
-    """The optional `Idempotency-Key` header and how long it is kept, as keyword arguments of a write."""
-    return {"idempotency_key": parse_idempotency_key(headers), "key_ttl_seconds": _KEY_TTL_SECONDS}
-
-
-def required_idempotency(headers) -> dict:
-    """Like `idempotency`, for writes where the key is required (every /v1 write)."""
-    keyed = idempotency(headers)
-    if keyed["idempotency_key"] is None:
+def required_idempotency_key(headers) -> str:
+    """The `Idempotency-Key` header of a write that requires one (every /v1 write)."""
+    key = parse_idempotency_key(headers)
+    if key is None:
         raise InvalidRequest("the Idempotency-Key header is required: a unique key per request, reused only "
                              "to retry it", field="Idempotency-Key")
-    return keyed
+    return key
 
 
 def parse_timestamp(name: str, value: str) -> datetime:
