@@ -28,12 +28,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from pynamodb.exceptions import TransactWriteError, UpdateError
-from pynamodb.transactions import TransactWrite
+from pynamodb.exceptions import UpdateError
 
-from chalicelib.core import models
 from chalicelib.core.errors import Contention, InsufficientPoints, InvalidRequest, InvalidState
-from chalicelib.core.guard import datastore_guarded, is_client_fault, refuse_invalid, response_code
+from chalicelib.core.guard import datastore_guarded, response_code
 from chalicelib.core.ledger import (
     Extend,
     Extension,
@@ -45,6 +43,7 @@ from chalicelib.core.ledger import (
     require_int,
     stamp,
 )
+from chalicelib.core.ledger.runner import Ambiguous, Cancelled, Writes, send, until_current
 from chalicelib.core.models import (
     AccountModel,
     EntryModel,
@@ -494,28 +493,29 @@ class PointsBook:
         sends the same request with the same token, so a resend or a race applies it once."""
         # DynamoDB keeps request tokens per account and region, not per table: name the table too.
         token = str(uuid.uuid5(_PART_TOKENS, f"{LinkPartModel.Meta.table_name}/{part.posting}/{part.part}"))
-        while True:
+
+        def apply(writes: Writes) -> None:
+            writes.update("part", LinkPartModel(part.posting, part.part), [LinkPartModel.applied.set(True)],
+                          LinkPartModel.applied.does_not_exist())
+            for lot, actions, condition in (_lot_update(holder_key, link) for link in part.links):
+                writes.update("lot", lot, actions, condition)
+            # The part's payers, unconditioned: the pending take fences them, its lots' conditions hold.
+            taken = {name: -amount for name, amount in _by_payer(part.links).items()}
+            for payer, actions, _ in _payer_updates(holder_key, taken, None):
+                writes.update("payer", payer, actions)
+
+        def attempt(_recheck: bool) -> None:
             try:
-                with TransactWrite(connection=models.transaction_connection, client_request_token=token) as writes:
-                    writes.update(LinkPartModel(part.posting, part.part), [LinkPartModel.applied.set(True)],
-                                  condition=LinkPartModel.applied.does_not_exist())
-                    for lot, actions, condition in (_lot_update(holder_key, link) for link in part.links):
-                        writes.update(lot, actions, condition=condition)
-                    # The part's payers, unconditioned: the pending take fences them, its lots' conditions hold.
-                    taken = {name: -amount for name, amount in _by_payer(part.links).items()}
-                    for payer, actions, _ in _payer_updates(holder_key, taken, None):
-                        writes.update(payer, actions)
-                return
-            except TransactWriteError as error:
-                refuse_invalid(error)
-                if response_code(error) == "TransactionCanceledException":
-                    if error.cancellation_reasons and error.cancellation_reasons[0] is not None \
-                            and error.cancellation_reasons[0].code == "ConditionalCheckFailed":
-                        return  # applied already, by another request
-                elif is_client_fault(error):
-                    raise
-            if not budget.retry():
-                raise Contention("a large spend is still being completed; retry with the same idempotency key")
+                send(apply, token)
+            except Cancelled as cancelled:
+                if cancelled.failed and "part" in cancelled.failed:
+                    return  # applied already, by another request
+                raise Stale() from None  # a conflict: send it again
+            except Ambiguous:
+                raise Stale() from None
+
+        until_current(attempt, budget, lambda: Contention(
+            "a large spend is still being completed; retry with the same idempotency key"))
 
     # -- answers ----------------------------------------------------------------
     def _change(self, holder: str, posting: Posting) -> PointsChange:
