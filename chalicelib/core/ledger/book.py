@@ -20,6 +20,7 @@ from chalicelib.core.ledger.posting import Extend, ExtendLegs, PostingEngine, Po
 from chalicelib.core.ledger.runner import (
     Ambiguous,
     Cancelled,
+    Refused,
     RetryBudget,
     Stale,
     Writes,
@@ -146,10 +147,12 @@ class Ledger:
 
     # -- writes -------------------------------------------------------------------------
     def open(self, account_id: str, *, floor: int | None, attributes: dict, idempotency_key: str | None,
-             fingerprint: dict, key_ttl_seconds: int | None = None) -> tuple[AccountModel, bool]:
+             fingerprint: dict, key_ttl_seconds: int | None = None,
+             guarded_by: Callable[[AccountModel, Writes], None] | None = None) -> tuple[AccountModel, bool]:
         """Create an account with no entries, exactly once per idempotency key: one transaction puts it
         (under attribute_not_exists) and the key's record. Returns the account and whether it was a replay;
-        an id already taken by another request is AlreadyExists."""
+        an id already taken by another request is AlreadyExists. `guarded_by` adds the caller's items that
+        must hold for the account to exist (a uniqueness item, say); when one fails, it is Refused."""
         key = self.account_key(account_id)
         now = self._clock()
         account = AccountModel(key, balance=0, entry_count=0, floor=floor, held=0, created_at=stamp(now),
@@ -164,6 +167,8 @@ class Ledger:
             writes.put("account", account, AccountModel.key.does_not_exist())
             if record is not None:
                 writes.put("record", record, IdempotencyModel.key.does_not_exist())
+            if guarded_by is not None:
+                guarded_by(account, writes)
 
         token = str(uuid.uuid4())  # one request: every round resends the same transaction
 
@@ -181,6 +186,8 @@ class Ledger:
             except Cancelled as cancelled:
                 if cancelled.failed == {"account"}:
                     raise AlreadyExists(f"account {account_id} already exists", account_id=account_id) from None
+                if cancelled.failed and cancelled.failed - {"account", "record"}:
+                    raise Refused(cancelled.failed) from None
                 raise Stale() from None  # the key was taken meanwhile (a concurrent retry) or a conflict: look again
             except Ambiguous:
                 raise Stale() from None

@@ -7,6 +7,7 @@ request's retry budget; and it keeps the resend rule: an answer that never came 
 from __future__ import annotations
 
 import random
+import uuid
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -15,6 +16,7 @@ from pynamodb.transactions import TransactWrite
 
 from chalicelib.config import Settings
 from chalicelib.core import models
+from chalicelib.core.errors import Contention
 from chalicelib.core.guard import is_client_fault, refuse_invalid, response_code
 
 T = TypeVar("T")
@@ -70,6 +72,15 @@ class Cancelled(Exception):
         self.reasons = reasons
 
 
+class Refused(Exception):
+    """A condition on the caller's own items failed (a uniqueness item taken, say): `roles` say which.
+    Nothing was written."""
+
+    def __init__(self, roles: frozenset[str]) -> None:
+        super().__init__()
+        self.roles = roles
+
+
 class Writes:
     """The items of one TransactWriteItems, each named by its role (roles of items alike may repeat)."""
 
@@ -97,8 +108,8 @@ class Writes:
 
 
 def send(build: Callable[[Writes], None], token: str) -> None:
-    """One TransactWriteItems of the items `build` adds. Raises Cancelled or Ambiguous; a request DynamoDB
-    refuses whatever the moment (too large, malformed) is raised as it is, never retried."""
+    """One TransactWriteItems of the items `build` adds. Raises Cancelled or Ambiguous; what DynamoDB would
+    refuse at any moment is never either (too large: InvalidRequest; malformed: the error as it came)."""
     try:
         with TransactWrite(connection=models.transaction_connection, client_request_token=token) as transaction:
             writes = Writes(transaction)
@@ -115,6 +126,23 @@ def send(build: Callable[[Writes], None], token: str) -> None:
         failed = frozenset(role for role, reason in zip(roles, reasons, strict=True)
                            if reason is not None and reason.code == "ConditionalCheckFailed")
         raise Cancelled(failed, dict(zip(roles, reasons, strict=True))) from error
+
+
+def write_once(build: Callable[[Writes], None]) -> None:
+    """One transaction, not retried (a request token still makes botocore's own resends apply once):
+    Refused when a condition failed, Contention when DynamoDB did not say."""
+    try:
+        send(build, str(uuid.uuid4()))
+    except Cancelled as cancelled:
+        if cancelled.failed:
+            raise Refused(cancelled.failed) from None
+        raise _busy() from None
+    except Ambiguous:
+        raise _busy() from None
+
+
+def _busy() -> Contention:
+    return Contention("the datastore is busy; nothing was written, retry")
 
 
 def commit(build: Callable[[Writes], None], token: str, budget: RetryBudget, gave_up: Callable[[], Exception]) -> None:
