@@ -150,14 +150,14 @@ class Wallets:
             raise _wallet_taken(user_id, wallet_type)
         wallet_id = next_id("wallets")
 
-        def guarded_by(account: AccountModel, writes: Writes) -> None:
+        def user_and_unique_type(account: AccountModel, writes: Writes) -> None:
             writes.check("user", DirectoryModel, user_key, DirectoryModel.surface == self.surface)
             unique = DirectoryModel(unique_key, user_id=user_id, wallet_id=wallet_id, created_at=account.created_at)
             writes.put("unique", unique, DirectoryModel.key.does_not_exist())
         try:
             self.ledger.open(str(wallet_id), floor=floor, attributes={"owner": user_id, "wallet_type": wallet_type,
                                                                        "surface": self.surface},
-                             idempotency_key=None, fingerprint={}, guarded_by=guarded_by)
+                             idempotency_key=None, fingerprint={}, requires=user_and_unique_type)
         except Refused as refused:
             if "user" in refused.roles:
                 raise NotFound(f"user {user_id} not found", user_id=user_id) from None

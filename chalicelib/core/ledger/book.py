@@ -148,10 +148,10 @@ class Ledger:
     # -- writes -------------------------------------------------------------------------
     def open(self, account_id: str, *, floor: int | None, attributes: dict, idempotency_key: str | None,
              fingerprint: dict, key_ttl_seconds: int | None = None,
-             guarded_by: Callable[[AccountModel, Writes], None] | None = None) -> tuple[AccountModel, bool]:
+             requires: Callable[[AccountModel, Writes], None] | None = None) -> tuple[AccountModel, bool]:
         """Create an account with no entries, exactly once per idempotency key: one transaction puts it
         (under attribute_not_exists) and the key's record. Returns the account and whether it was a replay;
-        an id already taken by another request is AlreadyExists. `guarded_by` adds the caller's items that
+        an id already taken by another request is AlreadyExists. `requires` adds the caller's items that
         must hold for the account to exist (a uniqueness item, say); when one fails, it is Refused."""
         key = self.account_key(account_id)
         now = self._clock()
@@ -167,8 +167,8 @@ class Ledger:
             writes.put("account", account, AccountModel.key.does_not_exist())
             if record is not None:
                 writes.put("record", record, IdempotencyModel.key.does_not_exist())
-            if guarded_by is not None:
-                guarded_by(account, writes)
+            if requires is not None:
+                requires(account, writes)
 
         token = str(uuid.uuid4())  # one request: every round resends the same transaction
 
