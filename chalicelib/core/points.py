@@ -98,7 +98,9 @@ class Lot:
 
 
 @dataclass(frozen=True)
-class _Planned:
+class _PointsPlan:
+    """What a points change planned, handed back on its posting: points by payer, its time stamp, its parts."""
+
     by_payer: list[tuple[str, int]]
     timestamp: str
     parts: int
@@ -320,7 +322,7 @@ class PointsBook:
                                                           for name, amount in by_payer.items()], "parts": 1},
                              puts=[(part, LinkPartModel.part.does_not_exist())],
                              updates=updates + _payer_updates(key, by_payer, planned.seq),
-                             result=_Planned(list(by_payer.items()), planned.created_at, parts=1))
+                             result=_PointsPlan(list(by_payer.items()), planned.created_at, parts=1))
 
         return self._posted(holder, points, plan, attach, create=False, **posting)
 
@@ -342,7 +344,7 @@ class PointsBook:
         self._complete(account)
         return True
 
-    # -- planning (called by the ledger with a consistent planned of the posting) ----
+    # -- planning (called by the ledger with the planned leg, read consistently) ----
     def _earn(self, payer: str, points: int, earned_at: str | None, expires_at: str | None,
               planned: PlannedLeg) -> Extension:
         account = planned.account
@@ -358,7 +360,7 @@ class PointsBook:
                          entry_attributes={"detail": [PayerPoints(payer=payer, points=points)]},
                          puts=[(lot, LotModel.lot.does_not_exist())],
                          updates=_payer_updates(account.key, {payer: points}, planned.seq),
-                         result=_Planned([(payer, points)], earned_at, parts=0))
+                         result=_PointsPlan([(payer, points)], earned_at, parts=0))
 
     def _take(self, points: int, payer: str | None, expiring: _Expiring, planned: PlannedLeg) -> Extension:
         account = planned.account
@@ -407,7 +409,8 @@ class PointsBook:
                               "parts": len(parts)},
             puts=[(part, LinkPartModel.part.does_not_exist()) for part in parts],
             updates=updates,
-            result=_Planned([(name, -amount) for name, amount in taken.items()], planned.created_at, parts=len(parts)))
+            result=_PointsPlan([(name, -amount) for name, amount in taken.items()], planned.created_at,
+                               parts=len(parts)))
 
     @staticmethod
     def _payer_points(holder_key: str, payer: str) -> int:
@@ -520,10 +523,10 @@ class PointsBook:
     # -- answers ----------------------------------------------------------------
     def _change(self, holder: str, posting: Posting) -> PointsChange:
         if not posting.replayed:
-            planned: _Planned = posting.extra
-            if planned.parts > 1:
+            plan: _PointsPlan = posting.extra
+            if plan.parts > 1:
                 self.settle(holder)
-            return PointsChange(holder, posting.seq, posting.amount, planned.by_payer, planned.timestamp,
+            return PointsChange(holder, posting.seq, posting.amount, plan.by_payer, plan.timestamp,
                                 resource=posting.resource)
         key = self.holder_key(holder)
         entry = EntryModel.get(key, posting.seq, consistent_read=True)

@@ -227,7 +227,7 @@ class Transactions:
                metadata: dict, extend: Callable[[tuple[PlannedLeg, ...], TransactionModel], Extension] | None = None,
                transaction_id: str | None = None, **fields) -> Transaction:
         """Post `legs` with the transaction's record in the same transaction. `extend` adds the caller's items
-        (a hold's update, a reversed transaction's total) planned from the planned_legs and the record."""
+        (a hold's update, a reversed transaction's total) planned from the planned legs and the record."""
         transaction_id = transaction_id or new_id("txn")
         made: list[TransactionModel] = []
 
