@@ -7,8 +7,6 @@ import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import pytest
-
 import app as tally
 from chalicelib.core import events, models
 from chalicelib.core.expiry import Swept, sweep

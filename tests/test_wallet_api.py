@@ -233,10 +233,10 @@ def test_totals_cover_only_the_period(client):
 
 
 def test_a_period_reads_at_most_its_newest_entries_in_one_query(client, monkeypatch):
-    from chalicelib.core import ledger
+    from chalicelib.core.ledger import journal
     from tools.request_counter import DynamoDBRequests
 
-    monkeypatch.setattr(ledger, "MAX_PERIOD_ENTRIES", 3)  # 1,000 in service
+    monkeypatch.setattr(journal, "MAX_PERIOD_ENTRIES", 3)  # 1,000 in service
     user = register(client)
     wallet = wallet_of(client, user)
     for amount in (100, 200, 300, 400):

@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 
 from chalicelib.core.errors import InvalidRequest, InvalidState, NotFound
 from chalicelib.core.guard import datastore_guarded
-from chalicelib.core.ledger import Draft, Extension, Leg, findable, stamp
+from chalicelib.core.ledger import Extension, Leg, PlannedLeg, findable, stamp
 from chalicelib.core.models import HoldModel, TransactionModel, due, expiry_shard
 from chalicelib.core.transactions import (
     BOOK,
@@ -95,9 +95,9 @@ class Holds:
         hold_id = new_id("hold")
         made: list[HoldModel] = []
 
-        def plan(drafts: tuple[Draft, ...]) -> Extension:
-            unit = accounts_agree(drafts, "standard")
-            created_at = drafts[0].created_at
+        def plan(planned_legs: tuple[PlannedLeg, ...]) -> Extension:
+            unit = accounts_agree(planned_legs, "standard")
+            created_at = planned_legs[0].created_at
             hold = HoldModel(hold_id, book=self.ledger.book, account_id=account_id, amount=amount, unit=unit,
                              status="authorized", captured=0, expires_at=expiry, metadata=metadata,
                              created_at=created_at, updated_at=created_at, expiry_shard=expiry_shard("holds", hold_id),
@@ -130,8 +130,8 @@ class Holds:
 
         settled: dict[str, Hold] = {}  # by the capture transaction planned: the hold as that plan leaves it
 
-        def settle(drafts: tuple[Draft, ...], stored: TransactionModel) -> Extension:
-            extension = self._settle(hold_id, drafts[0].created_at, "captured", expired_ok=False, captured=amount,
+        def settle(planned_legs: tuple[PlannedLeg, ...], stored: TransactionModel) -> Extension:
+            extension = self._settle(hold_id, planned_legs[0].created_at, "captured", expired_ok=False, captured=amount,
                                      capture_transaction=stored.id)
             settled[stored.id] = extension.result
             return extension
@@ -159,8 +159,8 @@ class Holds:
     def _release(self, hold_id: str, status: str, idempotency_key: str | None) -> Hold:
         hold = self._stored(hold_id)
 
-        def plan(drafts: tuple[Draft, ...]) -> Extension:
-            return self._settle(hold_id, drafts[0].created_at, status, expired_ok=True,
+        def plan(planned_legs: tuple[PlannedLeg, ...]) -> Extension:
+            return self._settle(hold_id, planned_legs[0].created_at, status, expired_ok=True,
                                 must_be_due=status == "expired")
 
         kind = "void" if status == "voided" else "hold_expiry"

@@ -28,23 +28,22 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from pynamodb.exceptions import TransactWriteError, UpdateError
-from pynamodb.transactions import TransactWrite
+from pynamodb.exceptions import UpdateError
 
-from chalicelib.core import models
 from chalicelib.core.errors import Contention, InsufficientPoints, InvalidRequest, InvalidState
-from chalicelib.core.guard import datastore_guarded, is_client_fault, refuse_invalid, response_code
+from chalicelib.core.guard import datastore_guarded, response_code
 from chalicelib.core.ledger import (
-    Draft,
     Extend,
     Extension,
     Ledger,
+    PlannedLeg,
     Posting,
     RetryBudget,
     Stale,
     require_int,
     stamp,
 )
+from chalicelib.core.ledger.runner import Ambiguous, Cancelled, Writes, send, until_current
 from chalicelib.core.models import (
     AccountModel,
     EntryModel,
@@ -99,7 +98,9 @@ class Lot:
 
 
 @dataclass(frozen=True)
-class _Planned:
+class _PointsPlan:
+    """What a points change planned, handed back on its posting: points by payer, its time stamp, its parts."""
+
     by_payer: list[tuple[str, int]]
     timestamp: str
     parts: int
@@ -245,10 +246,10 @@ class PointsBook:
                 return None
             link = LotLink(lot=lot, payer=found.payer, points=remaining, exhausts=True)
 
-            def plan(draft: Draft, link=link, remaining=remaining) -> Extension:
-                if draft.recheck and int(LotModel.get(key, lot, consistent_read=True).remaining) != remaining:
+            def plan(planned: PlannedLeg, link=link, remaining=remaining) -> Extension:
+                if planned.recheck and int(LotModel.get(key, lot, consistent_read=True).remaining) != remaining:
                     raise _LotMoved()  # a take got there first: size the expiry again
-                return self._take_links([link], "expiry", draft)
+                return self._take_links([link], "expiry", planned)
 
             try:
                 attach = self._on_expiry() if self._on_expiry else None
@@ -262,15 +263,15 @@ class PointsBook:
         """Reverse (part of) an earn: take `points` from the very lot it made, if they are still there."""
         link = None
 
-        def plan(draft: Draft) -> Extension:
+        def plan(planned: PlannedLeg) -> Extension:
             nonlocal link
-            lot = LotModel.get(draft.account.key, earn_seq, consistent_read=True)
+            lot = LotModel.get(planned.account.key, earn_seq, consistent_read=True)
             remaining = int(lot.remaining)
             if remaining < points:
                 raise InvalidState(f"only {remaining} points of this earn are left in its lot; "
                                    f"{points} cannot be taken back", available=remaining)
             link = LotLink(lot=earn_seq, payer=lot.payer, points=points, exhausts=remaining == points)
-            return self._take_links([link], "reversal", draft)
+            return self._take_links([link], "reversal", planned)
 
         return self._posted(holder, -points, plan, attach, create=False, **posting)
 
@@ -298,8 +299,8 @@ class PointsBook:
             raise InvalidRequest(f"this would give points back to more than {ITEMS_PER_RETURN} lots and payers "
                                  "at once; reverse a smaller amount per request", field="amount")
 
-        def plan(draft: Draft) -> Extension:
-            account = draft.account
+        def plan(planned: PlannedLeg) -> Extension:
+            account = planned.account
             self._complete_pending_first(account)  # a pending take's conditions assume its lots hold still
             lots = {int(lot.lot): lot for lot in LotModel.batch_get([(key, lot) for lot in returns],
                                                                     consistent_read=True)}
@@ -316,12 +317,12 @@ class PointsBook:
             by_payer: dict[str, int] = {}
             for link in links:
                 by_payer[link.payer] = by_payer.get(link.payer, 0) - int(link.points)
-            part = LinkPartModel(self.posting_ref(key, draft.seq), 0, links=links, applied=True)
+            part = LinkPartModel(self.posting_ref(key, planned.seq), 0, links=links, applied=True)
             return Extension(entry_attributes={"detail": [PayerPoints(payer=name, points=amount)
                                                           for name, amount in by_payer.items()], "parts": 1},
                              puts=[(part, LinkPartModel.part.does_not_exist())],
-                             updates=updates + _payer_updates(key, by_payer, draft.seq),
-                             result=_Planned(list(by_payer.items()), draft.created_at, parts=1))
+                             updates=updates + _payer_updates(key, by_payer, planned.seq),
+                             result=_PointsPlan(list(by_payer.items()), planned.created_at, parts=1))
 
         return self._posted(holder, points, plan, attach, create=False, **posting)
 
@@ -343,31 +344,31 @@ class PointsBook:
         self._complete(account)
         return True
 
-    # -- planning (called by the ledger with a consistent draft of the posting) ----
+    # -- planning (called by the ledger with the planned leg, read consistently) ----
     def _earn(self, payer: str, points: int, earned_at: str | None, expires_at: str | None,
-              draft: Draft) -> Extension:
-        account = draft.account
+              planned: PlannedLeg) -> Extension:
+        account = planned.account
         self._complete_pending_first(account)
-        earned_at = earned_at or draft.created_at
-        lot = LotModel(account.key, draft.seq, payer=payer, points=points, remaining=points, timestamp=earned_at,
-                       fifo=f"{earned_at}#{draft.seq:012d}", open_holder=account.key,
+        earned_at = earned_at or planned.created_at
+        lot = LotModel(account.key, planned.seq, payer=payer, points=points, remaining=points, timestamp=earned_at,
+                       fifo=f"{earned_at}#{planned.seq:012d}", open_holder=account.key,
                        open_payer=self.payer_lots_key(account.key, payer))
         if expires_at:
             lot.expires_at, lot.expiry_shard = expires_at, expiry_shard("lots", account.key)
-            lot.expiry = _lot_expiry(expires_at, account.key, draft.seq)
+            lot.expiry = _lot_expiry(expires_at, account.key, planned.seq)
         return Extension(account_actions=[AccountModel.kind.set(AccountModel.kind | "points")],
                          entry_attributes={"detail": [PayerPoints(payer=payer, points=points)]},
                          puts=[(lot, LotModel.lot.does_not_exist())],
-                         updates=_payer_updates(account.key, {payer: points}, draft.seq),
-                         result=_Planned([(payer, points)], earned_at, parts=0))
+                         updates=_payer_updates(account.key, {payer: points}, planned.seq),
+                         result=_PointsPlan([(payer, points)], earned_at, parts=0))
 
-    def _take(self, points: int, payer: str | None, expiring: _Expiring, draft: Draft) -> Extension:
-        account = draft.account
+    def _take(self, points: int, payer: str | None, expiring: _Expiring, planned: PlannedLeg) -> Extension:
+        account = planned.account
         self._complete_pending_first(account)
         available = int(account.balance) if payer is None else self._payer_points(account.key, payer)
         if points > available:
             raise _not_enough(payer, available, points)
-        links, expired = self._oldest_open_lots(account.key, payer, points, draft.created_at, verify=draft.recheck)
+        links, expired = self._oldest_open_lots(account.key, payer, points, planned.created_at, verify=planned.recheck)
         if expired and expiring.left > 0:
             batch = list(expired)[:expiring.left]
             expiring.left -= len(batch)
@@ -377,17 +378,17 @@ class PointsBook:
             if points > unexpired:
                 raise _not_enough(payer, unexpired, points)
             raise Stale()  # the index has not caught up with the holder yet: look again
-        if any(int(link.lot) >= draft.seq for link in links):
+        if any(int(link.lot) >= planned.seq for link in links):
             raise Stale()  # a lot earned after our read of the holder: the holder has moved on
-        return self._taking(draft, links)
+        return self._taking(planned, links)
 
-    def _taking(self, draft: Draft, links: list[LotLink]) -> Extension:
+    def _taking(self, planned: PlannedLeg, links: list[LotLink]) -> Extension:
         """Take the links' points from their lots and payers: in the posting's transaction, or (over
         ITEMS_IN_ONE_TAKE lots and payers) decided by it, with the holder `pending`, and applied in parts
         (each part's lots and the payers they came from)."""
-        account = draft.account
+        account = planned.account
         taken = _by_payer(links)
-        ref = self.posting_ref(account.key, draft.seq)
+        ref = self.posting_ref(account.key, planned.seq)
         one_transaction = len(links) + len(taken) <= ITEMS_IN_ONE_TAKE
         chunks = [links] if one_transaction else _chunks(links)
         if len(chunks) > MAX_PARTS:
@@ -401,14 +402,15 @@ class PointsBook:
         updates = []
         if one_transaction:
             updates = [_lot_update(account.key, link) for link in links]
-            updates += _payer_updates(account.key, {name: -amount for name, amount in taken.items()}, draft.seq)
+            updates += _payer_updates(account.key, {name: -amount for name, amount in taken.items()}, planned.seq)
         return Extension(
             account_actions=actions,
             entry_attributes={"detail": [PayerPoints(payer=name, points=-amount) for name, amount in taken.items()],
                               "parts": len(parts)},
             puts=[(part, LinkPartModel.part.does_not_exist()) for part in parts],
             updates=updates,
-            result=_Planned([(name, -amount) for name, amount in taken.items()], draft.created_at, parts=len(parts)))
+            result=_PointsPlan([(name, -amount) for name, amount in taken.items()], planned.created_at,
+                               parts=len(parts)))
 
     @staticmethod
     def _payer_points(holder_key: str, payer: str) -> int:
@@ -460,10 +462,10 @@ class PointsBook:
                 break
         return links, expired
 
-    def _take_links(self, links: list[LotLink], kind: str, draft: Draft) -> Extension:
+    def _take_links(self, links: list[LotLink], kind: str, planned: PlannedLeg) -> Extension:
         """Take exactly these links' points from their lots (an expiry, a reversed earn)."""
-        self._complete_pending_first(draft.account)
-        extension = self._taking(draft, links)
+        self._complete_pending_first(planned.account)
+        extension = self._taking(planned, links)
         extension.entry_attributes["kind"] = kind
         return extension
 
@@ -494,36 +496,37 @@ class PointsBook:
         sends the same request with the same token, so a resend or a race applies it once."""
         # DynamoDB keeps request tokens per account and region, not per table: name the table too.
         token = str(uuid.uuid5(_PART_TOKENS, f"{LinkPartModel.Meta.table_name}/{part.posting}/{part.part}"))
-        while True:
+
+        def apply(writes: Writes) -> None:
+            writes.update("part", LinkPartModel(part.posting, part.part), [LinkPartModel.applied.set(True)],
+                          LinkPartModel.applied.does_not_exist())
+            for lot, actions, condition in (_lot_update(holder_key, link) for link in part.links):
+                writes.update("lot", lot, actions, condition)
+            # The part's payers, unconditioned: the pending take fences them, its lots' conditions hold.
+            taken = {name: -amount for name, amount in _by_payer(part.links).items()}
+            for payer, actions, _ in _payer_updates(holder_key, taken, None):
+                writes.update("payer", payer, actions)
+
+        def attempt(_recheck: bool) -> None:
             try:
-                with TransactWrite(connection=models.transaction_connection, client_request_token=token) as writes:
-                    writes.update(LinkPartModel(part.posting, part.part), [LinkPartModel.applied.set(True)],
-                                  condition=LinkPartModel.applied.does_not_exist())
-                    for lot, actions, condition in (_lot_update(holder_key, link) for link in part.links):
-                        writes.update(lot, actions, condition=condition)
-                    # The part's payers, unconditioned: the pending take fences them, its lots' conditions hold.
-                    taken = {name: -amount for name, amount in _by_payer(part.links).items()}
-                    for payer, actions, _ in _payer_updates(holder_key, taken, None):
-                        writes.update(payer, actions)
-                return
-            except TransactWriteError as error:
-                refuse_invalid(error)
-                if response_code(error) == "TransactionCanceledException":
-                    if error.cancellation_reasons and error.cancellation_reasons[0] is not None \
-                            and error.cancellation_reasons[0].code == "ConditionalCheckFailed":
-                        return  # applied already, by another request
-                elif is_client_fault(error):
-                    raise
-            if not budget.retry():
-                raise Contention("a large spend is still being completed; retry with the same idempotency key")
+                send(apply, token)
+            except Cancelled as cancelled:
+                if cancelled.failed and "part" in cancelled.failed:
+                    return  # applied already, by another request
+                raise Stale() from None  # a conflict: send it again
+            except Ambiguous:
+                raise Stale() from None
+
+        until_current(attempt, budget, lambda: Contention(
+            "a large spend is still being completed; retry with the same idempotency key"))
 
     # -- answers ----------------------------------------------------------------
     def _change(self, holder: str, posting: Posting) -> PointsChange:
         if not posting.replayed:
-            planned: _Planned = posting.extra
-            if planned.parts > 1:
+            plan: _PointsPlan = posting.extra
+            if plan.parts > 1:
                 self.settle(holder)
-            return PointsChange(holder, posting.seq, posting.amount, planned.by_payer, planned.timestamp,
+            return PointsChange(holder, posting.seq, posting.amount, plan.by_payer, plan.timestamp,
                                 resource=posting.resource)
         key = self.holder_key(holder)
         entry = EntryModel.get(key, posting.seq, consistent_read=True)
@@ -567,9 +570,9 @@ def _with(extend: Extend, attach: Extend | None) -> Extend:
         return extend
     # The caller's items first: they carry its rules (a /v1 spend from a standard account is a 400), which must
     # refuse before the points plan, whose "no lots yet" would be retried as a lagging index until a 503.
-    def plan(draft: Draft) -> Extension:
-        attached = attach(draft)
-        return extend(draft).merged(attached)
+    def plan(planned: PlannedLeg) -> Extension:
+        attached = attach(planned)
+        return extend(planned).merged(attached)
     return plan
 
 

@@ -20,7 +20,7 @@ from datetime import datetime
 
 from chalicelib.core.errors import IdempotencyConflict, InvalidRequest, InvalidState, NotFound
 from chalicelib.core.guard import datastore_guarded
-from chalicelib.core.ledger import Draft, Extension, Ledger, Leg, Page, Posting, findable, require_int, stamp
+from chalicelib.core.ledger import Extension, Ledger, Leg, Page, PlannedLeg, Posting, findable, require_int, stamp
 from chalicelib.core.models import AccountModel, TransactionLeg, TransactionModel
 from chalicelib.core.points import PointsBook, PointsChange
 
@@ -148,9 +148,9 @@ def transaction_of(model: TransactionModel) -> Transaction:
                        model.created_at)
 
 
-def accounts_agree(drafts: tuple[Draft, ...], kind: str) -> str:
+def accounts_agree(planned_legs: tuple[PlannedLeg, ...], kind: str) -> str:
     """Every leg's account is of `kind` and all share one unit (a transfer never converts): that unit."""
-    accounts = [account_of(draft.account) for draft in drafts]
+    accounts = [account_of(planned.account) for planned in planned_legs]
     for account in accounts:
         if account.kind != kind:
             why = ("its balance changes only by earning and spending points" if account.kind == "points"
@@ -241,19 +241,19 @@ class Transactions:
                                         "amount": amount, "metadata": metadata})
 
     def record(self, type_: str, legs: tuple[Leg, ...], amount: int, *, idempotency_key: str, fingerprint: dict,
-               metadata: dict, extend: Callable[[tuple[Draft, ...], TransactionModel], Extension] | None = None,
+               metadata: dict, extend: Callable[[tuple[PlannedLeg, ...], TransactionModel], Extension] | None = None,
                transaction_id: str | None = None, **fields) -> Transaction:
         """Post `legs` with the transaction's record in the same transaction. `extend` adds the caller's items
-        (a hold's update, a reversed transaction's total) planned from the drafts and the record."""
+        (a hold's update, a reversed transaction's total) planned from the planned legs and the record."""
         transaction_id = transaction_id or new_id("txn")
         made: list[TransactionModel] = []
 
-        def plan(drafts: tuple[Draft, ...]) -> Extension:
-            unit = accounts_agree(drafts, "standard")
-            stored = self._new_record(transaction_id, type_, amount, unit, drafts, metadata, **fields)
+        def plan(planned_legs: tuple[PlannedLeg, ...]) -> Extension:
+            unit = accounts_agree(planned_legs, "standard")
+            stored = self._new_record(transaction_id, type_, amount, unit, planned_legs, metadata, **fields)
             made[:] = [stored]
             extension = Extension(puts=[(stored, TransactionModel.id.does_not_exist())])
-            return extension.merged(extend(drafts, stored) if extend else None)
+            return extension.merged(extend(planned_legs, stored) if extend else None)
 
         postings = self.ledger.post_legs(legs, idempotency_key=idempotency_key, fingerprint=fingerprint,
                                          key_ttl_seconds=self.key_ttl_seconds, extend=plan, resource=transaction_id,
@@ -291,17 +291,17 @@ class Transactions:
         return self._points_answer(change, made)
 
     def _points_record(self, transaction_id: str, type_: str, amount: int | None, metadata: dict,
-                       reversal_of: Callable[[Draft], Extension] | None = None, **fields):
+                       reversal_of: Callable[[PlannedLeg], Extension] | None = None, **fields):
         made: list[TransactionModel] = []
 
-        def attach(draft: Draft) -> Extension:
-            unit = accounts_agree((draft,), "points")
-            stored = self._new_record(transaction_id, type_, amount or abs(draft.amount), unit, (draft,), metadata,
+        def attach(planned: PlannedLeg) -> Extension:
+            unit = accounts_agree((planned,), "points")
+            stored = self._new_record(transaction_id, type_, amount or abs(planned.amount), unit, (planned,), metadata,
                                       **fields)
             made[:] = [stored]
             extension = Extension(puts=[(stored, TransactionModel.id.does_not_exist())],
                                   entry_attributes={"transaction": transaction_id, "kind": type_})
-            return extension.merged(reversal_of(draft) if reversal_of else None)
+            return extension.merged(reversal_of(planned) if reversal_of else None)
 
         return attach, made
 
@@ -370,7 +370,7 @@ class Transactions:
         legs = tuple(Leg(leg.account_id, amount if int(leg.amount) < 0 else -amount, create=False)
                      for leg in original.legs)
         return self.record("reversal", legs, amount, metadata=metadata, idempotency_key=idempotency_key,
-                           fingerprint=fingerprint, extend=lambda drafts, _stored: count_reversal(), **fields)
+                           fingerprint=fingerprint, extend=lambda planned_legs, _stored: count_reversal(), **fields)
 
     # -- helpers -------------------------------------------------------------------
     def _stored(self, transaction_id: str) -> TransactionModel:
@@ -394,13 +394,13 @@ class Transactions:
             raise IdempotencyConflict.reused(idempotency_key)
         return replace(made, replayed=True)
 
-    def _new_record(self, transaction_id: str, type_: str, amount: int, unit: str, drafts: tuple[Draft, ...],
+    def _new_record(self, transaction_id: str, type_: str, amount: int, unit: str, planned_legs: tuple[PlannedLeg, ...],
                     metadata: dict, **fields) -> TransactionModel:
         return TransactionModel(
             transaction_id, book=self.ledger.book, type=type_, amount=amount, unit=unit, reversed=0, metadata=metadata,
-            created_at=drafts[0].created_at,
-            legs=[TransactionLeg(account_id=account_of(draft.account).id, seq=draft.seq, amount=draft.amount,
-                                 balance_after=draft.balance_after) for draft in drafts],
+            created_at=planned_legs[0].created_at,
+            legs=[TransactionLeg(account_id=account_of(planned.account).id, seq=planned.seq, amount=planned.amount,
+                                 balance_after=planned.balance_after) for planned in planned_legs],
             **fields)
 
 

@@ -17,17 +17,16 @@ from __future__ import annotations
 
 import copy
 import re
-import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
-from pynamodb.exceptions import TransactGetError, TransactWriteError
-from pynamodb.transactions import TransactGet, TransactWrite
+from pynamodb.exceptions import TransactGetError
+from pynamodb.transactions import TransactGet
 
 from chalicelib.core import models
 from chalicelib.core.errors import AlreadyExists, Contention, Forbidden, InvalidRequest, NotFound
-from chalicelib.core.guard import datastore_guarded, is_client_fault, refuse_invalid, response_code
+from chalicelib.core.guard import datastore_guarded, is_client_fault
 from chalicelib.core.ledger import (
     Extension,
     Ledger,
@@ -39,6 +38,7 @@ from chalicelib.core.ledger import (
     stamp,
     utc_now,
 )
+from chalicelib.core.ledger.runner import Refused, Writes, write_once
 from chalicelib.core.models import AccountModel, CounterModel, DirectoryModel
 
 PHONE_NUMBER = re.compile(r"\+?[0-9]{7,15}")
@@ -104,9 +104,9 @@ class Directory:
         phone = DirectoryModel(phone_key, user_id=user_id, phone_number=phone_number, created_at=created_at,
                                surface=self.surface)
         try:
-            _write_once(lambda writes: (writes.save(user, condition=DirectoryModel.key.does_not_exist()),
-                                        writes.save(phone, condition=DirectoryModel.key.does_not_exist())))
-        except _Refused:
+            write_once(lambda writes: (writes.put("user", user, DirectoryModel.key.does_not_exist()),
+                                        writes.put("phone", phone, DirectoryModel.key.does_not_exist())))
+        except Refused:
             raise _phone_taken(phone_number) from None
         return User(user_id, phone_number, created_at)
 
@@ -122,7 +122,6 @@ class Wallets:
         self.surface = surface
         self.minimum = 0
         self.ledger = Ledger("wallets", show=money_text, **ledger_options)
-        self._clock = ledger_options.get("clock", utc_now)
 
     def of(self, surface: str, minimum: int = 0) -> Wallets:
         """The same book as seen by one surface, whose wallets keep at least `minimum` (minor units)."""
@@ -156,19 +155,17 @@ class Wallets:
         if resolved(unique_future) is not None:
             raise _wallet_taken(user_id, wallet_type)
         wallet_id = next_id("wallets")
-        created_at = stamp(self._clock())
-        unique = DirectoryModel(unique_key, user_id=user_id, wallet_id=wallet_id, created_at=created_at)
-        account = AccountModel(self._key(wallet_id), balance=0, entry_count=0, floor=floor, owner=user_id,
-                               wallet_type=wallet_type, surface=self.surface, created_at=created_at)
 
-        def writes_of(writes):
-            writes.condition_check(DirectoryModel, user_key, condition=DirectoryModel.surface == self.surface)
-            writes.save(unique, condition=DirectoryModel.key.does_not_exist())
-            writes.save(account, condition=AccountModel.key.does_not_exist())
+        def user_and_unique_type(account: AccountModel, writes: Writes) -> None:
+            writes.check("user", DirectoryModel, user_key, DirectoryModel.surface == self.surface)
+            unique = DirectoryModel(unique_key, user_id=user_id, wallet_id=wallet_id, created_at=account.created_at)
+            writes.put("unique", unique, DirectoryModel.key.does_not_exist())
         try:
-            _write_once(writes_of)
-        except _Refused as refused:
-            if refused.reasons and refused.reasons[0] == "ConditionalCheckFailed":
+            self.ledger.open(str(wallet_id), floor=floor, attributes={"owner": user_id, "wallet_type": wallet_type,
+                                                                       "surface": self.surface},
+                             idempotency_key=None, fingerprint={}, requires=user_and_unique_type)
+        except Refused as refused:
+            if "user" in refused.roles:
                 raise NotFound(f"user {user_id} not found") from None
             raise _wallet_taken(user_id, wallet_type) from None
         return Wallet(wallet_id, user_id, wallet_type, 0, floor)
@@ -271,30 +268,6 @@ def next_id(kind: str) -> int:
     counter = CounterModel(f"ids:{kind}")
     counter.update(actions=[CounterModel.value.add(1)])
     return int(counter.value)
-
-
-class _Refused(Exception):
-    def __init__(self, reasons: list[str | None]) -> None:
-        super().__init__()
-        self.reasons = reasons
-
-
-def _write_once(build) -> None:
-    """One TransactWriteItems with a request token (botocore's own resends are then applied once);
-    a cancelled condition is `_Refused` with the reason codes in PynamoDB's send order."""
-    try:
-        with TransactWrite(connection=models.transaction_connection,
-                           client_request_token=str(uuid.uuid4())) as writes:
-            build(writes)
-    except TransactWriteError as error:
-        refuse_invalid(error)
-        if response_code(error) == "TransactionCanceledException":
-            codes = [reason.code if reason is not None else None for reason in error.cancellation_reasons or []]
-            if "ConditionalCheckFailed" in codes:
-                raise _Refused(codes) from None
-        if is_client_fault(error):
-            raise
-        raise Contention("the datastore is busy; nothing was written, retry") from None
 
 
 def _exists(model, key: str) -> bool:

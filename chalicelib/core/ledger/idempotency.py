@@ -1,0 +1,45 @@
+"""Idempotency: a request's fingerprint, the record its key keeps, and the one replay-or-conflict check."""
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import datetime, timedelta
+
+from chalicelib.core.errors import IdempotencyConflict
+from chalicelib.core.ledger.keys import BookKeys
+from chalicelib.core.ledger.legs import Posting
+from chalicelib.core.models import IdempotencyModel, LegRecord
+
+
+def fingerprint(request: dict) -> str:
+    canonical = json.dumps(request, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def new_record(stored_key: str, request_fingerprint: str, postings: list[Posting], account_keys: list[str], *,
+               now: datetime, key_ttl_seconds: int | None, resource: str | None) -> IdempotencyModel:
+    """The record a key keeps: the first posting, and every one when there are more."""
+    first = postings[0]
+    record = IdempotencyModel(stored_key, fingerprint=request_fingerprint, account=account_keys[0], seq=first.seq,
+                              amount=first.amount, balance_after=first.balance_after, created_at=first.created_at,
+                              resource=resource)
+    if len(postings) > 1:
+        record.legs = [LegRecord(account=key, seq=posting.seq, amount=posting.amount,
+                                 balance_after=posting.balance_after)
+                       for key, posting in zip(account_keys, postings, strict=True)]
+    if key_ttl_seconds:
+        record.expires_at = now + timedelta(seconds=key_ttl_seconds)
+    return record
+
+
+def check_replay(record: IdempotencyModel, request_fingerprint: str, client_key: str) -> None:
+    """A key already used: by this very request (a replay: answer as the first time), or a conflict."""
+    if record.fingerprint != request_fingerprint:
+        raise IdempotencyConflict.reused(client_key)
+
+
+def replayed_postings(record: IdempotencyModel, keys: BookKeys) -> list[Posting]:
+    """What the first request with the key committed, as it answered then."""
+    legs = record.legs or [record]
+    return [Posting(keys.account_id(leg.account), int(leg.seq), int(leg.amount), int(leg.balance_after),
+                    record.created_at, replayed=True, resource=record.resource) for leg in legs]

@@ -1,0 +1,149 @@
+"""The journal's reads: pages of an account's entries under signed cursors, and a period's totals."""
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import json
+from dataclasses import dataclass
+from datetime import datetime
+
+from chalicelib.config import Settings
+from chalicelib.core.errors import Forbidden, InvalidRequest, NotFound
+from chalicelib.core.ledger.keys import BookKeys
+from chalicelib.core.ledger.legs import Posting
+from chalicelib.core.ledger.stamps import stamp
+from chalicelib.core.models import EntryModel
+from chalicelib.stage_secret import derived_key
+
+# Entries a period's totals or statement read in one request (seed 002's total_in_period, 003's history): the
+# newest of the period. One Query page: wallet entries are small, so 1,000 stay well under its 1 MB.
+MAX_PERIOD_ENTRIES = 1000
+
+
+@dataclass(frozen=True)
+class Page:
+    """One page of journal entries and the opaque cursor of the next (None at the end)."""
+
+    postings: list[Posting]
+    next_cursor: str | None
+
+
+@dataclass(frozen=True)
+class Totals:
+    credit: int
+    debit: int
+    count: int
+
+    @classmethod
+    def of(cls, postings) -> Totals:
+        credit = debit = count = 0
+        for posting in postings:
+            credit += max(posting.amount, 0)
+            debit += max(-posting.amount, 0)
+            count += 1
+        return cls(credit, debit, count)
+
+
+class Journal:
+    """One book's journal, read: every method is one Query."""
+
+    def __init__(self, keys: BookKeys, settings: Settings) -> None:
+        self._keys = keys
+        self._settings = settings
+
+    def history(self, account_id: str, *, limit: int = 100, cursor: str | None = None,
+                newest_first: bool = True, start: datetime | None = None, end: datetime | None = None,
+                owner: int | None = None, surface: str | None = None) -> Page:
+        """A page of the account's journal: one Query, on `entries` or, for a time range
+        (start <= created_at <= end), on its `by_time` index. With `surface`, a page of an account of
+        another surface is NotFound, as if there were no such account; with `owner`, a page of an account
+        that is not the owner's is Forbidden (an empty page says nothing: the caller checks)."""
+        if not 1 <= limit <= 1000:
+            raise InvalidRequest("limit must be between 1 and 1000", field="limit")
+        key = self._keys.account_key(account_id)
+        # A cursor is good for the very query that made it: this account, order and time range.
+        binding = [key, newest_first, stamp(start) if start else None, stamp(end) if end else None]
+        # One item more than the page: DynamoDB answers a LastEvaluatedKey whenever the limit is reached, so
+        # only the item after the page says whether there is a next page (no empty last page).
+        query = dict(scan_index_forward=not newest_first, limit=limit + 1, page_size=limit + 1,
+                     last_evaluated_key=self._cursors().decode(cursor, binding))
+        if start is None and end is None:
+            results = EntryModel.query(key, consistent_read=True, **query)
+        else:
+            created_at = EntryModel.created_at
+            if start and end:
+                in_range = created_at.between(stamp(start), stamp(end))
+            else:
+                in_range = created_at >= stamp(start) if start else created_at <= stamp(end)
+            results = EntryModel.by_time.query(key, in_range, **query)
+        entries = list(results)
+        more = len(entries) > limit
+        entries = entries[:limit]
+        if surface is not None and any(entry.surface != surface for entry in entries):
+            raise NotFound(f"account {account_id} not found", account_id=account_id)
+        if owner is not None and any(entry.owner is None or int(entry.owner) != owner for entry in entries):
+            raise Forbidden(f"account {account_id} belongs to another user", account_id=account_id)
+        postings = [Posting(account_id, int(entry.seq), int(entry.amount), int(entry.balance_after),
+                            entry.created_at, held_after=int(entry.held_after or 0), transaction=entry.transaction,
+                            kind=entry.kind) for entry in entries]
+        last = entries[-1] if more else None
+        # The page's last item as DynamoDB would name it: the table's keys, and the index's when one was queried.
+        after = None if last is None else {"account": {"S": last.account}, "seq": {"N": str(int(last.seq))},
+                                           **({} if start is None and end is None
+                                              else {"created_at": {"S": last.created_at}})}
+        return Page(postings, self._cursors().encode(after, binding))
+
+    def _cursors(self) -> Cursors:
+        return Cursors(derived_key(self._settings, "cursor"))
+
+    def period(self, account_id: str, start: datetime | None, end: datetime | None, **whose) -> list[Posting]:
+        """The newest MAX_PERIOD_ENTRIES postings with start <= created_at <= end, oldest first: one Query of
+        `by_time`, newest first. A request's work is bounded whatever the period holds (a whole history was read
+        before); callers whose contract has no paging say so. `whose`: owner, surface (see `history`)."""
+        page = self.history(account_id, limit=MAX_PERIOD_ENTRIES, newest_first=True, start=start, end=end,
+                            **whose)
+        return list(reversed(page.postings))
+
+    def last_entry_as_of(self, account_id: str, moment: datetime) -> Posting | None:
+        """The account's last entry at or before `moment` (None before its first): one Query of `by_time`."""
+        last = self.history(account_id, limit=1, end=moment).postings
+        return last[0] if last else None
+
+
+class Cursors:
+    """Opaque paging cursors: DynamoDB's LastEvaluatedKey and the query it belongs to, signed (HMAC-SHA256
+    under a key derived from the stage's secret). A cursor that was tampered with, or made for another
+    account or query, is a 400: it can never steer a Query elsewhere nor reach DynamoDB malformed."""
+
+    MAC_BYTES = 16
+
+    def __init__(self, key: bytes) -> None:
+        self._key = key
+
+    def encode(self, last_evaluated_key: dict | None, binding: list) -> str | None:
+        if not last_evaluated_key:
+            return None
+        payload = base64.urlsafe_b64encode(json.dumps([last_evaluated_key, binding], separators=(",", ":"))
+                                           .encode()).decode().rstrip("=")
+        return f"{payload}.{self._mac(payload)}"
+
+    def decode(self, cursor: str | None, binding: list) -> dict | None:
+        if not cursor:
+            return None
+        payload, _, mac = cursor.partition(".")
+        if not hmac.compare_digest(mac.encode(), self._mac(payload).encode()):
+            raise InvalidRequest("cursor is not one this API issued", field="cursor")
+        try:
+            key, bound = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+        except (ValueError, TypeError, binascii.Error, UnicodeError):
+            raise InvalidRequest("cursor is not one this API issued", field="cursor") from None
+        if bound != binding or not isinstance(key, dict):
+            raise InvalidRequest("cursor belongs to another query: page with the parameters that made it",
+                                 field="cursor")
+        return key
+
+    def _mac(self, payload: str) -> str:
+        digest = hmac.new(self._key, payload.encode(), hashlib.sha256).digest()[:self.MAC_BYTES]
+        return base64.urlsafe_b64encode(digest).decode().rstrip("=")

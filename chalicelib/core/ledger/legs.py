@@ -1,0 +1,71 @@
+"""A leg, one account's line of a posting, at each stage: asked (`Leg`), planned (`PlannedLeg`), committed
+(`Posting`); and the numbers every leg must keep."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from chalicelib.core.errors import InvalidRequest
+from chalicelib.core.models import AccountModel
+
+# Balances (and amounts held) stay within int64, the integers clients' stores and languages hold exactly.
+INT64_MIN, INT64_MAX = -2**63, 2**63 - 1
+
+
+def require_int(name: str, value: object) -> int:
+    """Points and money are integers in the core; bool is not a number here."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidRequest(f"{name} must be an integer", field=name)
+    return value
+
+
+@dataclass(frozen=True)
+class Leg:
+    """One account's part of a posting as asked: its amount and the limits it must keep.
+
+    The available balance is `balance - held`. A leg that lowers it must leave it at or above
+    the account's floor, and at or above `minimum` (this posting's own, which may only raise it)."""
+
+    account_id: str
+    amount: int
+    hold_change: int = 0  # how the amount held on the account (open holds) changes
+    floor: int | None = None  # the floor of an account this posting creates
+    minimum: int | None = None
+    create: bool = True
+
+    @property
+    def lowers_available(self) -> bool:
+        return self.amount - self.hold_change < 0
+
+
+@dataclass(frozen=True)
+class PlannedLeg:
+    """One leg as planned from a consistent read, before it commits: what an extension plans around."""
+
+    account: AccountModel  # as read, consistently (a new, unsaved item for a new account)
+    seq: int
+    amount: int
+    balance_after: int
+    created_at: str
+    # An earlier plan of this request failed on an extension item: re-read such items consistently.
+    recheck: bool = False
+    held_after: int = 0
+
+
+@dataclass(frozen=True)
+class Posting:
+    """One leg as committed (or as first committed, when replayed), or as the journal holds it."""
+
+    account_id: str
+    seq: int
+    amount: int
+    balance_after: int
+    created_at: str
+    replayed: bool = False
+    # What the posting's extension planned (see `Extension.result`); None when replayed.
+    extra: object = None
+    held_after: int = 0
+    # What the posting made, for a service to find on a replay (a transaction's id, say).
+    resource: str | None = None
+    # As the journal says, in history: the /v1 transaction or hold of the entry, and its kind.
+    transaction: str | None = None
+    kind: str | None = None

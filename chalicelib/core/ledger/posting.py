@@ -1,0 +1,282 @@
+"""The posting engine: one consistent read, a plan, one TransactWriteItems, and what a cancellation means.
+
+Every posting is one consistent read (TransactGetItems: accounts, idempotency record, high-water mark) and
+one TransactWriteItems that
+- updates each account under a condition on the version read (and its floor: `_account_update`, the one
+  place a floor is enforced in the store),
+- puts each journal entry (attribute_not_exists),
+- puts the idempotency record (attribute_not_exists), when a key was given,
+- raises the book's max-volume high-water mark, only when this posting sets a record.
+A cancellation is decoded by role (`_decode`): a floor breach, or Stale, which the runner re-plans from a
+fresh read within the request's retry budget.
+"""
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from pynamodb.exceptions import TransactGetError
+from pynamodb.expressions.condition import Condition
+from pynamodb.models import Model
+from pynamodb.transactions import TransactGet
+
+from chalicelib.core import models
+from chalicelib.core.errors import Contention, FloorBreached, InvalidRequest, NotFound
+from chalicelib.core.guard import is_client_fault
+from chalicelib.core.ledger.idempotency import check_replay, new_record, replayed_postings
+from chalicelib.core.ledger.keys import BookKeys
+from chalicelib.core.ledger.legs import INT64_MAX, INT64_MIN, Leg, PlannedLeg, Posting
+from chalicelib.core.ledger.runner import Cancelled, RetryBudget, Stale, Writes, commit, resolved, until_current
+from chalicelib.core.ledger.stamps import parse_stamp, stamp
+from chalicelib.core.models import AccountModel, CounterModel, EntryModel, IdempotencyModel
+
+
+@dataclass
+class Extension:
+    """More writes in a posting's one transaction (lots, link parts, a transaction record), planned by
+    a service. `account_actions`, `account_condition` and `entry_attributes` apply to the first leg.
+
+    Every item carries a condition; a failed one makes the plan stale (re-read, re-plan).
+    """
+
+    account_actions: list = field(default_factory=list)
+    account_condition: Condition | None = None
+    entry_attributes: dict = field(default_factory=dict)
+    puts: list[tuple[Model, Condition | None]] = field(default_factory=list)
+    updates: list[tuple[Model, list, Condition | None]] = field(default_factory=list)
+    result: object = None  # handed back on the committed Posting as `extra`
+
+    def merged(self, other: Extension | None) -> Extension:
+        """This extension and `other` in one transaction (this one's result is kept)."""
+        if other is None:
+            return self
+        condition = self.account_condition
+        if other.account_condition is not None:
+            condition &= other.account_condition
+        return Extension(self.account_actions + other.account_actions, condition,
+                         {**self.entry_attributes, **other.entry_attributes}, self.puts + other.puts,
+                         self.updates + other.updates, self.result)
+
+
+Extend = Callable[[PlannedLeg], Extension]
+ExtendLegs = Callable[[tuple[PlannedLeg, ...]], Extension]
+
+
+@dataclass(frozen=True)
+class PostingRequest:
+    legs: tuple[Leg, ...]
+    idempotency_key: str | None
+    fingerprint: str
+    key_ttl_seconds: int | None
+    extend: ExtendLegs | None = None
+    entry_attributes: dict = field(default_factory=dict)  # on every leg's entry
+    resource: str | None = None
+    scope: str | None = None  # the client's namespace for its keys (see `BookKeys.idempotency_key`)
+
+
+@dataclass
+class _Plan:
+    request: PostingRequest
+    planned: tuple[PlannedLeg, ...]
+    postings: list[Posting]
+    stored_key: str | None
+    record: IdempotencyModel | None
+    raise_high_water: bool
+    token: str
+    extension: Extension
+
+
+def _required(leg: Leg, planned: PlannedLeg) -> int | None:
+    """The least available balance the leg must leave: the account's floor, or a higher minimum."""
+    limits = [limit for limit in (planned.account.floor, leg.minimum) if limit is not None]
+    return int(max(limits)) if limits else None
+
+
+class PostingEngine:
+    """Posts the legs of one book's accounts; `Ledger.post_legs` is its face."""
+
+    def __init__(self, keys: BookKeys, *, track_volume: bool, clock: Callable[[], datetime],
+                 show: Callable[[int], str]) -> None:
+        self._keys = keys
+        self._track_volume = track_volume
+        self._clock = clock
+        self._show = show
+
+    def post(self, request: PostingRequest, budget: RetryBudget) -> list[Posting]:
+        """Every leg in one transaction, exactly once per idempotency key: all legs commit or none."""
+        return until_current(
+            lambda recheck: self._attempt(request, budget, recheck), budget,
+            lambda: Contention("the account is too busy right now; nothing was written, retry later",
+                               account_id=request.legs[0].account_id))
+
+    def _attempt(self, request: PostingRequest, budget: RetryBudget, recheck: bool) -> list[Posting]:
+        """Read, decide, plan, commit; raises Stale when the world moved underneath."""
+        accounts, record, high_water = self._read([leg.account_id for leg in request.legs],
+                                                  request.idempotency_key, request.scope)
+        if record is not None:
+            check_replay(record, request.fingerprint, request.idempotency_key)
+            return replayed_postings(record, self._keys)
+        for leg, account in zip(request.legs, accounts, strict=True):
+            if account is None and not leg.create:
+                raise NotFound(f"account {leg.account_id} not found", account_id=leg.account_id)
+        plan = self._plan(request, accounts, high_water, recheck)
+        try:
+            commit(lambda writes: self._write(plan, writes), plan.token, budget,
+                   lambda: Contention("the datastore did not confirm the write; retry with the same idempotency key"))
+        except Cancelled as cancelled:
+            self._decode(cancelled, plan)
+        return plan.postings
+
+    def _read(self, account_ids: list[str], idempotency_key: str | None, scope: str | None = None):
+        try:
+            with TransactGet(connection=models.transaction_connection) as reads:
+                account_futures = [reads.get(AccountModel, self._keys.account_key(account_id))
+                                   for account_id in account_ids]
+                record_future = (reads.get(IdempotencyModel, self._keys.idempotency_key(idempotency_key, scope))
+                                 if idempotency_key else None)
+                high_water_future = (reads.get(CounterModel, self._keys.high_water_name())
+                                     if self._track_volume else None)
+        except TransactGetError as error:
+            if is_client_fault(error):
+                raise
+            raise Stale() from error  # cancelled by a concurrent write, throttled: read again
+        return ([resolved(future) for future in account_futures], resolved(record_future),
+                resolved(high_water_future))
+
+    def _plan(self, request: PostingRequest, accounts: list[AccountModel | None],
+              high_water: CounterModel | None, recheck: bool) -> _Plan:
+        now = self._clock()
+        accounts = [account if account is not None
+                    else AccountModel(self._keys.account_key(leg.account_id), balance=0, entry_count=0,
+                                      floor=leg.floor)
+                    for leg, account in zip(request.legs, accounts, strict=True)]
+        created = now
+        for account in accounts:
+            if account.last_entry_at:
+                # Entries of one account are stamped strictly in sequence order, so a
+                # time-index query and a sequence query agree ("balance as of" is exact).
+                created = max(created, parse_stamp(account.last_entry_at) + timedelta(microseconds=1))
+        created_at = stamp(created)  # every leg of a posting at one time
+        planned = tuple(PlannedLeg(account, int(account.entry_count) + 1, leg.amount,
+                                   int(account.balance) + leg.amount, created_at, recheck,
+                                   int(account.held or 0) + leg.hold_change)
+                        for leg, account in zip(request.legs, accounts, strict=True))
+        for leg, plan in zip(request.legs, planned, strict=True):
+            if not (INT64_MIN <= plan.balance_after <= INT64_MAX and INT64_MIN <= plan.held_after <= INT64_MAX):
+                raise InvalidRequest(f"this posting would take the balance of {leg.account_id} outside the "
+                                     f"64-bit range ({INT64_MIN} to {INT64_MAX})", field="amount",
+                                     account_id=leg.account_id)
+        extension = request.extend(planned) if request.extend else Extension()
+        for leg, plan in zip(request.legs, planned, strict=True):
+            self._refuse_below_floor(leg, plan, several=len(request.legs) > 1)
+        postings = [Posting(leg.account_id, plan.seq, leg.amount, plan.balance_after, created_at,
+                            extra=extension.result, held_after=plan.held_after, resource=request.resource)
+                    for leg, plan in zip(request.legs, planned, strict=True)]
+        stored_key = (self._keys.idempotency_key(request.idempotency_key, request.scope)
+                      if request.idempotency_key else None)
+        record = None
+        if stored_key:
+            record = new_record(stored_key, request.fingerprint, postings, [plan.account.key for plan in planned],
+                                now=now, key_ttl_seconds=request.key_ttl_seconds, resource=request.resource)
+        top = max(postings, key=lambda posting: posting.seq)
+        raise_high_water = self._track_volume and (high_water is None or top.seq > int(high_water.value))
+        return _Plan(request, planned, postings, stored_key, record, raise_high_water, str(uuid.uuid4()), extension)
+
+    def _refuse_below_floor(self, leg: Leg, plan: PlannedLeg, several: bool) -> None:
+        """The floor as planned from the read; `_account_update` makes it the write's condition too."""
+        required = _required(leg, plan)
+        available_after = plan.balance_after - plan.held_after
+        if leg.lowers_available and required is not None and available_after < required:
+            what = "balance" if plan.held_after == 0 else "available balance (balance less holds)"
+            whose = f" of {leg.account_id}" if several else ""
+            raise FloorBreached(f"this debit would leave the {what}{whose} at {self._show(available_after)}, "
+                                f"below the minimum {self._show(required)}",
+                                balance=int(plan.account.balance), floor=required, account_id=leg.account_id)
+
+    def _write(self, plan: _Plan, writes: Writes) -> None:
+        extension = plan.extension
+        legs = list(zip(plan.request.legs, plan.planned, plan.postings, strict=True))
+        for number, (leg, planned, _) in enumerate(legs):
+            writes.put("entry", self._entry(plan, number, leg, planned), EntryModel.seq.does_not_exist())
+        if plan.record is not None:
+            writes.put("record", plan.record, IdempotencyModel.key.does_not_exist())
+        for item, condition in extension.puts:
+            writes.put("extension", item, condition)
+        for number, (leg, planned, posting) in enumerate(legs):
+            actions, condition = self._account_update(leg, planned, posting, extension if number == 0 else None)
+            writes.update(f"account:{number}", planned.account, actions, condition, return_values="ALL_OLD")
+        if plan.raise_high_water:
+            top = max(plan.postings, key=lambda posting: posting.seq)
+            writes.update("high_water", CounterModel(self._keys.high_water_name()),
+                          [CounterModel.value.set(top.seq), CounterModel.holder.set(top.account_id)],
+                          CounterModel.value.does_not_exist() | (CounterModel.value < top.seq))
+        for item, item_actions, condition in extension.updates:
+            writes.update("extension", item, item_actions, condition)
+
+    @staticmethod
+    def _entry(plan: _Plan, number: int, leg: Leg, planned: PlannedLeg) -> EntryModel:
+        entry = EntryModel(planned.account.key, planned.seq, amount=leg.amount, balance_after=planned.balance_after,
+                           created_at=planned.created_at, idempotency_key=plan.stored_key,
+                           **plan.request.entry_attributes,
+                           **(plan.extension.entry_attributes if number == 0 else {}))
+        if leg.hold_change:
+            entry.held_change = leg.hold_change
+        if leg.hold_change or planned.held_after:
+            entry.held_after = planned.held_after  # what stays reserved, on every entry while anything is
+        return entry
+
+    def _account_update(self, leg: Leg, planned: PlannedLeg, posting: Posting,
+                        extension: Extension | None) -> tuple[list, Condition | None]:
+        actions = [
+            AccountModel.balance.set(posting.balance_after),
+            AccountModel.entry_count.set(posting.seq),
+            AccountModel.last_entry_at.set(posting.created_at),
+            AccountModel.created_at.set(AccountModel.created_at | posting.created_at),
+        ]
+        if planned.account.floor is not None:
+            actions.append(AccountModel.floor.set(int(planned.account.floor)))
+        if self._track_volume:
+            actions.append(AccountModel.volume_key.set(self._keys.volume_key(posting.seq)))
+        condition = None
+        if extension is not None:
+            actions.extend(extension.account_actions)
+            condition = extension.account_condition
+        if leg.hold_change:
+            actions.append(AccountModel.held.set(posting.held_after))
+        required = _required(leg, planned)
+        if leg.lowers_available and required is not None:
+            # The floor, enforced: available after = balance + amount - held after >= required, on the stored item.
+            condition &= AccountModel.balance >= required + posting.held_after - posting.amount
+            if posting.held_after:
+                held_before = posting.held_after - leg.hold_change
+                condition &= (AccountModel.held == held_before) if held_before else \
+                    (AccountModel.held.does_not_exist() | (AccountModel.held == 0))
+        return actions, condition
+
+    @staticmethod
+    def _decode(cancelled: Cancelled, plan: _Plan) -> None:
+        """A floor breach, or Stale: what a cancellation means, read by the role of each failed item."""
+        if cancelled.failed is None:
+            raise Stale() from cancelled  # unexpected shape: a fresh read decides safely
+        for number, (leg, planned) in enumerate(zip(plan.request.legs, plan.planned, strict=True)):
+            reason = cancelled.reasons[f"account:{number}"]
+            if reason is None or reason.code != "ConditionalCheckFailed":
+                continue
+            current_version = (reason.raw_item or {}).get("version", {}).get("N")
+            read_version = planned.account.version
+            if current_version is None or read_version is None or int(current_version) != read_version:
+                continue
+            if number == 0 and plan.extension.account_condition is not None:
+                # The account read was current, so the extension's own conditions on it failed:
+                # what it planned from its other reads (an index) was stale.
+                raise Stale(recheck=True) from cancelled
+            # Same version, so only the floor can have failed: the read was current.
+            raise FloorBreached("this debit would take the balance below the minimum",
+                                floor=_required(leg, planned), account_id=leg.account_id)
+        # A moved version, a taken seq or key, a raised high-water mark, a conflict: re-plan.
+        # Only an extension item that failed while the accounts held still says the service's own reads
+        # were stale (a lagging index); with an account moved too, the fresh read explains both.
+        accounts_failed = any(role.startswith("account:") for role in cancelled.failed)
+        raise Stale(recheck="extension" in cancelled.failed and not accounts_failed) from cancelled
