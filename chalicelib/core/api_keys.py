@@ -96,8 +96,8 @@ def _digest(token: str) -> str:
 
 
 def _of(model: ApiKeyModel) -> ApiKey:
-    return ApiKey(model.id, model.tenant, tuple(model.scopes), model.label, model.created_at, model.revoked_at,
-                  model.usage_key)
+    return ApiKey(model.id, model.tenant, tuple(str(scope) for scope in model.scopes), model.label,
+                  model.created_at, model.revoked_at, model.usage_key)
 
 
 @datastore_guarded
@@ -132,7 +132,7 @@ class ApiKeys:
         except ApiKeyModel.DoesNotExist:
             model = None
         # Compared in constant time: the stored hash must not leak through timing.
-        if model is None or not hmac.compare_digest(model.secret_hash, _digest(token)) or model.revoked_at:
+        if model is None or not hmac.compare_digest(model.secret_hash, _digest(match.group(0))) or model.revoked_at:
             raise Unauthenticated("a valid API key is required: Authorization: Bearer tk_...")
         return Caller(model.id, model.tenant, effective(model.scopes)), model.usage_key
 

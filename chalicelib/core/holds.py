@@ -111,7 +111,7 @@ class Holds:
                          "metadata": metadata},
             key_ttl_seconds=self.transactions.key_ttl_seconds, extend=plan, resource=hold_id,
             entry_attributes={"transaction": hold_id, "kind": "hold"})
-        return replace(self.get(postings[0].resource), replayed=True) if postings[0].replayed else hold_of(made[0])
+        return replace(self.get(postings[0].made()), replayed=True) if postings[0].replayed else hold_of(made[0])
 
     def capture(self, hold_id: str, amount: int | None = None, *, destination: str | None = None,
                 metadata: dict | None = None, idempotency_key: str) -> tuple[Hold, Transaction]:
@@ -133,7 +133,7 @@ class Holds:
         def settle(planned_legs: tuple[PlannedLeg, ...], stored: TransactionModel) -> Extension:
             extension = self._settle(hold_id, planned_legs[0].created_at, "captured", expired_ok=False, captured=amount,
                                      capture_transaction=stored.id)
-            settled[stored.id] = extension.result
+            settled[stored.id] = extension.planned()
             return extension
 
         made = self.transactions.record(
@@ -169,10 +169,10 @@ class Holds:
             idempotency_key=idempotency_key, fingerprint={"op": kind, "hold": hold_id},
             key_ttl_seconds=self.transactions.key_ttl_seconds, extend=plan, resource=hold_id,
             entry_attributes={"transaction": hold_id, "kind": kind})
-        return replace(self.get(hold_id), replayed=True) if postings[0].replayed else postings[0].extra
+        return replace(self.get(hold_id), replayed=True) if postings[0].replayed else postings[0].planned()
 
     def _settle(self, hold_id: str, now: str, status: str, *, expired_ok: bool, must_be_due: bool = False,
-                **changes) -> Extension:
+                **changes) -> Extension[Hold]:
         """Move an authorized hold to `status` (with `changes`), read consistently at each plan: only an
         authorized hold moves on, and the write is conditioned on it. The result is the hold as it leaves it."""
         hold = self._stored(hold_id)

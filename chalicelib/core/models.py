@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import heapq
 import zlib
+from collections.abc import Iterator
+from typing import TypeVar
 
 import botocore.loaders
 import botocore.session
@@ -221,7 +223,10 @@ def expiry_shard(kind: str, key: str) -> str:
     return f"{kind}#{zlib.crc32(key.encode()) % EXPIRY_SHARDS}"
 
 
-def due(model: type[Model], kind: str, now: str):
+Swept = TypeVar("Swept", "LotModel", "HoldModel")  # the items on a `by_expiry` index
+
+
+def due(model: type[Swept], kind: str, now: str) -> Iterator[Swept]:
     """Items of `model` on `by_expiry` whose expiry stamp is at or before `now` (a stamp), oldest first across the
     shards (their queries merged by expiry, each of the due range only), so a sweep's limit is spent on the items
     due longest, whichever shard holds them: a backlog in one shard cannot starve the others."""

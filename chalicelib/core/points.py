@@ -29,6 +29,8 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from pynamodb.exceptions import UpdateError
+from pynamodb.expressions.condition import Condition
+from pynamodb.expressions.update import Action
 
 from chalicelib.core.errors import Contention, InsufficientPoints, InvalidRequest, InvalidState
 from chalicelib.core.guard import datastore_guarded, response_code
@@ -43,6 +45,7 @@ from chalicelib.core.ledger import (
     require_int,
     stamp,
 )
+from chalicelib.core.ledger.posting import ItemUpdate
 from chalicelib.core.ledger.runner import Ambiguous, Cancelled, Writes, send, until_current
 from chalicelib.core.models import (
     AccountModel,
@@ -304,10 +307,11 @@ class PointsBook:
             self._complete_pending_first(account)  # a pending take's conditions assume its lots hold still
             lots = {int(lot.lot): lot for lot in LotModel.batch_get([(key, lot) for lot in returns],
                                                                     consistent_read=True)}
-            updates, links = [], []
+            updates: list[ItemUpdate] = []
+            links = []
             for number, (payer, amount) in returns.items():
                 lot = lots[number]
-                actions = [LotModel.remaining.set(LotModel.remaining + amount),
+                actions: list[Action] = [LotModel.remaining.set(LotModel.remaining + amount),
                            LotModel.open_holder.set(key), LotModel.open_payer.set(self.payer_lots_key(key, payer))]
                 if lot.expires_at:
                     actions += [LotModel.expiry_shard.set(expiry_shard("lots", key)),
@@ -396,10 +400,10 @@ class PointsBook:
                                  f"{ITEMS_PER_PART} hold; take fewer points per request", field="points")
         parts = [LinkPartModel(ref, number, links=chunk, applied=True if one_transaction else None)
                  for number, chunk in enumerate(chunks)]
-        actions = []
+        actions: list[Action] = []
         if not one_transaction:
             actions += [AccountModel.pending.set(ref), AccountModel.pending_shard.set(PENDING)]
-        updates = []
+        updates: list[ItemUpdate] = []
         if one_transaction:
             updates = [_lot_update(account.key, link) for link in links]
             updates += _payer_updates(account.key, {name: -amount for name, amount in taken.items()}, planned.seq)
@@ -523,7 +527,7 @@ class PointsBook:
     # -- answers ----------------------------------------------------------------
     def _change(self, holder: str, posting: Posting) -> PointsChange:
         if not posting.replayed:
-            plan: _PointsPlan = posting.extra
+            plan: _PointsPlan = posting.planned()
             if plan.parts > 1:
                 self.settle(holder)
             return PointsChange(holder, posting.seq, posting.amount, plan.by_payer, plan.timestamp,
@@ -543,9 +547,9 @@ class PointsBook:
                             replayed=True, resource=posting.resource)
 
 
-def _lot_update(holder_key: str, link: LotLink) -> tuple[LotModel, list, object]:
+def _lot_update(holder_key: str, link: LotLink) -> ItemUpdate:
     take = int(link.points)
-    actions = [LotModel.remaining.set(LotModel.remaining - take)]
+    actions: list[Action] = [LotModel.remaining.set(LotModel.remaining - take)]
     if link.exhausts:
         # Emptied: it leaves the sparse indexes, so no later take or expiry sweep ever reads it again.
         actions += [LotModel.open_holder.remove(), LotModel.open_payer.remove(), LotModel.expiry_shard.remove(),
@@ -610,13 +614,13 @@ def _chunks(links: list[LotLink]) -> list[list[LotLink]]:
     return chunks
 
 
-def _payer_updates(holder_key: str, changes: dict[str, int], seq: int | None) -> list[tuple[PayerModel, list, object]]:
+def _payer_updates(holder_key: str, changes: dict[str, int], seq: int | None) -> list[ItemUpdate]:
     """Each payer's item moved by its (signed) change. A payer first seen gets `first = seq`; a take is guarded by
     `points >= take` when `seq` is given (in the posting's own transaction), so no payer goes below zero."""
-    updates = []
+    updates: list[ItemUpdate] = []
     for payer, change in changes.items():
-        actions = [PayerModel.points.add(change)]
-        condition = None
+        actions: list[Action] = [PayerModel.points.add(change)]
+        condition: Condition | None = None
         if seq is not None:
             actions.append(PayerModel.first.set(PayerModel.first | seq))
             if change < 0:

@@ -141,8 +141,8 @@ def account_of(model: AccountModel) -> Account:
 
 
 def transaction_of(model: TransactionModel) -> Transaction:
-    legs = [Posting(leg.account_id, int(leg.seq), int(leg.amount), int(leg.balance_after), model.created_at)
-            for leg in model.legs]
+    legs: list[Posting] = [Posting(leg.account_id, int(leg.seq), int(leg.amount), int(leg.balance_after),
+                                   model.created_at) for leg in model.legs]
     return Transaction(model.id, model.type, int(model.amount), model.unit, legs, int(model.reversed or 0),
                        model.reverses, model.hold_id, model.payer, model.expires_at, model.metadata or {},
                        model.created_at)
@@ -252,14 +252,14 @@ class Transactions:
             unit = accounts_agree(planned_legs, "standard")
             stored = self._new_record(transaction_id, type_, amount, unit, planned_legs, metadata, **fields)
             made[:] = [stored]
-            extension = Extension(puts=[(stored, TransactionModel.id.does_not_exist())])
+            extension: Extension = Extension(puts=[(stored, TransactionModel.id.does_not_exist())])
             return extension.merged(extend(planned_legs, stored) if extend else None)
 
         postings = self.ledger.post_legs(legs, idempotency_key=idempotency_key, fingerprint=fingerprint,
                                          key_ttl_seconds=self.key_ttl_seconds, extend=plan, resource=transaction_id,
                                          entry_attributes={"transaction": transaction_id, "kind": type_})
         if postings[0].replayed:
-            return replace(self.transaction(postings[0].resource), replayed=True)
+            return replace(self.transaction(postings[0].made()), replayed=True)
         return transaction_of(made[0])
 
     # -- points -------------------------------------------------------------------
@@ -299,14 +299,14 @@ class Transactions:
             stored = self._new_record(transaction_id, type_, amount or abs(planned.amount), unit, (planned,), metadata,
                                       **fields)
             made[:] = [stored]
-            extension = Extension(puts=[(stored, TransactionModel.id.does_not_exist())],
-                                  entry_attributes={"transaction": transaction_id, "kind": type_})
+            extension: Extension = Extension(puts=[(stored, TransactionModel.id.does_not_exist())],
+                                             entry_attributes={"transaction": transaction_id, "kind": type_})
             return extension.merged(reversal_of(planned) if reversal_of else None)
 
         return attach, made
 
     def _points_answer(self, change: PointsChange, made: list[TransactionModel]) -> Transaction:
-        if change.replayed:
+        if change.replayed and change.resource is not None:
             return replace(self.transaction(change.resource), replayed=True)
         return transaction_of(made[0])
 

@@ -103,9 +103,12 @@ class Directory:
                               surface=self.surface)
         phone = DirectoryModel(phone_key, user_id=user_id, phone_number=phone_number, created_at=created_at,
                                surface=self.surface)
+
+        def user_and_phone(writes: Writes) -> None:
+            writes.put("user", user, DirectoryModel.key.does_not_exist())
+            writes.put("phone", phone, DirectoryModel.key.does_not_exist())
         try:
-            write_once(lambda writes: (writes.put("user", user, DirectoryModel.key.does_not_exist()),
-                                        writes.put("phone", phone, DirectoryModel.key.does_not_exist())))
+            write_once(user_and_phone)
         except Refused:
             raise _phone_taken(phone_number) from None
         return User(user_id, phone_number, created_at)

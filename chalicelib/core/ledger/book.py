@@ -159,7 +159,7 @@ class Ledger:
                                **attributes)
         record = None
         if idempotency_key:
-            opened = Posting(account_id, 0, 0, 0, account.created_at)
+            opened: Posting = Posting(account_id, 0, 0, 0, account.created_at)
             record = new_record(self.idempotency_key(idempotency_key), idempotency.fingerprint(fingerprint),
                                 [opened], [key], now=now, key_ttl_seconds=key_ttl_seconds, resource=account_id)
 
@@ -178,7 +178,7 @@ class Ledger:
                     used = IdempotencyModel.get(record.key, consistent_read=True)
                 except IdempotencyModel.DoesNotExist:
                     used = None
-                if used is not None:
+                if used is not None and idempotency_key is not None:  # a record is made only for a key
                     check_replay(used, record.fingerprint, idempotency_key)
                     return AccountModel.get(used.account, consistent_read=True), True
             try:

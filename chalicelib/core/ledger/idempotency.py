@@ -40,6 +40,6 @@ def check_replay(record: IdempotencyModel, request_fingerprint: str, client_key:
 
 def replayed_postings(record: IdempotencyModel, keys: BookKeys) -> list[Posting]:
     """What the first request with the key committed, as it answered then."""
-    legs = record.legs or [record]
+    legs: list[LegRecord] | list[IdempotencyModel] = record.legs or [record]  # a one-leg record is its own leg
     return [Posting(keys.account_id(leg.account), int(leg.seq), int(leg.amount), int(leg.balance_after),
                     record.created_at, replayed=True, resource=record.resource) for leg in legs]

@@ -6,8 +6,11 @@ import binascii
 import hashlib
 import hmac
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
+
+from pynamodb.expressions.condition import Condition
 
 from chalicelib.config import Settings
 from chalicelib.core.errors import Forbidden, InvalidRequest, NotFound
@@ -67,17 +70,22 @@ class Journal:
         binding = [key, newest_first, stamp(start) if start else None, stamp(end) if end else None]
         # One item more than the page: DynamoDB answers a LastEvaluatedKey whenever the limit is reached, so
         # only the item after the page says whether there is a next page (no empty last page).
-        query = dict(scan_index_forward=not newest_first, limit=limit + 1, page_size=limit + 1,
-                     last_evaluated_key=self._cursors().decode(cursor, binding))
+        page, after = limit + 1, self._cursors().decode(cursor, binding)
+        results: Iterable[EntryModel]
         if start is None and end is None:
-            results = EntryModel.query(key, consistent_read=True, **query)
+            results = EntryModel.query(key, consistent_read=True, scan_index_forward=not newest_first, limit=page,
+                                       page_size=page, last_evaluated_key=after)
         else:
             created_at = EntryModel.created_at
-            if start and end:
+            in_range: Condition
+            if start is not None and end is not None:
                 in_range = created_at.between(stamp(start), stamp(end))
-            else:
-                in_range = created_at >= stamp(start) if start else created_at <= stamp(end)
-            results = EntryModel.by_time.query(key, in_range, **query)
+            elif start is not None:
+                in_range = created_at >= stamp(start)
+            elif end is not None:
+                in_range = created_at <= stamp(end)
+            results = EntryModel.by_time.query(key, in_range, scan_index_forward=not newest_first, limit=page,
+                                               page_size=page, last_evaluated_key=after)
         entries = list(results)
         more = len(entries) > limit
         entries = entries[:limit]
@@ -85,7 +93,7 @@ class Journal:
             raise NotFound(f"account {account_id} not found", account_id=account_id)
         if owner is not None and any(entry.owner is None or int(entry.owner) != owner for entry in entries):
             raise Forbidden(f"account {account_id} belongs to another user", account_id=account_id)
-        postings = [Posting(account_id, int(entry.seq), int(entry.amount), int(entry.balance_after),
+        postings: list[Posting] = [Posting(account_id, int(entry.seq), int(entry.amount), int(entry.balance_after),
                             entry.created_at, held_after=int(entry.held_after or 0), transaction=entry.transaction,
                             kind=entry.kind) for entry in entries]
         last = entries[-1] if more else None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Generic, TypeVar
 
 from chalicelib.core.errors import InvalidRequest
 from chalicelib.core.models import AccountModel
@@ -51,8 +52,12 @@ class PlannedLeg:
     held_after: int = 0
 
 
+# What a service's extension of a posting planned (a hold, a points plan), handed back on the committed Posting.
+Result = TypeVar("Result")
+
+
 @dataclass(frozen=True)
-class Posting:
+class Posting(Generic[Result]):
     """One leg as committed (or as first committed, when replayed), or as the journal holds it."""
 
     account_id: str
@@ -62,10 +67,22 @@ class Posting:
     created_at: str
     replayed: bool = False
     # What the posting's extension planned (see `Extension.result`); None when replayed.
-    extra: object = None
+    extra: Result | None = None
     held_after: int = 0
     # What the posting made, for a service to find on a replay (a transaction's id, say).
     resource: str | None = None
     # As the journal says, in history: the /v1 transaction or hold of the entry, and its kind.
     transaction: str | None = None
     kind: str | None = None
+
+    def planned(self) -> Result:
+        """What this posting's extension planned (never on a replay, which answers from what was stored)."""
+        if self.extra is None:
+            raise LookupError("a replayed posting carries no plan: read what its resource names")
+        return self.extra
+
+    def made(self) -> str:
+        """What the first request with this posting's key made: a replay finds its answer there."""
+        if self.resource is None:
+            raise LookupError("this posting names no resource")
+        return self.resource

@@ -16,9 +16,11 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Generic
 
 from pynamodb.exceptions import TransactGetError
 from pynamodb.expressions.condition import Condition
+from pynamodb.expressions.update import Action
 from pynamodb.models import Model
 from pynamodb.transactions import TransactGet
 
@@ -27,14 +29,17 @@ from chalicelib.core.errors import Contention, FloorBreached, InvalidRequest, No
 from chalicelib.core.guard import is_client_fault
 from chalicelib.core.ledger.idempotency import check_replay, new_record, replayed_postings
 from chalicelib.core.ledger.keys import BookKeys
-from chalicelib.core.ledger.legs import INT64_MAX, INT64_MIN, Leg, PlannedLeg, Posting
+from chalicelib.core.ledger.legs import INT64_MAX, INT64_MIN, Leg, PlannedLeg, Posting, Result
 from chalicelib.core.ledger.runner import Cancelled, RetryBudget, Stale, Writes, commit, resolved, until_current
 from chalicelib.core.ledger.stamps import parse_stamp, stamp
 from chalicelib.core.models import AccountModel, CounterModel, EntryModel, IdempotencyModel
 
+# An item a posting's transaction updates: the item (its keys), the actions, and the condition it must meet.
+ItemUpdate = tuple[Model, list[Action], Condition | None]
+
 
 @dataclass
-class Extension:
+class Extension(Generic[Result]):
     """More writes in a posting's one transaction (lots, link parts, a transaction record), planned by
     a service. `account_actions`, `account_condition` and `entry_attributes` apply to the first leg.
 
@@ -45,10 +50,16 @@ class Extension:
     account_condition: Condition | None = None
     entry_attributes: dict = field(default_factory=dict)
     puts: list[tuple[Model, Condition | None]] = field(default_factory=list)
-    updates: list[tuple[Model, list, Condition | None]] = field(default_factory=list)
-    result: object = None  # handed back on the committed Posting as `extra`
+    updates: list[ItemUpdate] = field(default_factory=list)
+    result: Result | None = None  # handed back on the committed Posting as `extra`
 
-    def merged(self, other: Extension | None) -> Extension:
+    def planned(self) -> Result:
+        """The result this extension planned, for the service that set it."""
+        if self.result is None:
+            raise LookupError("this extension planned no result")
+        return self.result
+
+    def merged(self, other: Extension | None) -> Extension[Result]:
         """This extension and `other` in one transaction (this one's result is kept)."""
         if other is None:
             return self
@@ -115,7 +126,7 @@ class PostingEngine:
         """Read, decide, plan, commit; raises Stale when the world moved underneath."""
         accounts, record, high_water = self._read([leg.account_id for leg in request.legs],
                                                   request.idempotency_key, request.scope)
-        if record is not None:
+        if record is not None and request.idempotency_key is not None:  # a record is read only for a key
             check_replay(record, request.fingerprint, request.idempotency_key)
             return replayed_postings(record, self._keys)
         for leg, account in zip(request.legs, accounts, strict=True):
@@ -148,12 +159,12 @@ class PostingEngine:
     def _plan(self, request: PostingRequest, accounts: list[AccountModel | None],
               high_water: CounterModel | None, recheck: bool) -> _Plan:
         now = self._clock()
-        accounts = [account if account is not None
-                    else AccountModel(self._keys.account_key(leg.account_id), balance=0, entry_count=0,
-                                      floor=leg.floor)
-                    for leg, account in zip(request.legs, accounts, strict=True)]
+        present = [account if account is not None
+                   else AccountModel(self._keys.account_key(leg.account_id), balance=0, entry_count=0,
+                                     floor=leg.floor)
+                   for leg, account in zip(request.legs, accounts, strict=True)]
         created = now
-        for account in accounts:
+        for account in present:
             if account.last_entry_at:
                 # Entries of one account are stamped strictly in sequence order, so a
                 # time-index query and a sequence query agree ("balance as of" is exact).
@@ -162,7 +173,7 @@ class PostingEngine:
         planned = tuple(PlannedLeg(account, int(account.entry_count) + 1, leg.amount,
                                    int(account.balance) + leg.amount, created_at, recheck,
                                    int(account.held or 0) + leg.hold_change)
-                        for leg, account in zip(request.legs, accounts, strict=True))
+                        for leg, account in zip(request.legs, present, strict=True))
         for leg, plan in zip(request.legs, planned, strict=True):
             if not (INT64_MIN <= plan.balance_after <= INT64_MAX and INT64_MIN <= plan.held_after <= INT64_MAX):
                 raise InvalidRequest(f"this posting would take the balance of {leg.account_id} outside the "

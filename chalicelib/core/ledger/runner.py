@@ -11,7 +11,7 @@ import uuid
 from collections.abc import Callable
 from typing import TypeVar
 
-from pynamodb.exceptions import DoesNotExist, TransactWriteError
+from pynamodb.exceptions import CancellationReason, DoesNotExist, TransactWriteError
 from pynamodb.transactions import TransactWrite
 
 from chalicelib.config import Settings
@@ -66,7 +66,7 @@ class Cancelled(Exception):
     """DynamoDB cancelled the transaction: nothing was written. `failed`: the roles whose condition failed
     (None when the reasons do not line up with the items sent); `reasons`: each role's reason."""
 
-    def __init__(self, failed: frozenset[str] | None, reasons: dict[str, object]) -> None:
+    def __init__(self, failed: frozenset[str] | None, reasons: dict[str, CancellationReason | None]) -> None:
         super().__init__()
         self.failed = failed
         self.reasons = reasons
