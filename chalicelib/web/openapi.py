@@ -62,7 +62,7 @@ def _operation(operation: Operation, module, schemas: dict, keyed: bool, tag: st
                    for name, required, schema in operation.headers]
     parameters += [{"name": name, "in": "query", "required": required, "schema": schema}
                    for name, required, schema in operation.query]
-    success = {"description": SUCCESS.get(operation.status, "OK")}
+    success: dict[str, object] = {"description": SUCCESS.get(operation.status, "OK")}
     if operation.response:
         success["content"] = {"application/json": {"schema": _schema(getattr(module, operation.response), schemas)}}
     errors = set(operation.errors) | {503}
@@ -72,7 +72,7 @@ def _operation(operation: Operation, module, schemas: dict, keyed: bool, tag: st
         errors |= {400}  # a malformed query parameter or a missing required header
     if operation.bearer or keyed:
         errors |= {401, 403}
-    body = {"tags": [tag], "summary": operation.summary,
+    body: dict[str, object] = {"tags": [tag], "summary": operation.summary,
             "operationId": f"{operation.method.lower()}{_name(operation.path)}",
             "responses": {str(operation.status): success, **{
                 str(status): {"description": REASONS[status],

@@ -36,7 +36,7 @@ def _minor_units(lowest: int):
         # comparisons and the digits themselves are exact at any size.
         if isinstance(value, Decimal):
             _sign, digits, exponent = value.as_tuple()
-            if exponent < -2 and any(digits[max(0, len(digits) + exponent + 2):]):
+            if isinstance(exponent, int) and exponent < -2 and any(digits[max(0, len(digits) + exponent + 2):]):
                 raise ValueError("must have at most two decimal places")
         if value < 0 or (lowest > 0 and value == 0):
             raise ValueError("must be greater than 0" if lowest > 0 else "must not be negative")

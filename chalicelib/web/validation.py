@@ -12,11 +12,12 @@ from chalicelib.core.errors import InvalidRequest
 
 if TYPE_CHECKING:
     from pydantic import BaseModel
+    from pydantic_core import ErrorDetails
 
 Body = TypeVar("Body", bound="BaseModel")
 
 
-def _message(error: dict, field: str) -> str:
+def _message(error: ErrorDetails, field: str) -> str:
     kind = error["type"]
     if kind == "json_invalid":
         return "the body is not valid JSON"
