@@ -17,6 +17,8 @@ from bench.common import (
     table,
     use_fresh_tables,
 )
+from chalicelib.core.points import PointsBook
+from chalicelib.surfaces import points_app, points_tracker
 from tools.local_http import request_json as http
 
 START = datetime(2022, 1, 1, tzinfo=UTC)
@@ -32,9 +34,9 @@ def spend(base: str, points: int, key: str | None = None):
     return http("POST", f"{base}/spend", {"points": points}, {"Idempotency-Key": key} if key else None)
 
 
-def request_counts(base: str, requests, tracker, app) -> list[list]:
-    earn(tracker.book, tracker.HOLDER, lots=400, points=1)
-    earn(app.book, app.HOLDER, lots=10, points=10)
+def request_counts(base: str, requests, services) -> list[list]:
+    earn(services.tracker, points_tracker.HOLDER, lots=400, points=1)
+    earn(services.points, points_app.HOLDER, lots=10, points=10)
     add = {"payer": "payer-0", "points": 1, "timestamp": "2030-01-01T00:00:00Z"}
     return request_rows(requests, [
         ("POST /add", lambda: http("POST", f"{base}/add", add), 2),
@@ -61,13 +63,13 @@ def bury_exhausted_lots(holder_key: str, count: int) -> None:
                                timestamp=stamp, fifo=f"{stamp}#{10**9 + number:012d}"))
 
 
-def spend_latency_vs_history(base: str, endpoint: str, tracker) -> tuple[dict[str, float], float]:
+def spend_latency_vs_history(base: str, endpoint: str, tracker: PointsBook) -> tuple[dict[str, float], float]:
     medians, seeded = {}, 0.0
     for label, exhausted in (("none", 0), ("100k", 100_000)):
         use_fresh_tables(endpoint, f"points-{label}")
-        earn(tracker.book, tracker.HOLDER, lots=300, points=10)
+        earn(tracker, points_tracker.HOLDER, lots=300, points=10)
         start = time.perf_counter()
-        bury_exhausted_lots(tracker.book.holder_key(tracker.HOLDER), exhausted)
+        bury_exhausted_lots(tracker.holder_key(points_tracker.HOLDER), exhausted)
         seeded = max(seeded, time.perf_counter() - start)
         medians[label] = median_ms(lambda: spend(base, 5), samples=200)  # each spend takes from one lot
     return medians, seeded
@@ -75,13 +77,12 @@ def spend_latency_vs_history(base: str, endpoint: str, tracker) -> tuple[dict[st
 
 def run(base: str, endpoint: str) -> None:
     import app as tally
-    from chalicelib.surfaces import points_app, points_tracker
     from tools.request_counter import DynamoDBRequests
 
     use_fresh_tables(endpoint, "points")
     with DynamoDBRequests() as requests:
         table("Seeds 000/001: DynamoDB requests and capacity units per operation (uncontended)", REQUEST_HEADER,
-              request_counts(base, requests, points_tracker, points_app))
+              request_counts(base, requests, tally.services))
     use_fresh_tables(endpoint, "points-race")  # new tables, new clients: count on them
     earn(tally.services.tracker, points_tracker.HOLDER, lots=100, points=10)
     with DynamoDBRequests() as requests:
@@ -89,7 +90,7 @@ def run(base: str, endpoint: str) -> None:
     table(f"POST /spend of 1 point, {THREADS} client threads, one holder", ["spends", *CONTENDED_HEADER],
           [[race["calls"], *contended_cells(race)]])
 
-    medians, seeded = spend_latency_vs_history(base, endpoint, points_tracker)
+    medians, seeded = spend_latency_vs_history(base, endpoint, tally.services.tracker)
     table("POST /spend latency (median of 200, ms) vs exhausted lots behind 300 open ones",
           ["exhausted lots", "none", "100k", "ratio (target <= 1.2)"],
           [["POST /spend, 1 lot", f"{medians['none']:.2f}", f"{medians['100k']:.2f}",

@@ -12,14 +12,15 @@ import app as tally
 from chalicelib.core.errors import InsufficientPoints
 from chalicelib.core.points import PointsBook
 from chalicelib.core.verify import check_points_holder
-from chalicelib.surfaces import points_app, points_tracker
+from chalicelib.surfaces import points_tracker
 from tools.local_http import request_json as http
 
 pytestmark = [pytest.mark.race, pytest.mark.usefixtures("verified_afterwards")]
 THREADS = 16
 START = datetime(2022, 1, 1, tzinfo=UTC)
-# The two seed surfaces' spend routes: (module, method, path).
-SPEND_ROUTES = {"000": (points_tracker, "POST", "/spend"), "001": (points_app, "PUT", "/spend_points")}
+# The two seed surfaces' spend routes: (their book among the services, method, path).
+SPEND_ROUTES = {"000": ("tracker", "POST", "/spend"), "001": ("points", "PUT", "/spend_points")}
+HOLDER = points_tracker.HOLDER  # each seed surface's one holder, in a book of its own
 
 
 def earn_lots(book: PointsBook, holder: str, lots: int, points: int) -> None:
@@ -31,8 +32,9 @@ def earn_lots(book: PointsBook, holder: str, lots: int, points: int) -> None:
 
 @pytest.mark.parametrize("seed", sorted(SPEND_ROUTES))
 def test_sixteen_threads_overspending_one_holder_spend_each_point_once(live_server, seed):
-    surface, method, path = SPEND_ROUTES[seed]
-    earn_lots(surface.book, surface.HOLDER, lots=40, points=10)
+    name, method, path = SPEND_ROUTES[seed]
+    book = getattr(tally.services, name)
+    earn_lots(book, HOLDER, lots=40, points=10)
     available, unit, per_thread = 400, 7, 7  # 784 points asked for: about twice what exists
 
     def worker(_):
@@ -41,11 +43,11 @@ def test_sixteen_threads_overspending_one_holder_spend_each_point_once(live_serv
     with ThreadPoolExecutor(THREADS) as pool:
         statuses = Counter(status for batch in pool.map(worker, range(THREADS)) for status in batch)
     assert statuses == {200: available // unit, 400: THREADS * per_thread - available // unit}, statuses
-    balances = surface.book.balances(surface.HOLDER)
+    balances = book.balances(HOLDER)
     assert sum(balances.values()) == available - unit * (available // unit)
     assert all(points >= 0 for points in balances.values())
     # Replays the journal: no payer or lot ever below zero; open lots == payers == holder total.
-    assert check_points_holder(surface.book, surface.HOLDER) == []
+    assert check_points_holder(book, HOLDER) == []
 
 
 def test_concurrent_adds_and_spends_lose_nothing(live_server):
