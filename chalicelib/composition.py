@@ -28,12 +28,11 @@ class Services:
     def __init__(self, settings: Settings, clock: Callable[[], datetime]) -> None:
         self.settings = settings
         self.clock = clock
-        ledger_options = {"settings": settings, "clock": clock}
-        self.accounts = Ledger("accounts", track_volume=True, **ledger_options)  # seed 004; ranks by volume
-        self.tracker = PointsBook("tracker", **ledger_options)  # seed 000
-        self.points = PointsBook("points", **ledger_options)  # seed 001
+        self.accounts = Ledger("accounts", track_volume=True, settings=settings, clock=clock)  # seed 004; by volume
+        self.tracker = PointsBook("tracker", settings=settings, clock=clock)  # seed 000
+        self.points = PointsBook("points", settings=settings, clock=clock)  # seed 001
         # Every surface's wallets, unrestricted: for tools and tests. Surfaces use `users_of` and `wallets_of`.
-        self.wallets = Wallets(**ledger_options)
+        self.wallets = Wallets(settings=settings, clock=clock)
         # Each wallet surface keeps its own users and wallets (contracts.md), with its own minimum balance.
         minimums = {"wallet_app": settings.wallet_app_minimum, "asper_wallet": settings.asper_wallet_minimum}
         self._users = {surface: Directory(surface, clock=clock) for surface in minimums}

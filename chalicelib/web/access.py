@@ -39,6 +39,8 @@ def authenticate(token: str | None) -> dict:
     try:
         if scheme.lower() != "bearer":
             raise Unauthenticated("a bearer token is required")
+        if keys is None:
+            raise RuntimeError("the authorizer has no keys yet; the app serves them (app.serve)")
         caller, usage_key = keys.authenticate(credential.strip())
     except Unauthenticated:
         raise Exception(UNAUTHORIZED) from None  # noqa: TRY002 - API Gateway matches this exact message

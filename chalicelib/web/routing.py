@@ -14,7 +14,7 @@ import functools
 import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from chalice import Blueprint
 
@@ -58,6 +58,14 @@ class Operation:
     query: tuple[tuple[str, bool, dict], ...] = ()
 
 
+class _MayBeReplayed(Protocol):
+    @property
+    def replayed(self) -> bool: ...
+
+
+Made = TypeVar("Made", bound=_MayBeReplayed)
+
+
 @dataclass(frozen=True)
 class Written:
     """A write's answer: its body, and whether an earlier request with the same idempotency key made it (the
@@ -67,7 +75,7 @@ class Written:
     replayed: bool
 
     @classmethod
-    def of(cls, made, shape: Callable[[object], object]) -> Written:
+    def of(cls, made: Made, shape: Callable[[Made], object]) -> Written:
         """`made` (anything with `replayed`) in the JSON shape `shape` gives it."""
         return cls(shape(made), made.replayed)
 
@@ -86,7 +94,7 @@ class Surface:
         request without a valid token is a 401 whatever its body) and given to the view as `caller`."""
         self.blueprint = Blueprint(import_name)
         self.authenticate = authenticate
-        self.services: Services | None = None  # set by the app (its composition root) before any request
+        self._services: Services | None = None
         self.schemas = schemas
         self.statuses = statuses
         self.keyed = keyed
@@ -132,7 +140,21 @@ class Surface:
 
     def _body(self, model_name: str):
         # Request models load on first use: pydantic costs ~100 ms of import on a cold start.
+        if self.schemas is None:
+            raise RuntimeError("a route with a request model needs its surface's schemas module")
         return parse_body(getattr(importlib.import_module(self.schemas), model_name), self.request.raw_body)
+
+    @property
+    def services(self) -> Services:
+        """The services this surface acts through, handed over by the app (its composition root) before any
+        request."""
+        if self._services is None:
+            raise RuntimeError("a surface has no services until the app serves them (app.serve)")
+        return self._services
+
+    @services.setter
+    def services(self, built: Services) -> None:
+        self._services = built
 
     def route(self, path: str, method: str, *, status: int = 200, **documented):
         """Register `view` for `method` on `path`; `documented` are the other fields of its `Operation`.
@@ -159,7 +181,7 @@ class Surface:
                     return errors.from_ledger_error(error, self.statuses, detailed=self.keyed)
                 if isinstance(result, errors.Response):
                     return result
-                headers = {"Content-Type": "application/json"}
+                headers: dict[str, str | list[str]] = {"Content-Type": "application/json"}
                 if isinstance(result, Written):
                     if result.replayed:
                         headers["Idempotent-Replayed"] = "true"

@@ -128,7 +128,7 @@ def parse_timestamp(name: str, value: str) -> datetime:
         raise InvalidRequest(f"{name} must be an ISO 8601 date-time, e.g. 2022-10-31T10:00:00Z", field=name) from None
 
 
-def parse_int(name: str, value: str) -> int:
+def parse_int(name: str, value: str | None) -> int:
     """A positive integer id from a path or query string."""
     if value is None or not value.isdigit() or len(value) > 18:
         raise InvalidRequest(f"{name} must be a positive integer", field=name)
