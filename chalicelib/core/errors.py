@@ -7,9 +7,8 @@ class LedgerError(Exception):
 
     code = "ledger_error"
 
-    def __init__(self, message: str, *, field: str | None = None, **_unshown: object) -> None:
-        """`field`: the request field at fault (/v1 answers it as `param`). The message names everything else;
-        other keywords some core call sites still pass are not kept, since no answer shows them."""
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        """`field`: the request field at fault (/v1 answers it as `param`); the message names everything else."""
         super().__init__(message)
         self.message = message
         self.field = field

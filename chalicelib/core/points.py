@@ -272,7 +272,7 @@ class PointsBook:
             remaining = int(lot.remaining)
             if remaining < points:
                 raise InvalidState(f"only {remaining} points of this earn are left in its lot; "
-                                   f"{points} cannot be taken back", available=remaining)
+                                   f"{points} cannot be taken back")
             link = LotLink(lot=earn_seq, payer=lot.payer, points=points, exhausts=remaining == points)
             return self._take_links([link], "reversal", planned)
 
@@ -297,7 +297,7 @@ class PointsBook:
                 returns.setdefault(int(link.lot), [link.payer, 0])[1] += give
                 left -= give
         if left:
-            raise InvalidState(f"this spend has only {points - left} points left to give back", asked=points)
+            raise InvalidState(f"this spend has only {points - left} points left to give back")
         if len(returns) + len({payer for payer, _ in returns.values()}) > ITEMS_PER_RETURN:
             raise InvalidRequest(f"this would give points back to more than {ITEMS_PER_RETURN} lots and payers "
                                  "at once; reverse a smaller amount per request", field="amount")
@@ -589,8 +589,7 @@ def _consistent(lots: list[LotModel]) -> list[LotModel]:
 
 def _not_enough(payer: str | None, available: int, points: int) -> InsufficientPoints:
     whose = "the holder has" if payer is None else f"payer {payer} has"
-    return InsufficientPoints(f"not enough points: {whose} {available}, {points} asked", available=available,
-                              asked=points)
+    return InsufficientPoints(f"not enough points: {whose} {available}, {points} asked")
 
 
 def _by_payer(links) -> dict[str, int]:

@@ -89,7 +89,7 @@ class Ledger:
         try:
             account = AccountModel.get(self.account_key(account_id), consistent_read=True)
         except AccountModel.DoesNotExist:
-            raise NotFound(f"account {account_id} not found", account_id=account_id) from None
+            raise NotFound(f"account {account_id} not found") from None
         return AccountBalance(account_id, int(account.balance), int(account.entry_count),
                               None if account.floor is None else int(account.floor), int(account.held or 0))
 
@@ -98,7 +98,7 @@ class Ledger:
         try:
             record = IdempotencyModel.get(self.idempotency_key(idempotency_key), consistent_read=True)
         except IdempotencyModel.DoesNotExist:
-            raise NotFound(f"transaction {idempotency_key} not found", transaction_id=idempotency_key) from None
+            raise NotFound(f"transaction {idempotency_key} not found") from None
         return replayed_postings(record, self._keys)[0]
 
     def volume_leaders(self) -> VolumeLeaders:
@@ -185,7 +185,7 @@ class Ledger:
                 send(put, token)
             except Cancelled as cancelled:
                 if cancelled.failed == {"account"}:
-                    raise AlreadyExists(f"account {account_id} already exists", account_id=account_id) from None
+                    raise AlreadyExists(f"account {account_id} already exists") from None
                 if cancelled.failed and cancelled.failed - {"account", "record"}:
                     raise Refused(cancelled.failed) from None
                 raise Stale() from None  # the key was taken meanwhile (a concurrent retry) or a conflict: look again

@@ -90,9 +90,9 @@ class Journal:
         more = len(entries) > limit
         entries = entries[:limit]
         if surface is not None and any(entry.surface != surface for entry in entries):
-            raise NotFound(f"account {account_id} not found", account_id=account_id)
+            raise NotFound(f"account {account_id} not found")
         if owner is not None and any(entry.owner is None or int(entry.owner) != owner for entry in entries):
-            raise Forbidden(f"account {account_id} belongs to another user", account_id=account_id)
+            raise Forbidden(f"account {account_id} belongs to another user")
         postings: list[Posting] = [Posting(account_id, int(entry.seq), int(entry.amount), int(entry.balance_after),
                             entry.created_at, held_after=int(entry.held_after or 0), transaction=entry.transaction,
                             kind=entry.kind) for entry in entries]

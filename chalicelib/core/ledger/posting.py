@@ -119,8 +119,7 @@ class PostingEngine:
         """Every leg in one transaction, exactly once per idempotency key: all legs commit or none."""
         return until_current(
             lambda recheck: self._attempt(request, budget, recheck), budget,
-            lambda: Contention("the account is too busy right now; nothing was written, retry later",
-                               account_id=request.legs[0].account_id))
+            lambda: Contention("the account is too busy right now; nothing was written, retry later"))
 
     def _attempt(self, request: PostingRequest, budget: RetryBudget, recheck: bool) -> list[Posting]:
         """Read, decide, plan, commit; raises Stale when the world moved underneath."""
@@ -131,7 +130,7 @@ class PostingEngine:
             return replayed_postings(record, self._keys)
         for leg, account in zip(request.legs, accounts, strict=True):
             if account is None and not leg.create:
-                raise NotFound(f"account {leg.account_id} not found", account_id=leg.account_id)
+                raise NotFound(f"account {leg.account_id} not found")
         plan = self._plan(request, accounts, high_water, recheck)
         try:
             commit(lambda writes: self._write(plan, writes), plan.token, budget,
@@ -177,8 +176,7 @@ class PostingEngine:
         for leg, plan in zip(request.legs, planned, strict=True):
             if not (INT64_MIN <= plan.balance_after <= INT64_MAX and INT64_MIN <= plan.held_after <= INT64_MAX):
                 raise InvalidRequest(f"this posting would take the balance of {leg.account_id} outside the "
-                                     f"64-bit range ({INT64_MIN} to {INT64_MAX})", field="amount",
-                                     account_id=leg.account_id)
+                                     f"64-bit range ({INT64_MIN} to {INT64_MAX})", field="amount")
         extension = request.extend(planned) if request.extend else Extension()
         for leg, plan in zip(request.legs, planned, strict=True):
             self._refuse_below_floor(leg, plan, several=len(request.legs) > 1)
@@ -203,8 +201,7 @@ class PostingEngine:
             what = "balance" if plan.held_after == 0 else "available balance (balance less holds)"
             whose = f" of {leg.account_id}" if several else ""
             raise FloorBreached(f"this debit would leave the {what}{whose} at {self._show(available_after)}, "
-                                f"below the minimum {self._show(required)}",
-                                balance=int(plan.account.balance), floor=required, account_id=leg.account_id)
+                                f"below the minimum {self._show(required)}")
 
     def _write(self, plan: _Plan, writes: Writes) -> None:
         extension = plan.extension
@@ -271,7 +268,7 @@ class PostingEngine:
         """A floor breach, or Stale: what a cancellation means, read by the role of each failed item."""
         if cancelled.failed is None:
             raise Stale() from cancelled  # unexpected shape: a fresh read decides safely
-        for number, (leg, planned) in enumerate(zip(plan.request.legs, plan.planned, strict=True)):
+        for number, planned in enumerate(plan.planned):
             reason = cancelled.reasons[f"account:{number}"]
             if reason is None or reason.code != "ConditionalCheckFailed":
                 continue
@@ -284,8 +281,7 @@ class PostingEngine:
                 # what it planned from its other reads (an index) was stale.
                 raise Stale(recheck=True) from cancelled
             # Same version, so only the floor can have failed: the read was current.
-            raise FloorBreached("this debit would take the balance below the minimum",
-                                floor=_required(leg, planned), account_id=leg.account_id)
+            raise FloorBreached("this debit would take the balance below the minimum")
         # A moved version, a taken seq or key, a raised high-water mark, a conflict: re-plan.
         # Only an extension item that failed while the accounts held still says the service's own reads
         # were stale (a lagging index); with an account moved too, the fresh read explains both.
