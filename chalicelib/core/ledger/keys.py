@@ -18,7 +18,7 @@ def findable(what: str, value: str) -> str:
     except UnicodeEncodeError:  # a lone surrogate: not text DynamoDB can store
         fits = False
     if not fits:
-        raise NotFound(f"{what} {value[:64]}... not found", **{f"{what}_id": value[:64]})
+        raise NotFound(f"{what} {value[:64]}... not found")
     return value
 
 
