@@ -53,6 +53,10 @@ def main() -> int:
         env = dynamodb_local.environment_for(endpoint)
         env.setdefault("TALLY_STAGE", "local")
         env.setdefault("JWT_SECRET_KEY", local_jwt_secret())
+        # DynamoDB Local on two cores serves a burst on a cold JVM several times slower than DynamoDB: 128
+        # concurrent first postings took up to 10 s each, and a few ran out of the 15 s retry budget (503).
+        # Locally a posting may retry for 25 s, still under API Gateway's 29 s.
+        env.setdefault("TALLY_RETRY_SECONDS", "25")
         subprocess.run([sys.executable, "-m", "tools.create_tables"], env=env, check=True,
                        cwd=dynamodb_local.PROJECT_ROOT)
         ENDPOINT_FILE.parent.mkdir(parents=True, exist_ok=True)
