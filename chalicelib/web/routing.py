@@ -160,7 +160,8 @@ class Surface:
         """Register `view` for `method` on `path`; `documented` are the other fields of its `Operation`.
 
         The view gets the path parameters, and with a `request` model the parsed body as `body`. It returns a
-        JSON-able body (sent with `status`) or a Response.
+        JSON-able body (sent with `status`), a Response, or a write's `Written` (which answers a replay with the
+        `Idempotent-Replayed` header).
         """
         def register(view):
             summary = (view.__doc__ or view.__name__.replace("_", " ")).strip().splitlines()[0]
