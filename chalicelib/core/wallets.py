@@ -25,7 +25,7 @@ from pynamodb.exceptions import TransactGetError
 from pynamodb.transactions import TransactGet
 
 from chalicelib.core import models
-from chalicelib.core.errors import AlreadyExists, Contention, Forbidden, InvalidRequest, NotFound
+from chalicelib.core.errors import AlreadyExists, Forbidden, InvalidRequest, NotFound
 from chalicelib.core.guard import datastore_guarded, is_client_fault
 from chalicelib.core.ledger import (
     Extension,
@@ -38,7 +38,7 @@ from chalicelib.core.ledger import (
     stamp,
     utc_now,
 )
-from chalicelib.core.ledger.runner import Refused, Writes, write_once
+from chalicelib.core.ledger.runner import Refused, Writes, busy, write_once
 from chalicelib.core.models import AccountModel, CounterModel, DirectoryModel
 
 PHONE_NUMBER = re.compile(r"\+?[0-9]{7,15}")
@@ -151,7 +151,7 @@ class Wallets:
         except TransactGetError as error:
             if is_client_fault(error):
                 raise
-            raise Contention("the datastore is busy; nothing was written, retry") from None
+            raise busy() from None
         user = resolved(user_future)
         if user is None or user.surface != self.surface:
             raise NotFound(f"user {user_id} not found")

@@ -136,12 +136,13 @@ def write_once(build: Callable[[Writes], None]) -> None:
     except Cancelled as cancelled:
         if cancelled.failed:
             raise Refused(cancelled.failed) from None
-        raise _busy() from None
+        raise busy() from None
     except Ambiguous:
-        raise _busy() from None
+        raise busy() from None
 
 
-def _busy() -> Contention:
+def busy() -> Contention:
+    """DynamoDB did not answer or did not say why it cancelled: nothing was written, and a retry may pass."""
     return Contention("the datastore is busy; nothing was written, retry")
 
 
