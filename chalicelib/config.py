@@ -20,13 +20,14 @@ UNDEPLOYED_STAGES = {"local", "test"}
 _PROCESS_SECRET = secrets.token_urlsafe(32)
 
 
-def _int(environ: Mapping[str, str], name: str, default: int, minimum: int = 0) -> int:
+def _int(environ: Mapping[str, str], name: str, default: int, minimum: int = 0, maximum: int | None = None) -> int:
     raw = environ.get(name)
     if raw is None or raw == "":
         return default
     value = int(raw)
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    if value < minimum or (maximum is not None and value > maximum):
+        raise ValueError(f"{name} must be from {minimum} to {maximum}, got {value}" if maximum is not None
+                         else f"{name} must be >= {minimum}, got {value}")
     return value
 
 
@@ -99,6 +100,9 @@ class Settings:
     mounts: dict[str, str | None] = field(default_factory=lambda: {name: "" for name in SURFACES})
     seed_auth: str = "none"  # "api_key": mounted seed surfaces sit behind the API-key authorizer too
     # Journal events: the entries table's stream (set by the deployed template) and the EventBridge bus.
+    # Balance shards of each tenant's system accounts (`@world:<unit>`), which every /v1 transaction into or
+    # out of the ledger touches: see chalicelib/core/ledger/shards.py. Accounts already open keep theirs.
+    system_account_shards: int = 16
     entries_stream_arn: str = "arn:aws:dynamodb:us-east-1:000000000000:table/tally-local-entries/stream/local"
     event_bus: str = "default"
 
@@ -134,6 +138,7 @@ def load(environ: Mapping[str, str] = os.environ) -> Settings:
         asper_wallet_minimum=_money(environ, "ASPER_MINIMUM_BALANCE", "100"),
         mounts={name: _mount(environ, name, deployed) for name in SURFACES},
         seed_auth=_seed_auth(environ, deployed),
+        system_account_shards=_int(environ, "TALLY_SYSTEM_ACCOUNT_SHARDS", 16, minimum=1, maximum=32),
         entries_stream_arn=environ.get("TALLY_ENTRIES_STREAM_ARN") or Settings.entries_stream_arn,
         event_bus=environ.get("TALLY_EVENT_BUS") or "default",
     )

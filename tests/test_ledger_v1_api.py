@@ -60,7 +60,7 @@ def test_an_account_has_a_unit_a_floor_and_metadata(client, clock):
     account = open_account(client, "alice", metadata={"owner": "user-7"})
     assert account == {"id": "alice", "object": "account", "unit": "USD", "kind": "standard", "floor": 0,
                        "balance": 0, "held": 0, "available": 0, "metadata": {"owner": "user-7"},
-                       "entry_count": 0, "created_at": "2026-11-01T12:00:00.000000Z"}
+                       "entry_count": 0, "shards": 1, "created_at": "2026-11-01T12:00:00.000000Z"}
     assert open_account(client, "credit", overdraft_limit=5000)["floor"] == -5000
     assert open_account(client, "world", floor=None)["floor"] is None
     generated = open_account(client, None)["id"]
@@ -109,8 +109,11 @@ def test_postings_and_a_transfer_are_double_entry(client, clock):
     open_account(client, "alice")
     open_account(client, "bob")
     posted = ok(call(client, "POST", "/v1/postings", {"account_id": "alice", "amount": 1000}))
+    # From outside the ledger: from the tenant's system account of the unit, a hot account (no seq or
+    # balance-after of its own on the entry: its shards keep theirs).
     assert posted["type"] == "posting" and posted["entries"] == [
-        {"account_id": "alice", "seq": 1, "amount": 1000, "balance_after": 1000}]
+        {"account_id": "alice", "seq": 1, "amount": 1000, "balance_after": 1000},
+        {"account_id": "@world:USD", "seq": None, "amount": -1000, "balance_after": None}]
     transfer = ok(call(client, "POST", "/v1/transfers", {"source": "alice", "destination": "bob", "amount": 300,
                                                           "metadata": {"order": "42"}}))
     assert transfer["type"] == "transfer" and transfer["amount"] == 300 and transfer["unit"] == "USD"

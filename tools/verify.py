@@ -5,8 +5,9 @@ violation; exit 1 if there is any.
 - every points holder: payers and lots replayed from the journal and its lot links, never below zero, open
   lots == payer balances == the holder's balance, only open lots indexed, no take left pending;
 - every idempotency record: it points at a journal entry that exists and says the same (every leg's);
-- /v1: held == the sum of authorized holds; transactions agree with their entries, transfers sum to zero,
-  reversed totals match their reversals.
+- /v1: held == the sum of authorized holds; transactions agree with their entries, each sums to zero,
+  reversed totals match their reversals; each tenant's balances of a unit sum to zero; a hot account's
+  shards are all there and their floors sum to its floor.
 
 Endpoint and tables from the environment (DYNAMODB_ENDPOINT, TALLY_STAGE, TALLY_TABLE_PREFIX); without an
 endpoint it opens `make run`'s data (.data/dynamodb) in a DynamoDB Local of its own (stop `make run` first).
@@ -22,7 +23,13 @@ from chalicelib.core import models
 from chalicelib.core.ledger import Ledger
 from chalicelib.core.models import AccountModel, EntryModel, HoldModel, IdempotencyModel, LotModel, TransactionModel
 from chalicelib.core.points import PointsBook
-from chalicelib.core.verify import check_account, check_holds, check_points_holder, check_transactions
+from chalicelib.core.verify import (
+    check_account,
+    check_books_sum_to_zero,
+    check_holds,
+    check_points_holder,
+    check_transactions,
+)
 
 
 @dataclass
@@ -50,7 +57,7 @@ def verify_tables() -> Report:
             continue
         for leg in record.legs or [record]:
             report.violations += _record_leg_problems(record.key, leg)
-    report.violations += check_holds() + check_transactions()
+    report.violations += check_holds() + check_transactions() + check_books_sum_to_zero()
     report.checked["lots"] = LotModel.count()
     report.checked["holds"] = HoldModel.count()
     report.checked["transactions"] = TransactionModel.count()

@@ -4,7 +4,8 @@ The stream delivers each new entry at least once (a failed batch is delivered ag
 published entry (`events:<entry id>` in the idempotency table, kept 48 h, longer than the stream keeps
 records) makes a redelivered batch skip what was already sent, so an entry is published once; the one
 window left (sent, then the marker write failed) yields a duplicate with the same `id`, which a
-consumer drops. Events of one account carry its gapless `seq`, so order and gaps are visible too.
+consumer drops. Events of one account carry its gapless `seq`, so order and gaps are visible too (a hot
+account's events carry their `shard`, whose seq is gapless).
 """
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from datetime import datetime, timedelta
 
 from chalicelib.core.holds import HOLD_ENTRY_KINDS
 from chalicelib.core.ledger import utc_now
+from chalicelib.core.ledger.shards import split_shard
 from chalicelib.core.models import EntryModel, IdempotencyModel
 from chalicelib.core.transactions import BOOK as V1_BOOK
 
@@ -38,10 +40,12 @@ class Published:
 def entry_event(new_image: dict) -> dict:
     """An entry as its event's detail, from the stream record's DynamoDB JSON."""
     entry = EntryModel.from_raw_data(new_image)
-    book, account_id = entry.account.split(":", 1)
+    book, account_id = (entry.hot_account or entry.account).split(":", 1)
     detail = {"id": f"{entry.account}#{int(entry.seq)}", "book": book, "account_id": account_id,
               "seq": int(entry.seq), "amount": int(entry.amount), "balance_after": int(entry.balance_after),
               "created_at": entry.created_at}
+    if entry.hot_account:  # a hot account's entry: seq and balance_after are its shard's
+        detail["shard"] = split_shard(entry.account.split(":", 1)[1])[1]
     if book.startswith(f"{V1_BOOK}."):
         detail["tenant"] = book[len(V1_BOOK) + 1:]  # a rule on the bus can route each tenant's events apart
     for name in ("kind", "transaction", "held_change", "held_after"):
@@ -71,8 +75,9 @@ def publish(records: Iterable[dict], client, bus: str, now: datetime | None = No
         delivered = [event for event, result in zip(chunk, answer["Entries"], strict=True) if "EventId" in result]
         with IdempotencyModel.batch_write() as markers:
             for event in delivered:
-                markers.save(IdempotencyModel(_marker(event), fingerprint="published", account=event["book"] + ":"
-                                              + event["account_id"], seq=event["seq"], amount=event["amount"],
+                markers.save(IdempotencyModel(_marker(event), fingerprint="published",
+                                              account=event["id"].rpartition("#")[0], seq=event["seq"],
+                                              amount=event["amount"],
                                               balance_after=event["balance_after"], created_at=event["created_at"],
                                               expires_at=expires))
         sent += len(delivered)

@@ -115,8 +115,8 @@ class Holds:
 
     def capture(self, hold_id: str, amount: int | None = None, *, destination: str | None = None,
                 metadata: dict | None = None, idempotency_key: str) -> tuple[Hold, Transaction]:
-        """Move `amount` (default: all) of the hold out of its account, to `destination` if given; the rest
-        of the hold is released. One capture per hold."""
+        """Move `amount` (default: all) of the hold out of its account, to `destination` if given (else out of the
+        ledger, to the system account of its unit); the rest of the hold is released. One capture per hold."""
         hold = self._stored(hold_id)
         amount = int(hold.amount) if amount is None else positive("amount", amount)
         if amount > int(hold.amount):
@@ -124,9 +124,11 @@ class Holds:
         if destination == hold.account_id:
             raise InvalidRequest("the destination is the hold's own account", field="destination")
         metadata = check_metadata(metadata)
-        legs = [Leg(hold.account_id, -amount, hold_change=-int(hold.amount), create=False)]
-        if destination is not None:
-            legs.append(Leg(destination, amount, create=False))
+        # To the destination, or out of the ledger: to the system account of the hold's unit.
+        to = (self.transactions.counter_of(hold.account_id) if destination is None
+              else self.transactions.named_counter(destination))
+        legs = [Leg(hold.account_id, -amount, hold_change=-int(hold.amount), create=False),
+                Leg(to, amount, create=False)]
 
         settled: dict[str, Hold] = {}  # by the capture transaction planned: the hold as that plan leaves it
 

@@ -2,7 +2,8 @@
 
 Tables (names from configuration, `<prefix>-<kind>`):
 - accounts:    one item per account; balance, entry count, floor, version.
-- entries:     the immutable journal, (account, seq); `by_time` GSI for time ranges.
+- entries:     the immutable journal, (account, seq); `by_time` GSI for time ranges; `hot_by_time` merges a hot
+               account's shards.
 - idempotency: one item per used idempotency key, pointing at the entry it produced.
 - counters:    small named numbers (the max-volume high-water mark of a book).
 - lots:        points lots of a holder, (holder, lot); sparse FIFO GSIs hold only open lots.
@@ -99,6 +100,10 @@ class AccountModel(Model):
     unit = UnicodeAttribute(null=True)
     kind = UnicodeAttribute(null=True)
     metadata = JSONAttribute(null=True)
+    # Hot accounts (`ledger/shards.py`): the account's item holds `shards`, the number of its balance shards,
+    # and no balance of its own; each shard is an ordinary account item that names the account in `shard_of`.
+    shards = NumberAttribute(null=True)
+    shard_of = UnicodeAttribute(null=True)
     version = VersionAttribute()
 
     by_volume = VolumeIndex()
@@ -111,6 +116,18 @@ class EntryTimeIndex(GlobalSecondaryIndex):
         projection = AllProjection()
 
     account = UnicodeAttribute(hash_key=True)
+    created_at = UnicodeAttribute(range_key=True)
+
+
+class HotEntryTimeIndex(GlobalSecondaryIndex):
+    """Sparse: only the entries of a hot account's shards carry `hot_account` (the account's key), so one Query
+    reads the account's journal, every shard merged in time order."""
+
+    class Meta:
+        index_name = "hot_by_time"
+        projection = AllProjection()
+
+    hot_account = UnicodeAttribute(hash_key=True)
     created_at = UnicodeAttribute(range_key=True)
 
 
@@ -141,8 +158,11 @@ class EntryModel(Model):
     # /v1: the transaction this entry belongs to and its type (transfer, hold, capture, expiry, ...).
     transaction = UnicodeAttribute(null=True)
     kind = UnicodeAttribute(null=True)
+    # A hot account's shard: the account's key (see `hot_by_time`).
+    hot_account = UnicodeAttribute(null=True)
 
     by_time = EntryTimeIndex()
+    hot_by_time = HotEntryTimeIndex()
 
 
 class LegRecord(MapAttribute):
@@ -317,6 +337,7 @@ class DirectoryModel(Model):
 
 class TransactionLeg(MapAttribute):
     account_id = UnicodeAttribute()
+    shard = NumberAttribute(null=True)  # a hot account's leg: the shard whose journal holds the entry
     seq = NumberAttribute()
     amount = NumberAttribute()
     balance_after = NumberAttribute()

@@ -36,6 +36,7 @@ from chalicelib.core.errors import Contention, InsufficientPoints, InvalidReques
 from chalicelib.core.guard import datastore_guarded, response_code
 from chalicelib.core.ledger import (
     Extend,
+    ExtendLegs,
     Extension,
     Ledger,
     PlannedLeg,
@@ -72,6 +73,9 @@ ITEMS_IN_ONE_TAKE = 95
 ITEMS_PER_PART = 99  # a part's transaction: the part, its lots and their payers
 MAX_PARTS = 97  # the deciding transaction: holder, entry, idempotency record and every part
 MAX_LOTS_PER_TAKE = MAX_PARTS * (ITEMS_PER_PART // 2)  # a bound on the index read; parts are counted after
+# A counter leg (see `PointsBook`) takes two more items of each of those transactions: its entry and its account
+# (a system account's shard: it has no floor, so one shard covers any amount).
+COUNTER_ITEMS = 2
 ITEMS_PER_RETURN = 90  # a reversal's one transaction: holder, entry, record, link part, lots, payers, a service's
 PENDING = "pending"  # the one `pending_takes` hash key
 _PART_TOKENS = uuid.UUID("6b1f3c1e-2f0a-4c52-9d57-1d1c2b7f0a11")
@@ -132,10 +136,15 @@ class _LotMoved(Exception):
 class PointsBook:
     """The points holders of one book (one per surface)."""
 
-    def __init__(self, book: str, *, on_expiry: Callable[[], Extend] | None = None, **ledger_options) -> None:
-        """`on_expiry` gives the items a caller records with every expiry (a transaction record, say)."""
-        self.ledger = Ledger(book, **ledger_options)
+    def __init__(self, book: str, *, ledger: Ledger | None = None, on_expiry: Callable[[], ExtendLegs] | None = None,
+                 counter: Callable[[str], str] | None = None, **ledger_options) -> None:
+        """`on_expiry` gives the items a caller records with every expiry (a transaction record, say). `counter`
+        names, for a holder, the account its points come from and go to, posted in the same transaction (so every
+        change sums to zero); without it, a change is one leg (the seed surfaces' single entry)."""
+        self.ledger = ledger or Ledger(book, **ledger_options)
         self._on_expiry = on_expiry
+        self._counter = counter
+        self._counter_items = COUNTER_ITEMS if counter else 0
 
     # -- names ----------------------------------------------------------------
     def holder_key(self, holder: str) -> str:
@@ -186,7 +195,7 @@ class PointsBook:
     # -- writes -----------------------------------------------------------------
     def add(self, holder: str, payer: str, points: int, *, timestamp: datetime | None = None,
             idempotency_key: str | None = None, key_ttl_seconds: int | None = None,
-            expires_at: datetime | None = None, attach: Extend | None = None, fingerprint: dict | None = None,
+            expires_at: datetime | None = None, attach: ExtendLegs | None = None, fingerprint: dict | None = None,
             **posting) -> PointsChange:
         """Earn `points` from `payer` (a lot stamped `timestamp`, default now, that expires at
         `expires_at` if given), or with negative points take them back from that payer's oldest open
@@ -213,7 +222,7 @@ class PointsBook:
                             key_ttl_seconds=key_ttl_seconds, **posting)
 
     def spend(self, holder: str, points: int, *, idempotency_key: str | None = None,
-              key_ttl_seconds: int | None = None, attach: Extend | None = None, fingerprint: dict | None = None,
+              key_ttl_seconds: int | None = None, attach: ExtendLegs | None = None, fingerprint: dict | None = None,
               **posting) -> PointsChange:
         """Take `points` from the holder's oldest open, unexpired lots, across payers; all or nothing."""
         points = require_int("points", points)
@@ -223,11 +232,12 @@ class PointsBook:
                             idempotency_key=idempotency_key, request={"kind": "spend", **_fingerprinted(fingerprint)},
                             key_ttl_seconds=key_ttl_seconds, **posting)
 
-    def _posted(self, holder: str, points: int, extend: Extend, attach: Extend | None, **posting) -> PointsChange:
+    def _posted(self, holder: str, points: int, extend: Extend, attach: ExtendLegs | None, **posting) -> PointsChange:
         """Post the change; lots found expired on the way are expired first (each its own journal entry)."""
         while True:
             try:
-                change = self.ledger.post(holder, points, extend=_with(extend, attach), **posting)
+                change = self.ledger.post(holder, points, plan_legs=_with(extend, attach),
+                                          counter=self._counter_of(holder), **posting)
             except _ExpiredLots as expired:
                 for lot in expired.lots:
                     self.expire(holder, lot)
@@ -256,12 +266,13 @@ class PointsBook:
 
             try:
                 attach = self._on_expiry() if self._on_expiry else None
-                posting = self.ledger.post(holder, -remaining, create=False, extend=_with(plan, attach))
+                posting = self.ledger.post(holder, -remaining, create=False, plan_legs=_with(plan, attach),
+                                           counter=self._counter_of(holder))
             except _LotMoved:
                 continue
             return self._change(holder, posting)
 
-    def take_back_earn(self, holder: str, earn_seq: int, points: int, attach: Extend | None = None,
+    def take_back_earn(self, holder: str, earn_seq: int, points: int, attach: ExtendLegs | None = None,
                        **posting) -> PointsChange:
         """Reverse (part of) an earn: take `points` from the very lot it made, if they are still there."""
         link = None
@@ -279,7 +290,7 @@ class PointsBook:
         return self._posted(holder, -points, plan, attach, create=False, **posting)
 
     def return_to_lots(self, holder: str, spend_seq: int, points: int, already_returned: int,
-                       attach: Extend | None = None, **posting) -> PointsChange:
+                       attach: ExtendLegs | None = None, **posting) -> PointsChange:
         """Reverse (part of) a spend: give `points` back to the very lots it took them from, newest take
         first, after the `already_returned` points earlier reversals gave back. A lot keeps its place in
         FIFO order (its `fifo` key never changes) and re-enters the open indexes."""
@@ -298,8 +309,9 @@ class PointsBook:
                 left -= give
         if left:
             raise InvalidState(f"this spend has only {points - left} points left to give back")
-        if len(returns) + len({payer for payer, _ in returns.values()}) > ITEMS_PER_RETURN:
-            raise InvalidRequest(f"this would give points back to more than {ITEMS_PER_RETURN} lots and payers "
+        most = ITEMS_PER_RETURN - self._counter_items
+        if len(returns) + len({payer for payer, _ in returns.values()}) > most:
+            raise InvalidRequest(f"this would give points back to more than {most} lots and payers "
                                  "at once; reverse a smaller amount per request", field="amount")
 
         def plan(planned: PlannedLeg) -> Extension:
@@ -348,6 +360,9 @@ class PointsBook:
         self._complete(account)
         return True
 
+    def _counter_of(self, holder: str) -> str | None:
+        return self._counter(holder) if self._counter else None
+
     # -- planning (called by the ledger with the planned leg, read consistently) ----
     def _earn(self, payer: str, points: int, earned_at: str | None, expires_at: str | None,
               planned: PlannedLeg) -> Extension:
@@ -393,10 +408,11 @@ class PointsBook:
         account = planned.account
         taken = _by_payer(links)
         ref = self.posting_ref(account.key, planned.seq)
-        one_transaction = len(links) + len(taken) <= ITEMS_IN_ONE_TAKE
+        one_transaction = len(links) + len(taken) <= ITEMS_IN_ONE_TAKE - self._counter_items
         chunks = [links] if one_transaction else _chunks(links)
-        if len(chunks) > MAX_PARTS:
-            raise InvalidRequest(f"this would take points from more lots and payers than {MAX_PARTS} parts of "
+        most_parts = MAX_PARTS - self._counter_items
+        if len(chunks) > most_parts:
+            raise InvalidRequest(f"this would take points from more lots and payers than {most_parts} parts of "
                                  f"{ITEMS_PER_PART} hold; take fewer points per request", field="points")
         parts = [LinkPartModel(ref, number, links=chunk, applied=True if one_transaction else None)
                  for number, chunk in enumerate(chunks)]
@@ -568,15 +584,14 @@ def _fingerprinted(fingerprint: dict | None) -> dict:
     return {name: value for name, value in (fingerprint or {}).items() if value}
 
 
-def _with(extend: Extend, attach: Extend | None) -> Extend:
-    """The points plan, and a caller's own items in the same transaction."""
-    if attach is None:
-        return extend
+def _with(extend: Extend, attach: ExtendLegs | None) -> ExtendLegs:
+    """The points plan (on the holder's leg, the first), and a caller's own items (from every leg) in the same
+    transaction."""
     # The caller's items first: they carry its rules (a /v1 spend from a standard account is a 400), which must
     # refuse before the points plan, whose "no lots yet" would be retried as a lagging index until a 503.
-    def plan(planned: PlannedLeg) -> Extension:
-        attached = attach(planned)
-        return extend(planned).merged(attached)
+    def plan(planned_legs: tuple[PlannedLeg, ...]) -> Extension:
+        attached = attach(planned_legs) if attach else None
+        return extend(planned_legs[0]).merged(attached)
     return plan
 
 

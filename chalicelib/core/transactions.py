@@ -2,8 +2,11 @@
 points earned (with expiry) and spent. Every write is one posting of the core (one consistent read, one
 transaction) that also puts the transaction's record, under the client's required idempotency key.
 
-- A transfer is two legs in one transaction, -amount and +amount, between two accounts of one unit:
-  its entries sum to zero. A posting is one leg (money from or to outside the ledger).
+- Every transaction sums to zero (double entry). A transfer is two legs, -amount and +amount, between two
+  accounts of one unit. Money or points from or to outside the ledger (a posting, an earn, a spend, an expiry, a
+  capture with no destination) come from or go to a counter account: by default the tenant's system account of
+  the unit, `@world:<unit>`, made on first use and hot (its balance in shards, see `ledger/shards.py`). Its
+  balance is minus what the tenant's accounts hold in that unit: the books of a unit sum to zero.
 - A reversal is the transaction's legs with signs turned, for all or part of its amount; the reversed
   total is kept on the original under a condition on the value read, so two reversals never give back
   more than there was. Reversing a points spend gives the points back to the very lots it took them
@@ -14,13 +17,15 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
 
-from chalicelib.core.errors import IdempotencyConflict, InvalidRequest, InvalidState, NotFound
+from chalicelib.core.errors import AlreadyExists, IdempotencyConflict, InvalidRequest, InvalidState, NotFound
 from chalicelib.core.guard import datastore_guarded
-from chalicelib.core.ledger import Extension, Ledger, Leg, Page, PlannedLeg, Posting, findable, require_int, stamp
+from chalicelib.core.ledger import Extension, Ledger, Leg, Page, PlannedLeg, findable, require_int, stamp
+from chalicelib.core.ledger.shards import check_shards
 from chalicelib.core.models import AccountModel, TransactionLeg, TransactionModel
 from chalicelib.core.points import PointsBook, PointsChange
 
@@ -30,7 +35,10 @@ ACCOUNT_ID_CHARACTERS, MAX_ACCOUNT_ID_LENGTH = "[A-Za-z0-9_.-]", 64
 UNIT_CHARACTERS, MAX_UNIT_LENGTH = "[A-Za-z0-9_]", 16
 ACCOUNT_ID = re.compile(f"{ACCOUNT_ID_CHARACTERS}{{1,{MAX_ACCOUNT_ID_LENGTH}}}")
 UNIT = re.compile(f"{UNIT_CHARACTERS}{{1,{MAX_UNIT_LENGTH}}}")
-KINDS = ("standard", "points")
+KINDS = ("standard", "points")  # what a client opens; system accounts are of kind "system"
+SYSTEM_PREFIX = "@world:"
+SYSTEM_ACCOUNT = re.compile(f"{SYSTEM_PREFIX}{UNIT_CHARACTERS}{{1,{MAX_UNIT_LENGTH}}}")
+MAX_CACHED_UNITS = 10_000  # accounts whose unit a container remembers (a unit never changes)
 REVERSIBLE = ("posting", "transfer", "capture", "earn", "spend")
 # Metadata is the client's notes, not a datastore: Stripe's shape (keys up to 40 characters, values up to
 # 500), fewer keys, and a total cap. It is stored on the account item, which every posting rewrites (1 write
@@ -65,6 +73,15 @@ def lends(floor: int | None) -> bool:
     return floor is None or floor < 0
 
 
+def system_account(unit: str) -> str:
+    """The tenant's system account of a unit: where money and points come from and go to outside the ledger."""
+    return f"{SYSTEM_PREFIX}{unit}"
+
+
+def is_system(account_id: str) -> bool:
+    return SYSTEM_ACCOUNT.fullmatch(account_id) is not None
+
+
 def new_id(prefix: str) -> str:
     return f"{prefix}_{uuid.uuid4().hex}"
 
@@ -80,10 +97,22 @@ class Account:
     metadata: dict
     entry_count: int
     created_at: str
+    shards: int = 1  # more than 1: a hot account, its balance kept in this many shards
 
     @property
     def available(self) -> int:
         return self.balance - self.held
+
+
+@dataclass(frozen=True)
+class TransactionEntry:
+    """A transaction's entry on one account, as the API shows it: a hot account's parts on its shards are one
+    entry, whose seq and balance after are None (each shard has its own)."""
+
+    account_id: str
+    amount: int
+    seq: int | None
+    balance_after: int | None
 
 
 @dataclass(frozen=True)
@@ -92,7 +121,7 @@ class Transaction:
     type: str
     amount: int
     unit: str
-    legs: list[Posting]
+    legs: list[TransactionEntry]
     reversed: int
     reverses: str | None
     hold_id: str | None
@@ -134,32 +163,56 @@ def positive(name: str, value: object) -> int:
     return value
 
 
-def account_of(model: AccountModel) -> Account:
+def account_of(model: AccountModel, shards: list[AccountModel] | None = None) -> Account:
+    """The account as the API shows it: a hot account's balance, held and entries are its shards' sums."""
+    counted = shards or [model]
     return Account(model.key.split(":", 1)[1], model.unit or "", model.kind or "standard",
-                   None if model.floor is None else int(model.floor), int(model.balance), int(model.held or 0),
-                   model.metadata or {}, int(model.entry_count), model.created_at)
+                   None if model.floor is None else int(model.floor), sum(int(item.balance) for item in counted),
+                   sum(int(item.held or 0) for item in counted), model.metadata or {},
+                   sum(int(item.entry_count) for item in counted), model.created_at, int(model.shards or 1))
+
+
+def entries_of(model: TransactionModel) -> list[TransactionEntry]:
+    """One entry per account, in the order of the legs: a hot account's shard legs added up."""
+    merged: dict[str, TransactionEntry] = {}
+    for leg in model.legs:
+        earlier = merged.get(leg.account_id)
+        if leg.shard is None:
+            merged[leg.account_id] = TransactionEntry(leg.account_id, int(leg.amount), int(leg.seq),
+                                                      int(leg.balance_after))
+        else:
+            merged[leg.account_id] = TransactionEntry(leg.account_id, int(leg.amount) + (earlier.amount if earlier
+                                                                                          else 0), None, None)
+    return list(merged.values())
 
 
 def transaction_of(model: TransactionModel) -> Transaction:
-    legs: list[Posting] = [Posting(leg.account_id, int(leg.seq), int(leg.amount), int(leg.balance_after),
-                                   model.created_at) for leg in model.legs]
+    legs = entries_of(model)
     return Transaction(model.id, model.type, int(model.amount), model.unit, legs, int(model.reversed or 0),
                        model.reverses, model.hold_id, model.payer, model.expires_at, model.metadata or {},
                        model.created_at)
 
 
 def accounts_agree(planned_legs: tuple[PlannedLeg, ...], kind: str) -> str:
-    """Every leg's account is of `kind` and all share one unit (a transfer never converts): that unit."""
-    accounts = [account_of(planned.account) for planned in planned_legs]
-    for account in accounts:
-        if account.kind != kind:
-            why = ("its balance changes only by earning and spending points" if account.kind == "points"
+    """Every leg's account is of `kind` or a system account (the counter of money or points from or to outside the
+    ledger), and all share one unit (a transfer never converts): that unit."""
+    units: dict[str, str] = {}
+    for planned in planned_legs:
+        account_kind = planned.account.kind or "standard"
+        if account_kind not in (kind, "system"):
+            why = ("its balance changes only by earning and spending points" if account_kind == "points"
                    else "points are earned and spent only on points accounts")
-            raise InvalidRequest(f"account {account.id} is a {account.kind} account; {why}", field="account_id")
-    if len({account.unit for account in accounts}) > 1:
-        names = ", ".join(f"{account.id} ({account.unit})" for account in accounts)
+            raise InvalidRequest(f"account {_named(planned)} is a {account_kind} account; {why}", field="account_id")
+        units[_named(planned)] = planned.account.unit or ""
+    if len(set(units.values())) > 1:
+        names = ", ".join(f"{name} ({unit})" for name, unit in units.items())
         raise InvalidRequest(f"the accounts are in different units: {names}", field="account_id")
-    return accounts[0].unit
+    return next(iter(units.values()))
+
+
+def _named(planned: PlannedLeg) -> str:
+    """The account a planned leg is on, as the client names it (a hot account, not its shard)."""
+    return planned.shard[0] if planned.shard else account_of(planned.account).id
 
 
 @datastore_guarded
@@ -167,14 +220,17 @@ class Transactions:
     """The /v1 book: accounts, and the transactions that move their balances."""
 
     def __init__(self, book: str = BOOK, key_ttl_seconds: int | None = None, **ledger_options) -> None:
-        self.ledger = Ledger(book, **ledger_options)
-        self.points = PointsBook(book, on_expiry=self._expiry_record, **ledger_options)
+        self.ledger = Ledger(book, hot_accounts=True, **ledger_options)
+        self.points = PointsBook(book, ledger=self.ledger, on_expiry=self._expiry_record, counter=self.counter_of)
         self.key_ttl_seconds = key_ttl_seconds
+        self._units: OrderedDict[str, str] = OrderedDict()  # account id -> unit, least recently used first out
+        self._systems: set[str] = set()  # system accounts known to exist
 
     # -- accounts ---------------------------------------------------------------
     def open_account(self, account_id: str | None, unit: str, *, kind: str = "standard", floor: int | None = 0,
-                     metadata: dict | None = None, idempotency_key: str) -> tuple[Account, bool]:
-        """A new account (its id given, or made up); True with it when the key replayed an earlier request."""
+                     metadata: dict | None = None, idempotency_key: str, shards: int = 1) -> tuple[Account, bool]:
+        """A new account (its id given, or made up); True with it when the key replayed an earlier request.
+        With `shards` > 1 it is hot (see `ledger/shards.py`)."""
         account_id = account_id if account_id is not None else new_id("acct")
         if not ACCOUNT_ID.fullmatch(account_id):
             raise InvalidRequest("id must be 1-64 letters, digits, '_', '.' or '-'", field="id")
@@ -187,20 +243,26 @@ class Transactions:
             floor = require_int("floor", floor)
         if kind == "points" and floor != 0:
             raise InvalidRequest("a points account never goes below zero: its floor is 0", field="floor")
+        shards = check_shards(shards)
+        if kind == "points" and shards > 1:
+            raise InvalidRequest("a points account is never hot: its lots are one holder's", field="shards")
         metadata = check_metadata(metadata)
+        self._ensure_system(unit)
+        fingerprint = {"op": "open", "id": account_id, "unit": unit, "kind": kind, "floor": floor,
+                       "metadata": metadata}
+        if shards > 1:
+            fingerprint["shards"] = shards  # absent for an ordinary account: keys stored before shards still replay
         model, replayed = self.ledger.open(
             account_id, floor=floor, attributes={"unit": unit, "kind": kind, "metadata": metadata},
-            idempotency_key=idempotency_key, key_ttl_seconds=self.key_ttl_seconds,
-            fingerprint={"op": "open", "id": account_id, "unit": unit, "kind": kind, "floor": floor,
-                         "metadata": metadata})
-        return account_of(model), replayed
+            idempotency_key=idempotency_key, key_ttl_seconds=self.key_ttl_seconds, fingerprint=fingerprint,
+            shards=shards, shard_attributes={"unit": unit, "kind": kind})
+        if replayed:  # the account the first request opened, as it is now
+            return self.account(account_of(model).id), True
+        return account_of(model), False
 
     def account(self, account_id: str) -> Account:
-        """One strongly consistent GetItem."""
-        try:
-            return account_of(AccountModel.get(self.ledger.account_key(account_id), consistent_read=True))
-        except AccountModel.DoesNotExist:
-            raise NotFound(f"account {account_id} not found") from None
+        """One strongly consistent GetItem (a hot account: one BatchGetItem of it and its shards)."""
+        return account_of(*self.ledger.stored(account_id))
 
     def entries(self, account_id: str, **query) -> Page:
         """A page of the account's journal (see `Ledger.history`); 404 for an account that does not exist."""
@@ -209,25 +271,70 @@ class Transactions:
             self.account(account_id)  # only an empty first page costs the existence check
         return page
 
-    def balance_as_of(self, account_id: str, moment: datetime) -> tuple[Account, Posting | None]:
-        """The account (404 if none) and its last entry at or before `moment`, whose balance-after is the
-        balance then (None: before its first entry). One GetItem, one Query."""
-        return self.account(account_id), self.ledger.last_entry_as_of(account_id, moment)
+    def balance_as_of(self, account_id: str, moment: datetime) -> tuple[Account, int, int | None]:
+        """The account (404 if none), its balance right after its last entry at or before `moment` (0 before its
+        first), and that entry's seq (None on a hot account). One GetItem, one Query (see `Ledger.as_of`)."""
+        account = self.account(account_id)
+        return (account, *self.ledger.as_of(account_id, moment))
+
+    def _unit_of(self, account_id: str) -> str:
+        """An account's unit, which never changes: remembered per container, else one GetItem (404 if none)."""
+        if is_system(account_id):
+            return account_id[len(SYSTEM_PREFIX):]
+        unit = self._units.get(account_id)
+        if unit is None:
+            try:
+                unit = AccountModel.get(self.ledger.account_key(account_id), consistent_read=True,
+                                        attributes_to_get=["unit"]).unit or ""
+            except AccountModel.DoesNotExist:
+                raise NotFound(f"account {account_id} not found") from None
+            self._units[account_id] = unit
+            while len(self._units) > MAX_CACHED_UNITS:
+                self._units.popitem(last=False)
+        self._units.move_to_end(account_id)
+        return unit
+
+    def counter_of(self, account_id: str) -> str:
+        """The account on the other side of money or points from or to outside the ledger: the system account of
+        the account's unit, opened on first use."""
+        counter = system_account(self._unit_of(account_id))
+        self._ensure_system(counter[len(SYSTEM_PREFIX):])
+        return counter
+
+    def _ensure_system(self, unit: str) -> None:
+        """Open the tenant's system account of `unit` (hot, no floor) unless it is known to exist: once per unit
+        and container, one transaction (that finds it there, after the first)."""
+        account_id = system_account(unit)
+        if account_id in self._systems:
+            return
+        try:
+            self.ledger.open(account_id, floor=None, attributes={"unit": unit, "kind": "system", "metadata": {}},
+                             idempotency_key=None, fingerprint={}, shards=self.ledger.settings.system_account_shards,
+                             shard_attributes={"unit": unit, "kind": "system"})
+        except AlreadyExists:
+            pass
+        self._systems.add(account_id)
 
     # -- transactions -------------------------------------------------------------
     def transaction(self, transaction_id: str) -> Transaction:
         return transaction_of(self._stored(transaction_id))
 
-    def post(self, account_id: str, amount: int, *, metadata: dict | None = None,
-             idempotency_key: str) -> Transaction:
-        """Money in (amount > 0) or out (amount < 0) of one account."""
+    def post(self, account_id: str, amount: int, *, metadata: dict | None = None, idempotency_key: str,
+             counter_account: str | None = None) -> Transaction:
+        """Money in (amount > 0) or out (amount < 0) of one account, from or to `counter_account` (by default the
+        system account of its unit)."""
         amount = require_int("amount", amount)
         if amount == 0:
             raise InvalidRequest("amount must not be zero", field="amount")
         metadata = check_metadata(metadata)
-        return self.record("posting", (Leg(account_id, amount, create=False),), abs(amount), metadata=metadata,
-                           idempotency_key=idempotency_key,
-                           fingerprint={"op": "posting", "account": account_id, "amount": amount, "metadata": metadata})
+        counter = self.counter_of(account_id) if counter_account is None else self.named_counter(counter_account)
+        if counter == account_id:
+            raise InvalidRequest("the counter account is the account itself", field="counter_account")
+        fingerprint = {"op": "posting", "account": account_id, "amount": amount, "metadata": metadata}
+        if counter_account is not None:
+            fingerprint["counter"] = counter_account
+        return self.record("posting", (Leg(account_id, amount, create=False), Leg(counter, -amount, create=False)),
+                           abs(amount), metadata=metadata, idempotency_key=idempotency_key, fingerprint=fingerprint)
 
     def transfer(self, source: str, destination: str, amount: int, *, metadata: dict | None = None,
                  idempotency_key: str) -> Transaction:
@@ -235,10 +342,19 @@ class Transactions:
         if source == destination:
             raise InvalidRequest("a transfer moves between two different accounts", field="destination")
         metadata = check_metadata(metadata)
+        for account_id in (source, destination):
+            if is_system(account_id):
+                self._ensure_system(account_id[len(SYSTEM_PREFIX):])
         legs = (Leg(source, -amount, create=False), Leg(destination, amount, create=False))
         return self.record("transfer", legs, amount, metadata=metadata, idempotency_key=idempotency_key,
                            fingerprint={"op": "transfer", "source": source, "destination": destination,
                                         "amount": amount, "metadata": metadata})
+
+    def named_counter(self, account_id: str) -> str:
+        """A counter account the client named: a system account (opened on first use) or one of its own."""
+        if is_system(account_id):
+            self._ensure_system(account_id[len(SYSTEM_PREFIX):])
+        return account_id
 
     def record(self, type_: str, legs: tuple[Leg, ...], amount: int, *, idempotency_key: str, fingerprint: dict,
                metadata: dict, extend: Callable[[tuple[PlannedLeg, ...], TransactionModel], Extension] | None = None,
@@ -291,17 +407,17 @@ class Transactions:
         return self._points_answer(change, made)
 
     def _points_record(self, transaction_id: str, type_: str, amount: int | None, metadata: dict,
-                       reversal_of: Callable[[PlannedLeg], Extension] | None = None, **fields):
+                       reversal_of: Callable[[tuple[PlannedLeg, ...]], Extension] | None = None, **fields):
         made: list[TransactionModel] = []
 
-        def attach(planned: PlannedLeg) -> Extension:
-            unit = accounts_agree((planned,), "points")
-            stored = self._new_record(transaction_id, type_, amount or abs(planned.amount), unit, (planned,), metadata,
-                                      **fields)
+        def attach(planned_legs: tuple[PlannedLeg, ...]) -> Extension:
+            unit = accounts_agree(planned_legs, "points")
+            stored = self._new_record(transaction_id, type_, amount or abs(planned_legs[0].amount), unit,
+                                      planned_legs, metadata, **fields)
             made[:] = [stored]
             extension: Extension = Extension(puts=[(stored, TransactionModel.id.does_not_exist())],
-                                             entry_attributes={"transaction": transaction_id, "kind": type_})
-            return extension.merged(reversal_of(planned) if reversal_of else None)
+                                             every_entry={"transaction": transaction_id, "kind": type_})
+            return extension.merged(reversal_of(planned_legs) if reversal_of else None)
 
         return attach, made
 
@@ -367,8 +483,8 @@ class Transactions:
             else:
                 change = self.points.take_back_earn(holder, int(original.legs[0].seq), amount, **options)
             return self._points_answer(change, made)
-        legs = tuple(Leg(leg.account_id, amount if int(leg.amount) < 0 else -amount, create=False)
-                     for leg in original.legs)
+        legs = tuple(Leg(entry.account_id, amount if entry.amount < 0 else -amount, create=False)
+                     for entry in entries_of(original))
         return self.record("reversal", legs, amount, metadata=metadata, idempotency_key=idempotency_key,
                            fingerprint=fingerprint, extend=lambda planned_legs, _stored: count_reversal(), **fields)
 
@@ -399,8 +515,9 @@ class Transactions:
         return TransactionModel(
             transaction_id, book=self.ledger.book, type=type_, amount=amount, unit=unit, reversed=0, metadata=metadata,
             created_at=planned_legs[0].created_at,
-            legs=[TransactionLeg(account_id=account_of(planned.account).id, seq=planned.seq, amount=planned.amount,
-                                 balance_after=planned.balance_after) for planned in planned_legs],
+            legs=[TransactionLeg(account_id=_named(planned), shard=planned.shard[1] if planned.shard else None,
+                                 seq=planned.seq, amount=planned.amount, balance_after=planned.balance_after)
+                  for planned in planned_legs],
             **fields)
 
 

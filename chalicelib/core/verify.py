@@ -8,6 +8,7 @@ from __future__ import annotations
 import functools
 
 from chalicelib.core.ledger import Ledger
+from chalicelib.core.ledger.shards import shard_id
 from chalicelib.core.models import (
     AccountModel,
     EntryModel,
@@ -137,24 +138,27 @@ def check_holds() -> list[str]:
 
 
 def check_transactions() -> list[str]:
-    """Each transaction's legs are journal entries that say the same; a transfer's legs sum to zero; the
-    reversed total of each is what its reversals moved, and never more than its amount."""
+    """Each transaction's legs are journal entries that say the same (a hot account's, on its shards); every
+    transaction sums to zero; the reversed total of each is what its reversals moved, never more than its
+    amount."""
     problems = []
     reversed_by: dict[str, int] = {}
     stored = list(TransactionModel.scan(consistent_read=True))
     for transaction in stored:
         ledger = _ledger_of(transaction.book)
         for leg in transaction.legs:
+            core_id = leg.account_id if leg.shard is None else shard_id(leg.account_id, int(leg.shard))
             try:
-                entry = EntryModel.get(ledger.account_key(leg.account_id), int(leg.seq), consistent_read=True)
+                entry = EntryModel.get(ledger.account_key(core_id), int(leg.seq), consistent_read=True)
             except EntryModel.DoesNotExist:
-                problems.append(f"transaction {transaction.id}: no entry {leg.account_id}#{leg.seq}")
+                problems.append(f"transaction {transaction.id}: no entry {core_id}#{leg.seq}")
                 continue
             if int(entry.amount) != int(leg.amount) or entry.transaction != transaction.id:
-                problems.append(f"transaction {transaction.id}: entry {leg.account_id}#{leg.seq} says "
+                problems.append(f"transaction {transaction.id}: entry {core_id}#{leg.seq} says "
                                 f"{entry.amount} of {entry.transaction}, the transaction {leg.amount}")
-        if len(transaction.legs) == 2 and sum(int(leg.amount) for leg in transaction.legs) != 0:
-            problems.append(f"transaction {transaction.id}: its two legs do not sum to zero")
+        total = sum(int(leg.amount) for leg in transaction.legs)
+        if total != 0:
+            problems.append(f"transaction {transaction.id}: its legs sum to {total}, not zero")
         if transaction.reverses:
             reversed_by[transaction.reverses] = reversed_by.get(transaction.reverses, 0) + int(transaction.amount)
     for transaction in stored:
@@ -162,4 +166,38 @@ def check_transactions() -> list[str]:
         if int(transaction.reversed or 0) != total or total > int(transaction.amount):
             problems.append(f"transaction {transaction.id}: reversed {transaction.reversed} of {transaction.amount}, "
                             f"its reversals moved {total}")
+    return problems
+
+
+def check_books_sum_to_zero() -> list[str]:
+    """/v1 is double entry: in every tenant's book the balances of each unit sum to zero (the system account
+    `@world:<unit>` holds minus the rest). A hot account counts through its shards: its own item keeps no
+    balance, and its shards' floors sum to its floor."""
+    problems = []
+    sums: dict[tuple[str, str], int] = {}
+    shards: dict[str, list[AccountModel]] = {}
+    hot: list[AccountModel] = []
+    for account in AccountModel.scan(AccountModel.key.startswith(f"{BOOK}"), consistent_read=True):
+        book = account.key.split(":", 1)[0]
+        if not is_v1_book(book):
+            continue
+        if account.shards:
+            hot.append(account)
+        if account.shard_of:
+            shards.setdefault(account.shard_of, []).append(account)
+        sums[book, account.unit or ""] = sums.get((book, account.unit or ""), 0) + int(account.balance)
+    for (book, unit), total in sorted(sums.items()):
+        if total != 0:
+            problems.append(f"{book}: the balances in {unit} sum to {total}, not zero")
+    for account in hot:
+        own = shards.get(account.key, [])
+        if int(account.balance) or int(account.entry_count):
+            problems.append(f"{account.key}: a hot account's own item holds a balance or entries")
+        if len(own) != int(account.shards):
+            problems.append(f"{account.key}: {len(own)} shards, {account.shards} expected")
+        floors = [shard.floor for shard in own]
+        if (account.floor is None) != all(floor is None for floor in floors) or (
+                account.floor is not None and sum(int(floor) for floor in floors if floor is not None)
+                != int(account.floor)):
+            problems.append(f"{account.key}: shard floors {floors} do not sum to the floor {account.floor}")
     return problems

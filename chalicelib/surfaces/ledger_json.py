@@ -13,14 +13,14 @@ def account(account: Account) -> dict:
     return {"id": account.id, "object": "account", "unit": account.unit, "kind": account.kind,
             "floor": account.floor, "balance": account.balance, "held": account.held,
             "available": account.available, "metadata": account.metadata, "entry_count": account.entry_count,
-            "created_at": account.created_at}
+            "shards": account.shards, "created_at": account.created_at}
 
 
 def transaction(transaction: Transaction) -> dict:
     return {"id": transaction.id, "object": "transaction", "type": transaction.type, "amount": transaction.amount,
             "unit": transaction.unit,
-            "entries": [{"account_id": leg.account_id, "seq": leg.seq, "amount": leg.amount,
-                         "balance_after": leg.balance_after} for leg in transaction.legs],
+            "entries": [{"account_id": entry.account_id, "seq": entry.seq, "amount": entry.amount,
+                         "balance_after": entry.balance_after} for entry in transaction.legs],
             "reversed_amount": transaction.reversed, "reverses": transaction.reverses,
             "hold_id": transaction.hold_id, "payer": transaction.payer, "expires_at": transaction.expires_at,
             "metadata": transaction.metadata, "created_at": transaction.created_at}
@@ -35,8 +35,10 @@ def hold(hold: Hold) -> dict:
 
 def entry(posting: Posting) -> dict:
     by_hold = posting.kind in HOLD_ENTRY_KINDS  # each reference names what resolves it
-    return {"account_id": posting.account_id, "seq": posting.seq, "amount": posting.amount,
-            "balance_after": posting.balance_after, "held_after": posting.held_after, "kind": posting.kind,
+    on_shard = posting.shard is not None  # a hot account's: no running balance between its shards
+    return {"account_id": posting.account_id, "seq": None if on_shard else posting.seq, "amount": posting.amount,
+            "balance_after": None if on_shard else posting.balance_after, "held_after": posting.held_after,
+            "kind": posting.kind,
             "transaction": None if by_hold else posting.transaction,
             "hold_id": posting.transaction if by_hold else None, "created_at": posting.created_at}
 
@@ -47,10 +49,11 @@ def balance(account: Account, as_of: datetime) -> dict:
             "available": account.available, "as_of": stamp(as_of), "seq": account.entry_count}
 
 
-def balance_as_of(account: Account, last: Posting | None, as_of: datetime) -> dict:
-    """The balance after the last entry at or before `as_of`; what was held then is not kept."""
-    return {"account_id": account.id, "unit": account.unit, "balance": last.balance_after if last else 0, "held": None,
-            "available": None, "as_of": stamp(as_of), "seq": last.seq if last else 0}
+def balance_as_of(account: Account, balance: int, seq: int | None, as_of: datetime) -> dict:
+    """The balance after the last entry at or before `as_of` (its seq; None on a hot account, whose shards each
+    have their own); what was held then is not kept."""
+    return {"account_id": account.id, "unit": account.unit, "balance": balance, "held": None, "available": None,
+            "as_of": stamp(as_of), "seq": seq}
 
 
 def page(page: Page) -> dict:

@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
+from chalicelib.core.ledger.shards import MAX_SHARDS
 from chalicelib.core.transactions import (
     ACCOUNT_ID_CHARACTERS,
     MAX_ACCOUNT_ID_LENGTH,
@@ -15,6 +16,7 @@ from chalicelib.core.transactions import (
     MAX_METADATA_KEYS,
     MAX_METADATA_VALUE_LENGTH,
     MAX_UNIT_LENGTH,
+    SYSTEM_PREFIX,
     UNIT_CHARACTERS,
 )
 from chalicelib.web.schema_types import ClosedBody, Int64, StrictBody
@@ -28,6 +30,10 @@ Metadata = Annotated[dict[str, str], Field(json_schema_extra={
     "additionalProperties": {"type": "string", "maxLength": MAX_METADATA_VALUE_LENGTH},
     "description": f"at most {MAX_METADATA_BYTES} bytes of keys and values (UTF-8)"})]
 Timestamp = Annotated[str, Field(description="ISO 8601 date-time; without a zone, UTC")]
+# An account the client opened, or a system account (`@world:<unit>`, where money and points from or to outside
+# the ledger come from and go to): what a transfer or a counter account may name.
+AnyAccountId = Annotated[str, Field(min_length=1, max_length=MAX_ACCOUNT_ID_LENGTH, pattern=(
+    f"^({ACCOUNT_ID_CHARACTERS}{{1,{MAX_ACCOUNT_ID_LENGTH}}}|{SYSTEM_PREFIX}{UNIT_CHARACTERS}{{1,{MAX_UNIT_LENGTH}}})$"))]
 
 
 class AccountCreate(ClosedBody):
@@ -38,18 +44,24 @@ class AccountCreate(ClosedBody):
     floor: Int64 | None = Field(default=0, description="lowest available balance; null for none")
     overdraft_limit: Annotated[int, Field(ge=0, le=2**63 - 1, strict=True)] | None = Field(
         default=None, description="instead of floor: the balance may go this far below zero")
+    shards: Annotated[int, Field(ge=1, le=MAX_SHARDS, strict=True)] = Field(
+        default=1, description="more than 1: a hot account, its balance kept in this many shards (README: hot "
+                               "accounts)")
     metadata: Metadata | None = None
 
 
 class PostingCreate(ClosedBody):
     account_id: AccountId
     amount: Int64 = Field(description="minor units: > 0 credits, < 0 debits")
+    counter_account: AnyAccountId | None = Field(
+        default=None, description="where the amount comes from (a credit) or goes to (a debit); default: the "
+                                  "system account of the unit, @world:<unit>")
     metadata: Metadata | None = None
 
 
 class TransferCreate(ClosedBody):
-    source: AccountId
-    destination: AccountId
+    source: AnyAccountId
+    destination: AnyAccountId
     amount: Int64
     metadata: Metadata | None = None
 
@@ -68,7 +80,8 @@ class HoldCreate(ClosedBody):
 
 class CaptureCreate(ClosedBody):
     amount: Int64 | None = Field(default=None, description="default: the whole hold")
-    destination: AccountId | None = None
+    destination: AnyAccountId | None = Field(default=None, description="default: out of the ledger, to the "
+                                                                       "system account of the unit")
     metadata: Metadata | None = None
 
 
@@ -90,21 +103,25 @@ class LedgerAccount(StrictBody):
     id: str
     object: Literal["account"]
     unit: str
-    kind: str
+    kind: Literal["standard", "points", "system"]
     floor: int | None
     balance: int
     held: int
     available: int
     metadata: dict[str, str]
     entry_count: int
+    shards: int = Field(description="1: an ordinary account; more: a hot one, its balance in this many shards")
     created_at: str
+
+
+HOT_ENTRY = "null on a hot account's entry: each of its shards keeps its own sequence and running balance"
 
 
 class LedgerEntryRef(StrictBody):
     account_id: str
-    seq: int
+    seq: int | None = Field(description=HOT_ENTRY)
     amount: int
-    balance_after: int
+    balance_after: int | None = Field(description=HOT_ENTRY)
 
 
 class LedgerTransaction(StrictBody):
@@ -145,9 +162,9 @@ class LedgerCapture(StrictBody):
 
 class LedgerEntry(StrictBody):
     account_id: str
-    seq: int
+    seq: int | None = Field(description=HOT_ENTRY)
     amount: int
-    balance_after: int
+    balance_after: int | None = Field(description=HOT_ENTRY)
     held_after: int
     kind: str | None
     transaction: str | None = Field(description="the transaction that made it (GET /v1/transactions/{id})")
@@ -170,7 +187,7 @@ class LedgerBalance(StrictBody):
     held: int | None = Field(description="now only; null for a past moment")
     available: int | None
     as_of: str
-    seq: int = Field(description="the last entry counted (0: none)")
+    seq: int | None = Field(description="the last entry counted (0: none; null on a hot account)")
 
 
 class PointsLot(StrictBody):

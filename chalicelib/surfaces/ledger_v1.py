@@ -39,7 +39,7 @@ def create_account(body):
     floor = requested_floor(body.floor, body.overdraft_limit, floor_given="floor" in body.model_fields_set)
     if lends(floor):
         access.require(surface.caller(), "admin")
-    account, replayed = _ledger().open_account(body.id, body.unit, kind=body.kind, floor=floor,
+    account, replayed = _ledger().open_account(body.id, body.unit, kind=body.kind, floor=floor, shards=body.shards,
                                                metadata=body.metadata, idempotency_key=surface.idempotency_key())
     return Written(shape.account(account), replayed)
 
@@ -87,8 +87,9 @@ def list_lots(account_id: str):
 @surface.route("/v1/postings", "POST", status=201, request="PostingCreate", response="LedgerTransaction",
                errors=(404, 409), headers=KEY, scope="write")
 def create_posting(body):
-    """Credit (amount > 0) or debit (amount < 0) one account"""
+    """Credit (amount > 0) or debit (amount < 0) one account, from or to its counter account (@world:<unit>)"""
     return Written.of(_ledger().post(body.account_id, body.amount, metadata=body.metadata,
+                                     counter_account=body.counter_account,
                                      idempotency_key=surface.idempotency_key()), shape.transaction)
 
 

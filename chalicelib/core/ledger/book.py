@@ -27,6 +27,7 @@ from chalicelib.core.ledger.runner import (
     send,
     until_current,
 )
+from chalicelib.core.ledger.shards import Layout, Layouts, shard_id, split_floor
 from chalicelib.core.ledger.stamps import stamp, utc_now
 from chalicelib.core.models import AccountModel, CounterModel, IdempotencyModel
 
@@ -52,17 +53,25 @@ class Ledger:
 
     def __init__(self, book: str, *, track_volume: bool = False, settings: Settings | None = None,
                  clock: Callable[[], datetime] = utc_now, sleep: Callable[[float], None] = time.sleep,
-                 monotonic: Callable[[], float] = time.monotonic, show: Callable[[int], str] = str) -> None:
+                 monotonic: Callable[[], float] = time.monotonic, show: Callable[[int], str] = str,
+                 hot_accounts: bool = False) -> None:
+        """`hot_accounts`: the book may hold hot accounts (see `shards.py`), so its reads look for them."""
         self._keys = BookKeys(book)
         self.book = book
         self.track_volume = track_volume
+        self.hot_accounts = hot_accounts
+        self._layouts = Layouts()
         self._settings = settings or load()
         self._clock = clock
         self._sleep = sleep
         self._monotonic = monotonic
         self._journal = Journal(self._keys, self._settings)
         # `show`: how amounts read in messages (minor units of money as currency, say).
-        self._engine = PostingEngine(self._keys, track_volume=track_volume, clock=clock, show=show)
+        self._engine = PostingEngine(self._keys, self._layouts, track_volume=track_volume, clock=clock, show=show)
+
+    @property
+    def settings(self) -> Settings:
+        return self._settings
 
     def now(self) -> datetime:
         return self._clock()
@@ -85,13 +94,57 @@ class Ledger:
 
     # -- reads ------------------------------------------------------------------------
     def balance(self, account_id: str) -> AccountBalance:
-        """One strongly consistent GetItem."""
+        """One strongly consistent GetItem (a hot account's shards: one BatchGetItem, see `stored`)."""
+        account, shards = self.stored(account_id)
+        counted = shards or [account]
+        return AccountBalance(account_id, sum(int(item.balance) for item in counted),
+                              sum(int(item.entry_count) for item in counted),
+                              None if account.floor is None else int(account.floor),
+                              sum(int(item.held or 0) for item in counted))
+
+    def stored(self, account_id: str) -> tuple[AccountModel, list[AccountModel]]:
+        """The account's item and, for a hot account, its shards (whose balances sum to its balance), read
+        consistently: one GetItem, or one BatchGetItem of the item and its shards once the layout is known
+        (the first read of a hot account in a container reads its shards after its item)."""
+        key = self.account_key(account_id)
+        layout = self._layouts.get(account_id)
+        if layout is None:
+            try:
+                account = AccountModel.get(key, consistent_read=True)
+            except AccountModel.DoesNotExist:
+                raise NotFound(f"account {account_id} not found") from None
+            if not account.shards:
+                return account, []
+            layout = self._learn(account_id, account)
+            items = {item.key: item for item in AccountModel.batch_get(self._shard_keys(account_id, layout),
+                                                                         consistent_read=True)}
+        else:
+            items = {item.key: item for item in AccountModel.batch_get(
+                [key, *self._shard_keys(account_id, layout)], consistent_read=True)}
+            if key not in items:
+                raise NotFound(f"account {account_id} not found")
+            account = items[key]
+        return account, [items[shard_key] for shard_key in self._shard_keys(account_id, layout)]
+
+    def is_hot(self, account_id: str) -> bool:
+        """Whether the account is hot: known in this container, or read (one GetItem; False if there is none)."""
+        if not self.hot_accounts:
+            return False
+        if self._layouts.get(account_id) is not None:
+            return True
         try:
             account = AccountModel.get(self.account_key(account_id), consistent_read=True)
         except AccountModel.DoesNotExist:
-            raise NotFound(f"account {account_id} not found") from None
-        return AccountBalance(account_id, int(account.balance), int(account.entry_count),
-                              None if account.floor is None else int(account.floor), int(account.held or 0))
+            return False
+        return bool(account.shards) and self._learn(account_id, account) is not None
+
+    def _learn(self, account_id: str, account: AccountModel) -> Layout:
+        layout = Layout(int(account.shards), account.floor is not None)
+        self._layouts.learn(account_id, layout)
+        return layout
+
+    def _shard_keys(self, account_id: str, layout: Layout) -> list[str]:
+        return [self.account_key(shard_id(account_id, number)) for number in range(layout.shards)]
 
     def posting_by_key(self, idempotency_key: str) -> Posting:
         """The posting an idempotency key produced: one GetItem."""
@@ -123,9 +176,20 @@ class Ledger:
     def history(self, account_id: str, *, limit: int = 100, cursor: str | None = None,
                 newest_first: bool = True, start: datetime | None = None, end: datetime | None = None,
                 owner: int | None = None, surface: str | None = None) -> Page:
-        """A page of the account's journal: see `Journal.history`."""
-        return self._journal.history(account_id, limit=limit, cursor=cursor, newest_first=newest_first,
-                                     start=start, end=end, owner=owner, surface=surface)
+        """A page of the account's journal: see `Journal.history`. A hot account's shards are merged in time
+        order through `hot_by_time`; a book with hot accounts learns whether one is hot when it is not known
+        yet and its page is empty (a hot account's own item has no entries) or a cursor continues a page."""
+        def page(hot: bool) -> Page:
+            return self._journal.history(account_id, limit=limit, cursor=cursor, newest_first=newest_first,
+                                         start=start, end=end, owner=owner, surface=surface, hot=hot)
+
+        known_hot = self.hot_accounts and self._layouts.get(account_id) is not None
+        if not known_hot and cursor is not None and self.is_hot(account_id):
+            known_hot = True
+        found = page(known_hot)
+        if not known_hot and not found.postings and cursor is None and self.is_hot(account_id):
+            found = page(True)
+        return found
 
     def totals(self, account_id: str, start: datetime | None, end: datetime | None, **whose) -> Totals:
         """Credits, debits and their count with start <= created_at <= end (see `Journal.period`)."""
@@ -141,22 +205,44 @@ class Ledger:
         return self._journal.last_entry_as_of(account_id, moment)
 
     def balance_as_of(self, account_id: str, moment: datetime) -> int:
-        """The balance right after the last entry at or before `moment`."""
+        """The balance right after the last entry at or before `moment` (see `as_of`)."""
+        return self.as_of(account_id, moment)[0]
+
+    def as_of(self, account_id: str, moment: datetime) -> tuple[int, int | None]:
+        """The balance right after the last entry at or before `moment`, and that entry's seq (None for a hot
+        account, whose shards each have their own): one Query, or for a hot account see `Journal.hot_balance_as_of`."""
+        if self.is_hot(account_id):
+            layout = self._layouts.get(account_id)
+            assert layout is not None  # learned by is_hot
+            return self._journal.hot_balance_as_of(account_id, layout.shards, moment), None
         last = self._journal.last_entry_as_of(account_id, moment)
-        return last.balance_after if last else 0
+        return (last.balance_after, last.seq) if last else (0, 0)
 
     # -- writes -------------------------------------------------------------------------
     def open(self, account_id: str, *, floor: int | None, attributes: dict, idempotency_key: str | None,
              fingerprint: dict, key_ttl_seconds: int | None = None,
-             requires: Callable[[AccountModel, Writes], None] | None = None) -> tuple[AccountModel, bool]:
+             requires: Callable[[AccountModel, Writes], None] | None = None, shards: int = 1,
+             shard_attributes: dict | None = None) -> tuple[AccountModel, bool]:
         """Create an account with no entries, exactly once per idempotency key: one transaction puts it
         (under attribute_not_exists) and the key's record. Returns the account and whether it was a replay;
         an id already taken by another request is AlreadyExists. `requires` adds the caller's items that
-        must hold for the account to exist (a uniqueness item, say); when one fails, it is Refused."""
+        must hold for the account to exist (a uniqueness item, say); when one fails, it is Refused.
+
+        With `shards` > 1 the account is hot (see `shards.py`): the same transaction puts its shards, each an
+        ordinary account with `shard_attributes`, whose floors sum to `floor`."""
         key = self.account_key(account_id)
         now = self._clock()
         account = AccountModel(key, balance=0, entry_count=0, floor=floor, held=0, created_at=stamp(now),
                                **attributes)
+        shard_items = []
+        if shards > 1:
+            if not self.hot_accounts:
+                raise InvalidRequest("this book keeps no hot accounts", field="shards")
+            account.shards = shards
+            shard_items = [AccountModel(self.account_key(shard_id(account_id, number)), balance=0, entry_count=0,
+                                        floor=shard_floor, held=0, created_at=account.created_at, shard_of=key,
+                                        **(shard_attributes or {}))
+                           for number, shard_floor in enumerate(split_floor(floor, shards))]
         record = None
         if idempotency_key:
             opened: Posting = Posting(account_id, 0, 0, 0, account.created_at)
@@ -165,6 +251,8 @@ class Ledger:
 
         def put(writes: Writes) -> None:
             writes.put("account", account, AccountModel.key.does_not_exist())
+            for shard in shard_items:
+                writes.put("shard", shard, AccountModel.key.does_not_exist())
             if record is not None:
                 writes.put("record", record, IdempotencyModel.key.does_not_exist())
             if requires is not None:
@@ -184,13 +272,15 @@ class Ledger:
             try:
                 send(put, token)
             except Cancelled as cancelled:
-                if cancelled.failed == {"account"}:
+                if cancelled.failed and "account" in cancelled.failed and cancelled.failed <= {"account", "shard"}:
                     raise AlreadyExists(f"account {account_id} already exists") from None
-                if cancelled.failed and cancelled.failed - {"account", "record"}:
+                if cancelled.failed and cancelled.failed - {"account", "shard", "record"}:
                     raise Refused(cancelled.failed) from None
                 raise Stale() from None  # the key was taken meanwhile (a concurrent retry) or a conflict: look again
             except Ambiguous:
                 raise Stale() from None
+            if shard_items:
+                self._learn(account_id, account)
             return account, False
 
         return until_current(attempt, self.retry_budget(), lambda: Contention(
@@ -200,7 +290,8 @@ class Ledger:
              request: dict | None = None, floor: int | None = None, create: bool = True,
              key_ttl_seconds: int | None = None, extend: Extend | None = None,
              minimum: int | None = None, resource: str | None = None,
-             idempotency_scope: str | None = None) -> Posting:
+             idempotency_scope: str | None = None, counter: str | None = None,
+             plan_legs: ExtendLegs | None = None) -> Posting:
         """Apply `amount` to the account, exactly once per idempotency key.
 
         `request` is what identifies the client's request besides account and
@@ -208,14 +299,21 @@ class Ledger:
         account is created by this posting. A posting that lowers the balance
         must leave it at or above the floor, and at or above `minimum` (this posting's
         own, which may only raise the floor). `extend` plans more conditional
-        writes (a service's own items) into the same transaction, from the planned leg.
+        writes (a service's own items) into the same transaction, from the planned leg; `plan_legs` does
+        the same from every planned leg. `counter` names the account the amount comes from or goes to (it is
+        posted `-amount` in the same transaction, so the posting sums to zero).
         """
         amount = require_int("amount", amount)
-        leg = Leg(account_id, amount, floor=floor, minimum=minimum, create=create)
-        return self.post_legs((leg,), idempotency_key=idempotency_key, key_ttl_seconds=key_ttl_seconds,
-                              fingerprint={"account_id": account_id, "amount": amount, **(request or {})},
-                              extend=(lambda planned: extend(planned[0])) if extend else None,
-                              resource=resource, idempotency_scope=idempotency_scope)[0]
+        legs: tuple[Leg, ...] = (Leg(account_id, amount, floor=floor, minimum=minimum, create=create),)
+        fingerprint = {"account_id": account_id, "amount": amount, **(request or {})}
+        if counter is not None:
+            legs += (Leg(counter, -amount, create=False),)
+            fingerprint["counter"] = counter
+        if extend is not None:
+            plan_legs = lambda planned: extend(planned[0])  # noqa: E731 - the one leg's plan
+        return self.post_legs(legs, idempotency_key=idempotency_key, key_ttl_seconds=key_ttl_seconds,
+                              fingerprint=fingerprint, extend=plan_legs, resource=resource,
+                              idempotency_scope=idempotency_scope)[0]
 
     def post_legs(self, legs: tuple[Leg, ...], *, idempotency_key: str | None = None, fingerprint: dict,
                   key_ttl_seconds: int | None = None, extend: ExtendLegs | None = None,

@@ -16,6 +16,7 @@ from chalicelib.config import Settings
 from chalicelib.core.errors import Forbidden, InvalidRequest, NotFound
 from chalicelib.core.ledger.keys import BookKeys
 from chalicelib.core.ledger.legs import Posting
+from chalicelib.core.ledger.shards import shard_id, split_shard
 from chalicelib.core.ledger.stamps import stamp
 from chalicelib.core.models import EntryModel
 from chalicelib.stage_secret import derived_key
@@ -23,6 +24,8 @@ from chalicelib.stage_secret import derived_key
 # Entries a period's totals or statement read in one request (seed 002's total_in_period, 003's history): the
 # newest of the period. One Query page: wallet entries are small, so 1,000 stay well under its 1 MB.
 MAX_PERIOD_ENTRIES = 1000
+# A hot account's balance as of a moment reads this many of its newest entries then, to meet every shard's last.
+HOT_AS_OF_PAGE = 100
 
 
 @dataclass(frozen=True)
@@ -58,34 +61,33 @@ class Journal:
 
     def history(self, account_id: str, *, limit: int = 100, cursor: str | None = None,
                 newest_first: bool = True, start: datetime | None = None, end: datetime | None = None,
-                owner: int | None = None, surface: str | None = None) -> Page:
+                owner: int | None = None, surface: str | None = None, hot: bool = False) -> Page:
         """A page of the account's journal: one Query, on `entries` or, for a time range
-        (start <= created_at <= end), on its `by_time` index. With `surface`, a page of an account of
-        another surface is NotFound, as if there were no such account; with `owner`, a page of an account
-        that is not the owner's is Forbidden (an empty page says nothing: the caller checks)."""
+        (start <= created_at <= end), on its `by_time` index; for a `hot` account, on `hot_by_time`, which
+        merges its shards in time order (an index: eventually consistent, a write shows within moments). With
+        `surface`, a page of an account of another surface is NotFound, as if there were no such account; with
+        `owner`, a page of an account that is not the owner's is Forbidden (an empty page says nothing: the
+        caller checks)."""
         if not 1 <= limit <= 1000:
             raise InvalidRequest("limit must be between 1 and 1000", field="limit")
         key = self._keys.account_key(account_id)
         # A cursor is good for the very query that made it: this account, order and time range.
         binding = [key, newest_first, stamp(start) if start else None, stamp(end) if end else None]
+        if hot:
+            binding.append("hot")
         # One item more than the page: DynamoDB answers a LastEvaluatedKey whenever the limit is reached, so
         # only the item after the page says whether there is a next page (no empty last page).
         page, after = limit + 1, self._cursors().decode(cursor, binding)
         results: Iterable[EntryModel]
-        if start is None and end is None:
+        if hot:
+            results = EntryModel.hot_by_time.query(key, _time_range(start, end), scan_index_forward=not newest_first,
+                                                   limit=page, page_size=page, last_evaluated_key=after)
+        elif start is None and end is None:
             results = EntryModel.query(key, consistent_read=True, scan_index_forward=not newest_first, limit=page,
                                        page_size=page, last_evaluated_key=after)
         else:
-            created_at = EntryModel.created_at
-            in_range: Condition
-            if start is not None and end is not None:
-                in_range = created_at.between(stamp(start), stamp(end))
-            elif start is not None:
-                in_range = created_at >= stamp(start)
-            elif end is not None:
-                in_range = created_at <= stamp(end)
-            results = EntryModel.by_time.query(key, in_range, scan_index_forward=not newest_first, limit=page,
-                                               page_size=page, last_evaluated_key=after)
+            results = EntryModel.by_time.query(key, _time_range(start, end), scan_index_forward=not newest_first,
+                                               limit=page, page_size=page, last_evaluated_key=after)
         entries = list(results)
         more = len(entries) > limit
         entries = entries[:limit]
@@ -95,13 +97,20 @@ class Journal:
             raise Forbidden(f"account {account_id} belongs to another user")
         postings: list[Posting] = [Posting(account_id, int(entry.seq), int(entry.amount), int(entry.balance_after),
                             entry.created_at, held_after=int(entry.held_after or 0), transaction=entry.transaction,
-                            kind=entry.kind) for entry in entries]
+                            kind=entry.kind, shard=self._shard(entry) if hot else None) for entry in entries]
         last = entries[-1] if more else None
         # The page's last item as DynamoDB would name it: the table's keys, and the index's when one was queried.
-        after = None if last is None else {"account": {"S": last.account}, "seq": {"N": str(int(last.seq))},
-                                           **({} if start is None and end is None
-                                              else {"created_at": {"S": last.created_at}})}
+        after = None
+        if last is not None:
+            after = {"account": {"S": last.account}, "seq": {"N": str(int(last.seq))}}
+            if hot or start is not None or end is not None:
+                after["created_at"] = {"S": last.created_at}
+            if hot:
+                after["hot_account"] = {"S": key}
         return Page(postings, self._cursors().encode(after, binding))
+
+    def _shard(self, entry: EntryModel) -> int | None:
+        return split_shard(self._keys.account_id(entry.account))[1]
 
     def _cursors(self) -> Cursors:
         return Cursors(derived_key(self._settings, "cursor"))
@@ -118,6 +127,38 @@ class Journal:
         """The account's last entry at or before `moment` (None before its first): one Query of `by_time`."""
         last = self.history(account_id, limit=1, end=moment).postings
         return last[0] if last else None
+
+    def hot_balance_as_of(self, account_id: str, shards: int, moment: datetime) -> int:
+        """A hot account's balance right after its last entry at or before `moment`: the sum of each shard's
+        balance-after at its own last entry then. One Query of `hot_by_time`, newest first, finds them while the
+        shards were all written recently; a shard not met in its first page costs one Query of its own."""
+        key = self._keys.account_key(account_id)
+        results = EntryModel.hot_by_time.query(key, EntryModel.created_at <= stamp(moment), scan_index_forward=False,
+                                               limit=HOT_AS_OF_PAGE, page_size=HOT_AS_OF_PAGE)
+        latest: dict[int | None, int] = {}
+        for entry in results:
+            latest.setdefault(self._shard(entry), int(entry.balance_after))
+            if len(latest) == shards:
+                return sum(latest.values())
+        if results.last_evaluated_key is None:
+            return sum(latest.values())  # every entry until then was read: the shards not met had none
+        for number in range(shards):
+            if number not in latest:
+                last = self.last_entry_as_of(shard_id(account_id, number), moment)
+                latest[number] = last.balance_after if last else 0
+        return sum(latest.values())
+
+
+def _time_range(start: datetime | None, end: datetime | None) -> Condition | None:
+    """start <= created_at <= end, either end open; None for no range."""
+    created_at = EntryModel.created_at
+    if start is not None and end is not None:
+        return created_at.between(stamp(start), stamp(end))
+    if start is not None:
+        return created_at >= stamp(start)
+    if end is not None:
+        return created_at <= stamp(end)
+    return None
 
 
 class Cursors:

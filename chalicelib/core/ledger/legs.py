@@ -32,6 +32,8 @@ class Leg:
     floor: int | None = None  # the floor of an account this posting creates
     minimum: int | None = None
     create: bool = True
+    # (hot account id, shard number) when this leg is on a hot account's shard (see `shards.py`).
+    shard: tuple[str, int] | None = None
 
     @property
     def lowers_available(self) -> bool:
@@ -50,6 +52,7 @@ class PlannedLeg:
     # An earlier plan of this request failed on an extension item: re-read such items consistently.
     recheck: bool = False
     held_after: int = 0
+    shard: tuple[str, int] | None = None  # (hot account id, shard number): see `Leg.shard`
 
 
 # What a service's extension of a posting planned (a hold, a points plan), handed back on the committed Posting.
@@ -74,6 +77,9 @@ class Posting(Generic[Result]):
     # As the journal says, in history: the /v1 transaction or hold of the entry, and its kind.
     transaction: str | None = None
     kind: str | None = None
+    # In a hot account's history: the shard whose journal holds the entry (its seq and balance_after are the
+    # shard's; the account's own running balance does not exist between shards).
+    shard: int | None = None
 
     def planned(self) -> Result:
         """What this posting's extension planned (never on a replay, which answers from what was stored)."""

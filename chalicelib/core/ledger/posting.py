@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Generic
 
@@ -31,6 +31,7 @@ from chalicelib.core.ledger.idempotency import check_replay, new_record, replaye
 from chalicelib.core.ledger.keys import BookKeys
 from chalicelib.core.ledger.legs import INT64_MAX, INT64_MIN, Leg, PlannedLeg, Posting, Result
 from chalicelib.core.ledger.runner import Cancelled, RetryBudget, Stale, Writes, commit, resolved, until_current
+from chalicelib.core.ledger.shards import Layout, Layouts, debit_parts, home_shard, shard_id
 from chalicelib.core.ledger.stamps import parse_stamp, stamp
 from chalicelib.core.models import AccountModel, CounterModel, EntryModel, IdempotencyModel
 
@@ -52,6 +53,7 @@ class Extension(Generic[Result]):
     puts: list[tuple[Model, Condition | None]] = field(default_factory=list)
     updates: list[ItemUpdate] = field(default_factory=list)
     result: Result | None = None  # handed back on the committed Posting as `extra`
+    every_entry: dict = field(default_factory=dict)  # attributes of every leg's entry (its transaction, say)
 
     def planned(self) -> Result:
         """The result this extension planned, for the service that set it."""
@@ -68,7 +70,7 @@ class Extension(Generic[Result]):
             condition &= other.account_condition
         return Extension(self.account_actions + other.account_actions, condition,
                          {**self.entry_attributes, **other.entry_attributes}, self.puts + other.puts,
-                         self.updates + other.updates, self.result)
+                         self.updates + other.updates, self.result, {**self.every_entry, **other.every_entry})
 
 
 Extend = Callable[[PlannedLeg], Extension]
@@ -85,6 +87,29 @@ class PostingRequest:
     entry_attributes: dict = field(default_factory=dict)  # on every leg's entry
     resource: str | None = None
     scope: str | None = None  # the client's namespace for its keys (see `BookKeys.idempotency_key`)
+
+
+@dataclass(frozen=True)
+class _Target:
+    """What one asked leg reads: its account (`layout` None), or the shards of a hot account it may touch."""
+
+    leg: Leg
+    layout: Layout | None
+    home: int  # a hot account's shard this posting goes to first
+    ids: tuple[str, ...]  # the core account ids read
+
+
+@dataclass(frozen=True)
+class _Read:
+    """One round's consistent read: the accounts by core id (None: no such item), the record, the high-water."""
+
+    ids: list[str]
+    accounts: dict[str, AccountModel | None]
+    record: IdempotencyModel | None
+    high_water: CounterModel | None
+
+    def updated(self, images: dict[str, AccountModel]) -> _Read:
+        return replace(self, accounts={**self.accounts, **images})
 
 
 @dataclass
@@ -108,38 +133,112 @@ def _required(leg: Leg, planned: PlannedLeg) -> int | None:
 class PostingEngine:
     """Posts the legs of one book's accounts; `Ledger.post_legs` is its face."""
 
-    def __init__(self, keys: BookKeys, *, track_volume: bool, clock: Callable[[], datetime],
+    def __init__(self, keys: BookKeys, layouts: Layouts, *, track_volume: bool, clock: Callable[[], datetime],
                  show: Callable[[int], str]) -> None:
         self._keys = keys
+        self._layouts = layouts
         self._track_volume = track_volume
         self._clock = clock
         self._show = show
 
     def post(self, request: PostingRequest, budget: RetryBudget) -> list[Posting]:
         """Every leg in one transaction, exactly once per idempotency key: all legs commit or none."""
+        # Spreads a hot account's postings over its shards: the same for every round of this request.
+        spread = request.resource or request.idempotency_key or uuid.uuid4().hex
+        carried: list[_Read] = []  # a cancelled round's read, brought up to date from the cancellation's images
         return until_current(
-            lambda recheck: self._attempt(request, budget, recheck), budget,
+            lambda recheck: self._attempt(request, budget, recheck, spread, carried), budget,
             lambda: Contention("the account is too busy right now; nothing was written, retry later"))
 
-    def _attempt(self, request: PostingRequest, budget: RetryBudget, recheck: bool) -> list[Posting]:
-        """Read, decide, plan, commit; raises Stale when the world moved underneath."""
-        accounts, record, high_water = self._read([leg.account_id for leg in request.legs],
-                                                  request.idempotency_key, request.scope)
-        if record is not None and request.idempotency_key is not None:  # a record is read only for a key
-            check_replay(record, request.fingerprint, request.idempotency_key)
-            return replayed_postings(record, self._keys)
-        for leg, account in zip(request.legs, accounts, strict=True):
-            if account is None and not leg.create:
-                raise NotFound(f"account {leg.account_id} not found")
-        plan = self._plan(request, accounts, high_water, recheck)
+    def _attempt(self, request: PostingRequest, budget: RetryBudget, recheck: bool, spread: str,
+                 carried: list[_Read]) -> list[Posting]:
+        """Read (or re-plan from what the last cancellation returned), decide, plan, commit; raises Stale when the
+        world moved underneath."""
+        targets = [self._target(leg, spread) for leg in request.legs]
+        ids = [core_id for target in targets for core_id in target.ids]
+        read = carried.pop() if carried and carried[-1].ids == ids else None
+        carried.clear()
+        if read is None:
+            read = self._read(ids, request.idempotency_key, request.scope)
+        if read.record is not None and request.idempotency_key is not None:  # a record is read only for a key
+            check_replay(read.record, request.fingerprint, request.idempotency_key)
+            return replayed_postings(read.record, self._keys)
+        if self._learned_layouts(targets, read):
+            return self._attempt(request, budget, recheck, spread, carried)  # read the shards this time
+        legs, accounts = self._on_shards(request.legs, targets, read)
+        plan = self._plan(replace(request, legs=legs), accounts, read.high_water, recheck)
         try:
             commit(lambda writes: self._write(plan, writes), plan.token, budget,
                    lambda: Contention("the datastore did not confirm the write; retry with the same idempotency key"))
         except Cancelled as cancelled:
+            images = self._images(cancelled, plan)
+            if images:
+                carried.append(read.updated(images))
             self._decode(cancelled, plan)
         return plan.postings
 
-    def _read(self, account_ids: list[str], idempotency_key: str | None, scope: str | None = None):
+    def _target(self, leg: Leg, spread: str) -> _Target:
+        """What a leg reads: its account, or, on a hot account, the shards it may touch (every shard for a
+        debit of a floored account, which must find one that covers it; else the posting's home shard)."""
+        layout = self._layouts.get(leg.account_id)
+        if layout is None:
+            return _Target(leg, None, 0, (leg.account_id,))
+        home = home_shard(spread, layout.shards)
+        read_all = leg.lowers_available and layout.floored
+        numbers = range(layout.shards) if read_all else (home,)
+        return _Target(leg, layout, home, tuple(shard_id(leg.account_id, number) for number in numbers))
+
+    def _learned_layouts(self, targets: list[_Target], read: _Read) -> bool:
+        """Whether an account read as an ordinary one turned out to be hot (now learned for every later posting)."""
+        learned = False
+        for target in targets:
+            account = read.accounts.get(target.leg.account_id) if target.layout is None else None
+            if account is not None and account.shards:
+                self._layouts.learn(target.leg.account_id, Layout(int(account.shards), account.floor is not None))
+                learned = True
+        return learned
+
+    def _on_shards(self, asked: tuple[Leg, ...], targets: list[_Target],
+                   read: _Read) -> tuple[tuple[Leg, ...], list[AccountModel | None]]:
+        """The legs as posted, each on one stored account: a hot account's leg becomes a leg on its home shard, on
+        a shard that covers a debit, or on several shards that together cover it (see `shards.debit_parts`)."""
+        legs: list[Leg] = []
+        accounts: list[AccountModel | None] = []
+        for leg, target in zip(asked, targets, strict=True):
+            if target.layout is None:
+                account = read.accounts[leg.account_id]
+                if account is None and not leg.create:
+                    raise NotFound(f"account {leg.account_id} not found")
+                legs.append(leg)
+                accounts.append(account)
+                continue
+            shards = {core_id: read.accounts[core_id] for core_id in target.ids}
+            if any(account is None for account in shards.values()):
+                raise NotFound(f"account {leg.account_id} not found")
+            if leg.hold_change or leg.minimum is not None:
+                raise InvalidRequest(f"account {leg.account_id} is hot: it takes no holds or minimums",
+                                     field="account_id")
+            parts = [(target.home, leg.amount)]
+            if leg.lowers_available and target.layout.floored:
+                parts = self._covering(leg, [shards[core_id] for core_id in target.ids], target.home,
+                                       several=len(asked) > 1)
+            for number, amount in parts:
+                core_id = shard_id(leg.account_id, number)
+                legs.append(Leg(core_id, amount, create=False, shard=(leg.account_id, number)))
+                accounts.append(shards[core_id])
+        return tuple(legs), accounts
+
+    def _covering(self, leg: Leg, shards: list, home: int, several: bool) -> list[tuple[int, int]]:
+        """A floored hot account's debit, in parts that keep every shard at or above its own floor."""
+        available = [int(shard.balance) - int(shard.held or 0) - int(shard.floor) for shard in shards]
+        parts = debit_parts(-leg.amount, available, home)
+        if parts is None:
+            balance = sum(int(shard.balance) - int(shard.held or 0) for shard in shards)
+            floor = sum(int(shard.floor) for shard in shards)
+            raise self._below_floor(leg.account_id, balance + leg.amount, floor, held=False, several=several)
+        return [(number, -amount) for number, amount in parts]
+
+    def _read(self, account_ids: list[str], idempotency_key: str | None, scope: str | None = None) -> _Read:
         try:
             with TransactGet(connection=models.transaction_connection) as reads:
                 account_futures = [reads.get(AccountModel, self._keys.account_key(account_id))
@@ -152,8 +251,9 @@ class PostingEngine:
             if is_client_fault(error):
                 raise
             raise Stale() from error  # cancelled by a concurrent write, throttled: read again
-        return ([resolved(future) for future in account_futures], resolved(record_future),
-                resolved(high_water_future))
+        accounts = {account_id: resolved(future) for account_id, future in zip(account_ids, account_futures,
+                                                                                 strict=True)}
+        return _Read(account_ids, accounts, resolved(record_future), resolved(high_water_future))
 
     def _plan(self, request: PostingRequest, accounts: list[AccountModel | None],
               high_water: CounterModel | None, recheck: bool) -> _Plan:
@@ -171,7 +271,7 @@ class PostingEngine:
         created_at = stamp(created)  # every leg of a posting at one time
         planned = tuple(PlannedLeg(account, int(account.entry_count) + 1, leg.amount,
                                    int(account.balance) + leg.amount, created_at, recheck,
-                                   int(account.held or 0) + leg.hold_change)
+                                   int(account.held or 0) + leg.hold_change, leg.shard)
                         for leg, account in zip(request.legs, present, strict=True))
         for leg, plan in zip(request.legs, planned, strict=True):
             if not (INT64_MIN <= plan.balance_after <= INT64_MAX and INT64_MIN <= plan.held_after <= INT64_MAX):
@@ -198,10 +298,34 @@ class PostingEngine:
         required = _required(leg, plan)
         available_after = plan.balance_after - plan.held_after
         if leg.lowers_available and required is not None and available_after < required:
-            what = "balance" if plan.held_after == 0 else "available balance (balance less holds)"
-            whose = f" of {leg.account_id}" if several else ""
-            raise FloorBreached(f"this debit would leave the {what}{whose} at {self._show(available_after)}, "
-                                f"below the minimum {self._show(required)}")
+            raise self._below_floor(leg.account_id, available_after, required, held=plan.held_after != 0,
+                                    several=several)
+
+    def _below_floor(self, account_id: str, available_after: int, required: int, *, held: bool,
+                     several: bool) -> FloorBreached:
+        what = "available balance (balance less holds)" if held else "balance"
+        whose = f" of {account_id}" if several else ""
+        return FloorBreached(f"this debit would leave the {what}{whose} at {self._show(available_after)}, "
+                             f"below the minimum {self._show(required)}")
+
+    @staticmethod
+    def _images(cancelled: Cancelled, plan: _Plan) -> dict[str, AccountModel]:
+        """The accounts as the cancelled transaction found them (it asks for ALL_OLD), when all that failed is
+        that their versions moved (an entry's seq taken goes with that): the next round re-plans from these
+        instead of reading again. Empty when anything else failed: the next round reads."""
+        images: dict[str, AccountModel] = {}
+        for role in cancelled.failed or ():
+            if role == "entry":
+                continue
+            reason = cancelled.reasons.get(role)
+            if not role.startswith("account:") or reason is None or not reason.raw_item:
+                return {}
+            number = int(role.split(":", 1)[1])
+            image = AccountModel.from_raw_data(reason.raw_item)
+            if image.version == plan.planned[number].account.version:
+                return {}  # the version held: a floor failed, not a race
+            images[plan.request.legs[number].account_id] = image
+        return images
 
     def _write(self, plan: _Plan, writes: Writes) -> None:
         extension = plan.extension
@@ -227,8 +351,10 @@ class PostingEngine:
     def _entry(plan: _Plan, number: int, leg: Leg, planned: PlannedLeg) -> EntryModel:
         entry = EntryModel(planned.account.key, planned.seq, amount=leg.amount, balance_after=planned.balance_after,
                            created_at=planned.created_at, idempotency_key=plan.stored_key,
-                           **plan.request.entry_attributes,
-                           **(plan.extension.entry_attributes if number == 0 else {}))
+                           **{**plan.request.entry_attributes, **plan.extension.every_entry,
+                              **(plan.extension.entry_attributes if number == 0 else {})})
+        if planned.account.shard_of:
+            entry.hot_account = planned.account.shard_of  # on `hot_by_time`, merged with the other shards
         if leg.hold_change:
             entry.held_change = leg.hold_change
         if leg.hold_change or planned.held_after:
