@@ -9,6 +9,7 @@ import uuid
 import pytest
 
 import app as tally
+from chalicelib.core.models import TransactionModel
 from helpers import TENANT, THREADS, race
 from tools.local_http import request_json as http
 
@@ -115,3 +116,47 @@ def test_points_spends_and_refunds_racing_keep_every_lot_exact(live_server):
     assert set(statuses) <= {201, 400}, statuses
     member = tenant().account("member")
     assert member.balance == 400 - 20 * statuses[201]
+
+
+# -- hot accounts: shards racing ------------------------------------------------------------------------
+def test_credits_and_debits_racing_on_a_hot_account_keep_its_floor_and_its_total(live_server):
+    assert write(live_server, "/v1/accounts", {"id": "merchant", "unit": "USD", "shards": 8})[0] == 201
+    assert write(live_server, "/v1/postings", {"account_id": "merchant", "amount": 400})[0] == 201
+    rng = random.Random(11)
+    plan = [[rng.choice([1, -1]) * rng.randint(1, 60) for _ in range(12)] for _ in range(THREADS)]
+    accepted: list[int] = []
+    refusals: list[str] = []
+
+    def post(index: int, step: int) -> int:
+        status, body = write(live_server, "/v1/postings", {"account_id": "merchant", "amount": plan[index][step]})
+        (accepted if status == 201 else refusals).append(plan[index][step] if status == 201 else body["code"])
+        return status
+
+    statuses = race(post, per_thread=12)
+    assert set(statuses) <= {201, 400} and statuses[201] > THREADS, statuses  # no 503: no livelock
+    assert set(refusals) <= {"insufficient_funds"}
+    merchant, world = tenant().account("merchant"), tenant().account("@world:USD")
+    assert merchant.balance == 400 + sum(accepted) >= 0  # exact, and never below the floor (0)
+    assert world.balance == -merchant.balance and world.shards > 1  # the books of USD sum to zero
+
+
+def test_a_debit_that_needs_several_shards_commits_while_credits_race(live_server):
+    assert write(live_server, "/v1/accounts", {"id": "merchant", "unit": "USD", "shards": 4})[0] == 201
+    for _ in range(40):  # 1,000 spread over the 4 shards by the postings' ids
+        assert write(live_server, "/v1/postings", {"account_id": "merchant", "amount": 25})[0] == 201
+    debit: dict = {}
+
+    def debit_or_credit(index: int, step: int) -> int:
+        if index == 0 and step == 0:  # all of it: no one shard holds that much, so it must take from several
+            status, debit["body"] = write(live_server, "/v1/postings", {"account_id": "merchant", "amount": -1000})
+            return status
+        return write(live_server, "/v1/postings", {"account_id": "merchant", "amount": 1})[0]
+
+    statuses = race(debit_or_credit, per_thread=10)
+    assert statuses == {201: THREADS * 10}, statuses  # credits only add: the debit is always covered
+    legs = TransactionModel.get(debit["body"]["id"]).legs
+    assert len({leg.shard for leg in legs if leg.account_id == "merchant"}) > 1
+    assert debit["body"]["entries"][0] == {"account_id": "merchant", "seq": None, "amount": -1000,
+                                           "balance_after": None}
+    assert tenant().account("merchant").balance == THREADS * 10 - 1
+    assert all(int(shard.balance) >= 0 for shard in tenant().ledger.stored("merchant")[1])

@@ -238,6 +238,10 @@ class Ledger:
         if shards > 1:
             if not self.hot_accounts:
                 raise InvalidRequest("this book keeps no hot accounts", field="shards")
+            if floor is not None and floor > 0:
+                # Every shard must stay at or above its own floor for their sum to keep the account's: shards start
+                # at 0, so a positive floor would leave some below theirs from the start (see `shards.py`).
+                raise InvalidRequest("a hot account's floor is 0, negative (an overdraft) or none", field="floor")
             account.shards = shards
             shard_items = [AccountModel(self.account_key(shard_id(account_id, number)), balance=0, entry_count=0,
                                         floor=shard_floor, held=0, created_at=account.created_at, shard_of=key,

@@ -9,9 +9,11 @@ posting to a shard keeps every guarantee a posting to any account has.
 - A credit goes to one shard, chosen by the posting's id: concurrent credits spread over K items.
 - A debit goes to one shard that can cover it (the posting's own shard first, then the next ones in turn); when
   no single shard can, it takes from several, largest first, in the one transaction.
-- The floor: shard floors sum to the account's floor (`split_floor`), and each shard keeps its own, so the sum of
-  the shards never goes below the account's floor. A debit is refused only when all the shards together cannot
-  cover it: what a single account would do.
+- The floor: shard floors sum to the account's floor (`split_floor`), and each shard keeps its own under its
+  write's condition, so the sum of the shards never goes below the account's floor. That holds only if every
+  shard is at or above its floor from the start: shards start at 0, so a hot account's floor is 0, negative (an
+  overdraft, split over the shards) or none; a positive floor is refused. A debit is refused only when all the
+  shards together cannot cover it: what a single account would do.
 - The balance is the sum of the shards, read in one BatchGetItem; the journal is merged through `hot_by_time`.
 
 What never changes once an account is opened (its shard count, whether it has a floor) is kept per container in
