@@ -7,14 +7,20 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from test_ledger_v1_api import START, call, ok, open_account, sweep
 
 from chalicelib.core.ledger import Extension, Ledger, PlannedLeg
 from chalicelib.core.ledger.shards import debit_parts, split_floor
 from chalicelib.core.models import AccountModel, TransactionModel
-from helpers import make_key, v1_ledger
-from test_ledger_v1_api import START, call, clock, ok, open_account, sweep  # noqa: F401 - `clock` is a fixture
+from helpers import Clock, make_key, v1_ledger
 from tools.request_counter import DynamoDBRequests
 from tools.verify import verify_tables
+
+
+@pytest.fixture
+def clock():
+    """The services' time, moved by the test."""
+    return Clock(START)
 
 
 def entries_sum_to_zero(transaction: dict) -> bool:
@@ -75,7 +81,8 @@ def test_a_posting_names_its_counter_account(client, clock):
                                                       "counter_account": "cash"}))
     assert [(entry["account_id"], entry["amount"]) for entry in posted["entries"]] == [("alice", 900), ("cash", -900)]
     for counter, code in (("euro", 400), ("@world:EUR", 400), ("alice", 400), ("nobody", 404), ("@world", 400)):
-        response = call(client, "POST", "/v1/postings", {"account_id": "alice", "amount": 1, "counter_account": counter})
+        response = call(client, "POST", "/v1/postings",
+                        {"account_id": "alice", "amount": 1, "counter_account": counter})
         assert response.status_code == code, (counter, response.json_body)
     explicit = ok(call(client, "POST", "/v1/postings", {"account_id": "alice", "amount": -100,
                                                         "counter_account": "@world:USD"}))
