@@ -58,13 +58,16 @@ def median_ms(call, samples: int, warm_up: int = 10) -> float:
 
 
 def use_fresh_tables(endpoint: str, label: str) -> None:
-    """Tables of this section's own, and an admin key of tenant `bench` that every /v1 call then sends."""
+    """Tables of this section's own, served by services built on them (what a container learns about its tables,
+    a hot account's layout say, starts afresh), and an admin key of tenant `bench` that every /v1 call then sends."""
+    import app
+    from chalicelib import composition
     from chalicelib.config import load
     from chalicelib.core import models
     from chalicelib.core.api_keys import ApiKeys
     from tools import local_http
     settings = replace(load(), dynamodb_endpoint=endpoint, table_prefix=f"bench-{label}-{uuid.uuid4().hex[:8]}")
-    models.bind(settings)
+    app.serve(composition.build(settings))
     models.create_tables()
     local_http.v1_key = ApiKeys(live=False).create("bench", ["admin"])[1]
 

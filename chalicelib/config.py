@@ -83,8 +83,8 @@ class Settings:
     # Time is what a client waits, so time is the budget; well under API Gateway's 29 s.
     retry_seconds: float = 15.0
     max_attempts: int = 200
-    backoff_base_ms: int = 5
-    backoff_cap_ms: int = 50
+    backoff_base_ms: int = 10  # the waits between retries (see `RetryBudget.retry`)
+    backoff_cap_ms: int = 2000
     # How long an `Idempotency-Key` (a retry token, not a transaction id clients read back) is kept.
     idempotency_key_hours: int = 24
     # Seed 002's tokens: HS256 with `jwt_secret` (JWT_SECRET_KEY, undeployed stages), or with the secret that
@@ -102,7 +102,7 @@ class Settings:
     # Journal events: the entries table's stream (set by the deployed template) and the EventBridge bus.
     # Balance shards of each tenant's system accounts (`@world:<unit>`), which every /v1 transaction into or
     # out of the ledger touches: see chalicelib/core/ledger/shards.py. Accounts already open keep theirs.
-    system_account_shards: int = 16
+    system_account_shards: int = 32
     entries_stream_arn: str = "arn:aws:dynamodb:us-east-1:000000000000:table/tally-local-entries/stream/local"
     event_bus: str = "default"
 
@@ -126,8 +126,8 @@ def load(environ: Mapping[str, str] = os.environ) -> Settings:
         table_prefix=environ.get("TALLY_TABLE_PREFIX") or f"tally-{stage}",
         retry_seconds=float(environ.get("TALLY_RETRY_SECONDS") or 15.0),
         max_attempts=_int(environ, "TALLY_MAX_ATTEMPTS", 200, minimum=1),
-        backoff_base_ms=_int(environ, "TALLY_BACKOFF_BASE_MS", 5),
-        backoff_cap_ms=_int(environ, "TALLY_BACKOFF_CAP_MS", 50),
+        backoff_base_ms=_int(environ, "TALLY_BACKOFF_BASE_MS", 10),
+        backoff_cap_ms=_int(environ, "TALLY_BACKOFF_CAP_MS", 2000),
         idempotency_key_hours=_int(environ, "TALLY_IDEMPOTENCY_KEY_HOURS", 24, minimum=24),
         jwt_secret=jwt_secret,
         jwt_secret_name=environ.get("TALLY_JWT_SECRET_NAME") or None,
@@ -138,7 +138,7 @@ def load(environ: Mapping[str, str] = os.environ) -> Settings:
         asper_wallet_minimum=_money(environ, "ASPER_MINIMUM_BALANCE", "100"),
         mounts={name: _mount(environ, name, deployed) for name in SURFACES},
         seed_auth=_seed_auth(environ, deployed),
-        system_account_shards=_int(environ, "TALLY_SYSTEM_ACCOUNT_SHARDS", 16, minimum=1, maximum=32),
+        system_account_shards=_int(environ, "TALLY_SYSTEM_ACCOUNT_SHARDS", 32, minimum=1, maximum=32),
         entries_stream_arn=environ.get("TALLY_ENTRIES_STREAM_ARN") or Settings.entries_stream_arn,
         event_bus=environ.get("TALLY_EVENT_BUS") or "default",
     )

@@ -44,7 +44,7 @@ def test_a_wallet_flow_sums_to_zero_with_the_system_account_on_the_other_side(cl
     assert all(entries_sum_to_zero(transaction) for transaction in made)
     assert [entry["account_id"] for entry in made[3]["entries"]] == ["alice", "@world:USD"]  # captured out
     world = ok(client.http.get("/v1/accounts/@world:USD"), 200)
-    assert (world["kind"], world["floor"], world["shards"]) == ("system", None, 16)
+    assert (world["kind"], world["floor"], world["shards"]) == ("system", None, 32)
     # The system account holds minus everything the tenant's accounts hold in the unit.
     alice, shop = (ok(client.http.get(f"/v1/accounts/{name}"), 200)["balance"] for name in ("alice", "shop"))
     assert (alice, shop) == (5000 - 700 - 300 - 250 - 100, 300) and world["balance"] == -(alice + shop)
@@ -155,7 +155,7 @@ def test_what_a_hot_account_refuses(client, clock):
         response = call(client, "POST", "/v1/accounts", {"id": "x", "unit": "USD", **body})
         assert response.status_code == 400 and response.json_body["param"] == field, (body, response.json_body)
     assert client.http.get("/v1/accounts/x").status_code == 404
-    assert AccountModel.count() == 1 + 2 + 1 + 1 + 16  # hot, its shards, alice, @world:USD and its shards
+    assert AccountModel.count() == 1 + 2 + 1 + 1 + 32  # hot, its shards, alice, @world:USD and its shards
 
 
 @pytest.mark.parametrize("floor, shards", [(None, 3), (0, 1), (0, 8), (-100, 4), (-101, 4), (-7, 3), (-1, 32)])

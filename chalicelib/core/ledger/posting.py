@@ -113,6 +113,34 @@ class _Read:
 
 
 @dataclass
+class _Rounds:
+    """What one request's rounds carry to the next: the last read brought up to date from a cancellation's images,
+    and, per hot account, how often this posting moved off a shard another writer had just taken."""
+
+    spread: str  # the posting's id: spreads a hot account's postings over its shards
+    carried: _Read | None = None
+    hops: dict[str, int] = field(default_factory=dict)
+
+    def home(self, account_id: str, shards: int) -> int:
+        """The shard this posting goes to first: by its id, and after each lost race on it, another."""
+        hop = self.hops.get(account_id, 0)
+        return home_shard(f"{self.spread}/{hop}" if hop else self.spread, shards)
+
+    def hop_off(self, cancelled: Cancelled, legs: tuple[Leg, ...]) -> bool:
+        """A hot account's shard that another writer moved is the likeliest to move again (the others who lost
+        there retry there): the next round goes to another of its shards, which costs a read, not a queue.
+        True when every item that failed was such a shard (or its entry)."""
+        only_shards = bool(cancelled.failed)
+        for role in cancelled.failed or ():
+            shard = legs[int(role.split(":", 1)[1])].shard if role.startswith("account:") else None
+            if shard is not None:
+                self.hops[shard[0]] = self.hops.get(shard[0], 0) + 1
+            elif role != "entry":
+                only_shards = False
+        return only_shards
+
+
+@dataclass
 class _Plan:
     request: PostingRequest
     planned: tuple[PlannedLeg, ...]
@@ -143,28 +171,25 @@ class PostingEngine:
 
     def post(self, request: PostingRequest, budget: RetryBudget) -> list[Posting]:
         """Every leg in one transaction, exactly once per idempotency key: all legs commit or none."""
-        # Spreads a hot account's postings over its shards: the same for every round of this request.
-        spread = request.resource or request.idempotency_key or uuid.uuid4().hex
-        carried: list[_Read] = []  # a cancelled round's read, brought up to date from the cancellation's images
+        rounds = _Rounds(request.resource or request.idempotency_key or uuid.uuid4().hex)
         return until_current(
-            lambda recheck: self._attempt(request, budget, recheck, spread, carried), budget,
+            lambda recheck: self._attempt(request, budget, recheck, rounds), budget,
             lambda: Contention("the account is too busy right now; nothing was written, retry later"))
 
-    def _attempt(self, request: PostingRequest, budget: RetryBudget, recheck: bool, spread: str,
-                 carried: list[_Read]) -> list[Posting]:
+    def _attempt(self, request: PostingRequest, budget: RetryBudget, recheck: bool, rounds: _Rounds) -> list[Posting]:
         """Read (or re-plan from what the last cancellation returned), decide, plan, commit; raises Stale when the
         world moved underneath."""
-        targets = [self._target(leg, spread) for leg in request.legs]
+        targets = [self._target(leg, rounds) for leg in request.legs]
         ids = [core_id for target in targets for core_id in target.ids]
-        read = carried.pop() if carried and carried[-1].ids == ids else None
-        carried.clear()
+        read = rounds.carried if rounds.carried is not None and rounds.carried.ids == ids else None
+        rounds.carried = None
         if read is None:
             read = self._read(ids, request.idempotency_key, request.scope)
         if read.record is not None and request.idempotency_key is not None:  # a record is read only for a key
             check_replay(read.record, request.fingerprint, request.idempotency_key)
             return replayed_postings(read.record, self._keys)
         if self._learned_layouts(targets, read):
-            return self._attempt(request, budget, recheck, spread, carried)  # read the shards this time
+            return self._attempt(request, budget, recheck, rounds)  # read the shards this time
         legs, accounts = self._on_shards(request.legs, targets, read)
         plan = self._plan(replace(request, legs=legs), accounts, read.high_water, recheck)
         try:
@@ -173,17 +198,22 @@ class PostingEngine:
         except Cancelled as cancelled:
             images = self._images(cancelled, plan)
             if images:
-                carried.append(read.updated(images))
-            self._decode(cancelled, plan)
+                rounds.carried = read.updated(images)
+            moved_away = rounds.hop_off(cancelled, plan.request.legs)
+            try:
+                self._decode(cancelled, plan)
+            except Stale as stale:
+                stale.wait = not moved_away  # contended only on shards it leaves: no reason to wait
+                raise
         return plan.postings
 
-    def _target(self, leg: Leg, spread: str) -> _Target:
+    def _target(self, leg: Leg, rounds: _Rounds) -> _Target:
         """What a leg reads: its account, or, on a hot account, the shards it may touch (every shard for a
         debit of a floored account, which must find one that covers it; else the posting's home shard)."""
         layout = self._layouts.get(leg.account_id)
         if layout is None:
             return _Target(leg, None, 0, (leg.account_id,))
-        home = home_shard(spread, layout.shards)
+        home = rounds.home(leg.account_id, layout.shards)
         read_all = leg.lowers_available and layout.floored
         numbers = range(layout.shards) if read_all else (home,)
         return _Target(leg, layout, home, tuple(shard_id(leg.account_id, number) for number in numbers))

@@ -22,28 +22,45 @@ from chalicelib.core.guard import is_client_fault, refuse_invalid, response_code
 T = TypeVar("T")
 
 
+# Back-off waits grow to at most 2**5 rounds: 32 times the time a round takes.
+MAX_BACKOFF_DOUBLINGS = 5
+
+
 class RetryBudget:
     """The retries of one request, shared by its read-plan-commit rounds and its resends.
 
-    It allows `max_attempts` in all, within `retry_seconds` of the request's start,
-    sleeping a full-jitter back-off before each retry.
+    It allows `max_attempts` in all, within `retry_seconds` of the request's start, waiting a full-jitter
+    exponential back-off before each retry (see `retry`).
     """
 
     def __init__(self, settings: Settings, sleep: Callable[[float], None], monotonic: Callable[[], float]) -> None:
         self._settings = settings
         self._sleep = sleep
         self._monotonic = monotonic
-        self._deadline = monotonic() + settings.retry_seconds
+        self._round_started = monotonic()
+        self._deadline = self._round_started + settings.retry_seconds
         self.attempts = 1
 
-    def retry(self) -> bool:
-        """Wait, then True if one more attempt is allowed."""
-        if self.attempts >= self._settings.max_attempts or self._monotonic() >= self._deadline:
+    def retry(self, wait: bool = True) -> bool:
+        """Wait (unless told not to), then True if one more attempt is allowed.
+
+        The wait is counted in rounds: the time the round just lost took (at least `backoff_base_ms`), doubled
+        per attempt up to 32 rounds, at most `backoff_cap_ms`. Contenders on one item so thin out instead of
+        spending its capacity on writes that lose, whatever a round costs where it runs (a few ms in AWS; tens on
+        a busy local server, where a fixed 50 ms cap gave 10 requests a posting on one account). Past a quarter of
+        its budget a request's waits shrink with the time it has left, so one that lost many rounds competes
+        harder than a newcomer instead of starving. Measured in docs/design/contention.md."""
+        now = self._monotonic()
+        if self.attempts >= self._settings.max_attempts or now >= self._deadline:
             return False
-        # The cap stays low so a request that lost many rounds still competes as often as a new one.
-        cap = min(self._settings.backoff_cap_ms, self._settings.backoff_base_ms * 2 ** min(self.attempts, 16))
-        self._sleep(random.uniform(0, cap) / 1000.0)
+        settings = self._settings
+        round_ms = max(settings.backoff_base_ms, (now - self._round_started) * 1000)
+        longest = min(settings.backoff_cap_ms, round_ms * 2 ** min(self.attempts, MAX_BACKOFF_DOUBLINGS))
+        longest *= min(1.0, (self._deadline - now) / (settings.retry_seconds * 0.75))
+        if wait:
+            self._sleep(random.uniform(0, longest) / 1000.0)
         self.attempts += 1
+        self._round_started = self._monotonic()
         return True
 
 
@@ -51,11 +68,13 @@ class Stale(Exception):
     """What a round read has moved (a version, a taken key, a lagging index): read again and re-plan.
 
     Extensions raise it too; the request then retries within its budget. `recheck` says a
-    condition on one of the extension's own items failed: its reads of them were stale."""
+    condition on one of the extension's own items failed: its reads of them were stale. `wait`: back off
+    first (False when the next round goes to other items than the ones contended)."""
 
-    def __init__(self, recheck: bool = False) -> None:
+    def __init__(self, recheck: bool = False, wait: bool = True) -> None:
         super().__init__()
         self.recheck = recheck
+        self.wait = wait
 
 
 class Ambiguous(Exception):
@@ -165,7 +184,7 @@ def until_current(attempt: Callable[[bool], T], budget: RetryBudget, gave_up: Ca
             return attempt(recheck)
         except Stale as stale:
             recheck = recheck or stale.recheck
-            if not budget.retry():
+            if not budget.retry(wait=stale.wait):
                 raise gave_up() from None
 
 
