@@ -194,3 +194,27 @@ def test_a_moved_version_is_replanned_from_the_cancellation_without_reading_agai
     # The rival's read and write, and this posting's one read and two writes: no second read.
     assert dict(requests.calls) == {"TransactGetItems": 2, "TransactWriteItems": 3}
     assert ledger.balance("a").balance == 51
+
+
+def test_a_system_account_is_opened_only_for_a_unit_the_tenant_uses(client, clock):
+    open_account(client, "alice")
+    open_account(client, "bob")
+    for body in ({"source": "@world:XYZ", "destination": "alice"}, {"source": "alice", "destination": "@world:EUR"},
+                 {"source": "@world:USD", "destination": "@world:USD"}):
+        response = call(client, "POST", "/v1/transfers", {**body, "amount": 1})
+        assert response.status_code == 400, (body, response.json_body)
+    posting = call(client, "POST", "/v1/postings",
+                   {"account_id": "alice", "amount": 1, "counter_account": "@world:XYZ"})
+    assert posting.status_code == 400 and posting.json_body["param"] == "counter_account"
+    assert client.http.get("/v1/accounts/@world:XYZ").status_code == 404
+    assert client.http.get("/v1/accounts/@world:EUR").status_code == 404
+    deposit = ok(call(client, "POST", "/v1/transfers", {"source": "@world:USD", "destination": "alice", "amount": 7}))
+    assert [entry["amount"] for entry in deposit["entries"]] == [-7, 7]
+    # An ordinary account's balance now and as of a moment: no look for shards beyond its one item.
+    with DynamoDBRequests() as requests:
+        assert ok(client.http.get("/v1/accounts/alice/balance"), 200)["seq"] == 1
+        assert ok(client.http.get("/v1/accounts/alice/balance?as_of=2026-11-02T00:00:00Z"), 200)["balance"] == 7
+        assert ok(client.http.get("/v1/accounts/bob/entries"), 200)["data"] == []
+    assert dict(requests.calls) == {"GetItem": 3 + 3, "Query": 2}  # each: the key's read, the account's
+    assert ok(client.http.get("/v1/accounts/@world:USD/balance"), 200)["seq"] is None
+    assert verify_tables().violations == []

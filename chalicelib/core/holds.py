@@ -126,7 +126,7 @@ class Holds:
         metadata = check_metadata(metadata)
         # To the destination, or out of the ledger: to the system account of the hold's unit.
         to = (self.transactions.counter_of(hold.account_id) if destination is None
-              else self.transactions.named_counter(destination))
+              else self.transactions.named_counter(destination, beside=hold.account_id, field="destination"))
         legs = [Leg(hold.account_id, -amount, hold_change=-int(hold.amount), create=False),
                 Leg(to, amount, create=False)]
 

@@ -268,14 +268,17 @@ class Transactions:
         """A page of the account's journal (see `Ledger.history`); 404 for an account that does not exist."""
         page = self.ledger.history(account_id, **query)
         if not page.postings and query.get("cursor") is None:
-            self.account(account_id)  # only an empty first page costs the existence check
+            # Only an empty first page costs the existence check; it also finds a hot account not known here
+            # yet, whose own item has no entries: its page comes from its shards.
+            if self.account(account_id).shards > 1:
+                page = self.ledger.history(account_id, hot=True, **query)
         return page
 
     def balance_as_of(self, account_id: str, moment: datetime) -> tuple[Account, int, int | None]:
         """The account (404 if none), its balance right after its last entry at or before `moment` (0 before its
         first), and that entry's seq (None on a hot account). One GetItem, one Query (see `Ledger.as_of`)."""
         account = self.account(account_id)
-        return (account, *self.ledger.as_of(account_id, moment))
+        return (account, *self.ledger.as_of(account_id, moment, shards=account.shards))
 
     def _unit_of(self, account_id: str) -> str:
         """An account's unit, which never changes: remembered per container, else one GetItem (404 if none)."""
@@ -327,7 +330,8 @@ class Transactions:
         if amount == 0:
             raise InvalidRequest("amount must not be zero", field="amount")
         metadata = check_metadata(metadata)
-        counter = self.counter_of(account_id) if counter_account is None else self.named_counter(counter_account)
+        counter = (self.counter_of(account_id) if counter_account is None
+                   else self.named_counter(counter_account, beside=account_id))
         if counter == account_id:
             raise InvalidRequest("the counter account is the account itself", field="counter_account")
         fingerprint = {"op": "posting", "account": account_id, "amount": amount, "metadata": metadata}
@@ -342,18 +346,25 @@ class Transactions:
         if source == destination:
             raise InvalidRequest("a transfer moves between two different accounts", field="destination")
         metadata = check_metadata(metadata)
-        for account_id in (source, destination):
-            if is_system(account_id):
-                self._ensure_system(account_id[len(SYSTEM_PREFIX):])
+        if is_system(source):
+            self.named_counter(source, beside=destination, field="source")
+        elif is_system(destination):
+            self.named_counter(destination, beside=source, field="destination")
         legs = (Leg(source, -amount, create=False), Leg(destination, amount, create=False))
         return self.record("transfer", legs, amount, metadata=metadata, idempotency_key=idempotency_key,
                            fingerprint={"op": "transfer", "source": source, "destination": destination,
                                         "amount": amount, "metadata": metadata})
 
-    def named_counter(self, account_id: str) -> str:
-        """A counter account the client named: a system account (opened on first use) or one of its own."""
+    def named_counter(self, account_id: str, *, beside: str, field: str = "counter_account") -> str:
+        """A counter account the client named, on the other side of `beside`: one of its own, or the system
+        account of `beside`'s unit (opened on first use: never for a unit no account of the tenant has, nor for
+        another system account)."""
         if is_system(account_id):
-            self._ensure_system(account_id[len(SYSTEM_PREFIX):])
+            unit = account_id[len(SYSTEM_PREFIX):]
+            if is_system(beside) or self._unit_of(beside) != unit:
+                raise InvalidRequest(f"{account_id} is the system account of {unit}; the other side is "
+                                     f"{beside}", field=field)
+            self._ensure_system(unit)
         return account_id
 
     def record(self, type_: str, legs: tuple[Leg, ...], amount: int, *, idempotency_key: str, fingerprint: dict,

@@ -46,7 +46,8 @@ def entry(posting: Posting) -> dict:
 def balance(account: Account, as_of: datetime) -> dict:
     """The balance now (`as_of` is the service's clock)."""
     return {"account_id": account.id, "unit": account.unit, "balance": account.balance, "held": account.held,
-            "available": account.available, "as_of": stamp(as_of), "seq": account.entry_count}
+            "available": account.available, "as_of": stamp(as_of),
+            "seq": None if account.shards > 1 else account.entry_count}  # a hot account's shards count their own
 
 
 def balance_as_of(account: Account, balance: int, seq: int | None, as_of: datetime) -> dict:

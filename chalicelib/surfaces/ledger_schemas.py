@@ -45,8 +45,8 @@ class AccountCreate(ClosedBody):
     overdraft_limit: Annotated[int, Field(ge=0, le=2**63 - 1, strict=True)] | None = Field(
         default=None, description="instead of floor: the balance may go this far below zero")
     shards: Annotated[int, Field(ge=1, le=MAX_SHARDS, strict=True)] = Field(
-        default=1, description="more than 1: a hot account, its balance kept in this many shards (README: hot "
-                               "accounts)")
+        default=1, description="more than 1: a hot account, its balance kept in this many shards "
+                               "(docs/design/hot-accounts.md)")
     metadata: Metadata | None = None
 
 

@@ -175,21 +175,15 @@ class Ledger:
     # -- the journal (see `Journal`) ------------------------------------------------------
     def history(self, account_id: str, *, limit: int = 100, cursor: str | None = None,
                 newest_first: bool = True, start: datetime | None = None, end: datetime | None = None,
-                owner: int | None = None, surface: str | None = None) -> Page:
-        """A page of the account's journal: see `Journal.history`. A hot account's shards are merged in time
-        order through `hot_by_time`; a book with hot accounts learns whether one is hot when it is not known
-        yet and its page is empty (a hot account's own item has no entries) or a cursor continues a page."""
-        def page(hot: bool) -> Page:
-            return self._journal.history(account_id, limit=limit, cursor=cursor, newest_first=newest_first,
-                                         start=start, end=end, owner=owner, surface=surface, hot=hot)
-
-        known_hot = self.hot_accounts and self._layouts.get(account_id) is not None
-        if not known_hot and cursor is not None and self.is_hot(account_id):
-            known_hot = True
-        found = page(known_hot)
-        if not known_hot and not found.postings and cursor is None and self.is_hot(account_id):
-            found = page(True)
-        return found
+                owner: int | None = None, surface: str | None = None, hot: bool | None = None) -> Page:
+        """A page of the account's journal: see `Journal.history`; a hot account's shards merged in time order
+        through `hot_by_time`. `hot`: whether the account is hot, when the caller read it; else a layout known
+        in this container says, or, for a page after the first, the account's item (one GetItem)."""
+        if hot is None:
+            hot = self.hot_accounts and (self._layouts.get(account_id) is not None
+                                         or (cursor is not None and self.is_hot(account_id)))
+        return self._journal.history(account_id, limit=limit, cursor=cursor, newest_first=newest_first, start=start,
+                                     end=end, owner=owner, surface=surface, hot=hot)
 
     def totals(self, account_id: str, start: datetime | None, end: datetime | None, **whose) -> Totals:
         """Credits, debits and their count with start <= created_at <= end (see `Journal.period`)."""
@@ -208,13 +202,15 @@ class Ledger:
         """The balance right after the last entry at or before `moment` (see `as_of`)."""
         return self.as_of(account_id, moment)[0]
 
-    def as_of(self, account_id: str, moment: datetime) -> tuple[int, int | None]:
+    def as_of(self, account_id: str, moment: datetime, shards: int | None = None) -> tuple[int, int | None]:
         """The balance right after the last entry at or before `moment`, and that entry's seq (None for a hot
-        account, whose shards each have their own): one Query, or for a hot account see `Journal.hot_balance_as_of`."""
-        if self.is_hot(account_id):
-            layout = self._layouts.get(account_id)
-            assert layout is not None  # learned by is_hot
-            return self._journal.hot_balance_as_of(account_id, layout.shards, moment), None
+        account, whose shards each have their own): one Query, or for a hot account see `Journal.hot_balance_as_of`.
+        `shards`: the account's, when the caller read it (else found as `history` finds it)."""
+        if shards is None:
+            layout = self._layouts.get(account_id) if self.is_hot(account_id) else None
+            shards = layout.shards if layout else 1
+        if shards > 1:
+            return self._journal.hot_balance_as_of(account_id, shards, moment), None
         last = self._journal.last_entry_as_of(account_id, moment)
         return (last.balance_after, last.seq) if last else (0, 0)
 

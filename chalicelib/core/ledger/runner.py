@@ -49,7 +49,7 @@ class RetryBudget:
         spending its capacity on writes that lose, whatever a round costs where it runs (a few ms in AWS; tens on
         a busy local server, where a fixed 50 ms cap gave 10 requests a posting on one account). Past a quarter of
         its budget a request's waits shrink with the time it has left, so one that lost many rounds competes
-        harder than a newcomer instead of starving. Measured in docs/design/contention.md."""
+        harder than a newcomer instead of starving. Measured in docs/design/hot-accounts.md."""
         now = self._monotonic()
         if self.attempts >= self._settings.max_attempts or now >= self._deadline:
             return False
