@@ -22,6 +22,19 @@ PER_THREAD = 25  # 400 postings a row
 HOT_SHARDS = 32
 
 
+def earn(base: str, account_id: str) -> int:
+    return http("POST", f"{base}/v1/points/earn", {"account_id": account_id, "payer": "brand", "points": 1},
+                {"Idempotency-Key": str(uuid.uuid4())})[0]
+
+
+def members(base: str, tag: str) -> list[str]:
+    """A points account per thread: their earns all count against the issuer, @world:points."""
+    names = [f"member-{tag}-{number}" for number in range(THREADS)]
+    for name in names:
+        open_account(base, name, unit="points", kind="points")
+    return names
+
+
 def post(base: str, account_id: str, amount: int) -> int:
     return http("POST", f"{base}/v1/postings", {"account_id": account_id, "amount": amount},
                 {"Idempotency-Key": str(uuid.uuid4())})[0]
@@ -81,6 +94,9 @@ def rows(base: str, requests, tag: str) -> list[tuple[str, dict]]:
                ("100 ordinary accounts, credits",
                 contended(requests, lambda index, step: post(base, spread[(index * PER_THREAD + step) % 100], 1),
                           PER_THREAD))]
+    earners = members(base, tag)
+    results.insert(3, ("the issuer: earns into 16 points accounts (@world:points, 32 shards)",
+                       contended(requests, lambda index, step: earn(base, earners[index]), PER_THREAD)))
     return results
 
 
@@ -107,14 +123,14 @@ def run(base: str, endpoint: str) -> None:
                results, raw)
 
 
-def hammer(base: str, account_id: str, seconds: float) -> tuple[float, dict[int, int]]:
-    """16 threads posting 1 to the account for `seconds`: (seconds taken, statuses)."""
+def hammer(call, seconds: float) -> tuple[float, dict[int, int]]:
+    """16 threads making `call(thread)` for `seconds`: (seconds taken, statuses)."""
     deadline = time.monotonic() + seconds
     statuses: dict[int, int] = {}
 
-    def worker(_index: int) -> None:
+    def worker(index: int) -> None:
         while time.monotonic() < deadline:
-            status = post(base, account_id, 1)
+            status = call(index)
             statuses[status] = statuses.get(status, 0) + 1
 
     start = time.perf_counter()
@@ -124,19 +140,28 @@ def hammer(base: str, account_id: str, seconds: float) -> tuple[float, dict[int,
 
 
 def against(base: str, key: str, seconds: float) -> None:
-    """A fresh hot account, then an ordinary one, of a running server, each posted to from 16 threads for `seconds`:
-    accepted postings per second, and the balance read back (nothing lost)."""
+    """On a running server, 16 threads for `seconds` each: postings to a fresh hot account, then to an ordinary
+    one, then earns into 16 points accounts (all against the issuer, @world:points). Accepted per second, and
+    what was read back (nothing lost)."""
     from tools import local_http
 
     local_http.v1_key = key
-    cases = ((f"hot ({HOT_SHARDS} shards)", f"hot-{uuid.uuid4().hex[:6]}", {"shards": HOT_SHARDS}),
-             ("ordinary", f"one-{uuid.uuid4().hex[:6]}", {}))
+    tag = uuid.uuid4().hex[:6]
+    cases = ((f"postings, one hot account ({HOT_SHARDS} shards)", f"hot-{tag}", {"shards": HOT_SHARDS}),
+             ("postings, one ordinary account", f"one-{tag}", {}))
     for label, account_id, fields in cases:
         open_account(base, account_id, **fields)
-        elapsed, statuses = hammer(base, account_id, seconds)
+        elapsed, statuses = hammer(lambda _index, account_id=account_id: post(base, account_id, 1), seconds)
         balance = http("GET", f"{base}/v1/accounts/{account_id}")[1]["balance"]
-        print(f"{label}: {statuses.get(201, 0) / elapsed:.1f} postings/s accepted over {elapsed:.1f}s "
-              f"({THREADS} threads), statuses {statuses}, balance {balance} (lost: {statuses.get(201, 0) - balance})")
+        print(f"{label}: {statuses.get(201, 0) / elapsed:.1f}/s accepted over {elapsed:.1f}s ({THREADS} threads), "
+              f"statuses {statuses}, balance {balance} (lost: {statuses.get(201, 0) - balance})")
+    earners = members(base, tag)
+    issuer_before = http("GET", f"{base}/v1/accounts/@world:points")[1]["balance"]
+    elapsed, statuses = hammer(lambda index: earn(base, earners[index]), seconds)
+    earned = sum(http("GET", f"{base}/v1/accounts/{name}")[1]["balance"] for name in earners)
+    issuer = http("GET", f"{base}/v1/accounts/@world:points")[1]["balance"]
+    print(f"earns, the issuer @world:points: {statuses.get(201, 0) / elapsed:.1f}/s accepted over {elapsed:.1f}s "
+          f"({THREADS} threads), statuses {statuses}, earned {earned}, issuer moved {issuer_before - issuer}")
 
 
 def main() -> None:

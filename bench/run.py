@@ -13,7 +13,7 @@ import sys
 import time
 import uuid
 
-from bench import ledger_v1, payers, points, report, wallets
+from bench import hot, ledger_v1, payers, points, report, wallets
 from bench.common import (
     CONTENDED_HEADER,
     REQUEST_HEADER,
@@ -122,7 +122,7 @@ def main() -> None:
                 one = contended_postings(base, requests, [str(uuid.uuid4())], per_thread=25)
                 many = contended_postings(base, requests, [str(uuid.uuid4()) for _ in range(100)], per_thread=25)
             table(f"POST /amount, {THREADS} client threads, 400 postings", ["accounts", *CONTENDED_HEADER],
-                  [[label, *contended_cells(result)] for label, result in (("1 (one hot account)", one),
+                  [[label, *contended_cells(result)] for label, result in (("1 (one contended account)", one),
                                                                            ("100", many))])
             rows = []
             for label, entries, accounts in (("1k", 1_000, 10), ("100k", 100_000, 1_000)):
@@ -141,6 +141,7 @@ def main() -> None:
             payers.run(endpoint)
             wallets.run(base, endpoint)
             ledger_v1.run(base, endpoint)
+            hot.run(base, endpoint)
     table("Cold import (median of 7 runs, ms, including interpreter start)",
           ["command", "ms"], [[name, f"{ms:.0f}"] for name, ms in imports.items()]
           + [["ratio app / boto3 (target <= 1.5)", f"{imports['import app'] / imports['import boto3']:.2f}"]])
