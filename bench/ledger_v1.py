@@ -63,6 +63,18 @@ def request_counts(base: str, requests) -> list[list]:
             "GET", f"{base}/v1/accounts/alice/balance?as_of={datetime.now(UTC):%Y-%m-%dT%H:%M:%SZ}"), 2),
         ("GET /v1/accounts/{id}/entries (a page)", lambda: http("GET", f"{base}/v1/accounts/alice/entries"), 1),
         ("GET /v1/transactions/{id}", lambda: http("GET", f"{base}/v1/transactions/{made['transfer']['id']}"), 1),
+        ("POST /v1/postings, 4 searchable metadata keys", lambda: write(base, "/v1/postings", {
+            "account_id": "alice", "amount": 5, "metadata": {"order": "o1", "shop": "s1", "channel": "web",
+                                                             "region": "eu"}}), 2),
+        ("GET /v1/accounts (a page)", lambda: http("GET", f"{base}/v1/accounts?limit=100"), 2),
+        ("GET /v1/accounts?unit=&kind= (a page)", lambda: http("GET", f"{base}/v1/accounts?unit=USD&kind=standard"), 2),
+        ("GET /v1/transactions?metadata= (a page)", lambda: http("GET", f"{base}/v1/transactions?metadata=order:o1"),
+         2),
+        ("GET /v1/transactions?account_id= (a page)", lambda: http("GET", f"{base}/v1/transactions?account_id=alice"),
+         3),
+        ("GET /v1/holds?status= (a page)", lambda: http("GET", f"{base}/v1/holds?status=authorized"), 1),
+        ("GET /v1/accounts/{id}/statement", lambda: http(
+            "GET", f"{base}/v1/accounts/alice/statement?start=2020-01-01T00:00:00Z"), 4),
     ], authorizer_table=ApiKeyModel.Meta.table_name)
 
 

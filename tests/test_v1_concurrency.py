@@ -160,3 +160,16 @@ def test_a_debit_that_needs_several_shards_commits_while_credits_race(live_serve
                                            "balance_after": None}
     assert tenant().account("merchant").balance == THREADS * 10 - 1
     assert all(int(shard.balance) >= 0 for shard in tenant().ledger.stored("merchant")[1])
+
+
+def test_sixteen_writes_with_the_same_expected_seq_apply_once(live_server):
+    funded(live_server, "alice", 100)  # alice's last entry is her seq 1
+
+    def post(index: int, _step: int) -> int:
+        return write(live_server, "/v1/postings", {"account_id": "alice", "amount": index + 1,
+                                                   "expected_seq": {"alice": 1}})[0]
+
+    statuses = race(post)
+    assert statuses == {201: 1, 409: THREADS - 1}, statuses
+    alice = tenant().account("alice")
+    assert alice.entry_count == 2 and 101 <= alice.balance <= 100 + THREADS

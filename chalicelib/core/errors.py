@@ -81,3 +81,9 @@ class InvalidState(LedgerError):
     """The resource is not in a state that allows this (a captured hold, a fully reversed transaction)."""
 
     code = "invalid_state"
+
+
+class AccountMoved(LedgerError):
+    """A write's precondition on an account's sequence (`expected_seq`) failed: the account has moved on."""
+
+    code = "account_moved"

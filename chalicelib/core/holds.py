@@ -25,6 +25,7 @@ from chalicelib.core.transactions import (
     check_metadata,
     new_id,
     positive,
+    preconditions,
 )
 
 
@@ -83,7 +84,7 @@ class Holds:
         return hold_of(self._stored(hold_id))
 
     def authorize(self, account_id: str, amount: int, expires_at: datetime | None = None, *,
-                  metadata: dict | None = None, idempotency_key: str) -> Hold:
+                  metadata: dict | None = None, idempotency_key: str, expected_seq: dict | None = None) -> Hold:
         """Reserve `amount` until `expires_at` (by default DEFAULT_HOLD from now)."""
         amount = positive("amount", amount)
         metadata = check_metadata(metadata)
@@ -92,6 +93,7 @@ class Holds:
         if expires_at <= self.ledger.now():
             raise InvalidRequest("expires_at must be in the future", field="expires_at")
         expiry = stamp(expires_at)
+        expected = preconditions(expected_seq, account_id)
         hold_id = new_id("hold")
         made: list[HoldModel] = []
 
@@ -106,9 +108,10 @@ class Holds:
             return Extension(puts=[(hold, HoldModel.id.does_not_exist())])
 
         postings = self.ledger.post_legs(
-            (Leg(account_id, 0, hold_change=amount, create=False),), idempotency_key=idempotency_key,
+            (Leg(account_id, 0, hold_change=amount, create=False, expected_seq=expected.get(account_id)),),
+            idempotency_key=idempotency_key,
             fingerprint={"op": "hold", "account": account_id, "amount": amount, "expires_at": expiry,
-                         "metadata": metadata},
+                         "metadata": metadata, **({"expected_seq": expected} if expected else {})},
             key_ttl_seconds=self.transactions.key_ttl_seconds, extend=plan, resource=hold_id,
             entry_attributes={"transaction": hold_id, "kind": "hold"})
         return replace(self.get(postings[0].made()), replayed=True) if postings[0].replayed else hold_of(made[0])

@@ -14,6 +14,8 @@ Tables (names from configuration, `<prefix>-<kind>`):
 - transactions: /v1 transactions (postings, transfers, captures, reversals, earns, spends, expiries).
 - holds:       /v1 holds (two-phase: authorized, then captured, voided or expired).
 - keys:        /v1 API keys: the hash of each secret, its tenant and scopes; `by_tenant` GSI lists a tenant's.
+- search:      /v1 accounts and transactions by a metadata key and value, (term, created_at#id).
+/v1 accounts, transactions and holds carry their tenant's book on a sparse `by_book` index: a list page is one Query.
 Expiring lots and open holds carry the keys of a sparse `by_expiry` index, sharded, oldest first.
 The deployed entries table has a stream (tools/infra.py) that publishes the journal; local tables have none
 (nothing polls it locally, and DynamoDB Local's writes slow down as its stream backlog grows).
@@ -71,6 +73,18 @@ class PendingTakeIndex(GlobalSecondaryIndex):
     pending_shard = UnicodeAttribute(hash_key=True)
 
 
+class BookIndex(GlobalSecondaryIndex):
+    """Sparse: only what a /v1 tenant lists carries `book`: its accounts (not their shards), transactions and
+    holds, oldest first. A list page is one Query of it."""
+
+    class Meta:
+        index_name = "by_book"
+        projection = AllProjection()
+
+    book = UnicodeAttribute(hash_key=True)
+    created_at = UnicodeAttribute(range_key=True)
+
+
 class AccountModel(Model):
     class Meta:
         table_name = "accounts"
@@ -104,10 +118,16 @@ class AccountModel(Model):
     # and no balance of its own; each shard is an ordinary account item that names the account in `shard_of`.
     shards = NumberAttribute(null=True)
     shard_of = UnicodeAttribute(null=True)
+    # Everything ever credited and debited (running sums, also on each entry): a statement's totals for any
+    # period are two reads, whatever the period holds. Absent on accounts that predate them (0 then).
+    credited = NumberAttribute(null=True)
+    debited = NumberAttribute(null=True)
+    book = UnicodeAttribute(null=True)  # /v1: the tenant's book, on `by_book` (a hot account's shards have none)
     version = VersionAttribute()
 
     by_volume = VolumeIndex()
     pending_takes = PendingTakeIndex()
+    by_book = BookIndex()
 
 
 class EntryTimeIndex(GlobalSecondaryIndex):
@@ -160,6 +180,9 @@ class EntryModel(Model):
     kind = UnicodeAttribute(null=True)
     # A hot account's shard: the account's key (see `hot_by_time`).
     hot_account = UnicodeAttribute(null=True)
+    # The account's running sums of credits and debits, this entry included (see AccountModel.credited).
+    credited_after = NumberAttribute(null=True)
+    debited_after = NumberAttribute(null=True)
 
     by_time = EntryTimeIndex()
     hot_by_time = HotEntryTimeIndex()
@@ -365,6 +388,21 @@ class TransactionModel(Model):
     metadata = JSONAttribute(null=True)
     created_at = UnicodeAttribute()
 
+    by_book = BookIndex()
+
+
+class SearchModel(Model):
+    """What finds /v1 accounts and transactions by a metadata key and value without a scan: one item per
+    searchable pair of each, put in the same transaction as what it names, never changed."""
+
+    class Meta:
+        table_name = "search"
+        billing_mode = PAY_PER_REQUEST_BILLING_MODE
+
+    term = UnicodeAttribute(hash_key=True)  # "<book>|<kind>|<key>=<value>" (a long value by its SHA-256)
+    order = UnicodeAttribute(range_key=True)  # "<created_at>#<id>": oldest first
+    id = UnicodeAttribute()
+
 
 class TenantKeyIndex(GlobalSecondaryIndex):
     class Meta:
@@ -419,6 +457,7 @@ class HoldModel(Model):
     expiry = UnicodeAttribute(null=True)  # "<expires_at>#<id>"
 
     by_expiry = ExpiryIndex()
+    by_book = BookIndex()
 
 
 MODELS: dict[str, type[Model]] = {
@@ -433,6 +472,7 @@ MODELS: dict[str, type[Model]] = {
     "transactions": TransactionModel,
     "holds": HoldModel,
     "keys": ApiKeyModel,
+    "search": SearchModel,
 }
 
 # Connection for multi-table requests (TransactGet/TransactWrite); made by bind(), which the composition root

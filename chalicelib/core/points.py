@@ -137,14 +137,14 @@ class PointsBook:
     """The points holders of one book (one per surface)."""
 
     def __init__(self, book: str, *, ledger: Ledger | None = None, on_expiry: Callable[[], ExtendLegs] | None = None,
-                 counter: Callable[[str], str] | None = None, **ledger_options) -> None:
+                 counter: Callable[[str], str] | None = None, reserved_items: int = 0, **ledger_options) -> None:
         """`on_expiry` gives the items a caller records with every expiry (a transaction record, say). `counter`
         names, for a holder, the account its points come from and go to, posted in the same transaction (so every
         change sums to zero); without it, a change is one leg (the seed surfaces' single entry)."""
         self.ledger = ledger or Ledger(book, **ledger_options)
         self._on_expiry = on_expiry
         self._counter = counter
-        self._counter_items = COUNTER_ITEMS if counter else 0
+        self._reserved_items = (COUNTER_ITEMS if counter else 0) + reserved_items
 
     # -- names ----------------------------------------------------------------
     def holder_key(self, holder: str) -> str:
@@ -309,7 +309,7 @@ class PointsBook:
                 left -= give
         if left:
             raise InvalidState(f"this spend has only {points - left} points left to give back")
-        most = ITEMS_PER_RETURN - self._counter_items
+        most = ITEMS_PER_RETURN - self._reserved_items
         if len(returns) + len({payer for payer, _ in returns.values()}) > most:
             raise InvalidRequest(f"this would give points back to more than {most} lots and payers "
                                  "at once; reverse a smaller amount per request", field="amount")
@@ -408,9 +408,9 @@ class PointsBook:
         account = planned.account
         taken = _by_payer(links)
         ref = self.posting_ref(account.key, planned.seq)
-        one_transaction = len(links) + len(taken) <= ITEMS_IN_ONE_TAKE - self._counter_items
+        one_transaction = len(links) + len(taken) <= ITEMS_IN_ONE_TAKE - self._reserved_items
         chunks = [links] if one_transaction else _chunks(links)
-        most_parts = MAX_PARTS - self._counter_items
+        most_parts = MAX_PARTS - self._reserved_items
         if len(chunks) > most_parts:
             raise InvalidRequest(f"this would take points from more lots and payers than {most_parts} parts of "
                                  f"{ITEMS_PER_PART} hold; take fewer points per request", field="points")

@@ -20,13 +20,15 @@ import uuid
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from chalicelib.core.errors import AlreadyExists, IdempotencyConflict, InvalidRequest, InvalidState, NotFound
 from chalicelib.core.guard import datastore_guarded
-from chalicelib.core.ledger import Extension, Ledger, Leg, Page, PlannedLeg, findable, require_int, stamp
-from chalicelib.core.ledger.shards import check_shards
-from chalicelib.core.models import AccountModel, TransactionLeg, TransactionModel
+from chalicelib.core.ledger import Extension, Ledger, Leg, Page, PlannedLeg, Snapshot, findable, require_int, stamp
+from chalicelib.core.ledger.runner import Writes
+from chalicelib.core.ledger.shards import check_shards, shard_id
+from chalicelib.core.listing import MAX_SEARCHABLE_KEYS, Lists, search_items
+from chalicelib.core.models import AccountModel, SearchModel, TransactionLeg, TransactionModel
 from chalicelib.core.points import PointsBook, PointsChange
 
 BOOK = "v1"  # the book of /v1 data written before tenants; each tenant's is `book_of(tenant)`
@@ -105,6 +107,28 @@ class Account:
 
 
 @dataclass(frozen=True)
+class Statement:
+    account: Account
+    start: datetime
+    end: datetime
+    opening: Snapshot
+    closing: Snapshot
+    page: Page  # the period's first entries, oldest first
+
+    @property
+    def credits(self) -> int:
+        return self.closing.credited - self.opening.credited
+
+    @property
+    def debits(self) -> int:
+        return self.closing.debited - self.opening.debited
+
+    @property
+    def count(self) -> int:
+        return self.closing.entries - self.opening.entries
+
+
+@dataclass(frozen=True)
 class TransactionEntry:
     """A transaction's entry on one account, as the API shows it: a hot account's parts on its shards are one
     entry, whose seq and balance after are None (each shard has its own)."""
@@ -154,6 +178,21 @@ def check_metadata(metadata: dict | None) -> dict:
         raise InvalidRequest(f"metadata is at most {MAX_METADATA_BYTES} bytes (UTF-8) of keys and values",
                              field="metadata")
     return metadata
+
+
+def preconditions(expected_seq: dict | None, *accounts: str | None) -> dict[str, int]:
+    """`expected_seq`: per account the request names, the seq of its last entry (its entry count) it must still
+    have when the write lands (Modern Treasury's `lock_version`); checked by the write's condition."""
+    expected = expected_seq or {}
+    if not isinstance(expected, dict):
+        raise InvalidRequest("expected_seq must be an object of account ids and seqs", field="expected_seq")
+    for account_id, seq in expected.items():
+        if account_id not in accounts:
+            raise InvalidRequest(f"expected_seq names {str(account_id)[:64]}, an account this request does not move",
+                                 field="expected_seq")
+        if require_int("expected_seq", seq) < 0:
+            raise InvalidRequest("expected_seq values are seqs: 0 or more", field="expected_seq")
+    return expected
 
 
 def positive(name: str, value: object) -> int:
@@ -221,7 +260,9 @@ class Transactions:
 
     def __init__(self, book: str = BOOK, key_ttl_seconds: int | None = None, **ledger_options) -> None:
         self.ledger = Ledger(book, hot_accounts=True, **ledger_options)
-        self.points = PointsBook(book, ledger=self.ledger, on_expiry=self._expiry_record, counter=self.counter_of)
+        self.points = PointsBook(book, ledger=self.ledger, on_expiry=self._expiry_record, counter=self.counter_of,
+                                 reserved_items=MAX_SEARCHABLE_KEYS)
+        self.lists = Lists(self.ledger, self.ledger.settings)
         self.key_ttl_seconds = key_ttl_seconds
         self._units: OrderedDict[str, str] = OrderedDict()  # account id -> unit, least recently used first out
         self._systems: set[str] = set()  # system accounts known to exist
@@ -253,7 +294,10 @@ class Transactions:
         if shards > 1:
             fingerprint["shards"] = shards  # absent for an ordinary account: keys stored before shards still replay
         model, replayed = self.ledger.open(
-            account_id, floor=floor, attributes={"unit": unit, "kind": kind, "metadata": metadata},
+            account_id, floor=floor, attributes={"unit": unit, "kind": kind, "metadata": metadata,
+                                                 "book": self.ledger.book},
+            requires=lambda account, writes: self._searchable(writes, "accounts", account_id, account.created_at,
+                                                              metadata),
             idempotency_key=idempotency_key, key_ttl_seconds=self.key_ttl_seconds, fingerprint=fingerprint,
             shards=shards, shard_attributes={"unit": unit, "kind": kind})
         if replayed:  # the account the first request opened, as it is now
@@ -263,6 +307,16 @@ class Transactions:
     def account(self, account_id: str) -> Account:
         """One strongly consistent GetItem (a hot account: one BatchGetItem of it and its shards)."""
         return account_of(*self.ledger.stored(account_id))
+
+    def accounts_as_listed(self, models: list[AccountModel]) -> list[Account]:
+        """Accounts a list found, as their items say; a hot one's balance from its shards, all read in one
+        BatchGetItem per 100 shards (none when the page has no hot account)."""
+        keys = [self.ledger.account_key(shard_id(account_of(model).id, number))
+                for model in models if model.shards for number in range(int(model.shards))]
+        shards: dict[str, list[AccountModel]] = {}
+        for shard in (AccountModel.batch_get(keys) if keys else ()):
+            shards.setdefault(shard.shard_of or "", []).append(shard)
+        return [account_of(model, shards.get(model.key) if model.shards else None) for model in models]
 
     def entries(self, account_id: str, **query) -> Page:
         """A page of the account's journal (see `Ledger.history`); 404 for an account that does not exist."""
@@ -274,11 +328,25 @@ class Transactions:
                 page = self.ledger.history(account_id, hot=True, **query)
         return page
 
-    def balance_as_of(self, account_id: str, moment: datetime) -> tuple[Account, int, int | None]:
-        """The account (404 if none), its balance right after its last entry at or before `moment` (0 before its
-        first), and that entry's seq (None on a hot account). One GetItem, one Query (see `Ledger.as_of`)."""
+    def balance_as_of(self, account_id: str, moment: datetime) -> tuple[Account, Snapshot]:
+        """The account (404 if none) and what it was right after its last entry at or before `moment` (zeros
+        before its first). One GetItem, one Query (see `Ledger.as_of`)."""
         account = self.account(account_id)
-        return (account, *self.ledger.as_of(account_id, moment, shards=account.shards))
+        return account, self.ledger.as_of(account_id, moment, shards=account.shards)
+
+    def statement(self, account_id: str, start: datetime, end: datetime, *, limit: int = 100) -> Statement:
+        """The account over start <= time <= end: its balance before and after, the credits, debits and entries
+        in between (differences of the running sums, exact however many entries the period holds), and the first
+        page of those entries, oldest first. A fixed number of requests: the account's read, two as-of Queries
+        (on a hot account, up to one more per shard each), one page."""
+        if end < start:
+            raise InvalidRequest("end must not be before start", field="end")
+        account = self.account(account_id)
+        opening = self.ledger.as_of(account_id, start - timedelta(microseconds=1), shards=account.shards)
+        closing = self.ledger.as_of(account_id, end, shards=account.shards)
+        page = self.ledger.history(account_id, limit=limit, newest_first=False, start=start, end=end,
+                                   hot=account.shards > 1)
+        return Statement(account, start, end, opening, closing, page)
 
     def _unit_of(self, account_id: str) -> str:
         """An account's unit, which never changes: remembered per container, else one GetItem (404 if none)."""
@@ -311,7 +379,8 @@ class Transactions:
         if account_id in self._systems:
             return
         try:
-            self.ledger.open(account_id, floor=None, attributes={"unit": unit, "kind": "system", "metadata": {}},
+            self.ledger.open(account_id, floor=None, attributes={"unit": unit, "kind": "system", "metadata": {},
+                                                                 "book": self.ledger.book},
                              idempotency_key=None, fingerprint={}, shards=self.ledger.settings.system_account_shards,
                              shard_attributes={"unit": unit, "kind": "system"})
         except AlreadyExists:
@@ -323,13 +392,14 @@ class Transactions:
         return transaction_of(self._stored(transaction_id))
 
     def post(self, account_id: str, amount: int, *, metadata: dict | None = None, idempotency_key: str,
-             counter_account: str | None = None) -> Transaction:
+             counter_account: str | None = None, expected_seq: dict | None = None) -> Transaction:
         """Money in (amount > 0) or out (amount < 0) of one account, from or to `counter_account` (by default the
-        system account of its unit)."""
+        system account of its unit). `expected_seq`: see `preconditions`."""
         amount = require_int("amount", amount)
         if amount == 0:
             raise InvalidRequest("amount must not be zero", field="amount")
         metadata = check_metadata(metadata)
+        expected = preconditions(expected_seq, account_id, counter_account)
         counter = (self.counter_of(account_id) if counter_account is None
                    else self.named_counter(counter_account, beside=account_id))
         if counter == account_id:
@@ -337,23 +407,32 @@ class Transactions:
         fingerprint = {"op": "posting", "account": account_id, "amount": amount, "metadata": metadata}
         if counter_account is not None:
             fingerprint["counter"] = counter_account
-        return self.record("posting", (Leg(account_id, amount, create=False), Leg(counter, -amount, create=False)),
-                           abs(amount), metadata=metadata, idempotency_key=idempotency_key, fingerprint=fingerprint)
+        if expected:
+            fingerprint["expected_seq"] = expected
+        legs = (Leg(account_id, amount, create=False, expected_seq=expected.get(account_id)),
+                Leg(counter, -amount, create=False, expected_seq=expected.get(counter)))
+        return self.record("posting", legs, abs(amount), metadata=metadata, idempotency_key=idempotency_key,
+                           fingerprint=fingerprint)
 
     def transfer(self, source: str, destination: str, amount: int, *, metadata: dict | None = None,
-                 idempotency_key: str) -> Transaction:
+                 idempotency_key: str, expected_seq: dict | None = None) -> Transaction:
         amount = positive("amount", amount)
         if source == destination:
             raise InvalidRequest("a transfer moves between two different accounts", field="destination")
         metadata = check_metadata(metadata)
+        expected = preconditions(expected_seq, source, destination)
         if is_system(source):
             self.named_counter(source, beside=destination, field="source")
         elif is_system(destination):
             self.named_counter(destination, beside=source, field="destination")
-        legs = (Leg(source, -amount, create=False), Leg(destination, amount, create=False))
+        legs = (Leg(source, -amount, create=False, expected_seq=expected.get(source)),
+                Leg(destination, amount, create=False, expected_seq=expected.get(destination)))
+        fingerprint = {"op": "transfer", "source": source, "destination": destination, "amount": amount,
+                       "metadata": metadata}
+        if expected:
+            fingerprint["expected_seq"] = expected
         return self.record("transfer", legs, amount, metadata=metadata, idempotency_key=idempotency_key,
-                           fingerprint={"op": "transfer", "source": source, "destination": destination,
-                                        "amount": amount, "metadata": metadata})
+                           fingerprint=fingerprint)
 
     def named_counter(self, account_id: str, *, beside: str, field: str = "counter_account") -> str:
         """A counter account the client named, on the other side of `beside`: one of its own, or the system
@@ -379,7 +458,8 @@ class Transactions:
             unit = accounts_agree(planned_legs, "standard")
             stored = self._new_record(transaction_id, type_, amount, unit, planned_legs, metadata, **fields)
             made[:] = [stored]
-            extension: Extension = Extension(puts=[(stored, TransactionModel.id.does_not_exist())])
+            extension: Extension = Extension(puts=[(stored, TransactionModel.id.does_not_exist()),
+                                                   *self._search_puts(stored)])
             return extension.merged(extend(planned_legs, stored) if extend else None)
 
         postings = self.ledger.post_legs(legs, idempotency_key=idempotency_key, fingerprint=fingerprint,
@@ -426,7 +506,8 @@ class Transactions:
             stored = self._new_record(transaction_id, type_, amount or abs(planned_legs[0].amount), unit,
                                       planned_legs, metadata, **fields)
             made[:] = [stored]
-            extension: Extension = Extension(puts=[(stored, TransactionModel.id.does_not_exist())],
+            extension: Extension = Extension(puts=[(stored, TransactionModel.id.does_not_exist()),
+                                                   *self._search_puts(stored)],
                                              every_entry={"transaction": transaction_id, "kind": type_})
             return extension.merged(reversal_of(planned_legs) if reversal_of else None)
 
@@ -500,6 +581,17 @@ class Transactions:
                            fingerprint=fingerprint, extend=lambda planned_legs, _stored: count_reversal(), **fields)
 
     # -- helpers -------------------------------------------------------------------
+    def _searchable(self, writes: Writes, kind: str, object_id: str, created_at: str, metadata: dict) -> None:
+        """An account's search items, in the transaction that opens it (see `listing.py`)."""
+        for item in search_items(self.ledger.book, kind, object_id, created_at, metadata):
+            writes.put("search", item, SearchModel.term.does_not_exist())
+
+    def _search_puts(self, stored: TransactionModel) -> list:
+        """A transaction's search items, in the transaction that makes it."""
+        return [(item, SearchModel.term.does_not_exist())
+                for item in search_items(self.ledger.book, "transactions", stored.id, stored.created_at,
+                                         stored.metadata or {})]
+
     def _stored(self, transaction_id: str) -> TransactionModel:
         """The transaction, if it is this book's: another tenant's answers exactly as one that does not exist."""
         try:

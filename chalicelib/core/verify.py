@@ -24,7 +24,8 @@ from chalicelib.core.transactions import BOOK, is_v1_book
 
 def check_account(ledger: Ledger, account_id: str) -> list[str]:
     """Gapless sequence; each balance-after = previous + amount; the last one is the balance; held (open
-    holds) rebuilt the same way; the available balance (balance - held) kept at or above the floor."""
+    holds) and the running sums of credits and debits rebuilt the same way; the available balance (balance -
+    held) kept at or above the floor."""
     key = ledger.account_key(account_id)
     try:
         account = AccountModel.get(key, consistent_read=True)
@@ -32,6 +33,7 @@ def check_account(ledger: Ledger, account_id: str) -> list[str]:
         return [f"{key}: no such account"]
     problems = []
     running, held, previous_stamp = 0, 0, ""
+    credited = debited = 0
     floor = None if account.floor is None else int(account.floor)
     entries = list(EntryModel.query(key, consistent_read=True))
     for expected_seq, entry in enumerate(entries, start=1):
@@ -42,6 +44,12 @@ def check_account(ledger: Ledger, account_id: str) -> list[str]:
         held += held_change
         if int(entry.balance_after) != running:
             problems.append(f"{key}#{entry.seq}: balance after {entry.balance_after}, journal sums to {running}")
+        credited += max(int(entry.amount), 0)
+        debited += max(-int(entry.amount), 0)
+        if entry.credited_after is not None and (int(entry.credited_after), int(entry.debited_after)) != (
+                credited, debited):
+            problems.append(f"{key}#{entry.seq}: credited/debited after {entry.credited_after}/{entry.debited_after}, "
+                            f"journal sums to {credited}/{debited}")
         if held_change and int(entry.held_after) != held:
             problems.append(f"{key}#{entry.seq}: held after {entry.held_after}, journal sums to {held}")
         if held < 0:
@@ -53,6 +61,9 @@ def check_account(ledger: Ledger, account_id: str) -> list[str]:
         previous_stamp = entry.created_at
     if running != int(account.balance):
         problems.append(f"{key}: balance {account.balance}, journal sums to {running}")
+    if account.credited is not None and (int(account.credited), int(account.debited)) != (credited, debited):
+        problems.append(f"{key}: credited/debited {account.credited}/{account.debited}, journal sums to "
+                        f"{credited}/{debited}")
     if held != int(account.held or 0):
         problems.append(f"{key}: held {account.held or 0}, journal sums to {held}")
     if len(entries) != int(account.entry_count):

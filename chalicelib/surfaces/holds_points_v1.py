@@ -2,11 +2,12 @@
 Mounted with `ledger_v1.py`, whose rules it follows: an API key with a scope, an `Idempotency-Key` per write."""
 from __future__ import annotations
 
-from chalicelib.core.holds import Holds
+from chalicelib.core.holds import Holds, hold_of
+from chalicelib.core.listing import HOLD_STATUSES, MAX_LIST_LIMIT
 from chalicelib.core.transactions import Transactions
 from chalicelib.surfaces import ledger_json as shape
 from chalicelib.web.routing import REQUIRED_IDEMPOTENCY_KEY, Surface, Written
-from chalicelib.web.validation import parse_timestamp
+from chalicelib.web.validation import parse_int, parse_timestamp
 
 surface = Surface(__name__, tag="v1", schemas="chalicelib.surfaces.ledger_schemas", keyed=True, scope=None)
 KEY = (REQUIRED_IDEMPOTENCY_KEY,)
@@ -27,7 +28,25 @@ def create_hold(body):
     """Reserve an amount of an account's available balance until captured, voided or expired"""
     expires_at = _expires_at(body)  # none: the core's default hold
     return Written.of(_tenant()[1].authorize(body.account_id, body.amount, expires_at, metadata=body.metadata,
+                                             expected_seq=body.expected_seq,
                                              idempotency_key=surface.idempotency_key()), shape.hold)
+
+
+@surface.route("/v1/holds", "GET", response="LedgerHoldPage", scope="read",
+               query=(("status", False, {"type": "string", "enum": list(HOLD_STATUSES)}),
+                      ("account_id", False, {"type": "string"}),
+                      ("expires_before", False, {"type": "string", "format": "date-time"}),
+                      ("limit", False, {"type": "integer", "minimum": 1, "maximum": MAX_LIST_LIMIT}),
+                      ("cursor", False, {"type": "string"})))
+def list_holds():
+    """The tenant's holds, oldest first: by status, account, expiring before a time"""
+    before = surface.query("expires_before")
+    limit = surface.query("limit")
+    page = _tenant()[0].lists.holds(status=surface.query("status"), account=surface.query("account_id"),
+                                    expires_before=parse_timestamp("expires_before", before) if before else None,
+                                    limit=parse_int("limit", limit) if limit is not None else MAX_LIST_LIMIT,
+                                    cursor=surface.query("cursor"))
+    return shape.listed(page, lambda model: shape.hold(hold_of(model)))
 
 
 @surface.route("/v1/holds/{hold_id}", "GET", response="LedgerHold", errors=(404,), scope="read")

@@ -4,9 +4,10 @@ from __future__ import annotations
 from datetime import datetime
 
 from chalicelib.core.holds import HOLD_ENTRY_KINDS, Hold
-from chalicelib.core.ledger import Page, Posting, stamp
+from chalicelib.core.ledger import Page, Posting, Snapshot, stamp
+from chalicelib.core.listing import ListPage
 from chalicelib.core.points import Lot
-from chalicelib.core.transactions import Account, Transaction
+from chalicelib.core.transactions import Account, Statement, Transaction
 
 
 def account(account: Account) -> dict:
@@ -50,11 +51,19 @@ def balance(account: Account, as_of: datetime) -> dict:
             "seq": None if account.shards > 1 else account.entry_count}  # a hot account's shards count their own
 
 
-def balance_as_of(account: Account, balance: int, seq: int | None, as_of: datetime) -> dict:
+def balance_as_of(account: Account, then: Snapshot, as_of: datetime) -> dict:
     """The balance after the last entry at or before `as_of` (its seq; None on a hot account, whose shards each
     have their own); what was held then is not kept."""
-    return {"account_id": account.id, "unit": account.unit, "balance": balance, "held": None, "available": None,
-            "as_of": stamp(as_of), "seq": seq}
+    return {"account_id": account.id, "unit": account.unit, "balance": then.balance, "held": None,
+            "available": None, "as_of": stamp(as_of), "seq": then.seq}
+
+
+def statement(statement: Statement) -> dict:
+    return {"object": "statement", "account_id": statement.account.id, "unit": statement.account.unit,
+            "start": stamp(statement.start), "end": stamp(statement.end),
+            "opening_balance": statement.opening.balance, "closing_balance": statement.closing.balance,
+            "credits": statement.credits, "debits": statement.debits, "count": statement.count,
+            "entries": page(statement.page)}
 
 
 def page(page: Page) -> dict:
@@ -66,3 +75,9 @@ def lots(account: Account, balances: dict[str, int], lots: list[Lot]) -> dict:
     return {"account_id": account.id, "balances": balances,
             "lots": [{"lot": lot.lot, "payer": lot.payer, "points": lot.points, "remaining": lot.remaining,
                       "earned_at": lot.earned_at, "expires_at": lot.expires_at} for lot in lots]}
+
+
+def listed(page: ListPage, shaped) -> dict:
+    """A list page of `/v1`'s resources, each shaped by `shaped`."""
+    return {"object": "list", "data": [shaped(item) for item in page.items], "has_more": page.next_cursor is not None,
+            "next_cursor": page.next_cursor}

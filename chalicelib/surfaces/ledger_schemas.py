@@ -50,9 +50,15 @@ class AccountCreate(ClosedBody):
     metadata: Metadata | None = None
 
 
+ExpectedSeq = Annotated[dict[AccountId, Annotated[int, Field(ge=0, le=2**63 - 1, strict=True)]], Field(
+    max_length=2, description="per account of the request: apply only if its last entry's seq (its entry count) is "
+                              "still this; else 409 account_moved and nothing is written")]
+
+
 class PostingCreate(ClosedBody):
     account_id: AccountId
     amount: Int64 = Field(description="minor units: > 0 credits, < 0 debits")
+    expected_seq: ExpectedSeq | None = None
     counter_account: AnyAccountId | None = Field(
         default=None, description="where the amount comes from (a credit) or goes to (a debit); default: the "
                                   "system account of the unit, @world:<unit>")
@@ -63,6 +69,7 @@ class TransferCreate(ClosedBody):
     source: AnyAccountId
     destination: AnyAccountId
     amount: Int64
+    expected_seq: ExpectedSeq | None = None
     metadata: Metadata | None = None
 
 
@@ -74,6 +81,7 @@ class ReversalCreate(ClosedBody):
 class HoldCreate(ClosedBody):
     account_id: AccountId
     amount: Int64
+    expected_seq: ExpectedSeq | None = None
     expires_at: Timestamp | None = Field(default=None, description="default: 7 days from now")
     metadata: Metadata | None = None
 
@@ -178,6 +186,41 @@ class LedgerEntryPage(StrictBody):
     data: list[LedgerEntry]
     has_more: bool
     next_cursor: str | None
+
+
+class LedgerAccountPage(StrictBody):
+    object: Literal["list"]
+    data: list[LedgerAccount]
+    has_more: bool
+    next_cursor: str | None
+
+
+class LedgerTransactionPage(StrictBody):
+    object: Literal["list"]
+    data: list[LedgerTransaction]
+    has_more: bool
+    next_cursor: str | None
+
+
+class LedgerHoldPage(StrictBody):
+    object: Literal["list"]
+    data: list[LedgerHold]
+    has_more: bool
+    next_cursor: str | None
+
+
+class LedgerStatement(StrictBody):
+    object: Literal["statement"]
+    account_id: str
+    unit: str
+    start: str
+    end: str
+    opening_balance: int = Field(description="the balance right before start")
+    closing_balance: int = Field(description="the balance right after the last entry at or before end")
+    credits: int = Field(description="credited between start and end (closing - opening = credits - debits)")
+    debits: int
+    count: int = Field(description="entries between start and end")
+    entries: LedgerEntryPage = Field(description="the period's first entries, oldest first")
 
 
 class LedgerBalance(StrictBody):

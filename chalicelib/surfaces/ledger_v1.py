@@ -10,7 +10,8 @@ integers in the account's unit (minor units of money).
 from __future__ import annotations
 
 from chalicelib.core.errors import InvalidRequest
-from chalicelib.core.transactions import Transactions, lends, requested_floor
+from chalicelib.core.listing import MAX_LIST_LIMIT, ListPage, metadata_filter
+from chalicelib.core.transactions import Transactions, lends, requested_floor, transaction_of
 from chalicelib.surfaces import ledger_json as shape
 from chalicelib.web import access
 from chalicelib.web.routing import REQUIRED_IDEMPOTENCY_KEY, Surface, Written
@@ -20,6 +21,9 @@ surface = Surface(__name__, tag="v1", schemas="chalicelib.surfaces.ledger_schema
 KEY = (REQUIRED_IDEMPOTENCY_KEY,)
 TIME = {"type": "string", "format": "date-time"}
 PAGE = (("limit", False, {"type": "integer", "minimum": 1, "maximum": 1000}), ("cursor", False, {"type": "string"}))
+LIST_PAGE = (("limit", False, {"type": "integer", "minimum": 1, "maximum": MAX_LIST_LIMIT}), PAGE[1])
+# One metadata pair a list is filtered by (among an object's first searchable pairs: docs/api/v1.md).
+METADATA = ("metadata", False, {"type": "string", "pattern": "^[^:]+:.*$", "description": "key:value"})
 
 
 def _ledger() -> Transactions:
@@ -29,6 +33,36 @@ def _ledger() -> Transactions:
 def _time(name: str):
     value = surface.query(name)
     return None if value is None else parse_timestamp(name, value)
+
+
+def _listing() -> dict:
+    """The paging and metadata parameters every list takes."""
+    limit = surface.query("limit")
+    return {"limit": parse_int("limit", limit) if limit is not None else MAX_LIST_LIMIT,
+            "cursor": surface.query("cursor")}
+
+
+@surface.route("/v1/accounts", "GET", response="LedgerAccountPage", scope="read",
+               query=(("unit", False, {"type": "string"}), ("kind", False, {"type": "string",
+                                                                            "enum": ["standard", "points", "system"]}),
+                      ("start", False, TIME), ("end", False, TIME), METADATA, *LIST_PAGE))
+def list_accounts():
+    """The tenant's accounts, oldest first: by unit, kind, when created (start, end), one metadata pair"""
+    ledger = _ledger()
+    page = ledger.lists.accounts(unit=surface.query("unit"), kind=surface.query("kind"), start=_time("start"),
+                                 end=_time("end"), metadata=metadata_filter(surface.query("metadata")), **_listing())
+    return shape.listed(ListPage(ledger.accounts_as_listed(page.items), page.next_cursor), shape.account)
+
+
+@surface.route("/v1/transactions", "GET", response="LedgerTransactionPage", scope="read",
+               query=(("type", False, {"type": "string"}), ("account_id", False, {"type": "string"}),
+                      ("start", False, TIME), ("end", False, TIME), METADATA, *LIST_PAGE))
+def list_transactions():
+    """The tenant's transactions, oldest first: by type, account, time (start, end), one metadata pair"""
+    page = _ledger().lists.transactions(type_=surface.query("type"), account=surface.query("account_id"),
+                                        start=_time("start"), end=_time("end"),
+                                        metadata=metadata_filter(surface.query("metadata")), **_listing())
+    return shape.listed(page, lambda model: shape.transaction(transaction_of(model)))
 
 
 # -- accounts -------------------------------------------------------------------------
@@ -60,6 +94,19 @@ def get_balance(account_id: str):
     return shape.balance_as_of(*_ledger().balance_as_of(account_id, as_of), as_of)
 
 
+@surface.route("/v1/accounts/{account_id}/statement", "GET", response="LedgerStatement", errors=(404,),
+               query=(("start", True, TIME), ("end", False, TIME), PAGE[0]), scope="read")
+def get_statement(account_id: str):
+    """Opening and closing balance, credits, debits and count between start and end (default now), and the
+    period's first entries, oldest first (page on with /entries?start=&end=&order=asc)"""
+    start = _time("start")
+    if start is None:
+        raise InvalidRequest("start is required", field="start")
+    end = _time("end") or surface.services.clock()
+    limit = parse_int("limit", surface.query("limit")) if surface.query("limit") is not None else 100
+    return shape.statement(_ledger().statement(account_id, start, end, limit=limit))
+
+
 @surface.route("/v1/accounts/{account_id}/entries", "GET", response="LedgerEntryPage", errors=(404,),
                query=(("start", False, TIME), ("end", False, TIME),
                       ("order", False, {"type": "string", "enum": ["asc", "desc"]}), *PAGE), scope="read")
@@ -89,7 +136,7 @@ def list_lots(account_id: str):
 def create_posting(body):
     """Credit (amount > 0) or debit (amount < 0) one account, from or to its counter account (@world:<unit>)"""
     return Written.of(_ledger().post(body.account_id, body.amount, metadata=body.metadata,
-                                     counter_account=body.counter_account,
+                                     counter_account=body.counter_account, expected_seq=body.expected_seq,
                                      idempotency_key=surface.idempotency_key()), shape.transaction)
 
 
@@ -98,7 +145,8 @@ def create_posting(body):
 def create_transfer(body):
     """Move an amount between two accounts of one unit, in one transaction"""
     return Written.of(_ledger().transfer(body.source, body.destination, body.amount, metadata=body.metadata,
-                                         idempotency_key=surface.idempotency_key()), shape.transaction)
+                                         expected_seq=body.expected_seq, idempotency_key=surface.idempotency_key()),
+                      shape.transaction)
 
 
 @surface.route("/v1/transactions/{transaction_id}", "GET", response="LedgerTransaction", errors=(404,), scope="read")

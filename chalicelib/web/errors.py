@@ -11,6 +11,7 @@ import re
 from chalice import Response
 
 from chalicelib.core.errors import (
+    AccountMoved,
     AlreadyExists,
     Contention,
     FloorBreached,
@@ -30,6 +31,7 @@ STATUS_BY_ERROR: dict[type[LedgerError], int] = {
     Forbidden: 403,
     NotFound: 404,
     IdempotencyConflict: 409,
+    AccountMoved: 409,
     AlreadyExists: 409,
     InvalidState: 409,
     Contention: 503,
@@ -59,6 +61,7 @@ TYPE_BY_ERROR: dict[type[LedgerError], str] = {
     Forbidden: "permission_error",
     NotFound: "invalid_request_error",
     IdempotencyConflict: "idempotency_error",
+    AccountMoved: "conflict_error",
     AlreadyExists: "conflict_error",
     InvalidState: "conflict_error",
     Contention: "api_error",

@@ -109,13 +109,16 @@ class Surface:
         """Register the routes on `app` under `prefix`, behind `authorizer` if given (except a route on the
         one list of public routes)."""
         self.guarded = authorizer is not None
+        served: dict[str, tuple[str, list[str], object]] = {}  # path: (first view's name, methods, guard)
         for path, method, name, view in self._views:
             guard = None if (prefix or "") + path in access.PUBLIC_ROUTES else authorizer
             # Behind the authorizer, API Gateway also takes the tenant's usage-plan key from its answer.
             # HEAD wherever GET: clients and API Gateway expect it (the answer has no body).
             methods = [method, "HEAD"] if method == "GET" else [method]
             self.blueprint.route(path, methods=methods, authorizer=guard, api_key_required=guard is not None)(view)
-            self._refuse_other_methods(path, method, name, guard)
+            served.setdefault(path, (name, [], guard))[1].append(method)
+        for path, (name, methods, guard) in served.items():
+            self._refuse_other_methods(path, methods, name, guard)
         app.register_blueprint(self.blueprint, url_prefix=prefix or None)
 
     def caller(self) -> Caller:
@@ -195,11 +198,11 @@ class Surface:
             return view
         return register
 
-    def _refuse_other_methods(self, path: str, method: str, name: str, authorizer) -> None:
-        others = [other for other in HTTP_METHODS if other != method]
+    def _refuse_other_methods(self, path: str, methods: list[str], name: str, authorizer) -> None:
+        others = [other for other in HTTP_METHODS if other not in methods]
 
         def refuse(**_path_params):
-            return errors.method_not_allowed(self.request.method, [method])
+            return errors.method_not_allowed(self.request.method, methods)
 
         # Any content type: a wrong method is a 405 before any 415.
         self.blueprint.route(path, methods=others, name=f"{name}__other_methods", content_types=["*/*"],

@@ -13,7 +13,7 @@ from chalicelib.core.errors import AlreadyExists, Contention, InvalidRequest, No
 from chalicelib.core.guard import datastore_guarded
 from chalicelib.core.ledger import idempotency
 from chalicelib.core.ledger.idempotency import check_replay, new_record, replayed_postings
-from chalicelib.core.ledger.journal import Journal, Page, Totals
+from chalicelib.core.ledger.journal import Journal, Page, Snapshot, Totals
 from chalicelib.core.ledger.keys import BookKeys
 from chalicelib.core.ledger.legs import Leg, Posting, require_int
 from chalicelib.core.ledger.posting import Extend, ExtendLegs, PostingEngine, PostingRequest
@@ -200,19 +200,17 @@ class Ledger:
 
     def balance_as_of(self, account_id: str, moment: datetime) -> int:
         """The balance right after the last entry at or before `moment` (see `as_of`)."""
-        return self.as_of(account_id, moment)[0]
+        return self.as_of(account_id, moment).balance
 
-    def as_of(self, account_id: str, moment: datetime, shards: int | None = None) -> tuple[int, int | None]:
-        """The balance right after the last entry at or before `moment`, and that entry's seq (None for a hot
-        account, whose shards each have their own): one Query, or for a hot account see `Journal.hot_balance_as_of`.
-        `shards`: the account's, when the caller read it (else found as `history` finds it)."""
+    def as_of(self, account_id: str, moment: datetime, shards: int | None = None) -> Snapshot:
+        """The account right after its last entry at or before `moment`: one Query, or for a hot account see
+        `Journal.hot_as_of`. `shards`: the account's, when the caller read it (else found as `history` finds it)."""
         if shards is None:
             layout = self._layouts.get(account_id) if self.is_hot(account_id) else None
             shards = layout.shards if layout else 1
         if shards > 1:
-            return self._journal.hot_balance_as_of(account_id, shards, moment), None
-        last = self._journal.last_entry_as_of(account_id, moment)
-        return (last.balance_after, last.seq) if last else (0, 0)
+            return self._journal.hot_as_of(account_id, shards, moment)
+        return self._journal.as_of(account_id, moment)
 
     # -- writes -------------------------------------------------------------------------
     def open(self, account_id: str, *, floor: int | None, attributes: dict, idempotency_key: str | None,

@@ -7,7 +7,7 @@ import hashlib
 import hmac
 import json
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from pynamodb.expressions.condition import Condition
@@ -97,7 +97,9 @@ class Journal:
             raise Forbidden(f"account {account_id} belongs to another user")
         postings: list[Posting] = [Posting(account_id, int(entry.seq), int(entry.amount), int(entry.balance_after),
                             entry.created_at, held_after=int(entry.held_after or 0), transaction=entry.transaction,
-                            kind=entry.kind, shard=self._shard(entry) if hot else None) for entry in entries]
+                            kind=entry.kind, shard=self._shard(entry) if hot else None,
+                            credited_after=int(entry.credited_after or 0), debited_after=int(entry.debited_after or 0))
+                                   for entry in entries]
         last = entries[-1] if more else None
         # The page's last item as DynamoDB would name it: the table's keys, and the index's when one was queried.
         after = None
@@ -128,25 +130,46 @@ class Journal:
         last = self.history(account_id, limit=1, end=moment).postings
         return last[0] if last else None
 
-    def hot_balance_as_of(self, account_id: str, shards: int, moment: datetime) -> int:
-        """A hot account's balance right after its last entry at or before `moment`: the sum of each shard's
-        balance-after at its own last entry then. One Query of `hot_by_time`, newest first, finds them while the
-        shards were all written recently; a shard not met in its first page costs one Query of its own."""
+    def as_of(self, account_id: str, moment: datetime) -> Snapshot:
+        """The account right after its last entry at or before `moment`: one Query of `by_time`."""
+        last = self.last_entry_as_of(account_id, moment)
+        if last is None:
+            return Snapshot(0, 0, 0, 0, 0)
+        return Snapshot(last.balance_after, last.credited_after, last.debited_after, last.seq, last.seq)
+
+    def hot_as_of(self, account_id: str, shards: int, moment: datetime) -> Snapshot:
+        """A hot account right after its last entry at or before `moment`: the sums of each shard's snapshot at
+        its own last entry then. One Query of `hot_by_time`, newest first, finds them while the shards were all
+        written recently; a shard not met in its first page costs one Query of its own."""
         key = self._keys.account_key(account_id)
         results = EntryModel.hot_by_time.query(key, EntryModel.created_at <= stamp(moment), scan_index_forward=False,
                                                limit=HOT_AS_OF_PAGE, page_size=HOT_AS_OF_PAGE)
-        latest: dict[int | None, int] = {}
+        latest: dict[int | None, Snapshot] = {}
         for entry in results:
-            latest.setdefault(self._shard(entry), int(entry.balance_after))
+            latest.setdefault(self._shard(entry), Snapshot(int(entry.balance_after), int(entry.credited_after or 0),
+                                                            int(entry.debited_after or 0), int(entry.seq), None))
             if len(latest) == shards:
-                return sum(latest.values())
-        if results.last_evaluated_key is None:
-            return sum(latest.values())  # every entry until then was read: the shards not met had none
-        for number in range(shards):
-            if number not in latest:
-                last = self.last_entry_as_of(shard_id(account_id, number), moment)
-                latest[number] = last.balance_after if last else 0
-        return sum(latest.values())
+                break
+        if len(latest) < shards and results.last_evaluated_key is not None:
+            for number in range(shards):  # a shard not met: every entry until then was not read
+                if number not in latest:
+                    snapshot = self.as_of(shard_id(account_id, number), moment)
+                    latest[number] = replace(snapshot, seq=None)
+        return Snapshot(sum(item.balance for item in latest.values()), sum(item.credited for item in latest.values()),
+                        sum(item.debited for item in latest.values()), sum(item.entries for item in latest.values()),
+                        None)
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """An account as of a moment: its balance, its running sums of credits and debits, its number of entries,
+    and the seq of its last entry (None on a hot account, whose shards each have their own)."""
+
+    balance: int
+    credited: int
+    debited: int
+    entries: int
+    seq: int | None
 
 
 def _time_range(start: datetime | None, end: datetime | None) -> Condition | None:

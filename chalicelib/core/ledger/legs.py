@@ -34,6 +34,8 @@ class Leg:
     create: bool = True
     # (hot account id, shard number) when this leg is on a hot account's shard (see `shards.py`).
     shard: tuple[str, int] | None = None
+    # A precondition: the account's entry count (its last seq) must still be this when the write lands.
+    expected_seq: int | None = None
 
     @property
     def lowers_available(self) -> bool:
@@ -80,6 +82,9 @@ class Posting(Generic[Result]):
     # In a hot account's history: the shard whose journal holds the entry (its seq and balance_after are the
     # shard's; the account's own running balance does not exist between shards).
     shard: int | None = None
+    # As the journal says: the account's running sums of credits and debits with this entry (see AccountModel).
+    credited_after: int = 0
+    debited_after: int = 0
 
     def planned(self) -> Result:
         """What this posting's extension planned (never on a replay, which answers from what was stored)."""

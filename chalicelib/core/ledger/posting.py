@@ -7,8 +7,10 @@ one TransactWriteItems that
 - puts each journal entry (attribute_not_exists),
 - puts the idempotency record (attribute_not_exists), when a key was given,
 - raises the book's max-volume high-water mark, only when this posting sets a record.
-A cancellation is decoded by role (`_decode`): a floor breach, or Stale, which the runner re-plans from a
-fresh read within the request's retry budget.
+A hot account's leg reads and posts to its shards (`_target`, `_on_shards`; see `shards.py`), each an
+ordinary account here. A cancellation is decoded by role (`_decode`): a floor breach, or Stale, which the
+runner re-plans within the request's retry budget: from the account images the cancellation returned when
+only versions moved (`_images`), else from a fresh read; a lost race on a shard moves to another (`_Rounds`).
 """
 from __future__ import annotations
 
@@ -25,7 +27,7 @@ from pynamodb.models import Model
 from pynamodb.transactions import TransactGet
 
 from chalicelib.core import models
-from chalicelib.core.errors import Contention, FloorBreached, InvalidRequest, NotFound
+from chalicelib.core.errors import AccountMoved, Contention, FloorBreached, InvalidRequest, NotFound
 from chalicelib.core.guard import is_client_fault
 from chalicelib.core.ledger.idempotency import check_replay, new_record, replayed_postings
 from chalicelib.core.ledger.keys import BookKeys
@@ -152,6 +154,12 @@ class _Plan:
     extension: Extension
 
 
+def _running_sums(planned: PlannedLeg) -> tuple[int, int]:
+    """The account's sums of credits and debits with this leg: what its entry and its item then say."""
+    account = planned.account
+    return (int(account.credited or 0) + max(planned.amount, 0), int(account.debited or 0) + max(-planned.amount, 0))
+
+
 def _required(leg: Leg, planned: PlannedLeg) -> int | None:
     """The least available balance the leg must leave: the account's floor, or a higher minimum."""
     limits = [limit for limit in (planned.account.floor, leg.minimum) if limit is not None]
@@ -245,9 +253,9 @@ class PostingEngine:
             shards = {core_id: read.accounts[core_id] for core_id in target.ids}
             if any(account is None for account in shards.values()):
                 raise NotFound(f"account {leg.account_id} not found")
-            if leg.hold_change or leg.minimum is not None:
-                raise InvalidRequest(f"account {leg.account_id} is hot: it takes no holds or minimums",
-                                     field="account_id")
+            if leg.hold_change or leg.minimum is not None or leg.expected_seq is not None:
+                raise InvalidRequest(f"account {leg.account_id} is hot: it takes no holds, minimums or expected "
+                                     "seq (each shard has its own)", field="account_id")
             parts = [(target.home, leg.amount)]
             if leg.lowers_available and target.layout.floored:
                 parts = self._covering(leg, [shards[core_id] for core_id in target.ids], target.home,
@@ -385,6 +393,7 @@ class PostingEngine:
                               **(plan.extension.entry_attributes if number == 0 else {})})
         if planned.account.shard_of:
             entry.hot_account = planned.account.shard_of  # on `hot_by_time`, merged with the other shards
+        entry.credited_after, entry.debited_after = _running_sums(planned)
         if leg.hold_change:
             entry.held_change = leg.hold_change
         if leg.hold_change or planned.held_after:
@@ -401,6 +410,8 @@ class PostingEngine:
         ]
         if planned.account.floor is not None:
             actions.append(AccountModel.floor.set(int(planned.account.floor)))
+        credited, debited = _running_sums(planned)
+        actions += [AccountModel.credited.set(credited), AccountModel.debited.set(debited)]
         if self._track_volume:
             actions.append(AccountModel.volume_key.set(self._keys.volume_key(posting.seq)))
         condition = None
@@ -409,6 +420,8 @@ class PostingEngine:
             condition = extension.account_condition
         if leg.hold_change:
             actions.append(AccountModel.held.set(posting.held_after))
+        if leg.expected_seq is not None:  # checked by the write itself, never before it
+            condition &= AccountModel.entry_count == leg.expected_seq
         required = _required(leg, planned)
         if leg.lowers_available and required is not None:
             # The floor, enforced: available after = balance + amount - held after >= required, on the stored item.
@@ -420,10 +433,23 @@ class PostingEngine:
         return actions, condition
 
     @staticmethod
+    def _refuse_moved(cancelled: Cancelled, plan: _Plan) -> None:
+        """An `expected_seq` the account's image no longer has: AccountMoved, not a retry."""
+        for number, leg in enumerate(plan.request.legs):
+            reason = cancelled.reasons.get(f"account:{number}")
+            if leg.expected_seq is None or reason is None or reason.code != "ConditionalCheckFailed":
+                continue
+            seq = (reason.raw_item or {}).get("entry_count", {}).get("N")
+            if seq is not None and int(seq) != leg.expected_seq:
+                raise AccountMoved(f"account {leg.account_id} is at seq {seq}, not the expected {leg.expected_seq}; "
+                                   "nothing was written", field="expected_seq")
+
+    @staticmethod
     def _decode(cancelled: Cancelled, plan: _Plan) -> None:
         """A floor breach, or Stale: what a cancellation means, read by the role of each failed item."""
         if cancelled.failed is None:
             raise Stale() from cancelled  # unexpected shape: a fresh read decides safely
+        PostingEngine._refuse_moved(cancelled, plan)
         for number, planned in enumerate(plan.planned):
             reason = cancelled.reasons[f"account:{number}"]
             if reason is None or reason.code != "ConditionalCheckFailed":
