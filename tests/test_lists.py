@@ -212,3 +212,13 @@ def test_a_write_applies_only_while_the_account_is_at_the_expected_seq(client, c
         response = call(client, "POST", "/v1/postings", body)
         assert response.status_code == 400, (body, response.json_body)
     assert verify_tables().violations == []
+
+
+@pytest.mark.parametrize("path, param", [("/v1/accounts?kind=gold", "kind"), ("/v1/transactions?type=gift", "type"),
+                                         ("/v1/holds?status=gone", "status"), ("/v1/accounts?limit=101", "limit"),
+                                         ("/v1/accounts?limit=0", "limit"), ("/v1/holds?expires_before=soon",
+                                                                             "expires_before"),
+                                         ("/v1/accounts?cursor=forged.AAAA", "cursor")])
+def test_a_bad_list_query_is_a_400(client, clock, path, param):
+    response = client.http.get(path)
+    assert response.status_code == 400 and response.json_body["param"] == param, response.json_body

@@ -35,6 +35,8 @@ MAX_SEARCHABLE_KEYS = 4
 MAX_LIST_LIMIT = 100  # a page: also what one BatchGetItem fetches
 LONG_VALUE_BYTES = 256  # a longer value is searched by its SHA-256, so a term stays far below a key's 2,048 bytes
 HOLD_STATUSES = ("authorized", "captured", "voided", "expired")
+ACCOUNT_KINDS = ("standard", "points", "system")
+TRANSACTION_TYPES = ("posting", "transfer", "capture", "reversal", "earn", "spend", "expiry")
 
 Item = TypeVar("Item")
 
@@ -84,6 +86,7 @@ class Lists:
     def accounts(self, *, unit: str | None = None, kind: str | None = None, start: datetime | None = None,
                  end: datetime | None = None, metadata: tuple[str, str] | None = None, limit: int = MAX_LIST_LIMIT,
                  cursor: str | None = None) -> ListPage[AccountModel]:
+        _one_of("kind", kind, ACCOUNT_KINDS)
         conditions = [condition for condition in (
             AccountModel.unit == unit if unit is not None else None,
             AccountModel.kind == kind if kind is not None else None) if condition is not None]
@@ -99,6 +102,7 @@ class Lists:
     def transactions(self, *, type_: str | None = None, account: str | None = None, start: datetime | None = None,
                      end: datetime | None = None, metadata: tuple[str, str] | None = None,
                      limit: int = MAX_LIST_LIMIT, cursor: str | None = None) -> ListPage[TransactionModel]:
+        _one_of("type", type_, TRANSACTION_TYPES)
         binding = ["transactions", type_, account, _stamp(start), _stamp(end), list(metadata or ())]
 
         def wanted(item: TransactionModel) -> bool:
@@ -115,8 +119,7 @@ class Lists:
 
     def holds(self, *, status: str | None = None, account: str | None = None, expires_before: datetime | None = None,
               limit: int = MAX_LIST_LIMIT, cursor: str | None = None) -> ListPage[HoldModel]:
-        if status is not None and status not in HOLD_STATUSES:
-            raise InvalidRequest(f"status must be one of {', '.join(HOLD_STATUSES)}", field="status")
+        _one_of("status", status, HOLD_STATUSES)
         conditions = [condition for condition in (
             HoldModel.status == status if status is not None else None,
             HoldModel.account_id == account if account is not None else None,
@@ -188,6 +191,11 @@ class Lists:
 
     def _cursors(self) -> Cursors:
         return Cursors(derived_key(self._settings, "cursor"))
+
+
+def _one_of(name: str, value: str | None, allowed: tuple[str, ...]) -> None:
+    if value is not None and value not in allowed:
+        raise InvalidRequest(f"{name} must be one of {', '.join(allowed)}", field=name)
 
 
 def _stamp(moment: datetime | None) -> str | None:

@@ -10,7 +10,7 @@ integers in the account's unit (minor units of money).
 from __future__ import annotations
 
 from chalicelib.core.errors import InvalidRequest
-from chalicelib.core.listing import MAX_LIST_LIMIT, ListPage, metadata_filter
+from chalicelib.core.listing import ACCOUNT_KINDS, MAX_LIST_LIMIT, TRANSACTION_TYPES, ListPage, metadata_filter
 from chalicelib.core.transactions import Transactions, lends, requested_floor, transaction_of
 from chalicelib.surfaces import ledger_json as shape
 from chalicelib.web import access
@@ -44,7 +44,7 @@ def _listing() -> dict:
 
 @surface.route("/v1/accounts", "GET", response="LedgerAccountPage", scope="read",
                query=(("unit", False, {"type": "string"}), ("kind", False, {"type": "string",
-                                                                            "enum": ["standard", "points", "system"]}),
+                                                                            "enum": list(ACCOUNT_KINDS)}),
                       ("start", False, TIME), ("end", False, TIME), METADATA, *LIST_PAGE))
 def list_accounts():
     """The tenant's accounts, oldest first: by unit, kind, when created (start, end), one metadata pair"""
@@ -55,7 +55,8 @@ def list_accounts():
 
 
 @surface.route("/v1/transactions", "GET", response="LedgerTransactionPage", scope="read",
-               query=(("type", False, {"type": "string"}), ("account_id", False, {"type": "string"}),
+               query=(("type", False, {"type": "string", "enum": list(TRANSACTION_TYPES)}),
+                      ("account_id", False, {"type": "string"}),
                       ("start", False, TIME), ("end", False, TIME), METADATA, *LIST_PAGE))
 def list_transactions():
     """The tenant's transactions, oldest first: by type, account, time (start, end), one metadata pair"""
