@@ -48,9 +48,10 @@ class ListPage(Generic[Item]):
 
 
 def search_term(book: str, kind: str, key: str, value: str) -> str:
+    """The key's length first, so no key and value can spell another pair ("a=b" and "c" against "a" and "b=c")."""
     encoded = value.encode("utf-8")
     shown = value if len(encoded) <= LONG_VALUE_BYTES else "sha256:" + hashlib.sha256(encoded).hexdigest()
-    return f"{book}|{kind}|{key}={shown}"
+    return f"{book}|{kind}|{len(key)}:{key}={shown}"
 
 
 def search_items(book: str, kind: str, object_id: str, created_at: str, metadata: dict) -> list[SearchModel]:
@@ -93,7 +94,8 @@ class Lists:
         binding = ["accounts", unit, kind, _stamp(start), _stamp(end), list(metadata or ())]
         if metadata is not None:
             def wanted(item: AccountModel) -> bool:
-                return (unit is None or item.unit == unit) and (kind is None or item.kind == kind)
+                return ((unit is None or item.unit == unit) and (kind is None or item.kind == kind)
+                        and (item.metadata or {}).get(metadata[0]) == metadata[1])
 
             return self._searched(AccountModel, "accounts", metadata, start, end, limit, cursor, binding, wanted,
                                   key_of=self._ledger.account_key, stored_key=lambda item: item.key)
@@ -164,10 +166,10 @@ class Lists:
         elif end is not None:
             in_range = order <= f"{stamp(end)}$"
         results = SearchModel.query(search_term(self._book, kind, *metadata), in_range, page_size=limit,
-                                    last_evaluated_key=after)
+                                    last_evaluated_key=after, consistent_read=True)
         page = next(results.page_iter, None) or {}
         keys = [key_of(SearchModel.from_raw_data(raw).id) for raw in page.get("Items", [])]
-        found = {stored_key(item): item for item in model.batch_get(keys)} if keys else {}
+        found = {stored_key(item): item for item in model.batch_get(keys, consistent_read=True)} if keys else {}
         items = [found[item_key] for item_key in keys if item_key in found]
         return ListPage([item for item in items if wanted(item)],
                         self._cursors().encode(results.page_iter.last_evaluated_key, [self._book, *binding]))
@@ -176,13 +178,17 @@ class Lists:
                     cursor: str | None, binding: list, wanted: Callable) -> ListPage:
         """One Query of the account's journal, one BatchGetItem of the transactions its entries name."""
         check_limit(limit)
-        journal = self._ledger.history(account, limit=limit, cursor=cursor, newest_first=False, start=start, end=end,
-                                       hot=self._ledger.is_hot(account))
+        bound = [self._book, *binding]
+        after = self._cursors().decode(cursor, bound)  # the journal's own cursor, inside one bound to this list
+        journal = self._ledger.history(account, limit=limit, cursor=(after or {}).get("journal"), newest_first=False,
+                                       start=start, end=end, hot=self._ledger.is_hot(account))
         ids = list(dict.fromkeys(posting.transaction for posting in journal.postings
                                  if posting.transaction and posting.transaction.startswith("txn_")))
-        found = {item.id: item for item in TransactionModel.batch_get(ids)} if ids else {}
+        found = {item.id: item for item in TransactionModel.batch_get(ids, consistent_read=True)} if ids else {}
         items = [found[transaction_id] for transaction_id in ids if transaction_id in found]
-        return ListPage([item for item in items if wanted(item)], journal.next_cursor)
+        next_cursor = (self._cursors().encode({"journal": journal.next_cursor}, bound) if journal.next_cursor
+                       else None)
+        return ListPage([item for item in items if wanted(item)], next_cursor)
 
     def _one_page(self, model: type[Model], results, binding: list) -> ListPage:
         page = next(results.page_iter, None) or {}

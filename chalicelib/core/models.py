@@ -399,7 +399,7 @@ class SearchModel(Model):
         table_name = "search"
         billing_mode = PAY_PER_REQUEST_BILLING_MODE
 
-    term = UnicodeAttribute(hash_key=True)  # "<book>|<kind>|<key>=<value>" (a long value by its SHA-256)
+    term = UnicodeAttribute(hash_key=True)  # "<book>|<kind>|<key length>:<key>=<value>" (a long value by its SHA-256)
     order = UnicodeAttribute(range_key=True)  # "<created_at>#<id>": oldest first
     id = UnicodeAttribute()
 

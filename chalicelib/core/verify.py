@@ -34,6 +34,7 @@ def check_account(ledger: Ledger, account_id: str) -> list[str]:
     problems = []
     running, held, previous_stamp = 0, 0, ""
     credited = debited = 0
+    counting = False  # the running sums of credits and debits, checked from the first entry that has them
     floor = None if account.floor is None else int(account.floor)
     entries = list(EntryModel.query(key, consistent_read=True))
     for expected_seq, entry in enumerate(entries, start=1):
@@ -46,6 +47,10 @@ def check_account(ledger: Ledger, account_id: str) -> list[str]:
             problems.append(f"{key}#{entry.seq}: balance after {entry.balance_after}, journal sums to {running}")
         credited += max(int(entry.amount), 0)
         debited += max(-int(entry.amount), 0)
+        if entry.credited_after is not None and not counting:
+            # The first entry with running sums starts them (an account with entries from before they existed
+            # starts them at 0 there): the chain is checked from it on.
+            counting, credited, debited = True, int(entry.credited_after), int(entry.debited_after)
         if entry.credited_after is not None and (int(entry.credited_after), int(entry.debited_after)) != (
                 credited, debited):
             problems.append(f"{key}#{entry.seq}: credited/debited after {entry.credited_after}/{entry.debited_after}, "
@@ -61,7 +66,8 @@ def check_account(ledger: Ledger, account_id: str) -> list[str]:
         previous_stamp = entry.created_at
     if running != int(account.balance):
         problems.append(f"{key}: balance {account.balance}, journal sums to {running}")
-    if account.credited is not None and (int(account.credited), int(account.debited)) != (credited, debited):
+    if counting and account.credited is not None and (int(account.credited), int(account.debited)) != (
+            credited, debited):
         problems.append(f"{key}: credited/debited {account.credited}/{account.debited}, journal sums to "
                         f"{credited}/{debited}")
     if held != int(account.held or 0):
