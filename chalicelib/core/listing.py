@@ -3,8 +3,10 @@ requests whatever the tenant holds; and the metadata terms that find accounts an
 
 - A plain list is one Query of the sparse `by_book` index (the tenant's book, oldest first by `created_at`);
   a time range is its key condition, the other filters (unit, kind, type, status, account of a hold, expiry)
-  its filter expression. DynamoDB applies a page's limit before the filter, so a filtered page may hold fewer
-  items than asked, or none, while `next_cursor` goes on: the work per page stays bounded.
+  its filter expression. Accounts' index holds only what never changes (see `AccountBookIndex`): a page of
+  accounts adds one BatchGetItem of their items. DynamoDB applies a page's limit before the filter, so a
+  filtered page may hold fewer items than asked, or none, while `next_cursor` goes on: the work per page stays
+  bounded.
 - By a metadata key and value: one Query of the `search` table (an item per searchable pair, put in the same
   transaction as what it names), then one BatchGetItem of what it names.
 - Transactions of one account: one Query of that account's journal, then one BatchGetItem of the
@@ -99,7 +101,10 @@ class Lists:
 
             return self._searched(AccountModel, "accounts", metadata, start, end, limit, cursor, binding, wanted,
                                   key_of=self._ledger.account_key, stored_key=lambda item: item.key)
-        return self._listed(AccountModel, start, end, conditions, limit, cursor, binding)
+        page = self._listed(AccountModel, start, end, conditions, limit, cursor, binding)
+        keys = [item.key for item in page.items]  # the index holds what never changes: read the items themselves
+        found = {item.key: item for item in AccountModel.batch_get(keys, consistent_read=True)} if keys else {}
+        return ListPage([found[key] for key in keys if key in found], page.next_cursor)
 
     def transactions(self, *, type_: str | None = None, account: str | None = None, start: datetime | None = None,
                      end: datetime | None = None, metadata: tuple[str, str] | None = None,

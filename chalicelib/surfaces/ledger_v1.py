@@ -9,6 +9,8 @@ integers in the account's unit (minor units of money).
 """
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from chalicelib.core.errors import InvalidRequest
 from chalicelib.core.listing import ACCOUNT_KINDS, MAX_LIST_LIMIT, TRANSACTION_TYPES, ListPage, metadata_filter
 from chalicelib.core.transactions import Transactions, lends, requested_floor, transaction_of
@@ -19,6 +21,7 @@ from chalicelib.web.validation import parse_int, parse_timestamp
 
 surface = Surface(__name__, tag="v1", schemas="chalicelib.surfaces.ledger_schemas", keyed=True, scope=None)
 KEY = (REQUIRED_IDEMPOTENCY_KEY,)
+BEGINNING = datetime(1970, 1, 1, tzinfo=UTC)  # a statement's default start: before any entry
 TIME = {"type": "string", "format": "date-time"}
 PAGE = (("limit", False, {"type": "integer", "minimum": 1, "maximum": 1000}), ("cursor", False, {"type": "string"}))
 LIST_PAGE = (("limit", False, {"type": "integer", "minimum": 1, "maximum": MAX_LIST_LIMIT}), PAGE[1])
@@ -96,13 +99,11 @@ def get_balance(account_id: str):
 
 
 @surface.route("/v1/accounts/{account_id}/statement", "GET", response="LedgerStatement", errors=(404,),
-               query=(("start", True, TIME), ("end", False, TIME), PAGE[0]), scope="read")
+               query=(("start", False, TIME), ("end", False, TIME), PAGE[0]), scope="read")
 def get_statement(account_id: str):
-    """Opening and closing balance, credits, debits and count between start and end (default now), and the
-    period's first entries, oldest first (page on with /entries?start=&end=&order=asc)"""
-    start = _time("start")
-    if start is None:
-        raise InvalidRequest("start is required", field="start")
+    """Opening and closing balance, credits, debits and count between start (default: the beginning) and end
+    (default now), and the period's first entries, oldest first (page on with /entries?start=&end=&order=asc)"""
+    start = _time("start") or BEGINNING
     end = _time("end") or surface.services.clock()
     limit = parse_int("limit", surface.query("limit")) if surface.query("limit") is not None else 100
     return shape.statement(_ledger().statement(account_id, start, end, limit=limit))

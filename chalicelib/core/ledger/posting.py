@@ -114,6 +114,14 @@ class _Read:
         return replace(self, accounts={**self.accounts, **images})
 
 
+class _ShardFull(Exception):
+    """The shard a posting read would leave int64: try another of the hot account's shards."""
+
+    def __init__(self, account_id: str) -> None:
+        super().__init__(account_id)
+        self.account_id = account_id
+
+
 @dataclass
 class _Rounds:
     """What one request's rounds carry to the next: the last read brought up to date from a cancellation's images,
@@ -198,7 +206,11 @@ class PostingEngine:
             return replayed_postings(read.record, self._keys)
         if self._learned_layouts(targets, read):
             return self._attempt(request, budget, recheck, rounds)  # read the shards this time
-        legs, accounts = self._on_shards(request.legs, targets, read)
+        try:
+            legs, accounts = self._on_shards(request.legs, targets, read, rounds)
+        except _ShardFull as full:
+            rounds.hops[full.account_id] = rounds.hops.get(full.account_id, 0) + 1
+            return self._attempt(request, budget, recheck, rounds)  # bounded: one more round per shard at most
         plan = self._plan(replace(request, legs=legs), accounts, read.high_water, recheck)
         try:
             commit(lambda writes: self._write(plan, writes), plan.token, budget,
@@ -236,8 +248,8 @@ class PostingEngine:
                 learned = True
         return learned
 
-    def _on_shards(self, asked: tuple[Leg, ...], targets: list[_Target],
-                   read: _Read) -> tuple[tuple[Leg, ...], list[AccountModel | None]]:
+    def _on_shards(self, asked: tuple[Leg, ...], targets: list[_Target], read: _Read,
+                   rounds: _Rounds) -> tuple[tuple[Leg, ...], list[AccountModel | None]]:
         """The legs as posted, each on one stored account: a hot account's leg becomes a leg on its home shard, on
         a shard that covers a debit, or on several shards that together cover it (see `shards.debit_parts`)."""
         legs: list[Leg] = []
@@ -250,8 +262,8 @@ class PostingEngine:
                 legs.append(leg)
                 accounts.append(account)
                 continue
-            shards = {core_id: read.accounts[core_id] for core_id in target.ids}
-            if any(account is None for account in shards.values()):
+            shards = {core_id: account for core_id in target.ids if (account := read.accounts[core_id]) is not None}
+            if len(shards) != len(target.ids):
                 raise NotFound(f"account {leg.account_id} not found")
             if leg.hold_change or leg.minimum is not None or leg.expected_seq is not None:
                 raise InvalidRequest(f"account {leg.account_id} is hot: it takes no holds, minimums or expected "
@@ -260,6 +272,11 @@ class PostingEngine:
             if leg.lowers_available and target.layout.floored:
                 parts = self._covering(leg, [shards[core_id] for core_id in target.ids], target.home,
                                        several=len(asked) > 1)
+            elif not INT64_MIN <= int(shards[target.ids[0]].balance) + leg.amount <= INT64_MAX:
+                # This shard alone would leave int64 where the account need not (a system account's shards hold
+                # minus what the others hold): another shard, until each was tried (then the plan refuses it).
+                if rounds.hops.get(leg.account_id, 0) < target.layout.shards:
+                    raise _ShardFull(leg.account_id)
             for number, amount in parts:
                 core_id = shard_id(leg.account_id, number)
                 legs.append(Leg(core_id, amount, create=False, shard=(leg.account_id, number)))
