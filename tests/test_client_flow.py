@@ -1,10 +1,11 @@
 """The README's /v1 flow (docs/walkthroughs/v1.sh: loyalty earn, spend and refund; wallet deposit, hold, capture,
 transfer, history; the system accounts `@world:<unit>`) through the Python client, and again through the `tally`
-command line, against the server `make run` starts, with the key it printed."""
+command line, against the server `make run` starts, with the key it printed; and the client README's example."""
 from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import uuid
@@ -16,6 +17,7 @@ from tally_client import Conflict, InsufficientFunds, NotFound, Tally, Unauthori
 
 pytestmark = pytest.mark.slow  # each starts make run's server
 TALLY = Path(sys.executable).parent / "tally"  # the console script `pip install ./clients/python` made
+README = Path(__file__).resolve().parent.parent / "clients" / "python" / "README.md"
 
 
 def test_the_readme_v1_flow_through_the_client(make_run):
@@ -97,6 +99,17 @@ def test_the_readme_v1_flow_through_the_client(make_run):
         Tally(base, "tk_test_not_a_key").get_account(alice)
     assert (stranger.value.status, stranger.value.code) == (401, "unauthorized")
 
+    # The client README's example, as printed there, on the same server.
+    example = re.search(r"```python\n(.*?)```", README.read_text(), re.S).group(1)
+    done = subprocess.run([sys.executable, "-c", example], env={**os.environ, "TALLY_URL": base, "TALLY_KEY": key},
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    printed = done.stdout.splitlines()
+    assert printed[:3] == ["7500", "400 insufficient_funds", "captured capture"]
+    assert [line.split()[0] for line in printed[3:-1]] == ["capture", "hold", "posting"]  # the history, newest first
+    held = sum(account["balance"] for account in tally.list_accounts(unit="USD", kind="standard"))
+    assert printed[-1] == str(tally.get_account("@world:USD")["balance"]) == str(-held)
+
 
 def test_the_flow_through_the_tally_command_line_and_its_exit_codes(make_run):
     base, key, _ = make_run
@@ -149,3 +162,4 @@ def test_the_flow_through_the_tally_command_line_and_its_exit_codes(make_run):
     assert report["transactions"] == 6  # earn, spend, reversal; deposit, capture, transfer (a hold moves nothing)
     assert report["accounts"] == 5  # member, alice, shop, @world:points, @world:USD
     assert tally("verify").splitlines()[-1] == "0 violations"
+
