@@ -56,6 +56,7 @@ def install() -> None:
         raise Unavailable("Chromium is not installed and apt-get is not available here (not Debian): install "
                           "Chromium and its ChromeDriver, or name them in TALLY_CHROMIUM and TALLY_CHROMEDRIVER")
     prefix = _privileged()
+    print(f"installing {' '.join(PACKAGES)} with apt-get (once)...", file=sys.stderr, flush=True)
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     options = ["-qq", "-o", "Dpkg::Use-Pty=0", "-o", "DPkg::Lock::Timeout=300"]  # wait for another apt, quietly
     for step in (["update"], ["install", "-y", "--no-install-recommends", *PACKAGES]):
@@ -71,7 +72,6 @@ def ensure() -> Browser:
     found = find()
     if found:
         return found
-    print(f"installing {' '.join(PACKAGES)} with apt-get (once)...", file=sys.stderr, flush=True)
     install()
     found = find()
     if found is None:
