@@ -8,7 +8,7 @@ PORT   ?= 8000
 STAGE  ?= prod
 export AWS_DEFAULT_REGION ?= us-east-1
 
-.PHONY: venv run test test-fast lint bench soak verify tables infra package key clean
+.PHONY: venv run test test-fast lint browser bench soak verify tables infra package key clean
 
 venv: $(STAMP)
 
@@ -22,13 +22,18 @@ run: venv
 	PORT=$(PORT) $(PY) -m tools.devserver
 
 # The full suite, in two lanes: everything but the races on two workers, then the races with the CPU to themselves.
-test: lint
+test: lint browser
 	$(PY) -m pytest -n 2 --dist loadgroup -m "not race"
 	$(PY) -m pytest -m race
 
 # The inner loop: behaviour tests on moto only, on two workers.
 test-fast: venv
 	$(PY) -m pytest -n 2 -m "not dynamodb_local and not slow and not package and not race"
+
+# Headless Chromium and ChromeDriver for the console's browser test: Debian's packages, apt-get installed when missing
+# (idempotent; where apt-get cannot be used it says so, and the browser test skips).
+browser: venv
+	$(PY) -m tools.chromium
 
 lint: venv
 	$(VENV)/bin/ruff check .

@@ -11,6 +11,7 @@ from chalicelib.core.expiry import sweep
 from chalicelib.surfaces import (
     accounts,
     asper_wallet,
+    console,
     docs,
     holds_points_v1,
     ledger_v1,
@@ -41,6 +42,9 @@ docs.mounted = mounted
 docs.surface.mount(app, None)
 if not settings.deployed and docs.page_available():
     app.register_blueprint(docs.page)  # make run's browsable document (dev-only files)
+if settings.mounts["v1"] is not None:  # the operator console reads /v1: served wherever /v1 is, deployed too
+    console.v1_path = settings.mounts["v1"] + "/v1"
+    app.register_blueprint(console.page)
 
 
 def serve(built: composition.Services) -> None:

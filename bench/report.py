@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import platform
+import re
 import subprocess
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -68,6 +69,36 @@ def markdown(sections: Sequence[Section], *, title: str, command: str, date: str
                   "|" + "|".join("---" for _ in section.header) + "|"]
         lines += ["| " + " | ".join(_cell(cell) for cell in row) + " |" for row in section.rows]
     return "\n".join(lines) + "\n"
+
+
+def _cells(line: str) -> list[str]:
+    """The cells of one Markdown table row, unescaped (the inverse of `_cell`)."""
+    return [cell.strip().replace("\\|", "|") for cell in re.split(r"(?<!\\)\|", line.strip()[1:-1])]
+
+
+def parse(text: str) -> list[Section]:
+    """The tables and notes of a page `markdown` wrote, in order (cells as text): what `python -m bench.charts`
+    draws again without running the benchmarks."""
+    sections: list[Section] = []
+    lines = text.splitlines()
+    # After the header `markdown` writes (its last line names the machine).
+    index = next((number + 1 for number, line in enumerate(lines) if line.startswith("- machine: ")), 0)
+    while index < len(lines):
+        line = lines[index]
+        index += 1
+        if line.startswith("### "):
+            title = line[4:].strip().replace("\\|", "|")
+            while index < len(lines) and not lines[index].startswith("|"):
+                index += 1
+            rows = []
+            while index < len(lines) and lines[index].startswith("|"):
+                rows.append(_cells(lines[index]))
+                index += 1
+            if rows:
+                sections.append(Table(title, rows[0], rows[2:]))  # rows[1]: the |---| line
+        elif line.strip():
+            sections.append(Note(line.strip()))
+    return sections
 
 
 def git_commit(cwd: Path = PROJECT_ROOT) -> str | None:

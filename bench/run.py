@@ -1,5 +1,6 @@
 """`make bench`: Tally's figures on Amazon DynamoDB Local (127.0.0.1 only), printed as tables and written as
-Markdown to docs/benchmarks/latest.md (or `TALLY_BENCH_OUT`), with date, commit and machine.
+Markdown to docs/benchmarks/latest.md (or `TALLY_BENCH_OUT`), with date, commit and machine, and drawn as PNG
+charts beside it (bench/charts.py).
 
 Every request goes through the real stack: HTTP -> Chalice's local server ->
 handlers -> ledger core -> PynamoDB -> DynamoDB Local. DynamoDB requests are
@@ -13,7 +14,7 @@ import sys
 import time
 import uuid
 
-from bench import hot, ledger_v1, payers, points, report, wallets
+from bench import charts, hot, ledger_v1, payers, points, report, wallets
 from bench.common import (
     CONTENDED_HEADER,
     REQUEST_HEADER,
@@ -148,6 +149,9 @@ def main() -> None:
     written = report.write(report.output_path("TALLY_BENCH_OUT", report.BENCH_OUT), report.RECORDED,
                            title="make bench: last run", command="make bench")
     print(f"\nfigures written to {written}")
+    # The charts beside it, from the same recorded tables, captioned with the file's date, commit and machine.
+    for chart in charts.write(report.RECORDED, written.parent, charts.caption_of(written.read_text())):
+        print(f"chart written to {chart}")
 
 
 if __name__ == "__main__":

@@ -135,15 +135,22 @@ def verified_afterwards(local_tables):
 
 
 @pytest.fixture
-def make_run(tmp_path, dynamodb_endpoint):
-    """`make run`'s server on a free port and a fresh data folder: (base URL, the key it printed, the lines it
-    prints from then on). Its scheduled sweep runs every second instead of every minute."""
-    port = dynamodb_local.free_port()
-    env = {**os.environ, "PORT": str(port), "TALLY_DATA_DIR": str(tmp_path), "TALLY_RUN_SECONDS": "600",
-           "TALLY_SCHEDULE_SECONDS": "1",
+def make_run_env(tmp_path, dynamodb_endpoint) -> dict[str, str]:
+    """The environment `make_run` starts its server with: its port, data folder, tables and DynamoDB (a tool run
+    with it, `python -m tools.keys` say, acts on that server's tables)."""
+    env = {**os.environ, "PORT": str(dynamodb_local.free_port()), "TALLY_DATA_DIR": str(tmp_path),
+           "TALLY_RUN_SECONDS": "600", "TALLY_SCHEDULE_SECONDS": "1",
            "TALLY_TABLE_PREFIX": f"run{uuid.uuid4().hex[:8]}", "TALLY_LOG_LEVEL": "WARNING",
            "DYNAMODB_ENDPOINT": dynamodb_endpoint, "PYTHONUNBUFFERED": "1"}
     env.pop("TALLY_STAGE", None)  # the stage `make run` uses: local
+    return env
+
+
+@pytest.fixture
+def make_run(make_run_env):
+    """`make run`'s server on a free port and a fresh data folder: (base URL, the key it printed, the lines it
+    prints from then on). Its scheduled sweep runs every second instead of every minute."""
+    env, port = make_run_env, make_run_env["PORT"]
     process = subprocess.Popen([sys.executable, "-m", "tools.devserver"], cwd=dynamodb_local.PROJECT_ROOT, env=env,
                                text=True,
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)

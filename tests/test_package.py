@@ -61,6 +61,15 @@ def test_every_deployed_route_needs_a_key_but_the_documented_public_ones(templat
     assert body["x-amazon-apigateway-api-key-source"] == "AUTHORIZER"  # the tenant's usage-plan key
 
 
+def test_the_operator_console_is_deployed_public_with_its_page_in_the_zip(template, packaged):
+    import zipfile
+
+    paths = template["Resources"]["RestAPI"]["Properties"]["DefinitionBody"]["paths"]
+    assert "/console" in access.PUBLIC_ROUTES and set(paths["/console"]) == METHODS | {"head"}
+    assert unguarded({"/console": paths["/console"]}) == {("/console", method) for method in paths["/console"]}
+    assert "chalicelib/surfaces/console.html" in zipfile.ZipFile(packaged / "deployment.zip").namelist()
+
+
 SEEDS_ON = {"TALLY_MOUNT_ACCOUNTS": "on", "TALLY_MOUNT_POINTS_TRACKER": "on", "TALLY_MOUNT_POINTS_APP": "on",
             "TALLY_MOUNT_WALLET_APP": "on", "TALLY_MOUNT_ASPER_WALLET": "on"}
 

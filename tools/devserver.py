@@ -66,6 +66,7 @@ def main() -> int:
         # No autoreload: Chalice's reloader polls the whole project, including the database under .data/.
         chalice = [sys.executable, "-m", "tools.local_http", "--stage", "local", "--port", str(port)]
         print(f"DynamoDB: {endpoint}\nTally API: http://127.0.0.1:{port}   (Ctrl-C stops both)\n"
+              f"Console: http://127.0.0.1:{port}/console   (paste the key below)\n"
               f"/v1 development key (tenant {DEV_TENANT}, admin; also in {KEY_FILE}):\n"
               f"  export TALLY_KEY={token}", flush=True)
         server = subprocess.Popen(chalice, env=env, cwd=dynamodb_local.PROJECT_ROOT, start_new_session=True)

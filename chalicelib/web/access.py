@@ -25,8 +25,10 @@ from chalicelib.core.errors import Forbidden, Unauthenticated
 
 TTL_SECONDS = 60  # how long API Gateway may keep using an answer: the longest a revoked key still works
 AUTHORIZER_NAME = "key_authorizer"  # not "api_key": API Gateway's own API-key scheme has that name
-# Routes open to anyone, deployed or not: a liveness probe and the API's own description.
-PUBLIC_ROUTES = frozenset({"/ping", "/openapi.json"})
+# Routes open to anyone, deployed or not: a liveness probe, the API's own description, and the operator console's
+# page, which holds no data (its script reads /v1 with the key the operator types; a browser opening a page cannot
+# send one): chalicelib/surfaces/console.py.
+PUBLIC_ROUTES = frozenset({"/ping", "/openapi.json", "/console"})
 UNAUTHORIZED = "Unauthorized"  # the exact failure message API Gateway turns into a 401
 
 blueprint = Blueprint(__name__)
