@@ -66,7 +66,7 @@ def request_counts(base: str, requests) -> list[list]:
         ("POST /v1/postings, 4 searchable metadata keys", lambda: write(base, "/v1/postings", {
             "account_id": "alice", "amount": 5, "metadata": {"order": "o1", "shop": "s1", "channel": "web",
                                                              "region": "eu"}}), 2),
-        ("GET /v1/accounts (a page)", lambda: http("GET", f"{base}/v1/accounts?limit=100"), 2),
+        ("GET /v1/accounts (a page)", lambda: http("GET", f"{base}/v1/accounts?limit=100"), 3),
         ("GET /v1/accounts?unit=&kind= (a page)", lambda: http("GET", f"{base}/v1/accounts?unit=USD&kind=standard"), 2),
         ("GET /v1/transactions?metadata= (a page)", lambda: http("GET", f"{base}/v1/transactions?metadata=order:o1"),
          2),
