@@ -109,7 +109,16 @@ def status(driver) -> str:
 
 
 def open_account(driver, account_id: str, unit: str, kind: str) -> None:
-    driver.find_element("link text", account_id).click()
+    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
+
+    def click(d) -> bool:
+        try:
+            d.find_element("link text", account_id).click()
+        except (NoSuchElementException, StaleElementReferenceException):
+            return False  # the list is being drawn (again): find the link afresh
+        return True
+
+    wait_for(driver, click, f"{account_id}'s link")
     wait_for(driver, lambda d: status(d) == f"{account_id}: {kind} account in {unit}.", f"{account_id} to be shown")
 
 
