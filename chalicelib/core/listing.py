@@ -27,7 +27,7 @@ from pynamodb.models import Model
 from chalicelib.config import Settings
 from chalicelib.core.errors import InvalidRequest
 from chalicelib.core.ledger import Ledger, stamp
-from chalicelib.core.ledger.journal import Cursors
+from chalicelib.core.ledger.journal import Cursors, time_range
 from chalicelib.core.models import AccountModel, HoldModel, SearchModel, TransactionModel
 from chalicelib.stage_secret import derived_key
 
@@ -141,17 +141,10 @@ class Lists:
         """One Query of `by_book`: the time range as its key condition, the other filters as its filter."""
         check_limit(limit)
         after = self._cursors().decode(cursor, [self._book, *binding])
-        created_at = model.created_at  # type: ignore[attr-defined]
-        in_range: Condition | None = None
-        if start is not None and end is not None:
-            in_range = created_at.between(stamp(start), stamp(end))
-        elif start is not None:
-            in_range = created_at >= stamp(start)
-        elif end is not None:
-            in_range = created_at <= stamp(end)
         filtered: Condition | None = None
         for condition in conditions:
             filtered = condition if filtered is None else filtered & condition
+        in_range = time_range(model.created_at, start, end)  # type: ignore[attr-defined]
         results = model.by_book.query(self._book, in_range, filter_condition=filtered,  # type: ignore[attr-defined]
                                       page_size=limit, last_evaluated_key=after)
         return self._one_page(model, results, binding)
@@ -162,14 +155,8 @@ class Lists:
         """One Query of the search terms, one BatchGetItem of what they name; the other filters applied to it."""
         check_limit(limit)
         after = self._cursors().decode(cursor, [self._book, *binding])
-        order = SearchModel.order
-        in_range: Condition | None = None
-        if start is not None and end is not None:
-            in_range = order.between(stamp(start), f"{stamp(end)}$")  # '$' sorts after the '#' before an id
-        elif start is not None:
-            in_range = order >= stamp(start)
-        elif end is not None:
-            in_range = order <= f"{stamp(end)}$"
+        # '$' sorts after the '#' that ends a stamp in `order`: an end takes in everything made at its moment.
+        in_range = time_range(SearchModel.order, start, end, end_suffix="$")
         results = SearchModel.query(search_term(self._book, kind, *metadata), in_range, page_size=limit,
                                     last_evaluated_key=after, consistent_read=True)
         page = next(results.page_iter, None) or {}

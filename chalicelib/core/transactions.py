@@ -26,7 +26,7 @@ from chalicelib.core.errors import AlreadyExists, IdempotencyConflict, InvalidRe
 from chalicelib.core.guard import datastore_guarded
 from chalicelib.core.ledger import Extension, Ledger, Leg, Page, PlannedLeg, Snapshot, findable, require_int, stamp
 from chalicelib.core.ledger.runner import Writes
-from chalicelib.core.ledger.shards import check_shards, shard_id
+from chalicelib.core.ledger.shards import check_shards
 from chalicelib.core.listing import MAX_SEARCHABLE_KEYS, Lists, search_items
 from chalicelib.core.models import AccountModel, SearchModel, TransactionLeg, TransactionModel
 from chalicelib.core.points import PointsBook, PointsChange
@@ -311,8 +311,8 @@ class Transactions:
     def accounts_as_listed(self, models: list[AccountModel]) -> list[Account]:
         """Accounts a list found, as their items say; a hot one's balance from its shards, all read in one
         BatchGetItem per 100 shards (none when the page has no hot account)."""
-        keys = [self.ledger.account_key(shard_id(account_of(model).id, number))
-                for model in models if model.shards for number in range(int(model.shards))]
+        keys = [key for model in models if model.shards
+                for key in self.ledger.shard_keys(account_of(model).id, int(model.shards))]
         shards: dict[str, list[AccountModel]] = {}
         for shard in (AccountModel.batch_get(keys) if keys else ()):
             shards.setdefault(shard.shard_of or "", []).append(shard)

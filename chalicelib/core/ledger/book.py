@@ -116,15 +116,15 @@ class Ledger:
             if not account.shards:
                 return account, []
             layout = self._learn(account_id, account)
-            items = {item.key: item for item in AccountModel.batch_get(self._shard_keys(account_id, layout),
+            items = {item.key: item for item in AccountModel.batch_get(self.shard_keys(account_id, layout.shards),
                                                                          consistent_read=True)}
         else:
             items = {item.key: item for item in AccountModel.batch_get(
-                [key, *self._shard_keys(account_id, layout)], consistent_read=True)}
+                [key, *self.shard_keys(account_id, layout.shards)], consistent_read=True)}
             if key not in items:
                 raise NotFound(f"account {account_id} not found")
             account = items[key]
-        return account, [items[shard_key] for shard_key in self._shard_keys(account_id, layout)]
+        return account, [items[shard_key] for shard_key in self.shard_keys(account_id, layout.shards)]
 
     def is_hot(self, account_id: str) -> bool:
         """Whether the account is hot: known in this container, or read (one GetItem; False if there is none)."""
@@ -143,8 +143,9 @@ class Ledger:
         self._layouts.learn(account_id, layout)
         return layout
 
-    def _shard_keys(self, account_id: str, layout: Layout) -> list[str]:
-        return [self.account_key(shard_id(account_id, number)) for number in range(layout.shards)]
+    def shard_keys(self, account_id: str, shards: int) -> list[str]:
+        """The keys of a hot account's shard items."""
+        return [self.account_key(shard_id(account_id, number)) for number in range(shards)]
 
     def posting_by_key(self, idempotency_key: str) -> Posting:
         """The posting an idempotency key produced: one GetItem."""
@@ -194,9 +195,6 @@ class Ledger:
         """The period's totals and every posting in it, oldest first (see `Journal.period`)."""
         postings = self._journal.period(account_id, start, end, **whose)
         return Totals.of(postings), postings
-
-    def last_entry_as_of(self, account_id: str, moment: datetime) -> Posting | None:
-        return self._journal.last_entry_as_of(account_id, moment)
 
     def balance_as_of(self, account_id: str, moment: datetime) -> int:
         """The balance right after the last entry at or before `moment` (see `as_of`)."""

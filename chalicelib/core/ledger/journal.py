@@ -79,14 +79,15 @@ class Journal:
         # only the item after the page says whether there is a next page (no empty last page).
         page, after = limit + 1, self._cursors().decode(cursor, binding)
         results: Iterable[EntryModel]
+        in_range = time_range(EntryModel.created_at, start, end)
         if hot:
-            results = EntryModel.hot_by_time.query(key, _time_range(start, end), scan_index_forward=not newest_first,
+            results = EntryModel.hot_by_time.query(key, in_range, scan_index_forward=not newest_first,
                                                    limit=page, page_size=page, last_evaluated_key=after)
         elif start is None and end is None:
             results = EntryModel.query(key, consistent_read=True, scan_index_forward=not newest_first, limit=page,
                                        page_size=page, last_evaluated_key=after)
         else:
-            results = EntryModel.by_time.query(key, _time_range(start, end), scan_index_forward=not newest_first,
+            results = EntryModel.by_time.query(key, in_range, scan_index_forward=not newest_first,
                                                limit=page, page_size=page, last_evaluated_key=after)
         entries = list(results)
         more = len(entries) > limit
@@ -172,15 +173,15 @@ class Snapshot:
     seq: int | None
 
 
-def _time_range(start: datetime | None, end: datetime | None) -> Condition | None:
-    """start <= created_at <= end, either end open; None for no range."""
-    created_at = EntryModel.created_at
+def time_range(attribute, start: datetime | None, end: datetime | None, end_suffix: str = "") -> Condition | None:
+    """start <= `attribute` <= end (a stamp, or one that goes on after it: `end_suffix`), either end open; None for
+    no range. The key condition of every time-ordered Query: the journal's and the lists'."""
     if start is not None and end is not None:
-        return created_at.between(stamp(start), stamp(end))
+        return attribute.between(stamp(start), stamp(end) + end_suffix)
     if start is not None:
-        return created_at >= stamp(start)
+        return attribute >= stamp(start)
     if end is not None:
-        return created_at <= stamp(end)
+        return attribute <= stamp(end) + end_suffix
     return None
 
 
