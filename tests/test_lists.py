@@ -225,3 +225,13 @@ def test_a_write_applies_only_while_the_account_is_at_the_expected_seq(client, c
 def test_a_bad_list_query_is_a_400(client, clock, path, param):
     response = client.http.get(path)
     assert response.status_code == 400 and response.json_body["param"] == param, response.json_body
+
+
+def test_a_metadata_filter_no_object_could_match_is_a_400_before_any_read(client, clock):
+    # A key over 40 characters or a value over 500 names nothing stored; unchecked, a long key made a search term
+    # past DynamoDB's documented 2,048-byte key limit (DynamoDB Local and moto answered an empty page).
+    for query in (f"{'k' * 3000}:v", f"{'k' * 41}:v", f"k:{'v' * 501}"):
+        with DynamoDBRequests() as requests:
+            response = client.http.get(f"/v1/transactions?metadata={query}")
+        assert response.status_code == 400 and response.json_body["param"] == "metadata", response.json_body
+        assert set(requests.calls) <= {"GetItem"}  # the authorizer's read of the key, nothing else

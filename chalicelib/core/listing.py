@@ -62,16 +62,6 @@ def search_items(book: str, kind: str, object_id: str, created_at: str, metadata
             for key, value in list(metadata.items())[:MAX_SEARCHABLE_KEYS]]
 
 
-def metadata_filter(value: str | None) -> tuple[str, str] | None:
-    """`key:value` (the query parameter `metadata`) as a pair."""
-    if value is None:
-        return None
-    key, colon, wanted = value.partition(":")
-    if not colon or not key:
-        raise InvalidRequest("metadata is key:value (one pair)", field="metadata")
-    return key, wanted
-
-
 def check_limit(limit: int) -> int:
     if not 1 <= limit <= MAX_LIST_LIMIT:
         raise InvalidRequest(f"limit must be between 1 and {MAX_LIST_LIMIT}", field="limit")

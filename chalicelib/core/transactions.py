@@ -195,6 +195,21 @@ def preconditions(expected_seq: dict | None, *accounts: str | None) -> dict[str,
     return expected
 
 
+def metadata_filter(value: str | None) -> tuple[str, str] | None:
+    """`key:value` (a list's query parameter `metadata`) as a pair, within the limits of stored metadata: a key or
+    value no object can have is a 400, and a search term stays far below DynamoDB's 2,048-byte key."""
+    if value is None:
+        return None
+    key, colon, wanted = value.partition(":")
+    if not colon or not key:
+        raise InvalidRequest("metadata is key:value (one pair)", field="metadata")
+    try:
+        check_metadata({key: wanted})
+    except InvalidRequest as invalid:
+        raise InvalidRequest(invalid.message, field="metadata") from None
+    return key, wanted
+
+
 def positive(name: str, value: object) -> int:
     value = require_int(name, value)
     if value <= 0:

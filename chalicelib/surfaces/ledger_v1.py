@@ -12,8 +12,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from chalicelib.core.errors import InvalidRequest
-from chalicelib.core.listing import ACCOUNT_KINDS, MAX_LIST_LIMIT, TRANSACTION_TYPES, ListPage, metadata_filter
-from chalicelib.core.transactions import Transactions, lends, requested_floor, transaction_of
+from chalicelib.core.listing import ACCOUNT_KINDS, MAX_LIST_LIMIT, TRANSACTION_TYPES, ListPage
+from chalicelib.core.transactions import Transactions, lends, metadata_filter, requested_floor, transaction_of
 from chalicelib.surfaces import ledger_json as shape
 from chalicelib.web import access
 from chalicelib.web.routing import REQUIRED_IDEMPOTENCY_KEY, Surface, Written
