@@ -175,7 +175,8 @@ def test_an_account_below_zero_or_with_no_floor_needs_admin(client):
 
 
 def test_admin_is_every_v1_scope_but_not_the_seeds_whose_data_every_tenant_shares():
-    assert effective(["admin"]) == {"admin", "read", "write", "points:earn", "points:spend"}
+    assert effective(["admin"]) == {"admin", "read", "write", "issue", "points:earn", "points:spend"}
+    assert effective(["issue"]) == {"issue", "write", "read"}  # minting: writes that may debit a system account
     assert "seed" in effective(["seed"]) and "seed" not in effective(["admin", "write"])
 
 

@@ -5,12 +5,16 @@ finds its item with one GetItem, and the secret is 32 random bytes (256 bits). O
 token is stored: a fast hash is right for a high-entropy secret (no dictionary to guess from), and a leaked
 table gives nobody a usable key. The token is shown once, when it is made.
 
-Scopes (`write`, `points:earn` and `points:spend` each include `read`; `admin` includes every scope):
+Scopes (`write`, `points:earn` and `points:spend` each include `read`, `issue` includes `write`; `admin` includes
+every /v1 scope):
 - `read`: GET routes;
-- `write`: open accounts, post, transfer, hold, capture, void, reverse;
-- `points:earn`, `points:spend`: earn or spend points only (a till or a partner's system);
-- `admin`: every /v1 scope, and what lends or can make money from nothing: an account with a floor below zero
-  (an overdraft) or none;
+- `write`: open accounts, post, transfer, hold, capture, void, reverse; money moves between accounts, or leaves
+  the ledger, but never comes from nothing;
+- `issue`: also what makes money from nothing: a posting or transfer with a leg that debits a system account
+  (`@world:<unit>`), a deposit from outside the ledger (`transactions.mints`);
+- `points:earn`, `points:spend`: earn or spend points only (a till or a partner's system). An earn is how points
+  come from nothing: the issuer's, so `points:earn` needs no `issue`;
+- `admin`: every /v1 scope, and what lends: an account with a floor below zero (an overdraft) or none;
 - `seed`: the seed surfaces, where a deployed stage mounts them behind keys. Their data is not a tenant's but
   shared by every key with this scope, so `admin` does not include it: grant it on its own.
 """
@@ -29,11 +33,11 @@ from chalicelib.core.guard import datastore_guarded
 from chalicelib.core.ledger import stamp, utc_now
 from chalicelib.core.models import ApiKeyModel
 
-SCOPES = ("read", "write", "points:earn", "points:spend", "admin", "seed")
+SCOPES = ("read", "write", "issue", "points:earn", "points:spend", "admin", "seed")
 # `admin` includes every /v1 scope but not `seed`: the seed surfaces' data is shared by every tenant, so only an
 # operator's explicit grant reaches it.
-IMPLIED = {"write": {"read"}, "points:earn": {"read"}, "points:spend": {"read"},
-           "admin": {"read", "write", "points:earn", "points:spend"}}
+IMPLIED = {"write": {"read"}, "issue": {"read", "write"}, "points:earn": {"read"}, "points:spend": {"read"},
+           "admin": {"read", "write", "issue", "points:earn", "points:spend"}}
 TENANT = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")  # fits a book name, a log field and an API Gateway key name
 TOKEN = re.compile(r"tk_(live|test)_(key_[0-9a-f]{16})_([A-Za-z0-9_-]{43})")
 SECRET_BYTES = 32

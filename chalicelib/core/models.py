@@ -395,6 +395,9 @@ class TransactionModel(Model):
     hold_id = UnicodeAttribute(null=True)  # a capture: its hold
     payer = UnicodeAttribute(null=True)  # an earn: who granted the points
     expires_at = UnicodeAttribute(null=True)  # an earn: when its lot expires
+    # A reversal: its request's fingerprint. A replay of its key that finds nothing left to reverse is told from
+    # another request with the same key by this, as the idempotency record tells it for every other write.
+    request_fingerprint = UnicodeAttribute(null=True)
     metadata = JSONAttribute(null=True)
     created_at = UnicodeAttribute()
 

@@ -58,6 +58,7 @@ from chalicelib.core.models import (
     PayerPoints,
     expiry_shard,
 )
+from chalicelib.core.text import check_name
 
 INDEX_PAGE = 50  # open lots per index query page
 # A take that meets expired lots journals the expiry of at most this many itself (each is a posting of its own:
@@ -206,6 +207,7 @@ class PointsBook:
             raise InvalidRequest("payer must be a non-empty string", field="payer")
         if len(payer) > MAX_PAYER_LENGTH:  # a payer names an item: DynamoDB's sort keys hold 1,024 bytes
             raise InvalidRequest(f"payer must be at most {MAX_PAYER_LENGTH} characters", field="payer")
+        check_name("payer", payer)
         if points == 0:
             raise InvalidRequest("points must not be zero", field="points")
         earned_at = stamp(timestamp) if timestamp else None

@@ -25,11 +25,13 @@ from datetime import datetime, timedelta
 from chalicelib.core.errors import AlreadyExists, IdempotencyConflict, InvalidRequest, InvalidState, NotFound
 from chalicelib.core.guard import datastore_guarded
 from chalicelib.core.ledger import Extension, Ledger, Leg, Page, PlannedLeg, Snapshot, findable, require_int, stamp
+from chalicelib.core.ledger.idempotency import fingerprint as request_fingerprint
 from chalicelib.core.ledger.runner import Writes
 from chalicelib.core.ledger.shards import check_shards
 from chalicelib.core.listing import MAX_SEARCHABLE_KEYS, Lists, search_items
 from chalicelib.core.models import AccountModel, SearchModel, TransactionLeg, TransactionModel
 from chalicelib.core.points import PointsBook, PointsChange
+from chalicelib.core.text import check_name, check_text
 
 BOOK = "v1"  # the book of /v1 data written before tenants; each tenant's is `book_of(tenant)`
 # Ids and units: these characters, this long. The request models' patterns are built from the same constants.
@@ -73,6 +75,15 @@ def requested_floor(floor: int | None, overdraft_limit: int | None, *, floor_giv
 def lends(floor: int | None) -> bool:
     """An overdraft lends, and no floor makes money from nothing: the operator's decision, not a writer's."""
     return floor is None or floor < 0
+
+
+def mints(*legs: tuple[str | None, int]) -> bool:
+    """Whether a write makes money or points from nothing: a leg (account, amount) that debits a system account,
+    whose balance is minus what the tenant holds. `None` is the default counter account, the system account of
+    the unit. A write key must not mint (a till's or a partner's key could print money); the `issue` scope may
+    (api_keys.py). Money leaving the ledger credits a system account, and a reversal gives back no more than its
+    transaction moved: neither mints."""
+    return any(amount < 0 and (account is None or is_system(account)) for account, amount in legs)
 
 
 def system_account(unit: str) -> str:
@@ -157,7 +168,8 @@ class Transaction:
 
 
 def check_metadata(metadata: dict | None) -> dict:
-    """Up to 20 keys of 1-40 characters, values strings of up to 500, 4,096 bytes in all (see above)."""
+    """Up to 20 keys of 1-40 characters, values strings of up to 500, 4,096 bytes in all (see above); keys
+    without control characters, values with none but tabs and line breaks (`core/text.py`)."""
     metadata = metadata or {}
     if not isinstance(metadata, dict):
         raise InvalidRequest("metadata must be an object of strings", field="metadata")
@@ -167,9 +179,11 @@ def check_metadata(metadata: dict | None) -> dict:
     for key, value in metadata.items():
         if not isinstance(key, str) or not 1 <= len(key) <= MAX_METADATA_KEY_LENGTH:
             raise InvalidRequest(f"metadata keys are 1 to {MAX_METADATA_KEY_LENGTH} characters", field="metadata")
+        check_name("metadata", key)  # the field is named by where it is: the key itself cannot be shown
         if not isinstance(value, str) or len(value) > MAX_METADATA_VALUE_LENGTH:
             raise InvalidRequest(f"metadata.{key} must be a string of at most {MAX_METADATA_VALUE_LENGTH} "
                                  "characters", field=f"metadata.{key}")
+        check_text(f"metadata.{key}", value)
         try:
             size += len(key.encode("utf-8")) + len(value.encode("utf-8"))
         except UnicodeEncodeError:
@@ -303,7 +317,6 @@ class Transactions:
         if kind == "points" and shards > 1:
             raise InvalidRequest("a points account is never hot: its lots are one holder's", field="shards")
         metadata = check_metadata(metadata)
-        self._ensure_system(unit)
         fingerprint = {"op": "open", "id": account_id, "unit": unit, "kind": kind, "floor": floor,
                        "metadata": metadata}
         if shards > 1:
@@ -315,6 +328,9 @@ class Transactions:
                                                               metadata),
             idempotency_key=idempotency_key, key_ttl_seconds=self.key_ttl_seconds, fingerprint=fingerprint,
             shards=shards, shard_attributes={"unit": unit, "kind": kind})
+        # Only once the account is there: a refused open (its id taken, its key used for another request) writes
+        # nothing, not even the system account of a unit the tenant may never hold.
+        self._ensure_system(unit)
         if replayed:  # the account the first request opened, as it is now
             return self.account(account_of(model).id), True
         return account_of(model), False
@@ -554,7 +570,7 @@ class Transactions:
             wanted = left if amount is None else amount
             if left <= 0 or wanted > left:
                 # A replay of the request that reversed it answers as the first time.
-                replay = self._replayed(idempotency_key, transaction_id)
+                replay = self._replayed(idempotency_key, transaction_id, fingerprint)
                 if replay is not None:
                     return replay
                 raise InvalidState(f"only {left} of transaction {transaction_id} is left to reverse")
@@ -576,7 +592,7 @@ class Transactions:
                                        [TransactionModel.reversed.set(reversed_read + amount)],
                                        TransactionModel.reversed == reversed_read)])
 
-        fields = {"reverses": original.id}
+        fields = {"reverses": original.id, "request_fingerprint": request_fingerprint(fingerprint)}
         if original.type in ("earn", "spend"):
             holder = original.legs[0].account_id
             transaction_id = new_id("txn")
@@ -617,16 +633,20 @@ class Transactions:
             raise NotFound(f"transaction {transaction_id} not found")
         return model
 
-    def _replayed(self, idempotency_key: str, original_id: str) -> Transaction | None:
-        """What an earlier use of the key made, if it reversed `original_id` (else the key is reused)."""
+    def _replayed(self, idempotency_key: str, original_id: str, fingerprint: dict) -> Transaction | None:
+        """What an earlier use of the key made, if it was this very reversal of `original_id`: the same amount and
+        metadata (else the key is reused)."""
         try:
             posting = self.ledger.posting_by_key(idempotency_key)
         except NotFound:
             return None
-        made = self.transaction(posting.resource) if posting.resource else None
-        if made is None or made.reverses != original_id:
+        try:
+            made = self._stored(posting.resource) if posting.resource else None
+        except NotFound:  # the key made something else (a hold, say)
+            made = None
+        if made is None or made.reverses != original_id or made.request_fingerprint != request_fingerprint(fingerprint):
             raise IdempotencyConflict.reused(idempotency_key)
-        return replace(made, replayed=True)
+        return replace(transaction_of(made), replayed=True)
 
     def _new_record(self, transaction_id: str, type_: str, amount: int, unit: str, planned_legs: tuple[PlannedLeg, ...],
                     metadata: dict, **fields) -> TransactionModel:

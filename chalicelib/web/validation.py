@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, TypeVar
 from uuid import UUID
 
 from chalicelib.core.errors import InvalidRequest
+from chalicelib.core.text import check_name, check_text, control_in_name
 
 if TYPE_CHECKING:
     from pydantic import BaseModel
@@ -44,38 +45,68 @@ def _no_constants(name: str):
     raise ValueError(f"{name} is not a JSON number")
 
 
+class _DuplicateKey(ValueError):
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
+
+
+def _unique_keys(pairs: list[tuple[str, object]]) -> dict:
+    """An object whose keys are each given once. JSON leaves duplicates to the reader, and readers disagree (the
+    last wins here, the first in some proxies and logs): a body that reads two ways is refused."""
+    document = dict(pairs)
+    if len(document) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise _DuplicateKey(key)
+            seen.add(key)
+    return document
+
+
 # No request of ours nests deeper than 3 levels. A body nested deeper than this is refused before pydantic
 # walks it; one nested past the interpreter's recursion limit (~1,000) fails in json.loads itself.
 MAX_BODY_DEPTH = 32
 _TOO_DEEP = f"the body is nested deeper than {MAX_BODY_DEPTH} levels"
 
 
-def _deeper_than(document: object, limit: int) -> bool:
-    """Whether arrays and objects nest more than `limit` levels (walked with a stack, not recursion)."""
-    stack = [(document, 1)]
+def _check_document(document: object, limit: int) -> None:
+    """Refuse arrays and objects nested more than `limit` levels, and text that acts instead of being read: a key
+    with a control character, a string value with one other than a tab or a line break (`core/text.py`).
+    Walked with a stack, not recursion."""
+    stack: list[tuple[object, int, str]] = [(document, 1, "body")]
     while stack:
-        value, depth = stack.pop()
-        if isinstance(value, dict | list):
+        value, depth, path = stack.pop()
+        if isinstance(value, str):
+            check_text(path, value)
+        elif isinstance(value, dict | list):
             if depth > limit:
-                return True
-            stack.extend((child, depth + 1) for child in (value.values() if isinstance(value, dict) else value))
-    return False
+                raise InvalidRequest(_TOO_DEEP, field="body")
+            if isinstance(value, dict):
+                for key, child in value.items():
+                    check_name(path, key)  # named by where it is: the key itself cannot be shown
+                    stack.append((child, depth + 1, key if path == "body" else f"{path}.{key}"))
+            else:
+                stack.extend((child, depth + 1, f"{path}.{index}") for index, child in enumerate(value))
 
 
 def parse_body(model: type[Body], raw: bytes | str | None) -> Body:
     """JSON numbers with a fraction are read as exact Decimals (never floats), so money keeps its cents
-    and `5.0` is still not an integer; NaN and Infinity are not JSON. The one JSON body decoder of every
-    surface."""
+    and `5.0` is still not an integer; NaN and Infinity are not JSON; a key given twice in one object is a 400
+    naming it. The one JSON body decoder of every surface."""
     from pydantic import ValidationError  # already loaded by the model's module
 
     try:
-        document = json.loads(raw or b"", parse_float=Decimal, parse_constant=_no_constants)
+        document = json.loads(raw or b"", parse_float=Decimal, parse_constant=_no_constants,
+                              object_pairs_hook=_unique_keys)
     except RecursionError:
         raise InvalidRequest(_TOO_DEEP, field="body") from None
+    except _DuplicateKey as duplicate:
+        shown = duplicate.key if control_in_name(duplicate.key) is None else repr(duplicate.key)[1:-1][:64]
+        raise InvalidRequest(f"the body gives {shown} more than once", field=shown) from None
     except (ValueError, UnicodeDecodeError):
         raise InvalidRequest("the body is not valid JSON", field="body") from None
-    if _deeper_than(document, MAX_BODY_DEPTH):
-        raise InvalidRequest(_TOO_DEEP, field="body")
+    _check_document(document, MAX_BODY_DEPTH)
     try:
         return model.model_validate(document)
     except ValidationError as error:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import re
 import sys
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
@@ -66,10 +67,22 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(json.dumps({"error": error.message, "code": error.code, "type": error.type, "param": error.param,
                               "status": error.status, "request_id": error.request_id}), file=sys.stderr)
         else:
-            print(f"tally: error: {error}", file=sys.stderr)
+            print(terminal_safe(f"tally: error: {error}"), file=sys.stderr)
         return next((code for kind, code in EXIT_BY_ERROR if isinstance(error, kind)), EXIT_FAILED)
     except BrokenPipeError:  # `tally ... | head`
         return EXIT_OK
+
+
+# What the API answers is printed into an operator's terminal: C0 and C1 controls (ESC starts the sequences that
+# retitle, clear or rewrite it), DEL and the bidirectional embeddings, overrides and isolates are shown escaped,
+# never sent raw. JSON output needs nothing: json.dumps escapes every non-ASCII and control character itself.
+_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def terminal_safe(line: str) -> str:
+    """`line` with every character that could act on a terminal written as its escape (`\\x1b`, `\\u202e`)."""
+    return _UNSAFE.sub(lambda found: repr(found.group())[1:-1] if ord(found.group()) < 0x100
+                       else f"\\u{ord(found.group()):04x}", line)
 
 
 class Output:
@@ -83,7 +96,7 @@ class Output:
             print(json.dumps(value, indent=2))
         else:
             for line in human(value):
-                print(line)
+                print(terminal_safe(line))
 
     def many(self, values: Iterable[Any], human: Callable[[Any], Iterable[str]]) -> None:
         """A list: one JSON array with --json (read to its end first), else lines as the pages come."""
@@ -92,7 +105,7 @@ class Output:
         else:
             for value in values:
                 for line in human(value):
-                    print(line)
+                    print(terminal_safe(line))
 
 
 # -- human lines -----------------------------------------------------------------------------------------------

@@ -1,0 +1,219 @@
+"""Issue 23, an auditor's second pass (moto): no money from nothing without the `issue` scope, a refused request
+writes nothing, a replay with another body is a conflict on every idempotent route, a body that reads two ways is
+refused, and text that acts on a terminal is neither stored nor printed."""
+from __future__ import annotations
+
+import json
+
+import pytest
+from tally_client.cli import terminal_safe
+from test_hostile_input import BODY_ROUTES, TXN, ledger_requests, refused, send, user_of_002
+
+from chalicelib.core import models
+from helpers import make_key, v1_request
+from tools.request_counter import DynamoDBRequests
+
+WRITES = ("PutItem", "UpdateItem", "DeleteItem", "TransactWriteItems", "BatchWriteItem")
+
+
+def as_key(token: str) -> dict:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def ok(response, status: int = 201) -> dict:
+    assert response.status_code == status, response.json_body
+    return response.json_body
+
+
+def balance(client, account_id: str) -> int:
+    return ok(v1_request(client, "GET", f"/v1/accounts/{account_id}"), 200)["balance"]
+
+
+def item_counts() -> dict[str, int]:
+    return {kind: model.count() for kind, model in models.MODELS.items()}
+
+
+def writes_of(requests) -> int:
+    return sum(requests.calls.get(operation, 0) for operation in WRITES)
+
+
+@pytest.fixture
+def accounts(client):
+    """Two USD accounts with 100 in each (posted with the admin key)."""
+    for account_id in ("a", "b"):
+        ok(v1_request(client, "POST", "/v1/accounts", {"id": account_id, "unit": "USD"}))
+        ok(v1_request(client, "POST", "/v1/postings", {"account_id": account_id, "amount": 100}))
+    return client
+
+
+# -- 1. minting needs the issue scope -----------------------------------------------------------------------------
+MINTS = [
+    ("/v1/postings", {"account_id": "a", "amount": 10**18}),
+    ("/v1/postings", {"account_id": "a", "amount": 5, "counter_account": "@world:USD"}),
+    ("/v1/transfers", {"source": "@world:USD", "destination": "b", "amount": 10**18}),
+]
+
+
+@pytest.mark.parametrize(("path", "body"), MINTS)
+def test_a_write_key_cannot_make_money_from_nothing_and_writes_nothing(accounts, path, body):
+    write = as_key(make_key(scopes=("write",)))
+    with DynamoDBRequests() as requests:
+        answer = refused(v1_request(accounts, "POST", path, body, headers=write), 403)
+    assert answer["code"] == "forbidden" and "issue" in answer["error"]
+    assert writes_of(requests) == 0, dict(requests.calls)
+    assert (balance(accounts, "a"), balance(accounts, "b"), balance(accounts, "@world:USD")) == (100, 100, -200)
+
+
+@pytest.mark.parametrize(("path", "body"), [MINTS[1], (MINTS[2][0], {**MINTS[2][1], "amount": 5})])
+@pytest.mark.parametrize("scopes", [("issue",), ("admin",)])
+def test_the_issue_scope_and_admin_may_mint(accounts, path, body, scopes):
+    ok(v1_request(accounts, "POST", path, body, headers=as_key(make_key(scopes=scopes))))
+    assert balance(accounts, "@world:USD") == -205
+
+
+def test_a_write_key_still_moves_money_between_accounts_and_out_of_the_ledger(accounts):
+    write = as_key(make_key(scopes=("write",)))
+    ok(v1_request(accounts, "POST", "/v1/transfers", {"source": "a", "destination": "b", "amount": 30}, headers=write))
+    ok(v1_request(accounts, "POST", "/v1/postings", {"account_id": "a", "amount": -20}, headers=write))
+    withdrawal = ok(v1_request(accounts, "POST", "/v1/transfers", {"source": "b", "destination": "@world:USD",
+                                                                   "amount": 10}, headers=write))
+    # A reversal gives back what its transaction moved, never more: it mints nothing.
+    ok(v1_request(accounts, "POST", f"/v1/transactions/{withdrawal['id']}/reversals", {}, headers=write))
+    assert (balance(accounts, "a"), balance(accounts, "b"), balance(accounts, "@world:USD")) == (50, 130, -180)
+
+
+def test_points_are_earned_with_points_earn_alone(client):
+    ok(v1_request(client, "POST", "/v1/accounts", {"id": "m", "unit": "points", "kind": "points"}))
+    earn = as_key(make_key(scopes=("points:earn",)))
+    ok(v1_request(client, "POST", "/v1/points/earn", {"account_id": "m", "payer": "brand", "points": 50},
+                  headers=earn))
+    assert balance(client, "m") == 50
+
+
+# -- 2. a refused request writes nothing --------------------------------------------------------------------------
+def test_a_refused_open_writes_no_system_account(client):
+    ok(v1_request(client, "POST", "/v1/accounts", {"id": "a", "unit": "USD"}, key="open-a"))
+    before = item_counts()
+    assert refused(v1_request(client, "POST", "/v1/accounts", {"id": "a", "unit": "EUR"}), 409)
+    assert refused(v1_request(client, "POST", "/v1/accounts", {"id": "c", "unit": "GBP"}, key="open-a"), 409)
+    assert item_counts() == before
+    for unit in ("EUR", "GBP"):
+        refused(v1_request(client, "GET", f"/v1/accounts/@world:{unit}"), 404)
+    listed = ok(v1_request(client, "GET", "/v1/accounts"), 200)["data"]
+    assert sorted(account["id"] for account in listed) == ["@world:USD", "a"]
+
+
+# -- 3. a replay with another body is a conflict -----------------------------------------------------------------
+@pytest.mark.parametrize("second", [{"amount": 6}, {"amount": 5, "metadata": {"why": "other"}}, {}])
+def test_a_reversal_replayed_with_another_body_is_a_conflict(accounts, second):
+    posting = ok(v1_request(accounts, "POST", "/v1/postings", {"account_id": "a", "amount": 5}))
+    path = f"/v1/transactions/{posting['id']}/reversals"
+    first = ok(v1_request(accounts, "POST", path, {"amount": 5}, key="rev-1"))
+    again = v1_request(accounts, "POST", path, {"amount": 5}, key="rev-1")
+    assert again.status_code == 201 and again.headers.get("Idempotent-Replayed") == "true"
+    assert again.json_body["id"] == first["id"]
+    with DynamoDBRequests() as requests:
+        assert refused(v1_request(accounts, "POST", path, second, key="rev-1"), 409)["code"] == "idempotency_key_reused"
+    assert writes_of(requests) == 0
+    assert balance(accounts, "a") == 100
+
+
+def test_a_partial_reversal_replayed_with_another_amount_is_a_conflict(accounts):
+    posting = ok(v1_request(accounts, "POST", "/v1/postings", {"account_id": "a", "amount": 10}))
+    path = f"/v1/transactions/{posting['id']}/reversals"
+    ok(v1_request(accounts, "POST", path, {"amount": 3}, key="rev-2"))
+    assert refused(v1_request(accounts, "POST", path, {"amount": 4}, key="rev-2"), 409)["code"] == \
+        "idempotency_key_reused"
+    assert balance(accounts, "a") == 107
+
+
+def test_a_points_reversal_replayed_with_another_body_is_a_conflict(client):
+    ok(v1_request(client, "POST", "/v1/accounts", {"id": "m", "unit": "points", "kind": "points"}))
+    ok(v1_request(client, "POST", "/v1/points/earn", {"account_id": "m", "payer": "brand", "points": 50}))
+    spend = ok(v1_request(client, "POST", "/v1/points/spend", {"account_id": "m", "points": 20}))
+    path = f"/v1/transactions/{spend['id']}/reversals"
+    ok(v1_request(client, "POST", path, {}, key="rev-3"))
+    assert refused(v1_request(client, "POST", path, {"metadata": {"a": "b"}}, key="rev-3"), 409)["code"] == \
+        "idempotency_key_reused"
+    assert v1_request(client, "POST", path, {}, key="rev-3").status_code == 201
+    assert balance(client, "m") == 50
+
+
+def test_a_key_used_for_a_hold_cannot_replay_as_a_reversal(accounts):
+    posting = ok(v1_request(accounts, "POST", "/v1/postings", {"account_id": "a", "amount": 5}))
+    ok(v1_request(accounts, "POST", f"/v1/transactions/{posting['id']}/reversals", {}))
+    ok(v1_request(accounts, "POST", "/v1/holds", {"account_id": "a", "amount": 1}, key="hold-1"))
+    answer = refused(v1_request(accounts, "POST", f"/v1/transactions/{posting['id']}/reversals", {}, key="hold-1"),
+                     409)
+    assert answer["code"] == "idempotency_key_reused"
+
+
+# -- 4. a key given twice ---------------------------------------------------------------------------------------
+def test_a_body_with_a_key_given_twice_is_400_naming_it_on_every_surface(client):
+    _user, bearer = user_of_002(client)
+    extra = {"002": bearer, "004": TXN, "v1": {"Idempotency-Key": "twice-1"}}
+    with DynamoDBRequests() as requests:
+        for method, path, needs in BODY_ROUTES:
+            body = refused(send(client, method, path, '{"account_id": "c1", "amount": 5, "amount": -7}',
+                                extra.get(needs)))
+            assert body["code"] == "invalid_request" and "amount" in body["error"], (path, body)
+            nested = refused(send(client, method, path, '{"metadata": {"k": "1", "k": "2"}}', extra.get(needs)))
+            assert "k" in nested["error"], (path, nested)
+    assert not ledger_requests(requests), dict(requests.calls)
+
+
+def test_the_key_given_twice_is_the_param_of_a_v1_answer(client):
+    answer = refused(send(client, "POST", "/v1/postings", '{"account_id": "c1", "amount": 5, "amount": -7}',
+                          {"Idempotency-Key": "twice-2"}))
+    assert answer["param"] == "amount"
+
+
+# -- 5. text that acts on a terminal ------------------------------------------------------------------------------
+ESCAPES = ["\u001b]0;pwned\u0007\u001b[2J", "a\u0000b", "\u202eevil", "x\u0085y", "tab\tand\nline"]
+
+
+@pytest.mark.parametrize("text", ESCAPES)
+def test_control_characters_are_refused_in_names_and_written_nowhere(client, text):
+    _user, bearer = user_of_002(client)
+    ok(v1_request(client, "POST", "/v1/accounts", {"id": "m", "unit": "points", "kind": "points"}))
+    attempts = [
+        ("POST", "/add", {"payer": text, "points": 10, "timestamp": "2020-11-02T14:00:00Z"}, None),
+        ("POST", "/transaction", {"payer": text, "points": 10, "timestamp": "2020-11-02T14:00:00Z"}, None),
+        ("POST", "/v1/points/earn", {"account_id": "m", "payer": text, "points": 10}, {"Idempotency-Key": "e-1"}),
+        ("POST", "/v1/accounts", {"unit": "USD", "metadata": {text: "v"}}, {"Idempotency-Key": "o-1"}),
+        ("POST", "/v1/accounts", {"id": text, "unit": "USD"}, {"Idempotency-Key": "o-2"}),
+        ("POST", "/v1/accounts", {"unit": text}, {"Idempotency-Key": "o-3"}),
+        ("POST", "/api/v1/wallet/create", {"type": text, "user_id": _user}, bearer),
+    ]
+    with DynamoDBRequests() as requests:
+        for method, path, body, headers in attempts:
+            answer = refused(send(client, method, path, body, headers))
+            assert answer["code"] == "invalid_request", (path, answer)
+    assert writes_of(requests) == 0, dict(requests.calls)
+
+
+@pytest.mark.parametrize("text", ESCAPES[:4])
+def test_control_characters_are_refused_in_metadata_values(client, text):
+    answer = refused(v1_request(client, "POST", "/v1/accounts", {"unit": "USD", "metadata": {"note": text}}))
+    assert answer["param"] == "metadata.note"
+
+
+def test_free_text_may_hold_tabs_and_line_breaks(client):
+    made = ok(v1_request(client, "POST", "/v1/accounts", {"unit": "USD", "metadata": {"note": "one\ttwo\nthree"}}))
+    assert made["metadata"] == {"note": "one\ttwo\nthree"}
+
+
+def test_the_cli_shows_what_acts_on_a_terminal_escaped():
+    shown = terminal_safe("m  \u001b]0;pwned\u0007\u001b[2J \u202eevil \u0085 x\ty")
+    assert not any(ord(character) < 0x20 or 0x7f <= ord(character) <= 0x9f or 0x202a <= ord(character) <= 0x202e
+                   for character in shown)
+    assert shown == "m  \\x1b]0;pwned\\x07\\x1b[2J \\u202eevil \\x85 x\\ty"
+
+
+def test_the_cli_prints_an_answer_escaped(capsys):
+    from tally_client import cli
+
+    cli.Output(as_json=False)({"id": "x"}, lambda _value: ["payer \u001b[2Jbrand"])
+    assert capsys.readouterr().out == "payer \\x1b[2Jbrand\n"
+    cli.Output(as_json=True)({"payer": "\u001b[2J\u202e"}, lambda _value: [])
+    assert json.loads(capsys.readouterr().out) == {"payer": "\u001b[2J\u202e"}  # escaped by json.dumps
