@@ -48,7 +48,7 @@ soak: venv  # every surface from 16 threads for SOAK_SECONDS (default 120), then
 verify: venv  # check every invariant of the stored ledger (make run's data, or DYNAMODB_ENDPOINT)
 	$(PY) -m tools.verify
 
-key: venv  # a /v1 API key: make key TENANT=acme SCOPES=read,write (list/revoke: python -m tools.keys --help)
+key: venv  # a /v1 API key: make key TENANT=acme SCOPES=read,write (limits, list, revoke: python -m tools.keys --help)
 	$(PY) -m tools.keys create --tenant "$(TENANT)" --scopes "$(SCOPES)"
 
 tables: venv

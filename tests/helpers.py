@@ -19,9 +19,9 @@ from chalicelib.core.models import EntryModel, LotModel
 TENANT = "t1"  # the tenant tests act as on /v1 unless they say otherwise
 
 
-def make_key(tenant: str = TENANT, scopes=("admin",)) -> str:
-    """A fresh /v1 API key's token, in the tables the models are bound to."""
-    return ApiKeys(live=False).create(tenant, list(scopes))[1]
+def make_key(tenant: str = TENANT, scopes=("admin",), **limits) -> str:
+    """A fresh /v1 API key's token, in the tables the models are bound to (`limits`: its issue limits)."""
+    return ApiKeys(live=False).create(tenant, list(scopes), **limits)[1]
 
 
 class Clock:

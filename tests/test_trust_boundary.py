@@ -71,6 +71,47 @@ def test_the_issue_scope_and_admin_may_mint(accounts, path, body, scopes):
     assert balance(accounts, "@world:USD") == -205
 
 
+def test_a_key_mints_no_more_than_its_limit_per_request(accounts):
+    limited = as_key(make_key(scopes=("issue",), issue_limit=50))
+    answer = refused(v1_request(accounts, "POST", "/v1/postings", {"account_id": "a", "amount": 51}, headers=limited),
+                     403)
+    assert answer["code"] == "issue_limit_reached" and answer["param"] == "amount"
+    ok(v1_request(accounts, "POST", "/v1/postings", {"account_id": "a", "amount": 50}, headers=limited))
+    assert balance(accounts, "a") == 150
+
+
+def test_a_key_mints_no_more_than_its_daily_limit_per_unit_and_a_replay_counts_once(accounts, clock):
+    from datetime import UTC, datetime, timedelta
+
+    clock.now = datetime(2026, 12, 7, 23, 0, tzinfo=UTC)
+    limited = as_key(make_key(scopes=("issue",), daily_issue_limit=100))
+    deposit = {"account_id": "a", "amount": 60}
+    ok(v1_request(accounts, "POST", "/v1/postings", deposit, key="d-1", headers=limited))
+    ok(v1_request(accounts, "POST", "/v1/postings", deposit, key="d-1", headers=limited))  # a replay: not counted
+    ok(v1_request(accounts, "POST", "/v1/transfers", {"source": "@world:USD", "destination": "b", "amount": 40},
+                  headers=limited))
+    with DynamoDBRequests() as requests:
+        answer = refused(v1_request(accounts, "POST", "/v1/postings", {"account_id": "a", "amount": 1},
+                                    headers=limited), 403)
+    assert answer["code"] == "issue_limit_reached" and "100" in answer["error"]
+    assert writes_of(requests) == 0
+    # Money moving between accounts or out is not minting: the limit does not count it.
+    ok(v1_request(accounts, "POST", "/v1/postings", {"account_id": "a", "amount": -10}, headers=limited))
+    clock.now += timedelta(hours=1)  # the next UTC day
+    ok(v1_request(accounts, "POST", "/v1/postings", {"account_id": "a", "amount": 100}, headers=limited))
+    assert (balance(accounts, "a"), balance(accounts, "b")) == (250, 140)
+
+
+def test_issue_limits_are_positive_and_only_for_keys_that_may_mint(aws):
+    from chalicelib.core.api_keys import ApiKeys
+    from chalicelib.core.errors import InvalidRequest
+
+    for scopes, limits in [(["write"], {"issue_limit": 5}), (["issue"], {"issue_limit": 0}),
+                           (["issue"], {"daily_issue_limit": True}), (["admin"], {"daily_issue_limit": 2**63})]:
+        with pytest.raises(InvalidRequest):
+            ApiKeys(live=False).create("t1", scopes, **limits)
+
+
 def test_a_write_key_still_moves_money_between_accounts_and_out_of_the_ledger(accounts):
     write = as_key(make_key(scopes=("write",)))
     ok(v1_request(accounts, "POST", "/v1/transfers", {"source": "a", "destination": "b", "amount": 30}, headers=write))

@@ -174,3 +174,18 @@ def test_sixteen_writes_with_the_same_expected_seq_apply_once(live_server):
     assert statuses == {201: 1, 409: THREADS - 1}, statuses
     alice = tenant().account("alice")
     assert alice.entry_count == 2 and 101 <= alice.balance <= 100 + THREADS
+
+
+def test_one_key_racing_under_a_daily_issue_limit_never_mints_past_it(live_server):
+    from helpers import make_key
+
+    funded(live_server, "alice", 0)
+    limited = {"Authorization": f"Bearer {make_key(scopes=('issue',), daily_issue_limit=55)}"}
+
+    def deposit(_index: int, _step: int) -> int:
+        return http("POST", f"{live_server}/v1/postings", {"account_id": "alice", "amount": 10},
+                    {**limited, "Idempotency-Key": str(uuid.uuid4())})[0]
+
+    statuses = race(deposit, per_thread=2)
+    assert statuses == {201: 5, 403: 2 * THREADS - 5}, statuses
+    assert tenant().account("alice").balance == 50

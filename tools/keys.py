@@ -1,6 +1,7 @@
 """`make key`: make, list and revoke /v1 API keys.
 
     python -m tools.keys create --tenant acme --scopes read,write [--label till-3] [--usage-plan ID]
+    python -m tools.keys create --tenant acme --scopes issue --issue-limit 50000 --daily-issue-limit 1000000
     python -m tools.keys list --tenant acme
     python -m tools.keys revoke key_0123456789abcdef
 
@@ -79,8 +80,10 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     commands = parser.add_subparsers(dest="command", required=True)
     create = commands.add_parser("create", help="make a key and print its token (shown this once)")
     create.add_argument("--tenant", required=True)
-    create.add_argument("--scopes", required=True, help="comma-separated: read,write,points:earn,points:spend,"
-                                                        "admin,seed")
+    create.add_argument("--scopes", required=True, help="comma-separated: read,write,issue,points:earn,"
+                                                        "points:spend,admin,seed")
+    create.add_argument("--issue-limit", type=int, help="the most one request may mint (minor units)")
+    create.add_argument("--daily-issue-limit", type=int, help="the most it may mint in one unit in one UTC day")
     create.add_argument("--label")
     create.add_argument("--usage-plan", help="deployed stages: the API Gateway usage plan that throttles tenants")
     create.add_argument("--token-only", action="store_true", help="print only the token")
@@ -115,7 +118,8 @@ def run(args: argparse.Namespace) -> int:
                 raise InvalidRequest("a deployed stage's key needs --usage-plan (the stack's UsagePlanId output): "
                                      "API Gateway refuses a tenant without a usage-plan key", field="usage_plan")
             usage = usage_key(args.tenant, settings.stage, args.usage_plan) if args.usage_plan else None
-            key, token = keys.create(args.tenant, scopes, label=args.label, usage_key=usage)
+            key, token = keys.create(args.tenant, scopes, label=args.label, usage_key=usage,
+                                     issue_limit=args.issue_limit, daily_issue_limit=args.daily_issue_limit)
             if args.token_only:
                 print(token)
             else:

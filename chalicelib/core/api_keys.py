@@ -42,6 +42,7 @@ TENANT = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")  # fits a book name, a log fiel
 TOKEN = re.compile(r"tk_(live|test)_(key_[0-9a-f]{16})_([A-Za-z0-9_-]{43})")
 SECRET_BYTES = 32
 MAX_LABEL = 100
+MAX_ISSUE_LIMIT = 2**63 - 1  # a limit is compared with int64 balances and sums
 MAX_KEYS_LISTED = 1000  # an operator's listing is one Query page; no tenant needs more live keys than this
 
 
@@ -54,6 +55,8 @@ class ApiKey:
     created_at: str
     revoked_at: str | None
     usage_key: str | None = None
+    issue_limit: int | None = None
+    daily_issue_limit: int | None = None
 
     @property
     def active(self) -> bool:
@@ -62,11 +65,14 @@ class ApiKey:
 
 @dataclass(frozen=True)
 class Caller:
-    """Who a request acts for, as the authorizer found it."""
+    """Who a request acts for, as the authorizer found it. A key with the `issue` scope may carry limits on what it
+    mints: `issue_limit` per request, `daily_issue_limit` per unit and UTC day (None: none)."""
 
     key_id: str
     tenant: str
     scopes: frozenset[str]
+    issue_limit: int | None = None
+    daily_issue_limit: int | None = None
 
     def may(self, scope: str) -> bool:
         return scope in self.scopes
@@ -95,13 +101,27 @@ def check_scopes(scopes) -> tuple[str, ...]:
     return tuple(dict.fromkeys(scopes))
 
 
+def check_issue_limit(name: str, limit: int | None) -> int | None:
+    """A limit on what a key mints: a positive integer of minor units, or None."""
+    if limit is None:
+        return None
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 0 < limit <= MAX_ISSUE_LIMIT:
+        raise InvalidRequest(f"{name} is a positive integer of at most {MAX_ISSUE_LIMIT}", field=name)
+    return limit
+
+
 def _digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
 def _of(model: ApiKeyModel) -> ApiKey:
     return ApiKey(model.id, model.tenant, tuple(str(scope) for scope in model.scopes), model.label,
-                  model.created_at, model.revoked_at, model.usage_key)
+                  model.created_at, model.revoked_at, model.usage_key, _limit(model.issue_limit),
+                  _limit(model.daily_issue_limit))
+
+
+def _limit(stored) -> int | None:
+    return None if stored is None else int(stored)
 
 
 @datastore_guarded
@@ -112,16 +132,22 @@ class ApiKeys:
         self.prefix = f"tk_{self.kind}_"
         self._clock = clock
 
-    def create(self, tenant: str, scopes, *, label: str | None = None,
-               usage_key: str | None = None) -> tuple[ApiKey, str]:
-        """A new key and its token: the only time the token is seen."""
+    def create(self, tenant: str, scopes, *, label: str | None = None, usage_key: str | None = None,
+               issue_limit: int | None = None, daily_issue_limit: int | None = None) -> tuple[ApiKey, str]:
+        """A new key and its token: the only time the token is seen. `issue_limit`, `daily_issue_limit`: what the key
+        may mint in one request, and per unit in one UTC day (a key that may mint: `issue` or `admin`)."""
         tenant, scopes = check_tenant(tenant), check_scopes(scopes)
         if label is not None and len(label) > MAX_LABEL:
             raise InvalidRequest(f"a label has at most {MAX_LABEL} characters", field="label")
+        issue_limit = check_issue_limit("issue_limit", issue_limit)
+        daily_issue_limit = check_issue_limit("daily_issue_limit", daily_issue_limit)
+        if (issue_limit or daily_issue_limit) and "issue" not in effective(scopes):
+            raise InvalidRequest("only a key that may mint (scope issue or admin) takes issue limits", field="scopes")
         key_id = f"key_{secrets.token_hex(8)}"
         token = f"{self.prefix}{key_id}_{secrets.token_urlsafe(SECRET_BYTES)}"
         model = ApiKeyModel(key_id, secret_hash=_digest(token), tenant=tenant, scopes=list(scopes), label=label,
-                            created_at=stamp(self._clock()), usage_key=usage_key)
+                            created_at=stamp(self._clock()), usage_key=usage_key, issue_limit=issue_limit,
+                            daily_issue_limit=daily_issue_limit)
         model.save(ApiKeyModel.id.does_not_exist())
         return _of(model), token
 
@@ -138,7 +164,8 @@ class ApiKeys:
         # Compared in constant time: the stored hash must not leak through timing.
         if model is None or not hmac.compare_digest(model.secret_hash, _digest(match.group(0))) or model.revoked_at:
             raise Unauthenticated("a valid API key is required: Authorization: Bearer tk_...")
-        return Caller(model.id, model.tenant, effective(model.scopes)), model.usage_key
+        return Caller(model.id, model.tenant, effective(model.scopes), _limit(model.issue_limit),
+                      _limit(model.daily_issue_limit)), model.usage_key
 
     def revoke(self, key_id: str) -> ApiKey:
         """Revoke a key (idempotent: a revoked key keeps its first revocation time)."""

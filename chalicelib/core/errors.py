@@ -71,6 +71,12 @@ class Forbidden(LedgerError):
     code = "forbidden"
 
 
+class IssueLimitReached(Forbidden):
+    """A key that may mint asked for more than its limit per request or per day allows."""
+
+    code = "issue_limit_reached"
+
+
 class Unavailable(Contention):
     """The datastore did not answer in time (throttled, unavailable, timed out) and its retries ran out."""
 

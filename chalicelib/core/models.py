@@ -442,6 +442,8 @@ class ApiKeyModel(Model):
     revoked_at = UnicodeAttribute(null=True)
     # A deployed stage's API Gateway API key of the tenant (its usage plan throttles the tenant).
     usage_key = UnicodeAttribute(null=True)
+    issue_limit = NumberAttribute(null=True)  # the most one request may mint (api_keys.Caller)
+    daily_issue_limit = NumberAttribute(null=True)  # the most it may mint in one unit in one UTC day
 
     by_tenant = TenantKeyIndex()
 

@@ -22,14 +22,23 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
-from chalicelib.core.errors import AlreadyExists, IdempotencyConflict, InvalidRequest, InvalidState, NotFound
+from chalicelib.core.api_keys import Caller
+from chalicelib.core.errors import (
+    AlreadyExists,
+    Forbidden,
+    IdempotencyConflict,
+    InvalidRequest,
+    InvalidState,
+    IssueLimitReached,
+    NotFound,
+)
 from chalicelib.core.guard import datastore_guarded
 from chalicelib.core.ledger import Extension, Ledger, Leg, Page, PlannedLeg, Snapshot, findable, require_int, stamp
 from chalicelib.core.ledger.idempotency import fingerprint as request_fingerprint
 from chalicelib.core.ledger.runner import Writes
 from chalicelib.core.ledger.shards import check_shards
 from chalicelib.core.listing import MAX_SEARCHABLE_KEYS, Lists, search_items
-from chalicelib.core.models import AccountModel, SearchModel, TransactionLeg, TransactionModel
+from chalicelib.core.models import AccountModel, CounterModel, SearchModel, TransactionLeg, TransactionModel
 from chalicelib.core.points import PointsBook, PointsChange
 from chalicelib.core.text import check_name, check_text
 
@@ -423,13 +432,16 @@ class Transactions:
         return transaction_of(self._stored(transaction_id))
 
     def post(self, account_id: str, amount: int, *, metadata: dict | None = None, idempotency_key: str,
-             counter_account: str | None = None, expected_seq: dict | None = None) -> Transaction:
+             counter_account: str | None = None, expected_seq: dict | None = None,
+             caller: Caller | None = None) -> Transaction:
         """Money in (amount > 0) or out (amount < 0) of one account, from or to `counter_account` (by default the
-        system account of its unit). `expected_seq`: see `preconditions`."""
+        system account of its unit). `expected_seq`: see `preconditions`. `caller`: the API key it acts for, which
+        must be let mint when the posting does (`mints`); None for an operator's own tools."""
         amount = require_int("amount", amount)
         if amount == 0:
             raise InvalidRequest("amount must not be zero", field="amount")
         metadata = check_metadata(metadata)
+        issued = self._issuing(caller, amount, (account_id, amount), (counter_account, -amount))
         expected = preconditions(expected_seq, account_id, counter_account)
         counter = (self.counter_of(account_id) if counter_account is None
                    else self.named_counter(counter_account, beside=account_id))
@@ -443,14 +455,16 @@ class Transactions:
         legs = (Leg(account_id, amount, create=False, expected_seq=expected.get(account_id)),
                 Leg(counter, -amount, create=False, expected_seq=expected.get(counter)))
         return self.record("posting", legs, abs(amount), metadata=metadata, idempotency_key=idempotency_key,
-                           fingerprint=fingerprint)
+                           fingerprint=fingerprint, extend=issued)
 
     def transfer(self, source: str, destination: str, amount: int, *, metadata: dict | None = None,
-                 idempotency_key: str, expected_seq: dict | None = None) -> Transaction:
+                 idempotency_key: str, expected_seq: dict | None = None, caller: Caller | None = None) -> Transaction:
+        """`amount` from `source` to `destination`, both of one unit; `caller` as for `post`."""
         amount = positive("amount", amount)
         if source == destination:
             raise InvalidRequest("a transfer moves between two different accounts", field="destination")
         metadata = check_metadata(metadata)
+        issued = self._issuing(caller, amount, (source, -amount), (destination, amount))
         expected = preconditions(expected_seq, source, destination)
         if is_system(source):
             self.named_counter(source, beside=destination, field="source")
@@ -463,7 +477,37 @@ class Transactions:
         if expected:
             fingerprint["expected_seq"] = expected
         return self.record("transfer", legs, amount, metadata=metadata, idempotency_key=idempotency_key,
-                           fingerprint=fingerprint)
+                           fingerprint=fingerprint, extend=issued)
+
+    def _issuing(self, caller: Caller | None, amount: int, *legs: tuple[str | None, int]):
+        """For a write that mints (`mints`): refuse a caller without the `issue` scope or past its limit per request,
+        before anything is read; with a daily limit, what counts today's minting inside the write. The count is
+        one item per key, unit and UTC day, updated in the posting's transaction under the condition that it stays
+        within the limit, so racing requests of one key never mint past it together."""
+        if caller is None or not mints(*legs):
+            return None
+        if not caller.may("issue"):
+            raise Forbidden("this key may not make money from nothing (a leg debits a system account): that needs "
+                            "the issue scope")
+        if caller.issue_limit is not None and abs(amount) > caller.issue_limit:
+            raise IssueLimitReached(f"this key mints at most {caller.issue_limit} in one request", field="amount")
+        daily = caller.daily_issue_limit
+        if daily is None:
+            return None
+        minted = abs(amount)
+
+        def count(_planned_legs: tuple[PlannedLeg, ...], stored: TransactionModel) -> Extension:
+            name = f"issued|{self.ledger.book}|{caller.key_id}|{stored.unit}|{stored.created_at[:10]}"
+            try:
+                issued = int(CounterModel.get(name, consistent_read=True).value)
+            except CounterModel.DoesNotExist:
+                issued = 0
+            if issued + minted > daily:
+                raise IssueLimitReached(f"this key mints at most {daily} {stored.unit} a day (UTC); {issued} today",
+                                        field="amount")
+            within = CounterModel.value.does_not_exist() | (CounterModel.value <= daily - minted)
+            return Extension(updates=[(CounterModel(name), [CounterModel.value.add(minted)], within)])
+        return count
 
     def named_counter(self, account_id: str, *, beside: str, field: str = "counter_account") -> str:
         """A counter account the client named, on the other side of `beside`: one of its own, or the system

@@ -13,14 +13,7 @@ from datetime import UTC, datetime
 
 from chalicelib.core.errors import InvalidRequest
 from chalicelib.core.listing import ACCOUNT_KINDS, MAX_LIST_LIMIT, TRANSACTION_TYPES, ListPage
-from chalicelib.core.transactions import (
-    Transactions,
-    lends,
-    metadata_filter,
-    mints,
-    requested_floor,
-    transaction_of,
-)
+from chalicelib.core.transactions import Transactions, lends, metadata_filter, requested_floor, transaction_of
 from chalicelib.surfaces import ledger_json as shape
 from chalicelib.web import access
 from chalicelib.web.routing import REQUIRED_IDEMPOTENCY_KEY, Surface, Written
@@ -144,22 +137,19 @@ def list_lots(account_id: str):
                errors=(404, 409), headers=KEY, scope="write")
 def create_posting(body):
     """Credit (amount > 0) or debit (amount < 0) one account, from or to its counter account (@world:<unit>)"""
-    if mints((body.account_id, body.amount), (body.counter_account, -body.amount)):
-        access.require(surface.caller(), "issue")
     return Written.of(_ledger().post(body.account_id, body.amount, metadata=body.metadata,
                                      counter_account=body.counter_account, expected_seq=body.expected_seq,
-                                     idempotency_key=surface.idempotency_key()), shape.transaction)
+                                     idempotency_key=surface.idempotency_key(), caller=surface.caller()),
+                      shape.transaction)
 
 
 @surface.route("/v1/transfers", "POST", status=201, request="TransferCreate", response="LedgerTransaction",
                errors=(404, 409), headers=KEY, scope="write")
 def create_transfer(body):
     """Move an amount between two accounts of one unit, in one transaction"""
-    if mints((body.source, -body.amount), (body.destination, body.amount)):
-        access.require(surface.caller(), "issue")
     return Written.of(_ledger().transfer(body.source, body.destination, body.amount, metadata=body.metadata,
-                                         expected_seq=body.expected_seq, idempotency_key=surface.idempotency_key()),
-                      shape.transaction)
+                                         expected_seq=body.expected_seq, idempotency_key=surface.idempotency_key(),
+                                         caller=surface.caller()), shape.transaction)
 
 
 @surface.route("/v1/transactions/{transaction_id}", "GET", response="LedgerTransaction", errors=(404,), scope="read")

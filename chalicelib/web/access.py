@@ -30,6 +30,7 @@ AUTHORIZER_NAME = "key_authorizer"  # not "api_key": API Gateway's own API-key s
 # send one): chalicelib/surfaces/console.py.
 PUBLIC_ROUTES = frozenset({"/ping", "/openapi.json", "/console"})
 UNAUTHORIZED = "Unauthorized"  # the exact failure message API Gateway turns into a 401
+LIMITS = ("issue_limit", "daily_issue_limit")  # a key's limits on minting, passed to the route in the context
 
 blueprint = Blueprint(__name__)
 keys: ApiKeys | None = None  # the composition root's, handed over by app.py before any request
@@ -46,8 +47,11 @@ def authenticate(token: str | None) -> dict:
         caller, usage_key = keys.authenticate(credential.strip())
     except Unauthenticated:
         raise Exception(UNAUTHORIZED) from None  # noqa: TRY002 - API Gateway matches this exact message
-    return {"principal": caller.key_id, "usage_key": usage_key,
-            "context": {"tenant": caller.tenant, "scopes": " ".join(sorted(caller.scopes))}}
+    context = {"tenant": caller.tenant, "scopes": " ".join(sorted(caller.scopes))}
+    for limit in LIMITS:  # the context holds strings: API Gateway passes it on as such
+        if getattr(caller, limit) is not None:
+            context[limit] = str(getattr(caller, limit))
+    return {"principal": caller.key_id, "usage_key": usage_key, "context": context}
 
 
 @blueprint.authorizer(ttl_seconds=TTL_SECONDS, name=AUTHORIZER_NAME)
@@ -67,7 +71,9 @@ def caller_of(request) -> Caller:
     context = (request.context or {}).get("authorizer") or {}
     if "tenant" not in context:
         raise Unauthenticated("a valid API key is required: Authorization: Bearer tk_...")
-    return Caller(context.get("principalId", ""), context["tenant"], frozenset(context.get("scopes", "").split()))
+    limits = {limit: int(context[limit]) if context.get(limit) not in (None, "") else None for limit in LIMITS}
+    return Caller(context.get("principalId", ""), context["tenant"], frozenset(context.get("scopes", "").split()),
+                  **limits)
 
 
 def require(caller: Caller, scope: str) -> Caller:
