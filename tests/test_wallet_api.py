@@ -115,11 +115,62 @@ def test_auth_failures_are_401_and_another_users_token_is_403(client):
         forbidden = send(client, method, path, body, other["access_token"])
         assert forbidden.status_code == 403, (path, forbidden.json_body)
     assert send(client, "GET", "/api/v1/wallet/get/1/type1", token=owner["access_token"]).json_body["balance"] == 0
-    # With their own user id in the body, another user still cannot touch this wallet.
+    # With their own user id in the body, another user still cannot touch this wallet: to them it is not there.
     theirs = transact(client, other, wallet, 5)
-    assert theirs.status_code == 403
+    assert theirs.status_code == 404
     assert send(client, "GET", f"/api/v1/transactions/get/2/{wallet['wallet_id']}",
-                token=other["access_token"]).status_code == 403
+                token=other["access_token"]).status_code == 404
+
+
+def probes(user_id: int, wallet_id: int) -> list[tuple[str, str, dict | None]]:
+    """Every seed-002 request that names a wallet id, as `user_id` would send it."""
+    return [("POST", "/api/v1/transactions/create",
+             {"user_id": user_id, "wallet_id": wallet_id, "amount": 5, "is_credit": True}),
+            ("POST", "/api/v1/transactions/create",
+             {"user_id": user_id, "wallet_id": wallet_id, "amount": 5, "is_credit": False}),
+            ("GET", f"/api/v1/transactions/get/{user_id}/{wallet_id}", None),
+            ("POST", "/api/v1/transactions/get/total_in_period",
+             {"user_id": user_id, "wallet_id": wallet_id, "start_date": "2020-01-01", "end_date": "2100-01-01"})]
+
+
+def answer(client, method: str, path: str, body, access_token: str, wallet_id: int):
+    """Status, body (the id asked for written as "<id>") and the DynamoDB requests it took."""
+    with DynamoDBRequests() as requests:
+        response = send(client, method, path, body, access_token)
+    text = json.dumps(response.json_body).replace(str(wallet_id), "<id>")
+    return response.status_code, text, dict(requests.calls)
+
+
+@pytest.mark.parametrize("entries", [0, 2])  # another user's empty wallet, and one with a history
+def test_another_users_wallet_answers_exactly_as_a_missing_one(client, entries):
+    """Wallet ids are sequential: another user's must not tell itself from a free id (status, body or reads)."""
+    owner, other = register(client, "1111111"), register(client, "2222222")
+    theirs = wallet_of(client, owner)
+    for _ in range(entries):
+        assert transact(client, owner, theirs, 30).status_code == 201
+    wallet_of(client, other)  # the prober has a wallet of their own too
+    missing = 99
+    for (method, path, body), (_, missing_path, missing_body) in zip(
+            probes(other["user_id"], theirs["wallet_id"]), probes(other["user_id"], missing), strict=True):
+        probed = answer(client, method, path, body, other["access_token"], theirs["wallet_id"])
+        absent = answer(client, method, missing_path, missing_body, other["access_token"], missing)
+        assert probed[0] == 404 and probed == absent, (path, probed, absent)
+    assert send(client, "GET", "/api/v1/wallet/get/1/type1", token=owner["access_token"]).json_body["balance"] == (
+        30 * entries)
+
+
+def test_another_users_id_is_403_whether_or_not_that_user_exists(client):
+    """The contract's 403 for a token of another user than the path's or body's, before any read."""
+    register(client, "1111111")
+    prober = register(client, "2222222")
+    for user_id in (1, 99):
+        requests = [("GET", f"/api/v1/wallet/get/{user_id}/type1", None),
+                    ("POST", "/api/v1/wallet/create", {"user_id": user_id, "type": "t"}),
+                    *probes(user_id, 1)]
+        for method, path, body in requests:
+            status, text, reads = answer(client, method, path, body, prober["access_token"], user_id)
+            assert (status, reads) == (403, {}), (path, status, text, reads)
+            assert json.loads(text)["error"] == "this token is not user <id>'s"
 
 
 def test_the_refresh_token_gives_a_working_access_token(client):
