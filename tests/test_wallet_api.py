@@ -181,14 +181,79 @@ def test_the_refresh_token_gives_a_working_access_token(client):
     assert send(client, "POST", "/api/v1/token/refresh", token=user["access_token"]).status_code == 401
 
 
+def refresh(client, refresh_token: str):
+    return send(client, "POST", "/api/v1/token/refresh", token=refresh_token)
+
+
 def test_a_refresh_token_is_good_once_and_its_use_gives_a_new_pair(client):
     user = register(client)
-    first = send(client, "POST", "/api/v1/token/refresh", token=user["refresh_token"])
+    first = refresh(client, user["refresh_token"])
     assert first.status_code == 200 and set(first.json_body) == {"access_token", "refresh_token"}
-    replayed = send(client, "POST", "/api/v1/token/refresh", token=user["refresh_token"])
-    assert replayed.status_code == 401 and replayed.json_body["error"] == "this refresh token was already used"
-    second = send(client, "POST", "/api/v1/token/refresh", token=first.json_body["refresh_token"])
+    second = refresh(client, first.json_body["refresh_token"])
     assert second.status_code == 200 and second.json_body["refresh_token"] != first.json_body["refresh_token"]
+    assert wallet_of(client, {**user, "access_token": second.json_body["access_token"]})["wallet_id"] == 1
+
+
+def test_a_refresh_token_reused_after_rotation_revokes_its_whole_family(client):
+    """The thief's and the owner's next refresh both fail (401) once either presents a used refresh token."""
+    victim, bystander = register(client, "1111111"), register(client, "2222222")
+    stolen = victim["refresh_token"]
+    rotated = refresh(client, stolen).json_body["refresh_token"]  # the owner's rotation
+    reused = refresh(client, stolen)  # the thief's, later
+    assert reused.status_code == 401 and reused.json_body["error"] == "this refresh token was already used"
+    assert reused.headers["WWW-Authenticate"].startswith("Bearer")
+    revoked = refresh(client, rotated)
+    assert revoked.status_code == 401 and revoked.json_body["error"] == "this refresh token was revoked"
+    assert refresh(client, stolen).status_code == 401
+    # The thief rotating first is the same: the owner's use of the used token revokes the thief's new one.
+    thief = refresh(client, bystander["refresh_token"]).json_body["refresh_token"]
+    assert refresh(client, bystander["refresh_token"]).status_code == 401
+    assert refresh(client, thief).status_code == 401
+    # Another user's family is not touched.
+    fresh = register(client, "3333333")
+    assert refresh(client, fresh["refresh_token"]).status_code == 200
+
+
+def test_two_refreshes_of_one_token_one_wins_and_the_losers_reuse_revokes_the_family(client):
+    """Both read the token as current; the rotation is one conditional write, so the second finds it used."""
+    from chalicelib.core.errors import Unauthenticated
+
+    tokens = tally.services.refresh_tokens
+    family = tokens.start(7, "t0", datetime.now(UTC) + timedelta(days=1))
+    outcomes = []
+    for new_id in ("winner", "loser"):  # the two requests' writes, in whichever order DynamoDB applies them
+        try:
+            tokens.rotate(family, 7, "t0", new_id, datetime.now(UTC) + timedelta(days=1))
+            outcomes.append(new_id)
+        except Unauthenticated as refused:
+            outcomes.append(str(refused))
+    assert outcomes == ["winner", "this refresh token was already used"]
+    with pytest.raises(Unauthenticated, match="^this refresh token was revoked$"):
+        tokens.rotate(family, 7, "winner", "next", datetime.now(UTC) + timedelta(days=1))
+
+
+def test_a_family_is_one_item_however_often_it_rotates_and_expires_with_its_newest_token(client):
+    from chalicelib.core.models import DirectoryModel
+
+    user = register(client)
+    current = user["refresh_token"]
+    for _ in range(5):
+        current = refresh(client, current).json_body["refresh_token"]
+    stored = [item for item in DirectoryModel.scan() if not item.key.startswith(("user#", "phone#", "wallet#"))]
+    assert len(stored) == 1, [item.key for item in stored]
+    newest = jwt.decode(current, options={"verify_signature": False})
+    assert int(stored[0].expires_at.timestamp()) == newest["exp"]
+
+
+def test_a_refresh_token_from_before_families_is_used_once_and_starts_one(client):
+    user = register(client)
+    now = datetime.now(UTC)
+    legacy = jwt.encode({"sub": str(user["user_id"]), "type": "refresh", "iat": now, "exp": now + timedelta(days=1),
+                         "jti": "legacy-token"}, tally.services.settings.jwt_secret, algorithm="HS256")
+    first = refresh(client, legacy)
+    assert first.status_code == 200
+    assert refresh(client, legacy).status_code == 401
+    assert refresh(client, first.json_body["refresh_token"]).status_code == 200
 
 
 def test_a_debit_below_the_minimum_balance_is_400_and_writes_nothing(client):
