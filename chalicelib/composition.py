@@ -38,7 +38,7 @@ class Services:
         self._users = {surface: Directory(surface, clock=clock) for surface in minimums}
         self._wallets = {surface: self.wallets.of(surface, minimum) for surface, minimum in minimums.items()}
         self.api_keys = ApiKeys(live=settings.deployed, clock=clock)
-        self.refresh_tokens = RefreshTokens(clock)  # seed 002's, each good once
+        self.refresh_tokens = RefreshTokens(clock)  # seed 002's families, each token good once
         # A /v1 book's services, built on a tenant's first request (up to 1,024 books a container).
         self.v1_book = functools.lru_cache(maxsize=1024)(self._v1_book)
 

@@ -20,6 +20,7 @@ from chalicelib.core.models import MODELS, ApiKeyModel
 from chalicelib.surfaces import docs
 from chalicelib.web import access, openapi
 from helpers import make_key, serving
+from tools import infra
 from tools import keys as keys_cli
 
 JSON = {"Content-Type": "application/json"}
@@ -161,6 +162,38 @@ def test_a_revoked_key_stops_working_and_the_others_go_on(client, tenant_a):
     assert revoked.revoked_at is not None and ApiKeys(live=False).revoke(key_id).revoked_at == revoked.revoked_at
     assert send(client, "GET", "/v1/accounts/alice", token=spare).status_code == 401
     assert send(client, "GET", "/v1/accounts/alice", token=tenant_a["token"]).status_code == 200
+
+
+# API Gateway caches the authorizer's answer by the exact Authorization value: each spelling that the function
+# accepted would be its own Allow, kept TTL_SECONDS after a revocation. Only `Bearer <token>` may be allowed.
+SPELLINGS = ("bearer {}", "BEARER {}", "BeArEr {}", "Bearer  {}", "Bearer {} ", " Bearer {}", "Bearer\t{}",
+             "Bearer {}\n", "Bearer\u00a0{}", "Bearer {} {}", "{}")
+
+
+@pytest.mark.parametrize("spelling", SPELLINGS)
+def test_a_key_is_allowed_in_one_spelling_only_so_one_key_is_one_cache_entry(client, tenant_a, spelling):
+    token = tenant_a["token"]
+    header = spelling.format(token, token)
+    with pytest.raises(Exception, match="^Unauthorized$"):  # the function itself, as API Gateway calls it
+        access.authenticate(header)
+    response = client.raw_http.request("GET", "/v1/accounts/alice", headers={**JSON, "Authorization": header})
+    assert response.status_code == 401 and response.json_body == access.UNAUTHORIZED_BODY, repr(header)
+    assert access.authenticate(f"Bearer {token}")["context"]["tenant"] == "tenant-a"
+    assert send(client, "GET", "/v1/accounts/alice", token=token).status_code == 200
+
+
+def test_api_gateway_refuses_every_other_spelling_before_the_function_runs():
+    """The deployed stage's identityValidationExpression (a Java regex; this one means the same in Python)."""
+    live = f"tk_live_key_{'0' * 16}_{'A' * 43}"
+    expression = re.compile(access.IDENTITY_VALIDATION_EXPRESSION)
+    assert expression.search(f"Bearer {live}")
+    # `$` (Java's as Python's) admits a final newline, which no HTTP header value can hold; the function refuses it.
+    assert [spelling for spelling in SPELLINGS if expression.search(spelling.format(live, live))] == ["Bearer {}\n"]
+    assert not expression.search(f"Bearer {live.replace('live', 'test', 1)}")  # a deployed stage's keys are live
+    template = json.loads((infra.ROOT / "infra" / "prod.json").read_text())
+    security = template["Resources"]["RestAPI"]["Properties"]["DefinitionBody"]["securityDefinitions"]
+    assert security[access.AUTHORIZER_NAME]["x-amazon-apigateway-authorizer"] == {
+        "identityValidationExpression": access.IDENTITY_VALIDATION_EXPRESSION}
 
 
 def test_an_account_below_zero_or_with_no_floor_needs_admin(client):

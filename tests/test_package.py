@@ -57,6 +57,11 @@ def test_every_deployed_route_needs_a_key_but_the_documented_public_ones(templat
                                         for method in body["paths"][path]}
     authorizer = body["securityDefinitions"]["key_authorizer"]
     assert authorizer["x-amazon-apigateway-authorizer"]["authorizerResultTtlInSeconds"] == access.TTL_SECONDS
+    # Merged into Chalice's own definition (still its Lambda's): other spellings never reach the function.
+    assert authorizer["x-amazon-apigateway-authorizer"]["type"] == "token"
+    assert "authorizerUri" in authorizer["x-amazon-apigateway-authorizer"]
+    assert (authorizer["x-amazon-apigateway-authorizer"]["identityValidationExpression"]
+            == access.IDENTITY_VALIDATION_EXPRESSION)
     assert authorizer["name"] == "Authorization"
     assert body["x-amazon-apigateway-api-key-source"] == "AUTHORIZER"  # the tenant's usage-plan key
 

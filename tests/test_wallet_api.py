@@ -115,11 +115,62 @@ def test_auth_failures_are_401_and_another_users_token_is_403(client):
         forbidden = send(client, method, path, body, other["access_token"])
         assert forbidden.status_code == 403, (path, forbidden.json_body)
     assert send(client, "GET", "/api/v1/wallet/get/1/type1", token=owner["access_token"]).json_body["balance"] == 0
-    # With their own user id in the body, another user still cannot touch this wallet.
+    # With their own user id in the body, another user still cannot touch this wallet: to them it is not there.
     theirs = transact(client, other, wallet, 5)
-    assert theirs.status_code == 403
+    assert theirs.status_code == 404
     assert send(client, "GET", f"/api/v1/transactions/get/2/{wallet['wallet_id']}",
-                token=other["access_token"]).status_code == 403
+                token=other["access_token"]).status_code == 404
+
+
+def probes(user_id: int, wallet_id: int) -> list[tuple[str, str, dict | None]]:
+    """Every seed-002 request that names a wallet id, as `user_id` would send it."""
+    return [("POST", "/api/v1/transactions/create",
+             {"user_id": user_id, "wallet_id": wallet_id, "amount": 5, "is_credit": True}),
+            ("POST", "/api/v1/transactions/create",
+             {"user_id": user_id, "wallet_id": wallet_id, "amount": 5, "is_credit": False}),
+            ("GET", f"/api/v1/transactions/get/{user_id}/{wallet_id}", None),
+            ("POST", "/api/v1/transactions/get/total_in_period",
+             {"user_id": user_id, "wallet_id": wallet_id, "start_date": "2020-01-01", "end_date": "2100-01-01"})]
+
+
+def answer(client, method: str, path: str, body, access_token: str, wallet_id: int):
+    """Status, body (the id asked for written as "<id>") and the DynamoDB requests it took."""
+    with DynamoDBRequests() as requests:
+        response = send(client, method, path, body, access_token)
+    text = json.dumps(response.json_body).replace(str(wallet_id), "<id>")
+    return response.status_code, text, dict(requests.calls)
+
+
+@pytest.mark.parametrize("entries", [0, 2])  # another user's empty wallet, and one with a history
+def test_another_users_wallet_answers_exactly_as_a_missing_one(client, entries):
+    """Wallet ids are sequential: another user's must not tell itself from a free id (status, body or reads)."""
+    owner, other = register(client, "1111111"), register(client, "2222222")
+    theirs = wallet_of(client, owner)
+    for _ in range(entries):
+        assert transact(client, owner, theirs, 30).status_code == 201
+    wallet_of(client, other)  # the prober has a wallet of their own too
+    missing = 99
+    for (method, path, body), (_, missing_path, missing_body) in zip(
+            probes(other["user_id"], theirs["wallet_id"]), probes(other["user_id"], missing), strict=True):
+        probed = answer(client, method, path, body, other["access_token"], theirs["wallet_id"])
+        absent = answer(client, method, missing_path, missing_body, other["access_token"], missing)
+        assert probed[0] == 404 and probed == absent, (path, probed, absent)
+    assert send(client, "GET", "/api/v1/wallet/get/1/type1", token=owner["access_token"]).json_body["balance"] == (
+        30 * entries)
+
+
+def test_another_users_id_is_403_whether_or_not_that_user_exists(client):
+    """The contract's 403 for a token of another user than the path's or body's, before any read."""
+    register(client, "1111111")
+    prober = register(client, "2222222")
+    for user_id in (1, 99):
+        requests = [("GET", f"/api/v1/wallet/get/{user_id}/type1", None),
+                    ("POST", "/api/v1/wallet/create", {"user_id": user_id, "type": "t"}),
+                    *probes(user_id, 1)]
+        for method, path, body in requests:
+            status, text, reads = answer(client, method, path, body, prober["access_token"], user_id)
+            assert (status, reads) == (403, {}), (path, status, text, reads)
+            assert json.loads(text)["error"] == "this token is not user <id>'s"
 
 
 def test_the_refresh_token_gives_a_working_access_token(client):
@@ -130,14 +181,79 @@ def test_the_refresh_token_gives_a_working_access_token(client):
     assert send(client, "POST", "/api/v1/token/refresh", token=user["access_token"]).status_code == 401
 
 
+def refresh(client, refresh_token: str):
+    return send(client, "POST", "/api/v1/token/refresh", token=refresh_token)
+
+
 def test_a_refresh_token_is_good_once_and_its_use_gives_a_new_pair(client):
     user = register(client)
-    first = send(client, "POST", "/api/v1/token/refresh", token=user["refresh_token"])
+    first = refresh(client, user["refresh_token"])
     assert first.status_code == 200 and set(first.json_body) == {"access_token", "refresh_token"}
-    replayed = send(client, "POST", "/api/v1/token/refresh", token=user["refresh_token"])
-    assert replayed.status_code == 401 and replayed.json_body["error"] == "this refresh token was already used"
-    second = send(client, "POST", "/api/v1/token/refresh", token=first.json_body["refresh_token"])
+    second = refresh(client, first.json_body["refresh_token"])
     assert second.status_code == 200 and second.json_body["refresh_token"] != first.json_body["refresh_token"]
+    assert wallet_of(client, {**user, "access_token": second.json_body["access_token"]})["wallet_id"] == 1
+
+
+def test_a_refresh_token_reused_after_rotation_revokes_its_whole_family(client):
+    """The thief's and the owner's next refresh both fail (401) once either presents a used refresh token."""
+    victim, bystander = register(client, "1111111"), register(client, "2222222")
+    stolen = victim["refresh_token"]
+    rotated = refresh(client, stolen).json_body["refresh_token"]  # the owner's rotation
+    reused = refresh(client, stolen)  # the thief's, later
+    assert reused.status_code == 401 and reused.json_body["error"] == "this refresh token was already used"
+    assert reused.headers["WWW-Authenticate"].startswith("Bearer")
+    revoked = refresh(client, rotated)
+    assert revoked.status_code == 401 and revoked.json_body["error"] == "this refresh token was revoked"
+    assert refresh(client, stolen).status_code == 401
+    # The thief rotating first is the same: the owner's use of the used token revokes the thief's new one.
+    thief = refresh(client, bystander["refresh_token"]).json_body["refresh_token"]
+    assert refresh(client, bystander["refresh_token"]).status_code == 401
+    assert refresh(client, thief).status_code == 401
+    # Another user's family is not touched.
+    fresh = register(client, "3333333")
+    assert refresh(client, fresh["refresh_token"]).status_code == 200
+
+
+def test_two_refreshes_of_one_token_one_wins_and_the_losers_reuse_revokes_the_family(client):
+    """Both read the token as current; the rotation is one conditional write, so the second finds it used."""
+    from chalicelib.core.errors import Unauthenticated
+
+    tokens = tally.services.refresh_tokens
+    family = tokens.start(7, "t0", datetime.now(UTC) + timedelta(days=1))
+    outcomes = []
+    for new_id in ("winner", "loser"):  # the two requests' writes, in whichever order DynamoDB applies them
+        try:
+            tokens.rotate(family, 7, "t0", new_id, datetime.now(UTC) + timedelta(days=1))
+            outcomes.append(new_id)
+        except Unauthenticated as refused:
+            outcomes.append(str(refused))
+    assert outcomes == ["winner", "this refresh token was already used"]
+    with pytest.raises(Unauthenticated, match="^this refresh token was revoked$"):
+        tokens.rotate(family, 7, "winner", "next", datetime.now(UTC) + timedelta(days=1))
+
+
+def test_a_family_is_one_item_however_often_it_rotates_and_expires_with_its_newest_token(client):
+    from chalicelib.core.models import DirectoryModel
+
+    user = register(client)
+    current = user["refresh_token"]
+    for _ in range(5):
+        current = refresh(client, current).json_body["refresh_token"]
+    stored = [item for item in DirectoryModel.scan() if not item.key.startswith(("user#", "phone#", "wallet#"))]
+    assert len(stored) == 1, [item.key for item in stored]
+    newest = jwt.decode(current, options={"verify_signature": False})
+    assert int(stored[0].expires_at.timestamp()) == newest["exp"]
+
+
+def test_a_refresh_token_from_before_families_is_used_once_and_starts_one(client):
+    user = register(client)
+    now = datetime.now(UTC)
+    legacy = jwt.encode({"sub": str(user["user_id"]), "type": "refresh", "iat": now, "exp": now + timedelta(days=1),
+                         "jti": "legacy-token"}, tally.services.settings.jwt_secret, algorithm="HS256")
+    first = refresh(client, legacy)
+    assert first.status_code == 200
+    assert refresh(client, legacy).status_code == 401
+    assert refresh(client, first.json_body["refresh_token"]).status_code == 200
 
 
 def test_a_debit_below_the_minimum_balance_is_400_and_writes_nothing(client):

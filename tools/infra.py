@@ -125,7 +125,11 @@ def template(stage: str) -> dict:
             "ResponseParameters": {"Headers": {name: f"'{value}'" for name, value in _gateway_headers(kind).items()}},
         } for kind, (status, body) in access.GATEWAY_RESPONSES.items()},
         # A guarded route's usage-plan key is the tenant's, which the authorizer answers with.
-        "DefinitionBody": {"x-amazon-apigateway-api-key-source": "AUTHORIZER"},
+        # API Gateway refuses a header not spelled `Bearer tk_live_...` before running the authorizer (401, nothing
+        # cached): merged into the authorizer Chalice defines, which has no parameter for it.
+        "DefinitionBody": {"x-amazon-apigateway-api-key-source": "AUTHORIZER",
+                           "securityDefinitions": {access.AUTHORIZER_NAME: {"x-amazon-apigateway-authorizer": {
+                               "identityValidationExpression": access.IDENTITY_VALIDATION_EXPRESSION}}}},
     }}
     # Per-tenant throttling: each tenant's API Gateway key (made by `tools.keys create --usage-plan`) is in
     # this plan, whose limits apply to each key on its own, so one tenant cannot use up another's rate.

@@ -363,7 +363,11 @@ class DirectoryModel(Model):
     phone_number = UnicodeAttribute(null=True)
     wallet_id = NumberAttribute(null=True)
     created_at = UnicodeAttribute()
-    expires_at = TTLAttribute(null=True)  # `refresh#<token id>`: a used refresh token, kept until it expires
+    # `family#<id>`: seed 002's refresh-token family (chalicelib/core/tokens.py), kept until its newest token
+    # expires; `refresh#<token id>`: a used refresh token from before families, kept until it expires.
+    expires_at = TTLAttribute(null=True)
+    token_id = UnicodeAttribute(null=True)  # a family's current refresh token (its `jti`)
+    revoked_at = UnicodeAttribute(null=True)  # a family revoked when one of its used tokens came back
     # Users: the surface that registered them; their id means nothing to another surface.
     surface = UnicodeAttribute(null=True)
 

@@ -20,6 +20,7 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from typing import NoReturn
 
 from pynamodb.exceptions import TransactGetError
 from pynamodb.transactions import TransactGet
@@ -174,16 +175,15 @@ class Wallets:
         return Wallet(wallet_id, user_id, wallet_type, 0, floor)
 
     def get(self, wallet_id: int, *, owner: int | None = None, wallet_type: str | None = None) -> Wallet:
-        """One GetItem. `owner`: the user who asks (Forbidden for another's wallet); `wallet_type`: the
-        only type this caller may see (others are not found)."""
+        """One GetItem. `owner`: the user who asks, `wallet_type`: the only type this caller may see; a wallet
+        of another owner, type or surface is not found, exactly as one that does not exist."""
         try:
             account = AccountModel.get(self._key(wallet_id), consistent_read=True)
         except AccountModel.DoesNotExist:
             raise _no_wallet(wallet_id) from None
-        if not self._sees(account) or (wallet_type is not None and account.wallet_type != wallet_type):
+        if not self._sees(account) or (wallet_type is not None and account.wallet_type != wallet_type) or (
+                owner is not None and int(account.owner) != owner):
             raise _no_wallet(wallet_id)
-        if owner is not None and int(account.owner) != owner:
-            raise Forbidden(f"wallet {wallet_id} belongs to another user")
         return Wallet(wallet_id, int(account.owner), account.wallet_type, int(account.balance),
                       None if account.floor is None else int(account.floor))
 
@@ -208,10 +208,10 @@ class Wallets:
 
         def checked(draft) -> Extension:
             account = draft.account
-            if not self._sees(account) or (wallet_type is not None and account.wallet_type != wallet_type):
+            # Another owner's wallet is refused as a missing one, after the same one read (ids are sequential).
+            if not self._sees(account) or (wallet_type is not None and account.wallet_type != wallet_type) or (
+                    owner is not None and int(account.owner) != owner):
                 raise _no_wallet(wallet_id)
-            if owner is not None and int(account.owner) != owner:
-                raise Forbidden(f"wallet {wallet_id} belongs to another user")
             # The surface read is also the write's condition (it never changes; the version would catch it).
             return Extension(entry_attributes={"owner": int(account.owner), "surface": account.surface},
                              account_condition=None if self.surface is None else AccountModel.surface == self.surface)
@@ -229,23 +229,26 @@ class Wallets:
     def history(self, wallet_id: int, *, owner: int | None = None, limit: int = 100, cursor: str | None = None,
                 newest_first: bool = True, start: datetime | None = None,
                 end: datetime | None = None) -> tuple[list[Movement], str | None]:
-        """A page of the wallet's movements: one Query (a GetItem more only when the page is empty,
-        to tell an empty wallet from one that does not exist or is not the owner's). Each entry names
-        the wallet's surface and owner, checked on the page."""
+        """A page of the wallet's movements: one Query, and a GetItem more when the page is empty or is not
+        the owner's (each entry names the wallet's surface and owner, checked on the page): the wallet's item
+        tells an empty wallet from one that does not exist or is another's. Another's and a missing wallet
+        are then the same answer (not found) after the same reads, a Query and a GetItem."""
         try:
             page: Page = self.ledger.history(str(wallet_id), limit=limit, cursor=cursor, newest_first=newest_first,
                                              start=start, end=end, owner=owner, surface=self.surface)
-        except NotFound:
-            raise _no_wallet(wallet_id) from None
+        except (NotFound, Forbidden):
+            self._refuse(wallet_id, owner)
         if not page.postings:
             self.get(wallet_id, owner=owner)
         return [_movement(wallet_id, posting) for posting in page.postings], page.next_cursor
 
     def totals(self, wallet_id: int, start: datetime, end: datetime, *, owner: int | None = None) -> Totals:
+        """The period's totals: one Query, and a GetItem more as in `history` (the same reads for another's
+        wallet as for a missing one)."""
         try:
             totals = self.ledger.totals(str(wallet_id), start, end, owner=owner, surface=self.surface)
-        except NotFound:
-            raise _no_wallet(wallet_id) from None
+        except (NotFound, Forbidden):
+            self._refuse(wallet_id, owner)
         if totals.count == 0:
             self.get(wallet_id, owner=owner)
         return totals
@@ -257,6 +260,12 @@ class Wallets:
         self.get(wallet_id, wallet_type=wallet_type)
         totals, postings = self.ledger.statement(str(wallet_id), start, end)
         return totals, [_movement(wallet_id, posting) for posting in postings]
+
+    def _refuse(self, wallet_id: int, owner: int | None) -> NoReturn:
+        """A page that is not this view's or this owner's: refused as a wallet that does not exist, after the
+        wallet's GetItem that an empty page costs too, so the two take the same reads."""
+        self.get(wallet_id, owner=owner)  # raises NotFound: the page was another's
+        raise _no_wallet(wallet_id)  # the item reads as the caller's although its entries do not: still not theirs
 
     def _key(self, wallet_id: int) -> str:
         return self.ledger.account_key(str(wallet_id))

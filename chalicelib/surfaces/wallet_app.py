@@ -49,20 +49,18 @@ def _path_id(name: str, value: str) -> int:
 
 @surface.route("/api/v1/users", "POST", status=201, request="RegisterRequest", response="Registered", errors=(409,))
 def register(body):
-    settings = _settings()
     user = surface.services.users_of("wallet_app").register(body.phone_number)
-    return {"user_id": user.user_id, "phone_number": user.phone_number,
-            "access_token": auth.issue(settings, user.user_id, auth.ACCESS),
-            "refresh_token": auth.issue(settings, user.user_id, auth.REFRESH)}
+    access, refresh_token = auth.new_session(_settings(), user.user_id, surface.services.refresh_tokens)
+    return {"user_id": user.user_id, "phone_number": user.phone_number, "access_token": access,
+            "refresh_token": refresh_token}
 
 
 @surface.route("/api/v1/token/refresh", "POST", response="AccessToken", errors=(401,), bearer=True)
 def refresh():
-    """A new token pair; the refresh token sent is used up (a second use is a 401)"""
-    settings = _settings()
-    user_id = auth.refreshed_user(settings, surface.request.headers, surface.services.refresh_tokens)
-    return {"access_token": auth.issue(settings, user_id, auth.ACCESS),
-            "refresh_token": auth.issue(settings, user_id, auth.REFRESH)}
+    """A new token pair; the refresh token sent is used up, and a second use revokes every token of its family
+    (each a 401)"""
+    access, refresh_token = auth.refreshed(_settings(), surface.request.headers, surface.services.refresh_tokens)
+    return {"access_token": access, "refresh_token": refresh_token}
 
 
 @surface.route("/api/v1/wallet/create", "POST", status=201, request="WalletCreateRequest", response="WalletOut",

@@ -5,6 +5,12 @@ before the route's function and caches its answer per token for `TTL_SECONDS`, s
 working within that time (at once under `make run`, which does not cache). `chalice local` and the test
 client run the same function.
 
+- One spelling only: `Authorization: Bearer <key>`, the scheme written `Bearer`, one space, the key (its strict
+  pattern), nothing before or after. API Gateway caches by the header's exact value, so were `bearer k` or
+  `Bearer k ` accepted too, each would be an Allow of its own, outliving a revocation up to `TTL_SECONDS` each;
+  normalizing inside the function cannot merge them. Every other spelling gets the same 401 as a bad key
+  (RFC 6750 lets the scheme's case vary; we refuse that on purpose: one key, one cache entry). Deployed, API
+  Gateway refuses them before the function runs (`IDENTITY_VALIDATION_EXPRESSION`, set by tools/infra.py).
 - No, malformed, unknown or revoked key: the authorizer fails with "Unauthorized", which API Gateway
   answers with 401 (the stage's gateway responses give it Tally's error shape; `tools/local_gateway.py`
   does the same locally).
@@ -18,9 +24,11 @@ Every deployed route needs a key except those on `PUBLIC_ROUTES`, and seed surfa
 """
 from __future__ import annotations
 
+import re
+
 from chalice import AuthResponse, Blueprint
 
-from chalicelib.core.api_keys import ApiKeys, Caller
+from chalicelib.core.api_keys import TOKEN, ApiKeys, Caller
 from chalicelib.core.errors import Forbidden, Unauthenticated
 
 TTL_SECONDS = 60  # how long API Gateway may keep using an answer: the longest a revoked key still works
@@ -31,20 +39,35 @@ AUTHORIZER_NAME = "key_authorizer"  # not "api_key": API Gateway's own API-key s
 PUBLIC_ROUTES = frozenset({"/ping", "/openapi.json", "/console"})
 UNAUTHORIZED = "Unauthorized"  # the exact failure message API Gateway turns into a 401
 LIMITS = ("issue_limit", "daily_issue_limit")  # a key's limits on minting, passed to the route in the context
+# The one spelling of the header allowed: `Bearer`, one space, a key of the strict pattern, nothing around it
+# (fullmatch: not even the trailing newline a `$` would admit).
+BEARER = re.compile(r"Bearer (" + TOKEN.pattern + r")")
+# Deployed (a packaged stage runs on Lambda, so takes `tk_live_` keys only), API Gateway itself refuses any other
+# value before calling the function, with the same 401 and no cache entry: tools/infra.py sets this as the
+# authorizer's `identityValidationExpression` (Chalice's `@authorizer` has no parameter for it).
+IDENTITY_VALIDATION_EXPRESSION = "^Bearer " + TOKEN.pattern.replace("(live|test)", "live", 1) + "$"
 
 blueprint = Blueprint(__name__)
 keys: ApiKeys | None = None  # the composition root's, handed over by app.py before any request
 
 
+def bearer_credential(header: str | None) -> str:
+    """The key of an `Authorization` value spelled exactly `Bearer <key>`; Unauthenticated for any other
+    spelling (another case of the scheme, more or other white space, anything around it): API Gateway caches
+    by the exact value, so a second accepted spelling would be a second Allow outliving a revocation."""
+    match = BEARER.fullmatch(header or "")
+    if match is None:
+        raise Unauthenticated("a valid API key is required: Authorization: Bearer tk_...")
+    return match.group(1)
+
+
 def authenticate(token: str | None) -> dict:
     """The authorizer's answer for a token: allow, with the caller in the context; raises for any other."""
-    scheme, _, credential = (token or "").partition(" ")
     try:
-        if scheme.lower() != "bearer":
-            raise Unauthenticated("a bearer token is required")
+        credential = bearer_credential(token)
         if keys is None:
             raise RuntimeError("the authorizer has no keys yet; the app serves them (app.serve)")
-        caller, usage_key = keys.authenticate(credential.strip())
+        caller, usage_key = keys.authenticate(credential)
     except Unauthenticated:
         raise Exception(UNAUTHORIZED) from None  # noqa: TRY002 - API Gateway matches this exact message
     context = {"tenant": caller.tenant, "scopes": " ".join(sorted(caller.scopes))}
