@@ -66,7 +66,7 @@ def table_resource(kind: str, model, stage: str) -> dict:
                for index in sorted(schema["global_secondary_indexes"], key=lambda index: index["index_name"])]
     protected = stage in PROTECTED_STAGES
     properties = {
-        "TableName": load({"TALLY_STAGE": stage, "JWT_SECRET_KEY": "-"}).table_name(kind),
+        "TableName": load({"TALLY_STAGE": stage}).table_name(kind),
         "AttributeDefinitions": sorted(schema["attribute_definitions"], key=lambda item: item["AttributeName"]),
         "KeySchema": keys(schema["key_schema"]),
         "BillingMode": {"Ref": "BillingMode"},
