@@ -5,6 +5,7 @@ environment directly. Nothing else in the code reads `os.environ`.
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import secrets
 from collections.abc import Mapping
@@ -18,6 +19,20 @@ SEED_AUTH_MODES = ("api_key", "none")
 # long as the process), they mount every seed surface open by default, and their keys read `tk_test_`.
 UNDEPLOYED_STAGES = {"local", "test"}
 _PROCESS_SECRET = secrets.token_urlsafe(32)
+# Secrets anyone can read in the seed contracts (seed 002's README gives its `.env`'s JWT_SECRET_KEY), as
+# SHA-256 of the bare value: whoever read them could sign seed 002's tokens and page cursors, so no stage
+# signs with one, however long. tests/test_config.py scans the seeds for secrets missing from this list.
+PUBLISHED_SECRETS_SHA256 = frozenset({
+    "86d2d7d5c1389dbfe7425bbc427eadc0187d7d6239cddcd3a356d6712f182d1a",  # seed 002, README's JWT_SECRET_KEY
+})
+
+
+def published_secret(secret: str) -> bool:
+    """Whether `secret` is one the seeds publish, copied bare, quoted (as the `.env` line is) or padded."""
+    bare = secret.strip()
+    if len(bare) > 1 and bare[0] == bare[-1] and bare[0] in "'\"":
+        bare = bare[1:-1].strip()
+    return hashlib.sha256(bare.encode()).hexdigest() in PUBLISHED_SECRETS_SHA256
 
 
 def _int(environ: Mapping[str, str], name: str, default: int, minimum: int = 0, maximum: int | None = None) -> int:
@@ -69,6 +84,26 @@ def _seed_auth(environ: Mapping[str, str], deployed: bool) -> str:
     return raw
 
 
+def _environment_secret(environ: Mapping[str, str], stage: str, deployed: bool) -> str | None:
+    """JWT_SECRET_KEY where nothing is deployed (else a process secret); refused on a deployed stage, and
+    everywhere when the seeds publish it. Refused when loaded, so a container with it does not start."""
+    raw = environ.get("JWT_SECRET_KEY")
+    if raw and deployed:
+        raise ValueError(f"JWT_SECRET_KEY is set on the deployed stage {stage!r}: a deployed stage takes its secret "
+                         "from Secrets Manager only (TALLY_JWT_SECRET_NAME, read at run time), never from the "
+                         "environment, which anyone who may read the function's configuration can read; remove "
+                         "JWT_SECRET_KEY from the stage's environment"
+                         + ("; this one is also a secret published in the seed contracts, which nobody may use"
+                            if published_secret(raw) else ""))
+    if raw and published_secret(raw):
+        raise ValueError("JWT_SECRET_KEY is a secret published in the seed contracts (seed 002's README): anyone "
+                         "can sign tokens with it; use one of your own (python3 -c 'import secrets; "
+                         "print(secrets.token_urlsafe(48))')")
+    if raw:
+        return raw
+    return None if deployed else _PROCESS_SECRET
+
+
 @dataclass(frozen=True)
 class Settings:
     stage: str = "local"
@@ -87,8 +122,8 @@ class Settings:
     backoff_cap_ms: int = 2000
     # How long an `Idempotency-Key` (a retry token, not a transaction id clients read back) is kept.
     idempotency_key_hours: int = 24
-    # Seed 002's tokens: HS256 with `jwt_secret` (JWT_SECRET_KEY, undeployed stages), or with the secret that
-    # Secrets Manager holds under `jwt_secret_name`, read at run time (chalicelib/web/auth.py); minutes.
+    # Seed 002's tokens: HS256 with `jwt_secret` (JWT_SECRET_KEY, undeployed stages only), or, deployed, with
+    # the secret that Secrets Manager holds under `jwt_secret_name`, read at run time (stage_secret.py); minutes.
     jwt_secret: str | None = field(default=_PROCESS_SECRET, repr=False)
     jwt_secret_name: str | None = None
     jwt_access_minutes: int = 5
@@ -117,7 +152,7 @@ class Settings:
 def load(environ: Mapping[str, str] = os.environ) -> Settings:
     stage = environ.get("TALLY_STAGE", "local")
     deployed = stage not in UNDEPLOYED_STAGES or bool(environ.get("AWS_LAMBDA_FUNCTION_NAME"))
-    jwt_secret = environ.get("JWT_SECRET_KEY") or (None if deployed else _PROCESS_SECRET)
+    jwt_secret = _environment_secret(environ, stage, deployed)
     return Settings(
         stage=stage,
         deployed=deployed,

@@ -3,8 +3,10 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -82,9 +84,10 @@ def test_a_deployed_stage_reads_its_signing_key_at_run_time_and_refuses_a_short_
         assert auth.signing_key(deployed) == "k" * 32
         secrets.put_secret_value(SecretId="tally/prod/jwt-secret", SecretString="rotated" * 8)
         assert auth.signing_key(deployed) == "k" * 32  # read once per container, not per request
+        secrets.create_secret(Name="tally/prod/short", SecretString="short")
+        with pytest.raises(auth.SigningKeyError, match="32 bytes"):
+            auth.signing_key(load({"TALLY_STAGE": "prod", "TALLY_JWT_SECRET_NAME": "tally/prod/short"}))
     auth._stored_secret.cache_clear()
-    with pytest.raises(auth.SigningKeyError, match="32 bytes"):
-        auth.signing_key(load({"TALLY_STAGE": "prod", "JWT_SECRET_KEY": "short"}))
     with pytest.raises(auth.SigningKeyError, match="TALLY_JWT_SECRET_NAME"):
         auth.signing_key(load({"TALLY_STAGE": "prod"}))
     local = load({"TALLY_STAGE": "local"})  # a process-wide secret, so tokens work within one run
@@ -98,3 +101,82 @@ def test_wallet_minimums_and_token_lifetimes_come_from_the_environment():
     for bad in ("20.555", "-1", "lots"):
         with pytest.raises(ValueError, match="MINIMUM_BALANCE"):
             load({"MINIMUM_BALANCE": bad})
+
+
+# Seed 002's README publishes this signing key (in its `.env` example, quotes and all): anyone may sign with it.
+SEED_002_SECRET = "ScuqXHWTSBlzE6Zlp3jE2iExBqrRSTm8KbWw+IbA/oc="
+STRONG = "a-stage-secret-of-its-own-" + "x" * 32
+
+
+def app_start(environment: dict[str, str]) -> subprocess.CompletedProcess:
+    """Import the app as a Lambda container's start does, with this environment."""
+    return subprocess.run([sys.executable, "-c", "import app"], cwd=ROOT, capture_output=True, text=True,
+                          env={**os.environ, **environment})
+
+
+@pytest.mark.parametrize("environment", [{"TALLY_STAGE": "prod"},
+                                         {"TALLY_STAGE": "local", "AWS_LAMBDA_FUNCTION_NAME": "tally-local"}])
+def test_a_deployed_stage_refuses_a_secret_from_the_environment_and_does_not_start(environment):
+    named = {**environment, "TALLY_JWT_SECRET_NAME": "tally/prod/jwt-secret"}
+    with pytest.raises(ValueError, match="JWT_SECRET_KEY.*deployed.*Secrets Manager"):
+        load({**named, "JWT_SECRET_KEY": STRONG})
+    started = app_start({**named, "JWT_SECRET_KEY": STRONG})
+    assert started.returncode != 0 and "JWT_SECRET_KEY" in started.stderr and "Secrets Manager" in started.stderr
+    assert load(named).jwt_secret is None  # without it, the stage starts and reads Secrets Manager only
+
+
+@pytest.mark.parametrize("published", [SEED_002_SECRET, f"'{SEED_002_SECRET}'", f" {SEED_002_SECRET}\n"])
+def test_a_secret_the_seeds_publish_is_refused_on_every_stage(published):
+    import boto3
+    from moto import mock_aws
+
+    from chalicelib import stage_secret as auth
+
+    assert len(published.strip().strip("'").encode()) >= auth.MIN_DEPLOYED_KEY_BYTES  # the length check passes it
+    for stage in ("local", "test"):  # undeployed: an environment secret, but never a published one
+        with pytest.raises(ValueError, match="published"):
+            load({"TALLY_STAGE": stage, "JWT_SECRET_KEY": published})
+        assert load({"TALLY_STAGE": stage, "JWT_SECRET_KEY": STRONG}).jwt_secret == STRONG
+    with pytest.raises(ValueError, match="published"):
+        load({"TALLY_STAGE": "prod", "JWT_SECRET_KEY": published})
+    deployed = load({"TALLY_STAGE": "prod", "TALLY_JWT_SECRET_NAME": "tally/prod/jwt-secret"})
+    auth._stored_secret.cache_clear()
+    with mock_aws():
+        boto3.client("secretsmanager", region_name=deployed.region).create_secret(
+            Name="tally/prod/jwt-secret", SecretString=published)
+        with pytest.raises(auth.SigningKeyError, match="published"):
+            auth.signing_key(deployed)
+        with pytest.raises(auth.SigningKeyError, match="published"):
+            auth.derived_key(deployed, "cursor")  # the cursor key is never derived from it either
+    auth._stored_secret.cache_clear()
+
+
+def test_a_deployed_stage_signs_with_the_secrets_manager_secret_only():
+    import boto3
+    from moto import mock_aws
+
+    from chalicelib import stage_secret as auth
+
+    deployed = replace(load({"TALLY_STAGE": "prod", "TALLY_JWT_SECRET_NAME": "tally/prod/jwt-secret"}),
+                       jwt_secret=STRONG)  # a secret in the settings by any other way is not used
+    auth._stored_secret.cache_clear()
+    with mock_aws():
+        boto3.client("secretsmanager", region_name=deployed.region).create_secret(
+            Name="tally/prod/jwt-secret", SecretString="s" * 40)
+        assert auth.signing_key(deployed) == "s" * 40
+    auth._stored_secret.cache_clear()
+
+
+SEEDS = ROOT.parent / "shared" / "seeds"
+# An assignment of a secret in a seed's text: `JWT_SECRET_KEY='...'`, `SECRET_KEY = "..."`, `PASSWORD: ...`.
+SECRET_ASSIGNMENT = re.compile(r"\b([A-Z0-9_]*(?:SECRET|PASSWORD|_KEY)[A-Z0-9_]*)\s*[=:]\s*(['\"]?)([^\s'\"]{8,})\2")
+
+
+@pytest.mark.skipif(not SEEDS.is_dir(), reason="the seed contracts are not beside this checkout")
+def test_every_secret_the_seeds_publish_is_on_the_refused_list():
+    from chalicelib.config import published_secret
+
+    found = {match.group(3) for path in sorted(SEEDS.iterdir()) if path.is_file()
+             for match in SECRET_ASSIGNMENT.finditer(path.read_text(errors="replace"))}
+    assert SEED_002_SECRET in found  # the scan sees the one we know of
+    assert [secret for secret in found if not published_secret(secret)] == []

@@ -1,18 +1,27 @@
-"""The stage IAM policies grant exactly what the code uses: every DynamoDB action it issues, on Tally's
-tables and indexes only. The operations are recorded (botocore hooks) while every route of every surface
-and every write path runs on DynamoDB Local, the big-spend completion and the lot recheck included."""
+"""Each function's IAM policy grants what that function's code uses, and nothing more: every DynamoDB action it
+issues, on the tables and indexes it uses, and its own stream, bus, secret and log group, every ARN in the stack's
+own region and account. The operations are recorded (botocore hooks) per function while every route of every
+surface and every write path runs on DynamoDB Local (the API), a sweep finishes a crashed spend and expires a
+due lot and hold (the sweep), and a stream batch is published (the publisher).
+
+What each function may do is stated here, apart from tools/infra.py which writes the policies, so a policy
+broadened there (the sweep writing users, the publisher writing any item, a `*` region) fails."""
 from __future__ import annotations
 
+import copy
 import json
+import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+
+import pytest
 
 import app as tally
 from chalicelib.core import events, models
 from chalicelib.core.expiry import Swept, sweep
-from chalicelib.core.models import EntryModel
+from chalicelib.core.models import EntryModel, IdempotencyModel
 from chalicelib.surfaces import points_tracker
-from helpers import LaggingIndex
+from helpers import Crash, LaggingIndex, TransactWriteFaults
 from tools.infra import stages
 from tools.local_http import request_json as http
 from tools.request_counter import DynamoDBRequests
@@ -91,33 +100,133 @@ def v1_tour(base: str, clock) -> None:
                  "/v1/accounts/alice/entries", "/v1/accounts/member/lots", "/v1/accounts/member/lots?state=all",
                  f"/v1/transactions/{transfer['id']}", f"/v1/holds/{hold['id']}"):
         http("GET", base + path)
+
+
+def crash_a_spend_in_parts() -> None:
+    """A seed 000 spend of more lots than one transaction takes, dead after its first part: the sweep's to finish."""
+    start = datetime(2021, 1, 1, tzinfo=UTC)
+    book = tally.services.points_book("bigspend")
+    for number in range(260):
+        book.add("h", f"P{number % 4}", 2, timestamp=start + timedelta(minutes=number))
+    with TransactWriteFaults(crash_at=3), pytest.raises(Crash):
+        book.spend("h", 515, idempotency_key="big-spend")
+
+
+def sweep_tour(clock) -> None:
+    """What `expire_due` runs (app.py), once there is something of every kind to do: a spend to finish, a /v1
+    lot and a /v1 hold due (made by the tour)."""
     later = datetime.now(UTC) + timedelta(minutes=10)
     clock.now = later
-    assert sweep(tally.services.v1_book, later) == Swept(lots=1, holds=1, settled=0)
+    assert sweep(tally.services.v1_book, later, points_book=tally.services.points_book) == Swept(
+        lots=1, holds=1, settled=1)
     clock.now = None
 
 
-def as_stage_resource(resource: str, prefix: str, stage: str) -> str:
-    """A recorded table or index of this test's tables, as the ARN pattern of the stage's policy."""
-    table, _, index = resource.partition("/index/")
-    assert table.startswith(prefix + "-"), f"{table} is not one of Tally's tables"
-    kind = table[len(prefix) + 1:]
-    return f"arn:aws:dynamodb:*:*:table/tally-{stage}-{kind}" + ("/index/*" if index else "")
+# What each function does, table by table: (action, table) or (action, table/index/name).
+API_TABLES = set(models.MODELS) - {"keys"}  # the keys are the authorizer's alone
+API_ACTIONS = {"dynamodb:BatchGetItem", "dynamodb:ConditionCheckItem", "dynamodb:GetItem", "dynamodb:PutItem",
+               "dynamodb:Query", "dynamodb:UpdateItem"}
+SWEEP_USES = {
+    ("dynamodb:GetItem", "accounts"), ("dynamodb:UpdateItem", "accounts"),
+    ("dynamodb:Query", "accounts/index/pending_takes"),
+    ("dynamodb:PutItem", "entries"),
+    ("dynamodb:GetItem", "holds"), ("dynamodb:UpdateItem", "holds"), ("dynamodb:Query", "holds/index/by_expiry"),
+    ("dynamodb:PutItem", "links"), ("dynamodb:Query", "links"), ("dynamodb:UpdateItem", "links"),
+    ("dynamodb:GetItem", "lots"), ("dynamodb:UpdateItem", "lots"), ("dynamodb:Query", "lots/index/by_expiry"),
+    ("dynamodb:UpdateItem", "payers"),
+    ("dynamodb:PutItem", "transactions"),
+}
+PUBLISHER_USES = {("dynamodb:BatchGetItem", "idempotency"), ("dynamodb:BatchWriteItem", "idempotency")}
+AUTHORIZER_USES = {("dynamodb:GetItem", "keys")}
+POLICY_FILES = {"api": "policy-{stage}.json", "sweep": "policy-sweep-{stage}.json",
+                "publisher": "policy-publisher-{stage}.json", "authorizer": "policy-authorizer-{stage}.json"}
+FUNCTION_NAMES = {"api": "api", "sweep": "expire-due", "publisher": "publish-entries", "authorizer": "key-authorizer"}
+SCOPED = "arn:${AWS::Partition}:%s:${AWS::Region}:${AWS::AccountId}:"
 
 
-AUTHORIZER_TABLES = {"keys"}  # read by the API-key authorizer alone, under a role of its own
+def recorded(requests: DynamoDBRequests, prefix: str) -> set[tuple[str, str]]:
+    """The calls seen, with this test's table prefix taken off: (action, table) or (action, table/index/name)."""
+    assert all(resource.startswith(prefix + "-") for _, resource in requests.permissions), requests.permissions
+    return {(action, resource[len(prefix) + 1:]) for action, resource in requests.permissions}
 
 
-def expected_resources(stage: str) -> set[str]:
-    """Tally's tables of the stage the API's functions use, and the indexes of those that have any."""
-    resources = set()
-    for kind, model in models.MODELS.items():
-        if kind in AUTHORIZER_TABLES:
-            continue
-        resources.add(f"arn:aws:dynamodb:*:*:table/tally-{stage}-{kind}")
-        if model._indexes:
-            resources.add(f"arn:aws:dynamodb:*:*:table/tally-{stage}-{kind}/index/*")
-    return resources
+def arn(stage: str, used: str) -> str:
+    """A table or index of the stage, as its ARN in the stack's own partition, region and account."""
+    return SCOPED % "dynamodb" + f"table/tally-{stage}-{used}"
+
+
+def policy_files(stage: str) -> dict[str, dict]:
+    return {function: json.loads((ROOT / ".chalice" / name.format(stage=stage)).read_text())
+            for function, name in POLICY_FILES.items()}
+
+
+def resources(statement: dict) -> list[str]:
+    """A statement's resources as text: a `{"Fn::Sub": ...}` as its template, `*` as itself."""
+    listed = statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
+    return [item["Fn::Sub"] if isinstance(item, dict) else item for item in listed]
+
+
+def grants(statements: list[dict], service: str = "dynamodb") -> set[tuple[str, str]]:
+    return {(action, resource) for statement in statements for action in statement["Action"]
+            if action.startswith(service + ":") for resource in resources(statement)}
+
+
+def check_policies(stage: str, policies: dict[str, dict]) -> None:
+    """What an auditor reads in each function's policy; raises AssertionError at the first excess."""
+    by_sid = {function: {statement["Sid"]: statement for statement in policy["Statement"]}
+              for function, policy in policies.items()}
+    for function, policy in policies.items():
+        statements = policy["Statement"]
+        assert all(statement["Effect"] == "Allow" and "NotAction" not in statement and "NotResource" not in statement
+                   for statement in statements), function
+        # Every resource in the stack's own partition, region and account, but X-Ray's, which takes only "*".
+        for statement in statements:
+            if statement["Sid"] == "Traces":
+                assert statement["Action"] == ["xray:PutTelemetryRecords", "xray:PutTraceSegments"], function
+                assert resources(statement) == ["*"] and "Condition" not in statement, function
+                continue
+            for resource in resources(statement):
+                named = re.match(r"arn:(?:\$\{AWS::Partition\}|[^:]*):([a-z0-9-]+):", resource)
+                service = named.group(1) if named else ""
+                assert service and resource.startswith(SCOPED % service), (function, resource)
+                assert all(action.startswith(service + ":") for action in statement["Action"]), (function, resource)
+        # Its own log group and its streams, no other.
+        group = f"log-group:/aws/lambda/tally-{stage}-{FUNCTION_NAMES[function]}"
+        assert by_sid[function]["Logs"]["Action"] == ["logs:CreateLogGroup", "logs:CreateLogStream",
+                                                      "logs:PutLogEvents"], function
+        assert resources(by_sid[function]["Logs"]) == [SCOPED % "logs" + group, SCOPED % "logs" + group + ":*"]
+        assert not grants([s for s in statements if s["Sid"] != "Logs"], "logs"), function
+        # Only the API reads the signing key, and only the stage's.
+        secrets = grants(statements, "secretsmanager")
+        assert secrets == ({("secretsmanager:GetSecretValue",
+                             SCOPED % "secretsmanager" + f"secret:tally/{stage}/jwt-secret-??????")}
+                           if function == "api" else set()), function
+        assert {action.split(":")[0] for statement in statements for action in statement["Action"]} <= (
+            {"dynamodb", "logs", "xray"} | ({"secretsmanager"} if function == "api" else set())
+            | ({"events"} if function == "publisher" else set())), function
+    # The API: every action it issues on each of its tables, and only queries on their indexes.
+    api = grants(policies["api"]["Statement"])
+    indexes = {f"{kind}/index/{index.Meta.index_name}" for kind in API_TABLES
+               for index in models.MODELS[kind]._indexes.values()}
+    assert api == {(action, arn(stage, kind)) for action in API_ACTIONS for kind in API_TABLES} | {
+        ("dynamodb:Query", arn(stage, index)) for index in indexes}, "api"
+    # The sweep, the authorizer: exactly what they do.
+    assert grants(policies["sweep"]["Statement"]) == {(action, arn(stage, used)) for action, used in SWEEP_USES}
+    assert grants(policies["authorizer"]["Statement"]) == {(a, arn(stage, used)) for a, used in AUTHORIZER_USES}
+    # The publisher: its markers only (an IAM condition on the key), its stream, its bus.
+    publishing = by_sid["publisher"]
+    assert set(publishing) == {"JournalStream", "JournalEvents", "PublishedMarkers", "Logs", "Traces"}
+    markers = publishing["PublishedMarkers"]
+    assert grants([markers]) == {(action, arn(stage, used)) for action, used in PUBLISHER_USES}
+    assert markers.get("Condition") == {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": [
+        f"{events.MARKER_PREFIX}*"]}}, "the publisher may write any item of the idempotency table"
+    assert grants([publishing["JournalStream"]]) == {  # what Lambda's stream poller calls as the function
+        (action, arn(stage, "entries/stream/*")) for action in (
+            "dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator", "dynamodb:ListStreams")}
+    assert grants([publishing["JournalEvents"]], "events") == {
+        ("events:PutEvents", SCOPED % "events" + f"event-bus/tally-{stage}")}
+    assert all("Condition" not in statement for function, policy in policies.items() if function != "publisher"
+               for statement in policy["Statement"])
 
 
 class EventBridge:
@@ -132,44 +241,86 @@ def stream_records() -> list[dict]:
             for entry in EntryModel.scan(limit=50)]
 
 
-def test_each_stage_policy_grants_exactly_what_the_code_uses(live_server, local_tables, clock):
+def test_each_function_may_do_what_its_code_does_and_nothing_more(live_server, local_tables, clock):
+    prefix = local_tables.table_prefix
     with DynamoDBRequests() as requests:
         tour(live_server, clock)
+    crash_a_spend_in_parts()
+    with DynamoDBRequests() as swept:
+        sweep_tour(clock)
     records = stream_records()
     with DynamoDBRequests() as publisher:
         assert events.publish(records, EventBridge(), "tally-test").sent == len(records) > 0
-    keys_table = f"{local_tables.table_prefix}-keys"
-    authorizer_calls = {(action, resource) for action, resource in requests.permissions if resource == keys_table}
-    ledger_calls = requests.permissions - authorizer_calls
-    assert authorizer_calls == {("dynamodb:GetItem", keys_table)}  # one read of the key per uncached request
-    used_actions = {action for action, _ in ledger_calls}
-    assert {"dynamodb:BatchGetItem", "dynamodb:ConditionCheckItem", "dynamodb:UpdateItem"} <= used_actions
+    # What each function did, as stated above.
+    authorizer_calls = {call for call in recorded(requests, prefix) if call[1] == "keys"}
+    api_calls = recorded(requests, prefix) - authorizer_calls
+    assert authorizer_calls == AUTHORIZER_USES  # one read of the key per uncached request
+    assert {action for action, _ in api_calls} == API_ACTIONS  # every action the API grants, the code calls
+    assert {used.partition("/")[0] for _, used in api_calls} <= API_TABLES
+    assert recorded(swept, prefix) == SWEEP_USES
+    assert recorded(publisher, prefix) == PUBLISHER_USES
+    first = events.entry_event(records[0]["dynamodb"]["NewImage"])  # its marker is under the policy's prefix
+    assert IdempotencyModel.get(events.MARKER_PREFIX + first["id"], consistent_read=True).fingerprint == "published"
     for stage in stages():
-        authorizer = json.loads((ROOT / ".chalice" / f"policy-authorizer-{stage}.json").read_text())["Statement"]
-        assert authorizer[0] == {"Sid": "ApiKeys", "Effect": "Allow", "Action": ["dynamodb:GetItem"],
-                                 "Resource": [f"arn:aws:dynamodb:*:*:table/tally-{stage}-keys"]}, stage
-        assert [statement["Sid"] for statement in authorizer] == ["ApiKeys", "Logs"], stage
-        policy = json.loads((ROOT / ".chalice" / f"policy-{stage}.json").read_text())
-        ledger = next(statement for statement in policy["Statement"] if statement["Sid"] == "Ledger")
-        assert set(ledger["Action"]) == used_actions, stage  # every action the code calls, and nothing more
-        sweep_policy = json.loads((ROOT / ".chalice" / f"policy-sweep-{stage}.json").read_text())
-        assert sweep_policy["Statement"] == [statement for statement in policy["Statement"]
-                                             if statement["Sid"] != "JwtSigningKey"], stage  # no signing key
-        used = {as_stage_resource(resource, local_tables.table_prefix, stage) for _, resource in ledger_calls}
-        assert used <= set(ledger["Resource"]) == expected_resources(stage), stage  # Tally's tables only
-        others = [statement for statement in policy["Statement"] if statement["Sid"] not in ("Ledger", "JwtSigningKey")]
-        assert all(action.startswith("logs:") for statement in others for action in statement["Action"]), stage
-        # The journal publisher: its stream, its bus, and the markers it reads and writes, nothing else.
-        publishing = {statement["Sid"]: statement for statement in json.loads(
-            (ROOT / ".chalice" / f"policy-publisher-{stage}.json").read_text())["Statement"]}
-        markers = publishing["PublishedMarkers"]
-        assert set(markers["Action"]) == {action for action, _ in publisher.permissions}, stage
-        assert {as_stage_resource(resource, local_tables.table_prefix, stage)
-                for _, resource in publisher.permissions} == {markers["Resource"]}, stage
-        assert publishing["JournalStream"]["Resource"] == f"arn:aws:dynamodb:*:*:table/tally-{stage}-entries/stream/*"
-        assert set(publishing["JournalStream"]["Action"]) == {  # what Lambda's stream poller calls as the function
-            "dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator", "dynamodb:ListStreams"}
-        assert publishing["JournalEvents"] == {"Sid": "JournalEvents", "Effect": "Allow",
-                                               "Action": ["events:PutEvents"],
-                                               "Resource": f"arn:aws:events:*:*:event-bus/tally-{stage}"}
-        assert set(publishing) == {"JournalStream", "JournalEvents", "PublishedMarkers", "Logs"}
+        policies = policy_files(stage)
+        check_policies(stage, policies)
+        assert {(action, arn(stage, used)) for action, used in api_calls} <= grants(policies["api"]["Statement"])
+
+
+def broaden(function: str, change):
+    def broadened(policies: dict[str, dict]) -> None:
+        change(policies[function]["Statement"])
+    return broadened
+
+
+def statement(sid: str):
+    return lambda statements: next(item for item in statements if item["Sid"] == sid)
+
+
+def star_region(statements: list[dict]) -> None:
+    statements[0]["Resource"] = [{"Fn::Sub": re.sub(r"\$\{AWS::Region\}", "*", item["Fn::Sub"])}
+                                 for item in statements[0]["Resource"]]
+
+
+BROADENED = {
+    "the sweep writes the users table": broaden("sweep", lambda statements: statements.append({
+        "Sid": "UsersTable", "Effect": "Allow", "Action": ["dynamodb:PutItem"],
+        "Resource": [{"Fn::Sub": SCOPED % "dynamodb" + "table/tally-{stage}-users"}]})),
+    "the sweep reads the search table": broaden("sweep", lambda statements: statement("AccountsTable")(
+        statements)["Resource"].append({"Fn::Sub": SCOPED % "dynamodb" + "table/tally-{stage}-search"})),
+    "the sweep deletes lots": broaden("sweep", lambda statements: statement("LotsTable")(
+        statements)["Action"].append("dynamodb:DeleteItem")),
+    "the publisher writes any item of the idempotency table": broaden("publisher", lambda statements: statement(
+        "PublishedMarkers")(statements).pop("Condition")),
+    "the publisher writes the idempotency table's every key": broaden("publisher", lambda statements: statement(
+        "PublishedMarkers")(statements)["Condition"]["ForAllValues:StringLike"].update(
+            {"dynamodb:LeadingKeys": ["*"]})),
+    "a `*` region": broaden("authorizer", star_region),
+    "logs anywhere": broaden("authorizer", lambda statements: statement("Logs")(statements).update(
+        {"Resource": "arn:aws:logs:*:*:*"})),
+    "another function's log group": broaden("sweep", lambda statements: statement("Logs")(statements)[
+        "Resource"].append({"Fn::Sub": SCOPED % "logs" + "log-group:/aws/lambda/tally-{stage}-api:*"})),
+    "the authorizer reads the accounts": broaden("authorizer", lambda statements: statement("KeysTable")(
+        statements)["Resource"].append({"Fn::Sub": SCOPED % "dynamodb" + "table/tally-{stage}-accounts"})),
+    "the sweep reads the signing key": broaden("sweep", lambda statements: statements.append({
+        "Sid": "JwtSigningKey", "Effect": "Allow", "Action": ["secretsmanager:GetSecretValue"],
+        "Resource": {"Fn::Sub": SCOPED % "secretsmanager" + "secret:tally/{stage}/jwt-secret-??????"}})),
+    "the API scans": broaden("api", lambda statements: statement("Ledger")(statements)["Action"].append(
+        "dynamodb:Scan")),
+    "the API writes the keys": broaden("api", lambda statements: statement("Ledger")(statements)["Resource"].append(
+        {"Fn::Sub": SCOPED % "dynamodb" + "table/tally-{stage}-keys"})),
+    "X-Ray's \"*\" for more than traces": broaden("publisher", lambda statements: statement("Traces")(
+        statements)["Action"].append("events:PutEvents")),
+}
+
+
+@pytest.mark.parametrize("broadened", BROADENED.values(), ids=BROADENED.keys())
+def test_a_broadened_policy_fails_the_audit(broadened):
+    for stage in stages():
+        policies = policy_files(stage)
+        check_policies(stage, policies)  # as committed: passes
+        widened = copy.deepcopy(policies)
+        broadened(widened)
+        widened = json.loads(json.dumps(widened).replace("{stage}", stage))
+        with pytest.raises(AssertionError):
+            check_policies(stage, widened)

@@ -147,11 +147,75 @@ def test_each_role_has_its_stage_policy_and_nothing_else(template, role_name, po
     policy = json.loads((infra.ROOT / ".chalice" / policy_file.format(stage=STAGE)).read_text())
     assert [item["PolicyDocument"] for item in role["Policies"]] == [policy]
     assert "ManagedPolicyArns" not in role
-    readers = {statement["Resource"] for statement in policy["Statement"]
-               if "secretsmanager:GetSecretValue" in statement["Action"]}
-    # Only the function that signs seed 002's tokens may read their key.
-    assert readers == ({f"arn:aws:secretsmanager:*:*:secret:{infra.jwt_secret_name(STAGE)}-*"}
+    readers = {json.dumps(resource) for statement in policy["Statement"]
+               if "secretsmanager:GetSecretValue" in statement["Action"] for resource in statement["Resource"]}
+    # Only the function that signs seed 002's tokens may read their key, in the stack's own region and account.
+    assert readers == ({json.dumps({"Fn::Sub": "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:"
+                                              f"secret:{infra.jwt_secret_name(STAGE)}-??????"})}
                        if role_name == "ApiHandlerRole" else set())
+
+
+def test_no_role_grants_anything_in_any_region_or_account_but_xray_which_takes_only_star(template):
+    roles = {name: resource for name, resource in template["Resources"].items()
+             if resource["Type"] == "AWS::IAM::Role"}
+    assert len(roles) == len(infra.FUNCTIONS)
+    for name, role in roles.items():
+        for statement in (item for policy in role["Properties"]["Policies"]
+                          for item in policy["PolicyDocument"]["Statement"]):
+            listed = statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
+            if set(statement["Action"]) == {"xray:PutTraceSegments", "xray:PutTelemetryRecords"}:
+                assert listed == ["*"], name
+                continue
+            for resource in listed:
+                assert set(resource) == {"Fn::Sub"}, (name, resource)
+                assert resource["Fn::Sub"].startswith("arn:${AWS::Partition}:") and \
+                    ":${AWS::Region}:${AWS::AccountId}:" in resource["Fn::Sub"], (name, resource)
+
+
+ACCESS_LOG_FIELDS = {"requestId": "$context.requestId", "ip": "$context.identity.sourceIp",
+                     "caller": "$context.identity.caller", "principal": "$context.authorizer.principalId",
+                     "route": "$context.resourcePath", "status": "$context.status",
+                     "latency": "$context.responseLatency"}
+
+
+def test_every_function_is_traced_under_its_own_name(template):
+    for name in infra.FUNCTIONS:
+        function = template["Resources"][name]["Properties"]
+        assert function["Tracing"] == "Active", name
+        assert function["FunctionName"] == f"tally-{STAGE}-{infra.FUNCTION_NAMES[name]}", name
+
+
+def test_the_api_stage_is_traced_and_writes_an_access_log_that_is_kept(template):
+    """As SAM makes the stage: the API's stage resource, read after translation."""
+    from samtranslator.translator.transform import transform
+
+    class NoManagedPolicies:
+        def load(self):
+            return {}
+
+    uploaded = json.loads(json.dumps(template))
+    for resource in uploaded["Resources"].values():
+        if resource["Type"] == "AWS::Serverless::Function":
+            resource["Properties"]["CodeUri"] = "s3://deployment-bucket/deployment.zip"
+    translated = transform(uploaded, {}, NoManagedPolicies())["Resources"]
+    [stage] = [resource["Properties"] for resource in translated.values()
+               if resource["Type"] == "AWS::ApiGateway::Stage"]
+    assert stage["TracingEnabled"] is True
+    assert stage["AccessLogSetting"]["DestinationArn"] == {
+        "Fn::Sub": "arn:${AWS::Partition}:logs:${AWS::Region}:${AWS::AccountId}:log-group:${ApiAccessLogs}"}
+    logged = json.loads(stage["AccessLogSetting"]["Format"])
+    assert ACCESS_LOG_FIELDS.items() <= logged.items()
+    assert not any("apiKey" in value or "Authorization" in value for value in logged.values())  # no credential
+    group = translated["ApiAccessLogs"]
+    assert group["Type"] == "AWS::Logs::LogGroup"
+    assert group["Properties"]["RetentionInDays"] == {"Ref": "AccessLogRetentionDays"}
+    assert group["DeletionPolicy"] == group["UpdateReplacePolicy"] == "Retain"  # prod's audit trail outlives it
+    retention = template["Parameters"]["AccessLogRetentionDays"]
+    assert retention["Default"] in retention["AllowedValues"]
+    functions = [resource["Properties"] for resource in translated.values()
+                 if resource["Type"] == "AWS::Lambda::Function"]
+    assert len(functions) == len(infra.FUNCTIONS)
+    assert all(function["TracingConfig"] == {"Mode": "Active"} for function in functions)
 
 
 def test_the_api_stage_is_throttled(template):

@@ -25,7 +25,7 @@ DEV_TENANT = "dev"
 
 def local_jwt_secret() -> str:
     """Seed 002's signing key for `make run`: generated once, kept under .data/ (git-ignored), so tokens
-    survive a restart. A deployed stage reads JWT_SECRET_KEY from its configuration instead."""
+    survive a restart. A deployed stage refuses JWT_SECRET_KEY: it reads Secrets Manager only (stage_secret.py)."""
     if not SECRET_FILE.exists():
         SECRET_FILE.parent.mkdir(parents=True, exist_ok=True)
         SECRET_FILE.touch(mode=0o600)

@@ -4,7 +4,13 @@ The tables and their indexes are derived from the PynamoDB models (one definitio
 `make package` and the tests, fails when a committed template has drifted from them). The template also pins
 the Lambda runtime, names seed 002's signing-key secret to the API function alone, sets the API stage's
 throttling, API Gateway's own answers in Tally's error shape and the per-tenant usage plan, makes the journal's
-event bus and points the publisher at the entries table's stream.
+event bus and points the publisher at the entries table's stream, and turns on the audit trail: X-Ray tracing of
+the API stage and every function, and the API stage's access log in a log group of its own.
+
+It also writes each function's IAM policy, `.chalice/policy[-<function>]-<stage>.json` (`autogen_policy` is
+off): only the actions each function issues, on only the tables, indexes, stream, bus, secret and log group it
+uses, every ARN in the stack's own partition, region and account. tests/test_iam_policy.py proves each against
+the calls the code makes.
 
 Usage: python -m tools.infra [--check]      (every stage in .chalice/config.json)
 """
@@ -15,7 +21,7 @@ import sys
 from pathlib import Path
 
 from chalicelib.config import load
-from chalicelib.core import models
+from chalicelib.core import events, models
 from chalicelib.web import access
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -35,6 +41,54 @@ STREAMS = {"entries": "NEW_IMAGE"}
 # Chalice's names for the app's Lambda functions: the API, the expiry sweep, the journal publisher and the
 # API-key authorizer.
 FUNCTIONS = ("APIHandler", "ExpireDue", "PublishEntries", "KeyAuthorizer")
+# Each function's name, fixed (as the tables' are) so its role can name its own log group and nothing else.
+FUNCTION_NAMES = {"APIHandler": "api", "ExpireDue": "expire-due", "PublishEntries": "publish-entries",
+                  "KeyAuthorizer": "key-authorizer"}
+# Each function's policy file in .chalice/ (config.json names them per stage).
+POLICY_FILES = {"APIHandler": "policy-{stage}.json", "ExpireDue": "policy-sweep-{stage}.json",
+                "PublishEntries": "policy-publisher-{stage}.json", "KeyAuthorizer": "policy-authorizer-{stage}.json"}
+
+# What each function does to DynamoDB. The API does everything a request can (every table but the keys, which
+# the authorizer alone reads); it may query every index of its tables and nothing else there.
+API_ACTIONS = ("dynamodb:BatchGetItem", "dynamodb:ConditionCheckItem", "dynamodb:GetItem", "dynamodb:PutItem",
+               "dynamodb:Query", "dynamodb:UpdateItem")
+AUTHORIZER_TABLES = {"keys": ("dynamodb:GetItem",)}
+# The sweep (core/expiry.py): finishes a spend left in parts (accounts' pending_takes, links, lots, payers),
+# expires due lots and holds (the by_expiry indexes) as journal entries (entries, transactions, accounts). It
+# never touches users, search, idempotency, counters or keys.
+SWEEP_TABLES = {
+    "accounts": ("dynamodb:GetItem", "dynamodb:UpdateItem"),
+    "entries": ("dynamodb:PutItem",),
+    "holds": ("dynamodb:GetItem", "dynamodb:UpdateItem"),
+    "links": ("dynamodb:PutItem", "dynamodb:Query", "dynamodb:UpdateItem"),
+    "lots": ("dynamodb:GetItem", "dynamodb:UpdateItem"),
+    "payers": ("dynamodb:UpdateItem",),
+    "transactions": ("dynamodb:PutItem",),
+}
+SWEEP_INDEXES = {"accounts": ("pending_takes",), "holds": ("by_expiry",), "lots": ("by_expiry",)}
+# The publisher (core/events.py) reads and writes its markers only: items of the idempotency table whose key
+# begins with events.MARKER_PREFIX, never a client's idempotency record.
+MARKER_ACTIONS = ("dynamodb:BatchGetItem", "dynamodb:BatchWriteItem")
+# What Lambda's stream poller calls with the function's role.
+STREAM_ACTIONS = ("dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator",
+                  "dynamodb:ListStreams")
+LOG_ACTIONS = ("logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents")
+XRAY_ACTIONS = ("xray:PutTelemetryRecords", "xray:PutTraceSegments")
+# The API stage's access log: one JSON line per request, an audit trail of who called what and how it went.
+ACCESS_LOG_FORMAT = {
+    "requestId": "$context.requestId", "extendedRequestId": "$context.extendedRequestId",
+    "time": "$context.requestTime", "ip": "$context.identity.sourceIp", "userAgent": "$context.identity.userAgent",
+    "caller": "$context.identity.caller", "user": "$context.identity.user",
+    "principal": "$context.authorizer.principalId", "tenant": "$context.authorizer.tenant",
+    "method": "$context.httpMethod", "route": "$context.resourcePath", "path": "$context.path",
+    "status": "$context.status", "protocol": "$context.protocol", "responseLength": "$context.responseLength",
+    "latency": "$context.responseLatency", "integrationLatency": "$context.integrationLatency",
+    "integrationStatus": "$context.integrationStatus", "error": "$context.error.message",
+    "xrayTraceId": "$context.xrayTraceId",
+}
+# CloudWatch Logs' allowed retentions, days; the access log keeps 400 unless the stack says otherwise.
+LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922,
+                      3288, 3653)
 
 
 def jwt_secret_name(stage: str) -> str:
@@ -45,6 +99,72 @@ def jwt_secret_name(stage: str) -> str:
 
 def event_bus_name(stage: str) -> str:
     return f"tally-{stage}"
+
+
+def function_name(stage: str, function: str) -> str:
+    return f"tally-{stage}-{FUNCTION_NAMES[function]}"
+
+
+def access_log_group_name(stage: str) -> str:
+    return f"/aws/apigateway/tally-{stage}-access"
+
+
+def arn(service: str, resource: str) -> dict:
+    """An ARN in the stack's own partition, region and account."""
+    return {"Fn::Sub": f"arn:${{AWS::Partition}}:{service}:${{AWS::Region}}:${{AWS::AccountId}}:{resource}"}
+
+
+def table_arn(stage: str, kind: str, index: str | None = None) -> dict:
+    return arn("dynamodb", f"table/tally-{stage}-{kind}" + (f"/index/{index}" if index else ""))
+
+
+def _statement(sid: str, actions, resources: list, condition: dict | None = None) -> dict:
+    statement = {"Sid": sid, "Effect": "Allow", "Action": sorted(actions), "Resource": resources}
+    if condition:
+        statement["Condition"] = condition
+    return statement
+
+
+def _tables(stage: str, tables: dict[str, tuple[str, ...]], indexes: dict[str, tuple[str, ...]]) -> list[dict]:
+    """A statement per table with its own actions, and one for the indexes, which are only ever queried."""
+    statements = [_statement(f"{kind.capitalize()}Table", actions, [table_arn(stage, kind)])
+                  for kind, actions in sorted(tables.items())]
+    if indexes:
+        statements.append(_statement("Indexes", ["dynamodb:Query"], [
+            table_arn(stage, kind, index) for kind, names in sorted(indexes.items()) for index in sorted(names)]))
+    return statements
+
+
+def _logs_and_traces(stage: str, function: str) -> list[dict]:
+    group = f"log-group:/aws/lambda/{function_name(stage, function)}"
+    return [
+        # Its own log group (as the group, and `:*` for its streams), nobody else's.
+        _statement("Logs", LOG_ACTIONS, [arn("logs", group), arn("logs", f"{group}:*")]),
+        # X-Ray's PutTraceSegments and PutTelemetryRecords support no resource-level permissions: "*" is the
+        # only resource IAM accepts for them (they write traces, and read nothing).
+        _statement("Traces", XRAY_ACTIONS, ["*"]),
+    ]
+
+
+def policies(stage: str) -> dict[str, dict]:
+    """Each function's IAM policy document, by Chalice's name of the function."""
+    api_tables = {kind: model for kind, model in models.MODELS.items() if kind not in AUTHORIZER_TABLES}
+    api = _tables(stage, {}, {kind: tuple(index.Meta.index_name for index in model._indexes.values())
+                              for kind, model in api_tables.items() if model._indexes})
+    api.insert(0, _statement("Ledger", API_ACTIONS, [table_arn(stage, kind) for kind in api_tables]))
+    # Only the API function signs seed 002's tokens and page cursors; Secrets Manager adds six characters.
+    api.append(_statement("JwtSigningKey", ["secretsmanager:GetSecretValue"],
+                          [arn("secretsmanager", f"secret:{jwt_secret_name(stage)}-??????")]))
+    publisher = [
+        _statement("JournalStream", STREAM_ACTIONS, [arn("dynamodb", f"table/tally-{stage}-entries/stream/*")]),
+        _statement("JournalEvents", ["events:PutEvents"], [arn("events", f"event-bus/{event_bus_name(stage)}")]),
+        _statement("PublishedMarkers", MARKER_ACTIONS, [table_arn(stage, "idempotency")], {
+            "ForAllValues:StringLike": {"dynamodb:LeadingKeys": [f"{events.MARKER_PREFIX}*"]}}),
+    ]
+    documents = {"APIHandler": api, "ExpireDue": _tables(stage, SWEEP_TABLES, SWEEP_INDEXES),
+                 "PublishEntries": publisher, "KeyAuthorizer": _tables(stage, AUTHORIZER_TABLES, {})}
+    return {function: {"Version": "2012-10-17", "Statement": statements + _logs_and_traces(stage, function)}
+            for function, statements in documents.items()}
 
 
 def stages() -> list[str]:
@@ -66,7 +186,7 @@ def table_resource(kind: str, model, stage: str) -> dict:
                for index in sorted(schema["global_secondary_indexes"], key=lambda index: index["index_name"])]
     protected = stage in PROTECTED_STAGES
     properties = {
-        "TableName": load({"TALLY_STAGE": stage, "JWT_SECRET_KEY": "-"}).table_name(kind),
+        "TableName": load({"TALLY_STAGE": stage}).table_name(kind),
         "AttributeDefinitions": sorted(schema["attribute_definitions"], key=lambda item: item["AttributeName"]),
         "KeySchema": keys(schema["key_schema"]),
         "BillingMode": {"Ref": "BillingMode"},
@@ -100,9 +220,11 @@ def template(stage: str) -> dict:
     # Journal events go to a bus of the stage's own (rules on it route them to consumers).
     resources["EventBus"] = {"Type": "AWS::Events::EventBus", "Properties": {"Name": event_bus_name(stage)}}
     # Merged into Chalice's own resources (file values win): the functions and the API stage.
+    # Each traced by X-Ray (its role may write traces), under a fixed name whose log group alone its role may write.
     for function in FUNCTIONS:
         resources[function] = {"Properties": {
-            "Runtime": LAMBDA_RUNTIME, "Environment": {"Variables": {"TALLY_EVENT_BUS": {"Ref": "EventBus"}}}}}
+            "FunctionName": function_name(stage, function), "Runtime": LAMBDA_RUNTIME, "Tracing": "Active",
+            "Environment": {"Variables": {"TALLY_EVENT_BUS": {"Ref": "EventBus"}}}}}
     # The name of seed 002's signing key, never the key: the function reads it at run time.
     resources["APIHandler"]["Properties"]["Environment"]["Variables"]["TALLY_JWT_SECRET_NAME"] = jwt_secret_name(stage)
     # The stream is the table's own (known only once it exists); from its start, so no entry is missed,
@@ -130,7 +252,19 @@ def template(stage: str) -> dict:
         "DefinitionBody": {"x-amazon-apigateway-api-key-source": "AUTHORIZER",
                            "securityDefinitions": {access.AUTHORIZER_NAME: {"x-amazon-apigateway-authorizer": {
                                "identityValidationExpression": access.IDENTITY_VALIDATION_EXPRESSION}}}},
+        # The audit trail: every request traced, and one access-log line each (who, from where, which route,
+        # what status, how long). API Gateway writes it with the account's CloudWatch role, which the operator
+        # sets once per account and region (docs/operations/deploy.md): it is not the stack's to own.
+        "TracingEnabled": True,
+        "AccessLogSetting": {"DestinationArn": arn("logs", "log-group:${ApiAccessLogs}"),  # API Gateway's ARN form
+                             "Format": json.dumps(ACCESS_LOG_FORMAT, separators=(",", ":"))},
     }}
+    protected = stage in PROTECTED_STAGES
+    resources["ApiAccessLogs"] = {
+        "Type": "AWS::Logs::LogGroup", "DeletionPolicy": "Retain" if protected else "Delete",
+        "UpdateReplacePolicy": "Retain" if protected else "Delete",
+        "Properties": {"LogGroupName": access_log_group_name(stage),
+                       "RetentionInDays": {"Ref": "AccessLogRetentionDays"}}}
     # Per-tenant throttling: each tenant's API Gateway key (made by `tools.keys create --usage-plan`) is in
     # this plan, whose limits apply to each key on its own, so one tenant cannot use up another's rate.
     resources["TenantUsagePlan"] = {"Type": "AWS::ApiGateway::UsagePlan", "Properties": {
@@ -159,11 +293,14 @@ def template(stage: str) -> dict:
                                     "Description": "API stage steady-state requests per second"},
             "ThrottlingBurstLimit": {"Type": "Number", "Default": 1000, "MinValue": 1,
                                      "Description": "API stage burst"},
+            "AccessLogRetentionDays": {"Type": "Number", "Default": 400, "AllowedValues": list(LOG_RETENTION_DAYS),
+                                       "Description": "How long the API stage's access log is kept, days"},
         },
         "Conditions": {"Provisioned": {"Fn::Equals": [{"Ref": "BillingMode"}, "PROVISIONED"]}},
         "Resources": resources,
         "Outputs": {**{f"{logical_id(kind)}Name": {"Value": {"Ref": logical_id(kind)}} for kind in models.MODELS},
                     "EventBusName": {"Value": {"Ref": "EventBus"}},
+                    "AccessLogGroupName": {"Value": {"Ref": "ApiAccessLogs"}},
                     "UsagePlanId": {"Value": {"Ref": "TenantUsagePlan"},
                                     "Description": "for `python -m tools.keys create --usage-plan`"}},
     }
@@ -180,20 +317,28 @@ def rendered(stage: str) -> str:
     return json.dumps(template(stage), indent=2, sort_keys=False) + "\n"
 
 
+def written(stage: str) -> dict[Path, str]:
+    """Every file this tool writes for a stage, and its text."""
+    files = {INFRA / f"{stage}.json": rendered(stage)}
+    for function, document in policies(stage).items():
+        files[ROOT / ".chalice" / POLICY_FILES[function].format(stage=stage)] = json.dumps(document, indent=2) + "\n"
+    return files
+
+
 def main(argv: list[str]) -> int:
     check = "--check" in argv
     stale = []
     for stage in stages():
-        path = INFRA / f"{stage}.json"
-        text = rendered(stage)
-        if check:
-            if not path.exists() or path.read_text() != text:
-                stale.append(str(path.relative_to(ROOT)))
-        else:
-            path.write_text(text)
-            print(f"wrote {path.relative_to(ROOT)}")
+        for path, text in written(stage).items():
+            if check:
+                if not path.exists() or path.read_text() != text:
+                    stale.append(str(path.relative_to(ROOT)))
+            else:
+                path.write_text(text)
+                print(f"wrote {path.relative_to(ROOT)}")
     if stale:
-        print(f"out of date with the models: {', '.join(stale)}; run `python -m tools.infra`", file=sys.stderr)
+        print(f"out of date with the models and policies: {', '.join(stale)}; run `python -m tools.infra`",
+              file=sys.stderr)
         return 1
     return 0
 

@@ -25,6 +25,9 @@ SOURCE = "tally.ledger"
 DETAIL_TYPE = "journal.entry"
 MARKER_HOURS = 48
 PUT_EVENTS_BATCH = 10  # EventBridge's limit per PutEvents call
+# The publisher's markers' keys begin with this, and its role may read and write no other item of the
+# idempotency table (an IAM condition on the partition key: tools/infra.py).
+MARKER_PREFIX = "events:"
 
 
 class PublishFailed(Exception):
@@ -87,7 +90,7 @@ def publish(records: Iterable[dict], client, bus: str, now: datetime | None = No
 
 
 def _marker(event: dict) -> str:
-    return f"events:{event['id']}"
+    return f"{MARKER_PREFIX}{event['id']}"
 
 
 @functools.cache
