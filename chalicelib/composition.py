@@ -37,7 +37,7 @@ class Services:
         minimums = {"wallet_app": settings.wallet_app_minimum, "asper_wallet": settings.asper_wallet_minimum}
         self._users = {surface: Directory(surface, clock=clock) for surface in minimums}
         self._wallets = {surface: self.wallets.of(surface, minimum) for surface, minimum in minimums.items()}
-        self.api_keys = ApiKeys(live=settings.deployed, clock=clock)
+        self.api_keys = ApiKeys(live=settings.deployed, clock=clock, remember_seconds=settings.key_cache_seconds)
         self.refresh_tokens = RefreshTokens(clock)  # seed 002's families, each token good once
         # A /v1 book's services, built on a tenant's first request (up to 1,024 books a container).
         self.v1_book = functools.lru_cache(maxsize=1024)(self._v1_book)

@@ -104,6 +104,9 @@ def _environment_secret(environ: Mapping[str, str], stage: str, deployed: bool) 
     return None if deployed else _PROCESS_SECRET
 
 
+KEY_CACHE_SECONDS = 60  # API Gateway's cache of the /v1 authorizer's answer: the longest a revoked key still works
+
+
 @dataclass(frozen=True)
 class Settings:
     stage: str = "local"
@@ -122,6 +125,10 @@ class Settings:
     backoff_cap_ms: int = 2000
     # How long an `Idempotency-Key` (a retry token, not a transaction id clients read back) is kept.
     idempotency_key_hours: int = 24
+    # How long a verified /v1 key is remembered in process: as long as API Gateway keeps the authorizer's answer
+    # when deployed (web/access.py asserts they agree), so `make run` pays a key read as seldom as a deployed
+    # stage does; 0 on the test stage, where a revocation must show at once. A revoked key works this long still.
+    key_cache_seconds: int = KEY_CACHE_SECONDS
     # Seed 002's tokens: HS256 with `jwt_secret` (JWT_SECRET_KEY, undeployed stages only), or, deployed, with
     # the secret that Secrets Manager holds under `jwt_secret_name`, read at run time (stage_secret.py); minutes.
     jwt_secret: str | None = field(default=_PROCESS_SECRET, repr=False)
@@ -164,6 +171,8 @@ def load(environ: Mapping[str, str] = os.environ) -> Settings:
         backoff_base_ms=_int(environ, "TALLY_BACKOFF_BASE_MS", 10),
         backoff_cap_ms=_int(environ, "TALLY_BACKOFF_CAP_MS", 2000),
         idempotency_key_hours=_int(environ, "TALLY_IDEMPOTENCY_KEY_HOURS", 24, minimum=24),
+        key_cache_seconds=_int(environ, "TALLY_KEY_CACHE_SECONDS", 0 if stage == "test" else KEY_CACHE_SECONDS,
+                               maximum=KEY_CACHE_SECONDS),
         jwt_secret=jwt_secret,
         jwt_secret_name=environ.get("TALLY_JWT_SECRET_NAME") or None,
         log_level=environ.get("TALLY_LOG_LEVEL") or "INFO",

@@ -291,3 +291,37 @@ def test_a_deployed_tenant_gets_one_usage_plan_key_that_the_authorizer_answers_w
         assert answer["context"]["tenant"] == "acme" and answer["principalId"] == TOKEN.fullmatch(token).group(2)
         with pytest.raises(Exception, match="^Unauthorized$"):
             access.key_authorizer({**event, "authorizationToken": "Bearer nope"}, None)
+
+
+def test_a_verified_key_is_remembered_as_long_as_api_gateway_keeps_its_answer_and_no_longer(aws):
+    """`make run` measures what a deployed stage serves: a key is read once per TTL, as API Gateway's cache does;
+    revoked, it works until that time is up, then not."""
+    from datetime import UTC, datetime, timedelta
+
+    from chalicelib.config import KEY_CACHE_SECONDS
+    from helpers import Clock
+    from tools.request_counter import DynamoDBRequests
+
+    clock = Clock(datetime(2026, 12, 7, 12, 0, tzinfo=UTC))
+    keys = ApiKeys(live=False, clock=clock, remember_seconds=KEY_CACHE_SECONDS)
+    token = make_key("tenant-a", ["write"])
+    with DynamoDBRequests() as requests:
+        first = keys.authenticate(token)
+        assert keys.authenticate(token) == first
+    assert requests.total == 1
+    ApiKeys(live=False).revoke(TOKEN.fullmatch(token).group(2))
+    clock.now += timedelta(seconds=KEY_CACHE_SECONDS - 1)
+    assert keys.authenticate(token)[0].tenant == "tenant-a"  # within the TTL, as deployed
+    clock.now += timedelta(seconds=1)
+    with pytest.raises(Unauthenticated):
+        keys.authenticate(token)
+
+
+def test_the_test_stage_remembers_no_key_and_no_stage_longer_than_the_authorizer_ttl():
+    from chalicelib.config import load
+    from chalicelib.web.access import TTL_SECONDS
+
+    assert load({"TALLY_STAGE": "test"}).key_cache_seconds == 0
+    assert load({"TALLY_STAGE": "local"}).key_cache_seconds == TTL_SECONDS
+    with pytest.raises(ValueError, match="TALLY_KEY_CACHE_SECONDS"):
+        load({"TALLY_STAGE": "local", "TALLY_KEY_CACHE_SECONDS": str(TTL_SECONDS + 1)})

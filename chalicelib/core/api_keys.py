@@ -24,9 +24,11 @@ import hashlib
 import hmac
 import re
 import secrets
+import threading
+from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from chalicelib.core.errors import InvalidRequest, NotFound, Unauthenticated
 from chalicelib.core.guard import datastore_guarded
@@ -44,6 +46,7 @@ SECRET_BYTES = 32
 MAX_LABEL = 100
 MAX_ISSUE_LIMIT = 2**63 - 1  # a limit is compared with int64 balances and sums
 MAX_KEYS_LISTED = 1000  # an operator's listing is one Query page; no tenant needs more live keys than this
+MAX_REMEMBERED_KEYS = 10_000  # verified tokens one process remembers (a few hundred bytes each), oldest out first
 
 
 @dataclass(frozen=True)
@@ -126,11 +129,16 @@ def _limit(stored) -> int | None:
 
 @datastore_guarded
 class ApiKeys:
-    def __init__(self, *, live: bool, clock: Callable[[], datetime] = utc_now) -> None:
-        """`live`: tokens of a deployed stage read `tk_live_`, others `tk_test_`; a stage takes its own kind only."""
+    def __init__(self, *, live: bool, clock: Callable[[], datetime] = utc_now, remember_seconds: int = 0) -> None:
+        """`live`: tokens of a deployed stage read `tk_live_`, others `tk_test_`; a stage takes its own kind only.
+        `remember_seconds`: how long a verified token's caller is remembered in this process (0: never), as API
+        Gateway keeps an authorizer's answer when deployed; a key revoked meanwhile works that long still."""
         self.kind = "live" if live else "test"
         self.prefix = f"tk_{self.kind}_"
         self._clock = clock
+        self._remember = timedelta(seconds=remember_seconds)
+        self._remembered: OrderedDict[str, tuple[datetime, Caller, str | None]] = OrderedDict()
+        self._lock = threading.Lock()
 
     def create(self, tenant: str, scopes, *, label: str | None = None, usage_key: str | None = None,
                issue_limit: int | None = None, daily_issue_limit: int | None = None) -> tuple[ApiKey, str]:
@@ -157,6 +165,11 @@ class ApiKeys:
         match = TOKEN.fullmatch(token or "")
         if match is None or match.group(1) != self.kind:
             raise Unauthenticated("a valid API key is required: Authorization: Bearer tk_...")
+        if self._remember:
+            with self._lock:
+                remembered = self._remembered.get(match.group(0))
+            if remembered is not None and remembered[0] > self._clock():
+                return remembered[1], remembered[2]
         try:
             model = ApiKeyModel.get(match.group(2), consistent_read=True)
         except ApiKeyModel.DoesNotExist:
@@ -164,8 +177,15 @@ class ApiKeys:
         # Compared in constant time: the stored hash must not leak through timing.
         if model is None or not hmac.compare_digest(model.secret_hash, _digest(match.group(0))) or model.revoked_at:
             raise Unauthenticated("a valid API key is required: Authorization: Bearer tk_...")
-        return Caller(model.id, model.tenant, effective(model.scopes), _limit(model.issue_limit),
-                      _limit(model.daily_issue_limit)), model.usage_key
+        caller = Caller(model.id, model.tenant, effective(model.scopes), _limit(model.issue_limit),
+                        _limit(model.daily_issue_limit))
+        if self._remember:
+            with self._lock:
+                self._remembered[match.group(0)] = (self._clock() + self._remember, caller, model.usage_key)
+                self._remembered.move_to_end(match.group(0))
+                while len(self._remembered) > MAX_REMEMBERED_KEYS:
+                    self._remembered.popitem(last=False)
+        return caller, model.usage_key
 
     def revoke(self, key_id: str) -> ApiKey:
         """Revoke a key (idempotent: a revoked key keeps its first revocation time)."""

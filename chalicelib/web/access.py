@@ -2,8 +2,8 @@
 
 The authorizer is Chalice's own (`@authorizer`, a TOKEN authorizer on `Authorization`). API Gateway runs it
 before the route's function and caches its answer per token for `TTL_SECONDS`, so a revoked key stops
-working within that time (at once under `make run`, which does not cache). `chalice local` and the test
-client run the same function.
+working within that time (under `make run` too: the app remembers a verified key as long,
+`key_cache_seconds`). `chalice local` and the test client run the same function.
 
 - One spelling only: `Authorization: Bearer <key>`, the scheme written `Bearer`, one space, the key (its strict
   pattern), nothing before or after. API Gateway caches by the header's exact value, so were `bearer k` or
@@ -28,10 +28,13 @@ import re
 
 from chalice import AuthResponse, Blueprint
 
+from chalicelib.config import KEY_CACHE_SECONDS
 from chalicelib.core.api_keys import TOKEN, ApiKeys, Caller
 from chalicelib.core.errors import Forbidden, Unauthenticated
 
 TTL_SECONDS = 60  # how long API Gateway may keep using an answer: the longest a revoked key still works
+# The app remembers a verified key no longer than API Gateway would keep its answer (config.key_cache_seconds).
+assert TTL_SECONDS == KEY_CACHE_SECONDS
 AUTHORIZER_NAME = "key_authorizer"  # not "api_key": API Gateway's own API-key scheme has that name
 # Routes open to anyone, deployed or not: a liveness probe, the API's own description, and the operator console's
 # page, which holds no data (its script reads /v1 with the key the operator types; a browser opening a page cannot
