@@ -2,7 +2,8 @@
 and the benchmark drive in their own process (sharing its model binding and request counter).
 
 Both listen with a backlog of `BACKLOG` (socketserver's default of 5 resets connections under a burst of
-clients) and answer a refusing API-key authorizer as API Gateway does (`tools/local_gateway.py`).
+clients), send without Nagle's delay (`_Handler`) and answer a refusing API-key authorizer as API Gateway does
+(`tools/local_gateway.py`).
 
 CLI (`make run` starts it): python -m tools.local_http [--port N] [--stage local]
 """
@@ -26,19 +27,33 @@ from tools import local_gateway
 BACKLOG = 128  # queued connections before the kernel refuses more: a burst of 128 clients is served
 
 
-class _QuietHandler(ChaliceRequestHandler):
+class _Handler(ChaliceRequestHandler):
+    # An answer leaves as several small writes (status and headers, then the body). With Nagle's algorithm on, the
+    # second waits for the client's ACK of the first, which a keep-alive client delays (~40 ms on Linux): every
+    # request on a kept-alive connection stalled that long. API Gateway does not; so our servers send at once.
+    disable_nagle_algorithm = True
+
+
+class _QuietHandler(_Handler):
     def log_message(self, *_args) -> None:  # one line per request would drown test and bench output
         pass
+
+
+def local_server(app, config: Config, port: int, handler: type[ChaliceRequestHandler] = _Handler):
+    """Chalice's local server of `app` on 127.0.0.1:`port` (0: any free one), answering as API Gateway does, with
+    Nagle's algorithm off on every connection and a listen backlog of `BACKLOG`: what `make run`, the tests and the
+    benchmark serve."""
+    local_gateway.install()
+    server = create_local_server(app, config, "127.0.0.1", port)
+    server.server.RequestHandlerClass = functools.partial(handler, app_object=app, config=config)
+    server.server.socket.listen(BACKLOG)
+    return server
 
 
 @contextlib.contextmanager
 def serving(app) -> Iterator[str]:
     """Yield the base URL; the server is shut down on exit. Chalice can wrap an app only once."""
-    config = Config.create(chalice_stage="local")
-    local_gateway.install()
-    server = create_local_server(app, config, "127.0.0.1", 0)
-    server.server.RequestHandlerClass = functools.partial(_QuietHandler, app_object=app, config=config)
-    server.server.socket.listen(BACKLOG)
+    server = local_server(app, Config.create(chalice_stage="local"), 0, _QuietHandler)
     thread = threading.Thread(target=server.server.serve_forever, daemon=True)
     thread.start()
     try:
@@ -126,9 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     factory = CLIFactory(project_dir=str(Path(__file__).resolve().parent.parent))
     config = factory.create_config_obj(chalice_stage_name=args.stage)
     validate_routes(config.chalice_app.routes)
-    local_gateway.install()
-    server = factory.create_local_server(config.chalice_app, config, "127.0.0.1", args.port)
-    server.server.socket.listen(BACKLOG)
+    server = local_server(config.chalice_app, config, args.port)
     stop = threading.Event()
     override = os.environ.get("TALLY_SCHEDULE_SECONDS")
     run_schedules(config.chalice_app, stop, float(override) if override else None)
