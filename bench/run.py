@@ -14,7 +14,7 @@ import sys
 import time
 import uuid
 
-from bench import charts, hot, ledger_v1, payers, points, report, wallets
+from bench import charts, hot, ledger_v1, payers, points, report, server, wallets
 from bench.common import (
     CONTENDED_HEADER,
     REQUEST_HEADER,
@@ -143,6 +143,7 @@ def main() -> None:
             wallets.run(base, endpoint)
             ledger_v1.run(base, endpoint)
             hot.run(base, endpoint)
+            server.run(base, endpoint)
     table("Cold import (median of 7 runs, ms, including interpreter start)",
           ["command", "ms"], [[name, f"{ms:.0f}"] for name, ms in imports.items()]
           + [["ratio app / boto3 (target <= 1.5)", f"{imports['import app'] / imports['import boto3']:.2f}"]])
