@@ -32,6 +32,8 @@ def published_secret(secret: str) -> bool:
     bare = secret.strip()
     if len(bare) > 1 and bare[0] == bare[-1] and bare[0] in "'\"":
         bare = bare[1:-1].strip()
+    # HMAC pads a short key with NUL bytes: the secret followed by NULs signs the very same tokens.
+    bare = bare.rstrip("\x00")
     return hashlib.sha256(bare.encode()).hexdigest() in PUBLISHED_SECRETS_SHA256
 
 
@@ -125,9 +127,11 @@ class Settings:
     backoff_cap_ms: int = 2000
     # How long an `Idempotency-Key` (a retry token, not a transaction id clients read back) is kept.
     idempotency_key_hours: int = 24
-    # How long a verified /v1 key is remembered in process: as long as API Gateway keeps the authorizer's answer
-    # when deployed (web/access.py asserts they agree), so `make run` pays a key read as seldom as a deployed
-    # stage does; 0 on the test stage, where a revocation must show at once. A revoked key works this long still.
+    # How long a verified /v1 key is remembered in process where nothing is deployed: as long as API Gateway keeps
+    # the authorizer's answer when deployed (web/access.py asserts they agree), so `make run` pays a key read as
+    # seldom as a deployed stage does; 0 on the test stage, where a revocation must show at once. A revoked key
+    # works this long still. Deployed, always 0: API Gateway caches already, and an answer the function
+    # remembered, cached again by API Gateway, would let a revoked key work for twice the TTL.
     key_cache_seconds: int = KEY_CACHE_SECONDS
     # Seed 002's tokens: HS256 with `jwt_secret` (JWT_SECRET_KEY, undeployed stages only), or, deployed, with
     # the secret that Secrets Manager holds under `jwt_secret_name`, read at run time (stage_secret.py); minutes.
@@ -171,8 +175,9 @@ def load(environ: Mapping[str, str] = os.environ) -> Settings:
         backoff_base_ms=_int(environ, "TALLY_BACKOFF_BASE_MS", 10),
         backoff_cap_ms=_int(environ, "TALLY_BACKOFF_CAP_MS", 2000),
         idempotency_key_hours=_int(environ, "TALLY_IDEMPOTENCY_KEY_HOURS", 24, minimum=24),
-        key_cache_seconds=_int(environ, "TALLY_KEY_CACHE_SECONDS", 0 if stage == "test" else KEY_CACHE_SECONDS,
-                               maximum=KEY_CACHE_SECONDS),
+        key_cache_seconds=0 if deployed else _int(environ, "TALLY_KEY_CACHE_SECONDS",
+                                                  0 if stage == "test" else KEY_CACHE_SECONDS,
+                                                  maximum=KEY_CACHE_SECONDS),
         jwt_secret=jwt_secret,
         jwt_secret_name=environ.get("TALLY_JWT_SECRET_NAME") or None,
         log_level=environ.get("TALLY_LOG_LEVEL") or "INFO",

@@ -323,5 +323,8 @@ def test_the_test_stage_remembers_no_key_and_no_stage_longer_than_the_authorizer
 
     assert load({"TALLY_STAGE": "test"}).key_cache_seconds == 0
     assert load({"TALLY_STAGE": "local"}).key_cache_seconds == TTL_SECONDS
+    # Deployed, API Gateway's cache is the only one: the function's own would double a revoked key's time.
+    deployed = {"TALLY_STAGE": "local", "AWS_LAMBDA_FUNCTION_NAME": "tally-prod-api", "TALLY_KEY_CACHE_SECONDS": "60"}
+    assert load(deployed).key_cache_seconds == 0
     with pytest.raises(ValueError, match="TALLY_KEY_CACHE_SECONDS"):
         load({"TALLY_STAGE": "local", "TALLY_KEY_CACHE_SECONDS": str(TTL_SECONDS + 1)})

@@ -125,7 +125,8 @@ def test_a_deployed_stage_refuses_a_secret_from_the_environment_and_does_not_sta
     assert load(named).jwt_secret is None  # without it, the stage starts and reads Secrets Manager only
 
 
-@pytest.mark.parametrize("published", [SEED_002_SECRET, f"'{SEED_002_SECRET}'", f" {SEED_002_SECRET}\n"])
+@pytest.mark.parametrize("published", [SEED_002_SECRET, f"'{SEED_002_SECRET}'", f" {SEED_002_SECRET}\n",
+                                       f"{SEED_002_SECRET}\x00\x00"])  # HMAC pads keys with NULs
 def test_a_secret_the_seeds_publish_is_refused_on_every_stage(published):
     import boto3
     from moto import mock_aws

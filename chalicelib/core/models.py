@@ -123,6 +123,9 @@ class AccountModel(Model):
     # account it is ("standard" or "points"), and the client's metadata.
     unit = UnicodeAttribute(null=True)
     kind = UnicodeAttribute(null=True)
+    # A system account: the kind of account whose counter it is ("standard" or "points"). A unit is one kind's:
+    # were points accounts in USD, a points:earn key would mint USD.
+    serves = UnicodeAttribute(null=True)
     metadata = JSONAttribute(null=True)
     # Hot accounts (`ledger/shards.py`): the account's item holds `shards`, the number of its balance shards,
     # and no balance of its own; each shard is an ordinary account item that names the account in `shard_of`.

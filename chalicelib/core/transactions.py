@@ -20,7 +20,7 @@ import uuid
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from chalicelib.core.api_keys import Caller
 from chalicelib.core.errors import (
@@ -42,6 +42,7 @@ from chalicelib.core.models import AccountModel, CounterModel, SearchModel, Tran
 from chalicelib.core.points import PointsBook, PointsChange
 from chalicelib.core.text import check_name, check_text
 
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 BOOK = "v1"  # the book of /v1 data written before tenants; each tenant's is `book_of(tenant)`
 # Ids and units: these characters, this long. The request models' patterns are built from the same constants.
 ACCOUNT_ID_CHARACTERS, MAX_ACCOUNT_ID_LENGTH = "[A-Za-z0-9_.-]", 64
@@ -304,12 +305,14 @@ class Transactions:
         self.key_ttl_seconds = key_ttl_seconds
         self._units: OrderedDict[str, str] = OrderedDict()  # account id -> unit, least recently used first out
         self._systems: set[str] = set()  # system accounts known to exist
+        self._serves: dict[str, str] = {}  # unit -> the kind of its accounts (never changes)
 
     # -- accounts ---------------------------------------------------------------
     def open_account(self, account_id: str | None, unit: str, *, kind: str = "standard", floor: int | None = 0,
                      metadata: dict | None = None, idempotency_key: str, shards: int = 1) -> tuple[Account, bool]:
         """A new account (its id given, or made up); True with it when the key replayed an earlier request.
         With `shards` > 1 it is hot (see `ledger/shards.py`)."""
+        given = account_id  # what identifies the request: an id made up here differs on each retry
         account_id = account_id if account_id is not None else new_id("acct")
         if not ACCOUNT_ID.fullmatch(account_id):
             raise InvalidRequest("id must be 1-64 letters, digits, '_', '.' or '-'", field="id")
@@ -326,7 +329,8 @@ class Transactions:
         if kind == "points" and shards > 1:
             raise InvalidRequest("a points account is never hot: its lots are one holder's", field="shards")
         metadata = check_metadata(metadata)
-        fingerprint = {"op": "open", "id": account_id, "unit": unit, "kind": kind, "floor": floor,
+        self._refuse_other_kind(unit, kind)
+        fingerprint = {"op": "open", "id": given, "unit": unit, "kind": kind, "floor": floor,
                        "metadata": metadata}
         if shards > 1:
             fingerprint["shards"] = shards  # absent for an ordinary account: keys stored before shards still replay
@@ -339,7 +343,7 @@ class Transactions:
             shards=shards, shard_attributes={"unit": unit, "kind": kind})
         # Only once the account is there: a refused open (its id taken, its key used for another request) writes
         # nothing, not even the system account of a unit the tenant may never hold.
-        self._ensure_system(unit)
+        self._ensure_system(unit, serves=kind)
         if replayed:  # the account the first request opened, as it is now
             return self.account(account_of(model).id), True
         return account_of(model), False
@@ -382,7 +386,9 @@ class Transactions:
         if end < start:
             raise InvalidRequest("end must not be before start", field="end")
         account = self.account(account_id)
-        opening = self.ledger.as_of(account_id, start - timedelta(microseconds=1), shards=account.shards)
+        # Just before start; no entry is older than the epoch (and a start of year 1 has no moment before it).
+        before_start = max(start, EPOCH) - timedelta(microseconds=1)
+        opening = self.ledger.as_of(account_id, before_start, shards=account.shards)
         closing = self.ledger.as_of(account_id, end, shards=account.shards)
         page = self.ledger.history(account_id, limit=limit, newest_first=False, start=start, end=end,
                                    hot=account.shards > 1)
@@ -412,20 +418,41 @@ class Transactions:
         self._ensure_system(counter[len(SYSTEM_PREFIX):])
         return counter
 
-    def _ensure_system(self, unit: str) -> None:
+    def _refuse_other_kind(self, unit: str, kind: str) -> None:
+        """A unit is one kind's: refuse to open a points account in a unit standard accounts use, or the other way
+        round (the system account of the unit says whose it is). One GetItem per unit and container at most. (Two
+        first accounts of a unit, of two kinds, opened at once could both pass: there is no such unit before.)"""
+        serves = self._serves.get(unit)
+        if serves is None:
+            try:
+                serves = AccountModel.get(self.ledger.account_key(system_account(unit)), consistent_read=True,
+                                          attributes_to_get=["serves"]).serves
+            except AccountModel.DoesNotExist:
+                return
+            if serves is None:
+                return
+            self._serves[unit] = serves
+        if serves != kind:
+            raise InvalidRequest(f"{unit} is a unit of this tenant's {serves} accounts; a {kind} account takes a "
+                                 "unit of its own", field="unit")
+
+    def _ensure_system(self, unit: str, serves: str | None = None) -> None:
         """Open the tenant's system account of `unit` (hot, no floor) unless it is known to exist: once per unit
-        and container, one transaction (that finds it there, after the first)."""
+        and container, one transaction (that finds it there, after the first). `serves`: the kind of the account
+        it is opened for (see `_refuse_other_kind`)."""
         account_id = system_account(unit)
         if account_id in self._systems:
             return
         try:
             self.ledger.open(account_id, floor=None, attributes={"unit": unit, "kind": "system", "metadata": {},
-                                                                 "book": self.ledger.book},
+                                                                 "book": self.ledger.book, "serves": serves},
                              idempotency_key=None, fingerprint={}, shards=self.ledger.settings.system_account_shards,
                              shard_attributes={"unit": unit, "kind": "system"})
         except AlreadyExists:
             pass
         self._systems.add(account_id)
+        if serves is not None:
+            self._serves.setdefault(unit, serves)
 
     # -- transactions -------------------------------------------------------------
     def transaction(self, transaction_id: str) -> Transaction:
@@ -455,7 +482,7 @@ class Transactions:
         legs = (Leg(account_id, amount, create=False, expected_seq=expected.get(account_id)),
                 Leg(counter, -amount, create=False, expected_seq=expected.get(counter)))
         return self.record("posting", legs, abs(amount), metadata=metadata, idempotency_key=idempotency_key,
-                           fingerprint=fingerprint, extend=issued)
+                           fingerprint=fingerprint, extend=_beside_record(issued))
 
     def transfer(self, source: str, destination: str, amount: int, *, metadata: dict | None = None,
                  idempotency_key: str, expected_seq: dict | None = None, caller: Caller | None = None) -> Transaction:
@@ -477,16 +504,18 @@ class Transactions:
         if expected:
             fingerprint["expected_seq"] = expected
         return self.record("transfer", legs, amount, metadata=metadata, idempotency_key=idempotency_key,
-                           fingerprint=fingerprint, extend=issued)
+                           fingerprint=fingerprint, extend=_beside_record(issued))
 
-    def _issuing(self, caller: Caller | None, amount: int, *legs: tuple[str | None, int]):
-        """For a write that mints (`mints`): refuse a caller without the `issue` scope or past its limit per request,
-        before anything is read; with a daily limit, what counts today's minting inside the write. The count is
-        one item per key, unit and UTC day, updated in the posting's transaction under the condition that it stays
-        within the limit, so racing requests of one key never mint past it together."""
+    def _issuing(self, caller: Caller | None, amount: int, *legs: tuple[str | None, int],
+                 points: bool = False) -> Callable[[tuple[PlannedLeg, ...]], Extension] | None:
+        """For a write that mints (`mints`): refuse a caller without the `issue` scope (for points, `points:earn`
+        will do: the issuer's) or past its limit per request, before anything is read; with a daily limit, what
+        counts today's minting inside the write. The count is one item per key, unit and UTC day, updated in the
+        posting's transaction under the condition that it stays within the limit, so racing requests of one key
+        never mint past it together."""
         if caller is None or not mints(*legs):
             return None
-        if not caller.may("issue"):
+        if not (caller.may("issue") or (points and caller.may("points:earn"))):
             raise Forbidden("this key may not make money from nothing (a leg debits a system account): that needs "
                             "the issue scope")
         if caller.issue_limit is not None and abs(amount) > caller.issue_limit:
@@ -496,14 +525,15 @@ class Transactions:
             return None
         minted = abs(amount)
 
-        def count(_planned_legs: tuple[PlannedLeg, ...], stored: TransactionModel) -> Extension:
-            name = f"issued|{self.ledger.book}|{caller.key_id}|{stored.unit}|{stored.created_at[:10]}"
+        def count(planned_legs: tuple[PlannedLeg, ...]) -> Extension:
+            unit, day = planned_legs[0].account.unit or "", planned_legs[0].created_at[:10]
+            name = f"issued|{self.ledger.book}|{caller.key_id}|{unit}|{day}"
             try:
                 issued = int(CounterModel.get(name, consistent_read=True).value)
             except CounterModel.DoesNotExist:
                 issued = 0
             if issued + minted > daily:
-                raise IssueLimitReached(f"this key mints at most {daily} {stored.unit} a day (UTC); {issued} today",
+                raise IssueLimitReached(f"this key mints at most {daily} {unit} a day (UTC); {issued} today",
                                         field="amount")
             within = CounterModel.value.does_not_exist() | (CounterModel.value <= daily - minted)
             return Extension(updates=[(CounterModel(name), [CounterModel.value.add(minted)], within)])
@@ -599,8 +629,11 @@ class Transactions:
 
     # -- reversals ----------------------------------------------------------------
     def reverse(self, transaction_id: str, amount: int | None = None, *, metadata: dict | None = None,
-                idempotency_key: str) -> Transaction:
-        """Reverse all that is left of a transaction (or `amount` of it): a new transaction of type reversal."""
+                idempotency_key: str, caller: Caller | None = None) -> Transaction:
+        """Reverse all that is left of a transaction (or `amount` of it): a new transaction of type reversal.
+        Reversing what left the ledger (a payout, a capture out of it, a points spend) brings it back from the
+        system account: that mints, so `caller` must be let mint (`_issuing`; a points spend's: `points:earn`
+        will do, as for an earn)."""
         metadata = check_metadata(metadata)
         if amount is not None:
             amount = positive("amount", amount)
@@ -618,23 +651,26 @@ class Transactions:
                 if replay is not None:
                     return replay
                 raise InvalidState(f"only {left} of transaction {transaction_id} is left to reverse")
+            turned = ((entry.account_id, -entry.amount) for entry in entries_of(original))
+            issued = self._issuing(caller, wanted, *turned, points=original.type in ("earn", "spend"))
             try:
-                return self._reverse(original, wanted, metadata, idempotency_key, fingerprint)
+                return self._reverse(original, wanted, metadata, idempotency_key, fingerprint, issued)
             except _ReversedMeanwhile:
                 if not budget.retry():
                     raise InvalidState("the transaction is being reversed by another request; retry") from None
 
     def _reverse(self, original: TransactionModel, amount: int, metadata: dict, idempotency_key: str,
-                 fingerprint: dict) -> Transaction:
+                 fingerprint: dict, issued: Callable[[tuple[PlannedLeg, ...]], Extension] | None) -> Transaction:
         reversed_read = int(original.reversed or 0)
 
-        def count_reversal(*_drafts) -> Extension:
+        def count_reversal(planned_legs: tuple[PlannedLeg, ...]) -> Extension:
             # The total reversed must still be what this plan was made from (a points reversal's lots depend on it).
             if int(self._stored(original.id).reversed or 0) != reversed_read:
                 raise _ReversedMeanwhile()
-            return Extension(updates=[(TransactionModel(original.id),
-                                       [TransactionModel.reversed.set(reversed_read + amount)],
-                                       TransactionModel.reversed == reversed_read)])
+            extension: Extension = Extension(updates=[(TransactionModel(original.id),
+                                                       [TransactionModel.reversed.set(reversed_read + amount)],
+                                                       TransactionModel.reversed == reversed_read)])
+            return extension.merged(issued(planned_legs) if issued else None)
 
         fields = {"reverses": original.id, "request_fingerprint": request_fingerprint(fingerprint)}
         if original.type in ("earn", "spend"):
@@ -653,7 +689,8 @@ class Transactions:
         legs = tuple(Leg(entry.account_id, amount if entry.amount < 0 else -amount, create=False)
                      for entry in entries_of(original))
         return self.record("reversal", legs, amount, metadata=metadata, idempotency_key=idempotency_key,
-                           fingerprint=fingerprint, extend=lambda planned_legs, _stored: count_reversal(), **fields)
+                           fingerprint=fingerprint, extend=lambda planned_legs, _stored: count_reversal(planned_legs),
+                           **fields)
 
     # -- helpers -------------------------------------------------------------------
     def _searchable(self, writes: Writes, kind: str, object_id: str, created_at: str, metadata: dict) -> None:
@@ -701,6 +738,14 @@ class Transactions:
                                  seq=planned.seq, amount=planned.amount, balance_after=planned.balance_after)
                   for planned in planned_legs],
             **fields)
+
+
+def _beside_record(extend: Callable[[tuple[PlannedLeg, ...]], Extension] | None,
+                   ) -> Callable[[tuple[PlannedLeg, ...], TransactionModel], Extension] | None:
+    """An extension planned from the legs alone, as `Transactions.record` takes one (beside the record it makes)."""
+    if extend is None:
+        return None
+    return lambda planned_legs, _stored: extend(planned_legs)
 
 
 class _ReversedMeanwhile(Exception):

@@ -163,4 +163,5 @@ def get_transaction(transaction_id: str):
 def reverse_transaction(transaction_id: str, body):
     """Reverse a transaction in full or in part (a points spend gives the points back to its lots)"""
     return Written.of(_ledger().reverse(transaction_id, body.amount, metadata=body.metadata,
-                                        idempotency_key=surface.idempotency_key()), shape.transaction)
+                                        idempotency_key=surface.idempotency_key(), caller=surface.caller()),
+                      shape.transaction)

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Protocol, TypeVar
 from chalice import Blueprint
 
 from chalicelib.core.api_keys import Caller
-from chalicelib.core.errors import LedgerError
+from chalicelib.core.errors import InvalidRequest, LedgerError
 from chalicelib.web import access, errors
 from chalicelib.web.money import dumps
 from chalicelib.web.validation import (
@@ -130,7 +130,15 @@ class Surface:
         return self.blueprint.current_request
 
     def query(self, name: str) -> str | None:
-        return (self.request.query_params or {}).get(name)
+        """A query parameter, given at most once: one that reads two ways (`?limit=5&limit=1000`: the last wins
+        here, the first elsewhere) is a 400, as a body key given twice is."""
+        params = self.request.query_params or {}
+        if name not in params:
+            return None
+        values = params.getlist(name) if hasattr(params, "getlist") else [params[name]]
+        if len(values) > 1:
+            raise InvalidRequest(f"the query gives {name} more than once", field=name)
+        return values[0] if values else None
 
     def idempotency_key(self) -> str:
         """The `Idempotency-Key` header of a write that requires one (every /v1 write)."""

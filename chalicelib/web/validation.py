@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, TypeVar
 from uuid import UUID
 
 from chalicelib.core.errors import InvalidRequest
-from chalicelib.core.text import check_name, check_text, control_in_name
+from chalicelib.core.text import check_name, check_text, shown
 
 if TYPE_CHECKING:
     from pydantic import BaseModel
@@ -102,8 +102,8 @@ def parse_body(model: type[Body], raw: bytes | str | None) -> Body:
     except RecursionError:
         raise InvalidRequest(_TOO_DEEP, field="body") from None
     except _DuplicateKey as duplicate:
-        shown = duplicate.key if control_in_name(duplicate.key) is None else repr(duplicate.key)[1:-1][:64]
-        raise InvalidRequest(f"the body gives {shown} more than once", field=shown) from None
+        named = shown(duplicate.key)
+        raise InvalidRequest(f"the body gives {named} more than once", field=named) from None
     except (ValueError, UnicodeDecodeError):
         raise InvalidRequest("the body is not valid JSON", field="body") from None
     _check_document(document, MAX_BODY_DEPTH)

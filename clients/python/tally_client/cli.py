@@ -8,8 +8,8 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
-import re
 import sys
+import unicodedata
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
@@ -73,16 +73,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_OK
 
 
-# What the API answers is printed into an operator's terminal: C0 and C1 controls (ESC starts the sequences that
-# retitle, clear or rewrite it), DEL and the bidirectional embeddings, overrides and isolates are shown escaped,
-# never sent raw. JSON output needs nothing: json.dumps escapes every non-ASCII and control character itself.
-_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+# What the API answers is printed into an operator's terminal: control characters (ESC starts the sequences that
+# retitle, clear or rewrite it), format characters (bidirectional overrides reorder a line, zero-width ones hide
+# in a name) and line and paragraph separators are shown escaped, never sent raw. JSON output needs nothing:
+# json.dumps escapes every non-ASCII and control character itself.
+_ESCAPED = frozenset({"Cc", "Cf", "Zl", "Zp"})
 
 
 def terminal_safe(line: str) -> str:
-    """`line` with every character that could act on a terminal written as its escape (`\\x1b`, `\\u202e`)."""
-    return _UNSAFE.sub(lambda found: repr(found.group())[1:-1] if ord(found.group()) < 0x100
-                       else f"\\u{ord(found.group()):04x}", line)
+    """`line` with every character that could act on a terminal or hide in it written as its escape (`\\x1b`,
+    `\\u202e`)."""
+    return "".join(character.encode("unicode_escape").decode("ascii")
+                   if unicodedata.category(character) in _ESCAPED else character for character in line)
 
 
 class Output:
