@@ -69,7 +69,7 @@ STANDARD = ("a", "b", "c")  # standard accounts, opened in a unit the step picks
 POINTS = ("p", "q")  # points accounts (unit "points")
 MISSING = "zz"  # never opened
 # What a step names: mostly accounts that are open (a, b, p from the start), sometimes others.
-ANY_ACCOUNT = ("a", "a", "b", "b", "c", "p", "q", MISSING)
+ANY_ACCOUNT = ("a", "a", "a", "b", "b", "c", "p", "q", MISSING)
 MONEY_ACCOUNT = ("a", "a", "b", "b", "c", "p", MISSING)
 POINTS_ACCOUNT = ("p", "p", "p", "q", "a", MISSING)
 PAYERS = ("P1", "P2")
@@ -252,7 +252,8 @@ class LedgerMachine(RuleBasedStateMachine):
 
     def key_for(self, tenant: str, data) -> str:
         """A fresh idempotency key, or one the other tenant used: a tenant's keys are its own."""
-        other = sorted(set(self.model[TENANTS[1 - TENANTS.index(tenant)]].keys) - set(self.model[tenant].keys))
+        # In the order they were used, never sorted: ids and keys are random, and a draw must pick the same one again.
+        other = [k for k in self.model[TENANTS[1 - TENANTS.index(tenant)]].keys if k not in self.model[tenant].keys]
         if other and data.draw(st.booleans(), label="another tenant's key"):
             return data.draw(st.sampled_from(other), label="key")
         return str(uuid.uuid4())
@@ -459,6 +460,28 @@ class LedgerMachine(RuleBasedStateMachine):
     def transfer(self, tenant, source, destination, amount, meta, data):
         self.transferring(tenant, source, destination, amount, meta, self.key_for(tenant, data))
 
+    @rule(tenant=tenants, account_id=st.sampled_from(("a", "b", "b", "c")), over=st.sampled_from([0, 1, 1, 25]),
+          how=st.sampled_from(["posting", "transfer", "hold"]), data=st.data())
+    def to_the_floor(self, tenant, account_id, over, how, data):
+        """A debit, a transfer out or a hold of exactly the available balance above the floor (it applies), or
+        more (400 insufficient_funds, nothing written)."""
+        account = self.standard(tenant, account_id)
+        if account is None or account.floor is None:
+            return
+        amount = account.balance - account.held - account.floor + over
+        if amount <= 0:
+            return
+        key = self.key_for(tenant, data)
+        if how == "posting":
+            self.posting(tenant, account_id, -amount, None, key)
+        elif how == "transfer":
+            destination = world(account.unit) if account_id != "a" or self.standard(tenant, "b") is None else "b"
+            if self.standard(tenant, destination) and self.standard(tenant, destination).unit != account.unit:
+                destination = world(account.unit)
+            self.transferring(tenant, account_id, destination, amount, None, key)
+        elif account.shards == 1:
+            self.hold(tenant, account_id, amount, None, None, data, key=key)
+
     @rule(account_id=st.sampled_from(STANDARD), amount=positive, data=st.data())
     def mint_with_a_write_key(self, account_id, amount, data):
         """NEW RULE (a): a `write` key may take money out of the ledger (a negative posting, a transfer to the
@@ -489,13 +512,13 @@ class LedgerMachine(RuleBasedStateMachine):
     # -- holds ------------------------------------------------------------------------------------
     @rule(tenant=tenants, account_id=st.sampled_from(MONEY_ACCOUNT), amount=positive, offset=offsets,
           meta=metadata, data=st.data())
-    def hold(self, tenant, account_id, amount, offset, meta, data):
+    def hold(self, tenant, account_id, amount, offset, meta, data, key=None):
         books = self.model[tenant]
         body = {"account_id": account_id, "amount": amount, **({"metadata": meta} if meta else {})}
         expires_at = self.clock() + (offset or timedelta(days=7))
         if offset is not None:
             body["expires_at"] = stamp(expires_at)
-        key = self.key_for(tenant, data)
+        key = key or self.key_for(tenant, data)
         response = self.send(tenant, "POST", "/v1/holds", body, key=key)
         account = books.accounts.get(account_id)
         if account is None:
@@ -516,7 +539,7 @@ class LedgerMachine(RuleBasedStateMachine):
     def pick_hold(self, tenant: str, data) -> str:
         """One of the tenant's holds, the other tenant's, or one that does not exist."""
         other = self.model[TENANTS[1 - TENANTS.index(tenant)]].holds
-        choices = sorted(self.model[tenant].holds) * 3 + sorted(other) + ["hold_" + "0" * 32]
+        choices = list(self.model[tenant].holds) * 3 + list(other) + ["hold_" + "0" * 32]
         return data.draw(st.sampled_from(choices), label="hold")
 
     def hold_answer(self, tenant: str, hold_id: str) -> dict:
@@ -709,7 +732,7 @@ class LedgerMachine(RuleBasedStateMachine):
     def reverse(self, tenant, data):
         books = self.model[tenant]
         other = self.model[TENANTS[1 - TENANTS.index(tenant)]].txns
-        choices = sorted(books.txns) * 3 + sorted(other) + ["txn_" + "0" * 32]
+        choices = list(books.txns) * 3 + list(other) + ["txn_" + "0" * 32]
         txn_id = data.draw(st.sampled_from(choices), label="transaction")
         txn = books.txns.get(txn_id)
         amount = data.draw(st.one_of(st.none(), st.integers(1, (txn.amount if txn else 50) + 5)), label="amount")
@@ -793,7 +816,7 @@ class LedgerMachine(RuleBasedStateMachine):
     def replay(self, data):
         """The same key and body: the first answer again, `Idempotent-Replayed: true`, nothing written."""
         tenant = data.draw(st.sampled_from([t for t in TENANTS if self.model[t].keys]), label="tenant")
-        key = data.draw(st.sampled_from(sorted(self.model[tenant].keys)), label="key")
+        key = data.draw(st.sampled_from(list(self.model[tenant].keys)), label="key")
         used = self.model[tenant].keys[key]
         response = self.send(tenant, used.method, used.path, used.body, key=key)
         answer = expect(response, used.status)
@@ -808,7 +831,7 @@ class LedgerMachine(RuleBasedStateMachine):
     def reuse_with_another_body(self, data):
         """The same key with another amount or metadata: 409 `idempotency_key_reused`, nothing written."""
         tenant = data.draw(st.sampled_from([t for t in TENANTS if self.model[t].keys]), label="tenant")
-        key = data.draw(st.sampled_from(sorted(self.model[tenant].keys)), label="key")
+        key = data.draw(st.sampled_from(list(self.model[tenant].keys)), label="key")
         used = self.model[tenant].keys[key]
         if "/reversals" in used.path and "d" in self.pending:
             return  # NEW RULE (d): a reversal's key compares the fingerprint
@@ -818,7 +841,7 @@ class LedgerMachine(RuleBasedStateMachine):
             others = [h for h in self.model[tenant].holds if h != used.ref]
             if not others:
                 return
-            path = f"/v1/holds/{data.draw(st.sampled_from(sorted(others)), label='hold')}/void"
+            path = f"/v1/holds/{data.draw(st.sampled_from(others), label='hold')}/void"
             body = None
         elif how == "amount" and "amount" in body:
             body["amount"] += 1 if body["amount"] != -1 else 2
@@ -836,8 +859,8 @@ class LedgerMachine(RuleBasedStateMachine):
     def another_tenants_id(self, data):
         """Tenant tb names ta's account, hold or transaction: exactly what a missing id answers (404)."""
         books = self.model["ta"]
-        ids = ([("account", i) for i in sorted(books.accounts)] + [("hold", h) for h in sorted(books.holds)]
-               + [("transaction", t) for t in sorted(books.txns)])
+        ids = ([("account", i) for i in books.accounts] + [("hold", h) for h in books.holds]
+               + [("transaction", t) for t in books.txns])
         what, found = data.draw(st.sampled_from(ids), label="id")
         if found in self.model["tb"].accounts:
             return  # tb has an account of that id itself
@@ -883,7 +906,7 @@ class LedgerMachine(RuleBasedStateMachine):
     @rule(account_id=st.sampled_from(SEED_ACCOUNTS), amount=st.integers(-500, 500), data=st.data())
     def seed_amount(self, account_id, amount, data):
         """Seed 004's `POST /amount`: a Transaction-Id replays (any letter case) or, with another body, is 409."""
-        used = sorted(self.seed_ids)
+        used = list(self.seed_ids)
         how = data.draw(st.sampled_from(["fresh", "replay", "reuse"] if used else ["fresh"]), label="how")
         if how == "fresh":
             self.seed_write(str(uuid.uuid4()), {"account_id": account_id, "amount": amount})
