@@ -35,7 +35,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from chalice.test import Client
-from hypothesis import HealthCheck, Phase, event, settings
+from hypothesis import HealthCheck, Phase, Verbosity, event, settings
 from hypothesis import seed as hypothesis_seed
 from hypothesis import strategies as st
 from hypothesis.stateful import (
@@ -61,7 +61,8 @@ ALL_RULES = frozenset("abcde")
 PENDING = frozenset(os.environ.get("MODEL_PENDING_RULES", "abcde").replace(",", "")) & ALL_RULES
 # Bugs the machine found, not fixed yet (each has a regression test below, xfail until it is fixed): the machine
 # steps around them so that it can look further. MODEL_KNOWN_BUGS= (empty) makes it walk into them again.
-KNOWN_BUGS = frozenset(filter(None, os.environ.get("MODEL_KNOWN_BUGS", "open-same-moment").split(",")))
+KNOWN_BUGS = frozenset(filter(None, os.environ.get("MODEL_KNOWN_BUGS", "open-same-moment,replay-after-expiry")
+                               .split(",")))
 START = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 TENANTS = ("ta", "tb")
 UNITS = ("USD", "EUR")
@@ -193,6 +194,27 @@ def same(actual: dict, **fields) -> None:
         raise Step(f"expected {fields}, got {got} (in {actual})")
 
 
+def without_updated_at(answer: dict) -> dict:
+    """A hold as a replay answers it is the hold as it is now: its `updated_at` (when it was last moved) is the one
+    time the model does not keep."""
+    answer = json.loads(json.dumps(answer))
+    for hold in (answer, answer.get("hold") or {}):
+        if hold.get("object") == "hold":
+            hold.pop("updated_at", None)
+    return answer
+
+
+def a_step_failed() -> bool:
+    """In teardown (Hypothesis calls it in a `finally`): a step of this machine is raising."""
+    error = sys.exc_info()[1]
+    trace = error.__traceback__ if error is not None else None
+    while trace is not None:
+        if trace.tb_frame.f_code.co_filename == __file__:
+            return True
+        trace = trace.tb_next
+    return False
+
+
 # -- strategies ----------------------------------------------------------------------------
 tenants = st.sampled_from(TENANTS)
 amounts = st.integers(min_value=-300, max_value=300)
@@ -216,6 +238,9 @@ class LedgerMachine(RuleBasedStateMachine):
         else:
             config = replace(load(), dynamodb_endpoint=self.backend.endpoint,
                              table_prefix=f"m{uuid.uuid4().hex[:12]}")
+        if self.backend.endpoint is None:  # on moto, 4 shards a system account (32 deployed): reads cost less
+            config = replace(config, system_account_shards=4)
+        self.system_shards = config.system_account_shards
         self.stack.enter_context(serving(composition.build(config, clock=self.clock)))
         models.create_tables()
         self.client = self.stack.enter_context(Client(tally.app))
@@ -229,6 +254,8 @@ class LedgerMachine(RuleBasedStateMachine):
 
     def teardown(self) -> None:
         try:  # every account and lot as the model has it, and the verifier finds nothing
+            if a_step_failed():
+                return  # report that step's failure, not what the model no longer knows after it
             for tenant in TENANTS:
                 self.check(tenant, *self.model[tenant].accounts, worlds=True)
                 for holder in self.model[tenant].lots:
@@ -316,7 +343,7 @@ class LedgerMachine(RuleBasedStateMachine):
 
     # -- model helpers --------------------------------------------------------------------
     def ensure_world(self, tenant: str, unit: str) -> None:
-        self.model[tenant].accounts.setdefault(world(unit), Account(unit, "system", None, shards=32))
+        self.model[tenant].accounts.setdefault(world(unit), Account(unit, "system", None, shards=self.system_shards))
 
     def move(self, tenant: str, account_id: str, amount: int, held: int = 0) -> tuple[int | None, int | None]:
         """Apply one entry to the model; the (seq, balance_after) its entry answers (None on a hot account)."""
@@ -338,13 +365,15 @@ class LedgerMachine(RuleBasedStateMachine):
     @initialize(floor=st.sampled_from(["default", None, -50, 10]), shards=st.sampled_from([1, 4]),
                 deposit=st.integers(0, 400), data=st.data())
     def open_the_first_accounts(self, floor, shards, deposit, data):
-        """Each tenant starts with a (USD), b (USD, its floor and shards drawn), p (points), and a deposit in a."""
+        """Each tenant starts with a (USD), b (USD, its floor and shards drawn), p (points), and a deposit in a;
+        ta also with c (EUR)."""
         for tenant in TENANTS:
             self.open_account(tenant, "a", "USD", "default", 1, None, data)
             self.open_account(tenant, "b", "USD", floor, shards, {"team": "red", "n": "2"}, data)
             self.open_account(tenant, "p", "USD", "default", 1, None, data)
             if deposit:
                 self.posting(tenant, "a", deposit, None, self.key_for(tenant, data))
+        self.open_account("ta", "c", "EUR", "default", 1, None, data)  # an id only ta has, to begin with
 
     @rule(tenant=tenants, account_id=st.sampled_from(STANDARD + POINTS), unit=st.sampled_from(UNITS),
           floor=st.sampled_from(["default", None, -50, 10]), shards=st.sampled_from([1, 1, 4]), meta=metadata,
@@ -430,8 +459,12 @@ class LedgerMachine(RuleBasedStateMachine):
                 return 404, "not_found"
             if books.accounts[beside].unit != system[0][len("@world:"):]:
                 return 400, "invalid_request"
-        if source not in books.accounts or destination not in books.accounts:
+        if source not in books.accounts:
             return 404, "not_found"
+        if destination not in books.accounts:  # the source's leg is planned first: its floor, then the other side
+            src = books.accounts[source]
+            short = src.kind == "standard" and not src.covers(amount)
+            return (400, "insufficient_funds") if short else (404, "not_found")
         src, dst = books.accounts[source], books.accounts[destination]
         if "points" in (src.kind, dst.kind) or src.unit != dst.unit:
             return 400, "invalid_request"
@@ -620,7 +653,8 @@ class LedgerMachine(RuleBasedStateMachine):
         self.move(tenant, world("points"), lot.remaining)
         lot.remaining = 0
 
-    def sweep(self, settled: int = 0) -> None:
+    def sweep(self, settled: int = 0) -> list[tuple[str, str]]:
+        """Run `expire_due` as Lambda would: its counts exactly; the (tenant, account)s it moved."""
         event = self.client.events.generate_cw_event(source="aws.events", detail_type="Scheduled Event", detail={},
                                                      resources=[])
         swept = self.client.lambda_.invoke("expire_due", event).payload
@@ -633,15 +667,17 @@ class LedgerMachine(RuleBasedStateMachine):
             hold = self.model[tenant].holds[hold_id]
             self.move(tenant, hold.account, 0, held=-hold.amount)
             hold.status = "expired"
+        return ([(tenant, holder) for tenant, holder, _ in lots]
+                + [(tenant, self.model[tenant].holds[hold_id].account) for tenant, hold_id in holds])
 
     @rule(twice=st.booleans())
     def run_the_sweep(self, twice):
         """The scheduled sweep, sometimes twice in a row: the second finds nothing to do."""
-        self.sweep()
+        touched = self.sweep()
         if twice:
-            self.sweep()
+            touched += self.sweep()
         for tenant in TENANTS:
-            self.check(tenant, *self.model[tenant].accounts)
+            self.check(tenant, *{account for whose, account in touched if whose == tenant})
 
     # -- points ----------------------------------------------------------------------------------------
     @rule(tenant=tenants, account_id=st.sampled_from(POINTS_ACCOUNT), payer=st.sampled_from(PAYERS),
@@ -818,9 +854,12 @@ class LedgerMachine(RuleBasedStateMachine):
         tenant = data.draw(st.sampled_from([t for t in TENANTS if self.model[t].keys]), label="tenant")
         key = data.draw(st.sampled_from(list(self.model[tenant].keys)), label="key")
         used = self.model[tenant].keys[key]
+        if ("replay-after-expiry" in KNOWN_BUGS and (used.body or {}).get("expires_at")
+                and used.body["expires_at"] <= stamp(self.clock())):
+            return  # test_a_replay_after_its_expires_at_has_passed_answers_the_first_answer
         response = self.send(tenant, used.method, used.path, used.body, key=key)
-        answer = expect(response, used.status)
-        if answer != self.now_answer(tenant, used):
+        answer = without_updated_at(expect(response, used.status))
+        if answer != without_updated_at(self.now_answer(tenant, used)):
             raise Step(f"replay of {used.path}: expected {self.now_answer(tenant, used)}, got {answer}")
         if response.headers.get("Idempotent-Replayed") != "true":
             raise Step(f"replay of {used.path} without Idempotent-Replayed: {response.headers}")
@@ -835,6 +874,9 @@ class LedgerMachine(RuleBasedStateMachine):
         used = self.model[tenant].keys[key]
         if "/reversals" in used.path and "d" in self.pending:
             return  # NEW RULE (d): a reversal's key compares the fingerprint
+        if ("replay-after-expiry" in KNOWN_BUGS and (used.body or {}).get("expires_at")
+                and used.body["expires_at"] <= stamp(self.clock())):
+            return  # the same bug: a past expires_at is refused (400) before the key is looked up
         body, path = dict(used.body or {}), used.path
         how = data.draw(st.sampled_from(["metadata", "amount"]), label="change")
         if used.kind == "void":
@@ -1042,6 +1084,8 @@ class LedgerMachine(RuleBasedStateMachine):
 def run(machine: type[LedgerMachine], **options) -> None:
     if os.environ.get("MODEL_SHRINK") == "0":  # a failure as found, at once (shrinking one can take minutes)
         options.setdefault("phases", [Phase.explicit, Phase.generate])
+    if os.environ.get("MODEL_VERBOSE") == "1":  # every example's steps as they run
+        options.setdefault("verbosity", Verbosity.verbose)
     run_state_machine_as_test(machine, settings=settings(
         deadline=None, database=None, suppress_health_check=list(HealthCheck), **options))
 
@@ -1060,6 +1104,29 @@ def test_opening_a_taken_id_in_the_same_microsecond_with_the_same_metadata_is_a_
     assert (again.status_code, again.json_body["code"]) == (409, "already_exists")
 
 
+@pytest.mark.xfail(strict=True, reason="bug: authorize and earn refuse an expires_at in the past before they look "
+                   "for the key's record (core/holds.py, core/transactions.py)")
+@pytest.mark.parametrize("path, body", [
+    ("/v1/holds", {"account_id": "a", "amount": 5}),
+    ("/v1/points/earn", {"account_id": "p", "payer": "P1", "points": 5}),
+])
+def test_a_replay_after_its_expires_at_has_passed_answers_the_first_answer(client, clock, path, body):
+    """Found by the machine (shrunk): a hold (or an earn) with `expires_at`, the clock past it, the client's retry
+    with the same key and body answered 400 "expires_at must be in the future" instead of what the key made."""
+    clock.now = START
+    for opened in ({"id": "a", "unit": "USD"}, {"id": "p", "unit": "points", "kind": "points"}):
+        client.http.post("/v1/accounts", headers={**JSON, "Idempotency-Key": opened["id"]}, body=json.dumps(opened))
+    client.http.post("/v1/postings", headers={**JSON, "Idempotency-Key": "deposit"},
+                     body=json.dumps({"account_id": "a", "amount": 10}))
+    request = {**body, "expires_at": stamp(START + timedelta(hours=1))}
+    first = client.http.post(path, headers={**JSON, "Idempotency-Key": "k"}, body=json.dumps(request))
+    assert first.status_code == 201
+    clock.now = START + timedelta(hours=2)
+    again = client.http.post(path, headers={**JSON, "Idempotency-Key": "k"}, body=json.dumps(request))
+    assert (again.status_code, again.headers.get("Idempotent-Replayed")) == (201, "true")
+    assert again.json_body["id"] == first.json_body["id"]
+
+
 # -- the lanes -----------------------------------------------------------------------------------------------
 @pytest.fixture
 def small_takes(monkeypatch):
@@ -1071,8 +1138,8 @@ def small_takes(monkeypatch):
 def test_model_on_moto(small_takes):
     """The fast lane: a fixed seed, a bounded number of steps, the pending rules' steps left out."""
     SEEN.clear()
-    run(LedgerMachine, derandomize=True, max_examples=int(os.environ.get("MODEL_EXAMPLES", 4)),
-        stateful_step_count=int(os.environ.get("MODEL_STEPS", 35)))
+    run(LedgerMachine, derandomize=True, max_examples=int(os.environ.get("MODEL_EXAMPLES", 6)),
+        stateful_step_count=int(os.environ.get("MODEL_STEPS", 40)))
     print(sorted(SEEN.items()))
 
 
