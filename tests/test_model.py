@@ -63,7 +63,9 @@ PENDING = frozenset(os.environ.get("MODEL_PENDING_RULES", "abcde").replace(",", 
 # steps around them so that it can look further. MODEL_KNOWN_BUGS= (empty) makes it walk into them again.
 KNOWN_BUGS = frozenset(filter(None, os.environ.get("MODEL_KNOWN_BUGS", "open-same-moment,replay-after-expiry")
                                .split(",")))
-START = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
+# Ahead of the wall clock: idempotency records expire by DynamoDB TTL (DynamoDB Local deletes them too), and a
+# record made at a model time in the past would be gone before its replay.
+START = datetime(2031, 1, 1, 12, 0, tzinfo=UTC)
 TENANTS = ("ta", "tb")
 UNITS = ("USD", "EUR")
 STANDARD = ("a", "b", "c")  # standard accounts, opened in a unit the step picks
@@ -461,13 +463,14 @@ class LedgerMachine(RuleBasedStateMachine):
                 return 400, "invalid_request"
         if source not in books.accounts:
             return 404, "not_found"
-        if destination not in books.accounts:  # the source's leg is planned first: its floor, then the other side
+        if destination not in books.accounts:  # a hot source's shards are picked (and found short) before the read
             src = books.accounts[source]
-            short = src.kind == "standard" and not src.covers(amount)
+            short = src.kind == "standard" and src.shards > 1 and not src.covers(amount)
             return (400, "insufficient_funds") if short else (404, "not_found")
         src, dst = books.accounts[source], books.accounts[destination]
         if "points" in (src.kind, dst.kind) or src.unit != dst.unit:
-            return 400, "invalid_request"
+            # Short as well: the source's floor may be refused first (insufficient_funds); either is a 400.
+            return 400, None if src.kind == "standard" and not src.covers(amount) else "invalid_request"
         if not src.covers(amount):
             return 400, "insufficient_funds"
         return 201, None
