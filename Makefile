@@ -8,7 +8,7 @@ PORT   ?= 8000
 STAGE  ?= prod
 export AWS_DEFAULT_REGION ?= us-east-1
 
-.PHONY: venv run test test-fast lint browser bench soak verify tables infra package key clean
+.PHONY: venv run test test-fast model lint browser bench soak verify tables infra package key clean
 
 venv: $(STAMP)
 
@@ -29,6 +29,13 @@ test: lint browser
 # The inner loop: behaviour tests on moto only, on two workers.
 test-fast: venv
 	$(PY) -m pytest -n 2 -m "not dynamodb_local and not slow and not package and not race"
+
+# The model-checked ledger (tests/test_model.py) for as long as asked: rounds of random examples until MODEL_SECONDS
+# (default 60) are spent, each round's seed printed (MODEL_SEED=<it> repeats one). MODEL_EXAMPLES and MODEL_STEPS
+# size a round, MODEL_LOCAL=1 runs it on DynamoDB Local, MODEL_PENDING_RULES= checks the rules not merged yet too.
+model: venv
+	MODEL_RUN=1 MODEL_SECONDS=$${MODEL_SECONDS:-60} $(PY) -m pytest tests/test_model.py -k for_as_long_as_asked -s \
+		-p no:cacheprovider
 
 # Headless Chromium and ChromeDriver for the console's browser test: Debian's packages, apt-get installed when missing
 # (idempotent; where apt-get cannot be used it says so, and the browser test skips).

@@ -99,12 +99,16 @@ class DynamoDBFaults:
         if sent > self.failures:
             return None  # let botocore send it
         if sent <= self.forward:
-            forwarded = urllib.request.Request(request.url, data=request.body, method=request.method,
-                                               headers=dict(request.headers))
-            urllib.request.urlopen(forwarded, timeout=30).read()  # it lands; its answer is dropped
+            self.land(request)  # it lands; its answer is dropped
         if self.code == "timeout":
             raise ReadTimeoutError(endpoint_url=request.url)
         return AWSResponse(request.url, self.status, {"x-amzn-requestid": "injected"}, Body(self.body))
+
+    def land(self, request) -> None:
+        """Send the request to DynamoDB for real (its answer is thrown away)."""
+        forwarded = urllib.request.Request(request.url, data=request.body, method=request.method,
+                                           headers=dict(request.headers))
+        urllib.request.urlopen(forwarded, timeout=30).read()
 
     def __enter__(self):
         clients = [model._get_connection().connection.client for model in models.MODELS.values()]
@@ -120,6 +124,16 @@ class DynamoDBFaults:
 
 
 TransactWriteFaults = DynamoDBFaults  # its default operation
+
+
+class MotoFaults(DynamoDBFaults):
+    """`DynamoDBFaults` on moto: a request that lands is handed to moto's own stub (where botocore would have sent
+    it), and its answer is thrown away."""
+
+    def land(self, request) -> None:
+        from moto.core.models import botocore_stubber
+
+        botocore_stubber(event_name=f"before-send.dynamodb.{self.operation}", request=request)
 
 
 class LaggingIndex:
