@@ -32,7 +32,7 @@ test-fast: venv
 
 # The model-checked ledger (tests/test_model.py) for as long as asked: rounds of random examples until MODEL_SECONDS
 # (default 60) are spent, each round's seed printed (MODEL_SEED=<it> repeats one). MODEL_EXAMPLES and MODEL_STEPS
-# size a round, MODEL_LOCAL=1 runs it on DynamoDB Local, MODEL_PENDING_RULES= checks the rules not merged yet too.
+# size a round, MODEL_LOCAL=1 runs it on DynamoDB Local.
 model: venv
 	MODEL_RUN=1 MODEL_SECONDS=$${MODEL_SECONDS:-60} $(PY) -m pytest tests/test_model.py -k for_as_long_as_asked -s \
 		-p no:cacheprovider

@@ -8,10 +8,7 @@ Lanes: `test_model_on_moto` (fast lane: fixed seed, bounded steps), `test_model_
 more steps), `test_model_for_as_long_as_asked` (`make model`: MODEL_SECONDS, MODEL_EXAMPLES, MODEL_STEPS,
 MODEL_SEED; skipped unless `MODEL_RUN=1`).
 
-Rules other branches are changing right now are written here as the NEW rules, each step that depends on one
-marked `NEW RULE (x)`. `MODEL_PENDING_RULES` (default: all of them, "abcde") names the ones not merged yet: their
-steps are left out of the lanes that must pass, and `test_model_new_rules_on_moto` runs them all, expected to fail
-until they merge:
+It holds Tally to the rules of issue 23's audit too (the steps marked `rule (x)`):
   (a) a leg that debits a system account (a positive posting, a transfer from `@world:<unit>`) needs scope
       `issue` (`admin` has it): a `write` key gets 403 `forbidden`, nothing written;
   (b) a JSON body with a duplicate key is a 400;
@@ -57,12 +54,6 @@ from chalicelib.core.ledger import stamp
 from helpers import Clock, Crash, DynamoDBFaults, MotoFaults, make_key, serving
 from tools.verify import verify_tables
 
-ALL_RULES = frozenset("abcde")
-PENDING = frozenset(os.environ.get("MODEL_PENDING_RULES", "abcde").replace(",", "")) & ALL_RULES
-# Bugs the machine found, not fixed yet (each has a regression test below, xfail until it is fixed): the machine
-# steps around them so that it can look further. MODEL_KNOWN_BUGS= (empty) makes it walk into them again.
-KNOWN_BUGS = frozenset(filter(None, os.environ.get("MODEL_KNOWN_BUGS", "open-same-moment,replay-after-expiry")
-                               .split(",")))
 # Ahead of the wall clock: idempotency records expire by DynamoDB TTL (DynamoDB Local deletes them too), and a
 # record made at a model time in the past would be gone before its replay.
 START = datetime(2031, 1, 1, 12, 0, tzinfo=UTC)
@@ -227,7 +218,6 @@ metadata = st.sampled_from([None, {"order": "o-1"}, {"team": "red", "n": "2"}])
 
 class LedgerMachine(RuleBasedStateMachine):
     backend = Backend()
-    pending = PENDING
     big = (SMALL_LOTS, SMALL_SPEND, SMALL_TRANSACTIONS)  # the big spend's lots, points and transactions
 
     def __init__(self) -> None:
@@ -304,8 +294,6 @@ class LedgerMachine(RuleBasedStateMachine):
             response = self.send(tenant, "GET", f"/v1/accounts/{account_id}")
             account = books.accounts.get(account_id)
             if account is None:
-                if account_id.startswith("@world:") and "e" in self.pending and response.status_code == 200:
-                    continue  # NEW RULE (e) not merged: a refused open may have made it (balance 0, checked below)
                 expect(response, 404, "not_found")
                 continue
             body = expect(response, 200)
@@ -316,13 +304,9 @@ class LedgerMachine(RuleBasedStateMachine):
             if account.kind != "system":
                 fields["metadata"] = account.metadata
             same(body, **fields)
-        for unit in UNITS if worlds else ():  # a unit no account of the tenant has: no system account (NEW RULE (e))
+        for unit in UNITS if worlds else ():  # a unit no account of the tenant has: no system account (rule (e))
             if unit not in books.units():
-                response = self.send(tenant, "GET", f"/v1/accounts/{world(unit)}")
-                if "e" in self.pending and response.status_code == 200:
-                    same(response.json_body, balance=0)
-                else:
-                    expect(response, 404, "not_found")
+                expect(self.send(tenant, "GET", f"/v1/accounts/{world(unit)}"), 404, "not_found")
 
     def check_lots(self, tenant: str, holder: str) -> None:
         lots = self.model[tenant].lots.get(holder, [])
@@ -394,16 +378,12 @@ class LedgerMachine(RuleBasedStateMachine):
                 body["shards"] = shards
         if meta:
             body["metadata"] = meta
-        taken = books.accounts.get(account_id)
-        if ("open-same-moment" in KNOWN_BUGS and taken is not None and taken.opened_at == self.clock()
-                and set((meta or {}).items()) & set(taken.metadata.items())):
-            return  # test_opening_a_taken_id_in_the_same_microsecond_with_the_same_metadata_is_a_409
         key = self.key_for(tenant, data)
         response = self.send(tenant, "POST", "/v1/accounts", body, key=key)
         if shards > 1 and isinstance(floor, int) and floor > 0:
             expect(response, 400, "invalid_request")
         elif account_id in books.accounts:
-            expect(response, 409, "already_exists")  # in another unit: NEW RULE (e), no @world:<unit> made
+            expect(response, 409, "already_exists")  # in another unit: rule (e), no @world:<unit> made
         else:
             answer = expect(response, 201)
             account = Account(unit, body.get("kind", "standard"), 0 if floor == "default" else floor, shards,
@@ -520,7 +500,7 @@ class LedgerMachine(RuleBasedStateMachine):
 
     @rule(account_id=st.sampled_from(STANDARD), amount=positive, data=st.data())
     def mint_with_a_write_key(self, account_id, amount, data):
-        """NEW RULE (a): a `write` key may take money out of the ledger (a negative posting, a transfer to the
+        """Rule (a): a `write` key may take money out of the ledger (a negative posting, a transfer to the
         system account) but not make it (a positive posting, a transfer from it): 403, nothing written."""
         tenant, account = "ta", self.standard("ta", account_id)
         if account is None:
@@ -532,7 +512,7 @@ class LedgerMachine(RuleBasedStateMachine):
             self.posting(tenant, account_id, -amount, None, key, token=self.writer)
         elif how == "to world":
             self.transferring(tenant, account_id, world(unit), amount, None, key, token=self.writer)
-        elif "a" not in self.pending:
+        else:
             if how == "deposit":
                 body = {"account_id": account_id, "amount": amount}
                 response = self.send(tenant, "POST", "/v1/postings", body, key=key, token=self.writer)
@@ -857,9 +837,6 @@ class LedgerMachine(RuleBasedStateMachine):
         tenant = data.draw(st.sampled_from([t for t in TENANTS if self.model[t].keys]), label="tenant")
         key = data.draw(st.sampled_from(list(self.model[tenant].keys)), label="key")
         used = self.model[tenant].keys[key]
-        if ("replay-after-expiry" in KNOWN_BUGS and (used.body or {}).get("expires_at")
-                and used.body["expires_at"] <= stamp(self.clock())):
-            return  # test_a_replay_after_its_expires_at_has_passed_answers_the_first_answer
         response = self.send(tenant, used.method, used.path, used.body, key=key)
         answer = without_updated_at(expect(response, used.status))
         if answer != without_updated_at(self.now_answer(tenant, used)):
@@ -875,11 +852,6 @@ class LedgerMachine(RuleBasedStateMachine):
         tenant = data.draw(st.sampled_from([t for t in TENANTS if self.model[t].keys]), label="tenant")
         key = data.draw(st.sampled_from(list(self.model[tenant].keys)), label="key")
         used = self.model[tenant].keys[key]
-        if "/reversals" in used.path and "d" in self.pending:
-            return  # NEW RULE (d): a reversal's key compares the fingerprint
-        if ("replay-after-expiry" in KNOWN_BUGS and (used.body or {}).get("expires_at")
-                and used.body["expires_at"] <= stamp(self.clock())):
-            return  # the same bug: a past expires_at is refused (400) before the key is looked up
         body, path = dict(used.body or {}), used.path
         how = data.draw(st.sampled_from(["metadata", "amount"]), label="change")
         if used.kind == "void":
@@ -928,10 +900,8 @@ class LedgerMachine(RuleBasedStateMachine):
     @rule(tenant=tenants, how=st.sampled_from(["duplicate key", "control in payer", "control in metadata key",
                                                "control in unit"]), account_id=st.sampled_from(STANDARD + POINTS))
     def hostile_body(self, tenant, how, account_id):
-        """NEW RULES (b), (c): a duplicate JSON key, a control character in a payer, unit or metadata key: 400,
+        """Rules (b), (c): a duplicate JSON key, a control character in a payer, unit or metadata key: 400,
         nothing written."""
-        if ("b" if how == "duplicate key" else "c") in self.pending and how != "control in unit":
-            return
         key = str(uuid.uuid4())
         if how == "duplicate key":
             raw = json.dumps({"account_id": account_id, "amount": 5})[:-1] + ', "amount": 7}'
@@ -1094,11 +1064,10 @@ def run(machine: type[LedgerMachine], **options) -> None:
 
 
 # -- regression tests: shrunk counterexamples the machine found ---------------------------------------------
-@pytest.mark.xfail(strict=True, reason="bug: Ledger.open reads a failed search item beside the taken account as "
-                   "Refused (500), not AlreadyExists (core/ledger/book.py)")
 def test_opening_a_taken_id_in_the_same_microsecond_with_the_same_metadata_is_a_409(client, clock):
     """Found by the machine (shrunk): the second open's search item is the first one's (same term, same
-    `<created_at>#<id>`), so two conditions fail, the account's and the search item's, and the open answered 500."""
+    `<created_at>#<id>`), so two conditions fail, the account's and the search item's, and the open answered 500
+    (fixed: `Ledger.open` answers a taken account whatever failed beside it)."""
     clock.now = START
     body = {"id": "a", "unit": "USD", "metadata": {"order": "o-1"}}
     first = client.http.post("/v1/accounts", headers={**JSON, "Idempotency-Key": "k1"}, body=json.dumps(body))
@@ -1107,15 +1076,14 @@ def test_opening_a_taken_id_in_the_same_microsecond_with_the_same_metadata_is_a_
     assert (again.status_code, again.json_body["code"]) == (409, "already_exists")
 
 
-@pytest.mark.xfail(strict=True, reason="bug: authorize and earn refuse an expires_at in the past before they look "
-                   "for the key's record (core/holds.py, core/transactions.py)")
 @pytest.mark.parametrize("path, body", [
     ("/v1/holds", {"account_id": "a", "amount": 5}),
     ("/v1/points/earn", {"account_id": "p", "payer": "P1", "points": 5}),
 ])
 def test_a_replay_after_its_expires_at_has_passed_answers_the_first_answer(client, clock, path, body):
     """Found by the machine (shrunk): a hold (or an earn) with `expires_at`, the clock past it, the client's retry
-    with the same key and body answered 400 "expires_at must be in the future" instead of what the key made."""
+    with the same key and body answered 400 "expires_at must be in the future" instead of what the key made (fixed:
+    the check runs when the write is planned, after its key was looked up)."""
     clock.now = START
     for opened in ({"id": "a", "unit": "USD"}, {"id": "p", "unit": "points", "kind": "points"}):
         client.http.post("/v1/accounts", headers={**JSON, "Idempotency-Key": opened["id"]}, body=json.dumps(opened))
@@ -1139,20 +1107,11 @@ def small_takes(monkeypatch):
 
 
 def test_model_on_moto(small_takes):
-    """The fast lane: a fixed seed, a bounded number of steps, the pending rules' steps left out."""
+    """The fast lane: a fixed seed, a bounded number of steps."""
     SEEN.clear()
     run(LedgerMachine, derandomize=True, max_examples=int(os.environ.get("MODEL_EXAMPLES", 6)),
         stateful_step_count=int(os.environ.get("MODEL_STEPS", 40)))
     print(sorted(SEEN.items()))
-
-
-@pytest.mark.xfail(bool(PENDING), reason=f"NEW RULES {''.join(sorted(PENDING))} are not merged yet", strict=False)
-def test_model_new_rules_on_moto(small_takes):
-    """Every rule as it will be: until the pending branches merge, a step of theirs fails (no shrinking)."""
-    class NewRules(LedgerMachine):
-        pending = frozenset()
-
-    run(NewRules, derandomize=True, max_examples=2, stateful_step_count=40, phases=[Phase.explicit, Phase.generate])
 
 
 @pytest.mark.slow

@@ -336,3 +336,16 @@ def test_a_long_key_given_twice_is_named_cut_short(client):
     key = "k" * 5000
     answer = refused(send(client, "POST", "/v1/postings", f'{{"{key}": 1, "{key}": 2}}', {"Idempotency-Key": "long-1"}))
     assert len(answer["param"]) < 100 and len(answer["error"]) < 200
+
+
+def test_a_hold_without_expires_at_retried_with_its_key_answers_the_hold_it_made(accounts, clock):
+    """Its default expiry is made from the time, so it differs on each retry: the key compares what was asked."""
+    from datetime import UTC, datetime, timedelta
+
+    clock.now = datetime(2030, 1, 1, tzinfo=UTC)
+    first = ok(v1_request(accounts, "POST", "/v1/holds", {"account_id": "a", "amount": 5}, key="hold-default"))
+    clock.now += timedelta(seconds=3)
+    again = v1_request(accounts, "POST", "/v1/holds", {"account_id": "a", "amount": 5}, key="hold-default")
+    assert again.status_code == 201 and again.headers.get("Idempotent-Replayed") == "true"
+    assert again.json_body["id"] == first["id"]
+    assert ok(v1_request(accounts, "GET", "/v1/accounts/a"), 200)["held"] == 5

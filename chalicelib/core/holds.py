@@ -88,16 +88,19 @@ class Holds:
         """Reserve `amount` until `expires_at` (by default DEFAULT_HOLD from now)."""
         amount = positive("amount", amount)
         metadata = check_metadata(metadata)
-        if expires_at is None:
+        asked = stamp(expires_at) if expires_at is not None else None  # what identifies the request: a default
+        if expires_at is None:  # expiry, made from the time, differs on each retry
             expires_at = self.ledger.now() + DEFAULT_HOLD
-        if expires_at <= self.ledger.now():
-            raise InvalidRequest("expires_at must be in the future", field="expires_at")
         expiry = stamp(expires_at)
         expected = preconditions(expected_seq, account_id)
         hold_id = new_id("hold")
         made: list[HoldModel] = []
 
         def plan(planned_legs: tuple[PlannedLeg, ...]) -> Extension:
+            # Checked when the hold is planned, after its key was looked up: a retry that comes once expires_at has
+            # passed replays the first answer.
+            if expires_at <= self.ledger.now():
+                raise InvalidRequest("expires_at must be in the future", field="expires_at")
             unit = accounts_agree(planned_legs, "standard")
             created_at = planned_legs[0].created_at
             hold = HoldModel(hold_id, book=self.ledger.book, account_id=account_id, amount=amount, unit=unit,
@@ -110,7 +113,7 @@ class Holds:
         postings = self.ledger.post_legs(
             (Leg(account_id, 0, hold_change=amount, create=False, expected_seq=expected.get(account_id)),),
             idempotency_key=idempotency_key,
-            fingerprint={"op": "hold", "account": account_id, "amount": amount, "expires_at": expiry,
+            fingerprint={"op": "hold", "account": account_id, "amount": amount, "expires_at": asked,
                          "metadata": metadata, **({"expected_seq": expected} if expected else {})},
             key_ttl_seconds=self.transactions.key_ttl_seconds, extend=plan, resource=hold_id,
             entry_attributes={"transaction": hold_id, "kind": "hold"})

@@ -579,11 +579,17 @@ class Transactions:
              metadata: dict | None = None, idempotency_key: str) -> Transaction:
         points = positive("points", points)
         metadata = check_metadata(metadata)
-        if expires_at is not None and expires_at <= self.ledger.now():
-            raise InvalidRequest("expires_at must be in the future", field="expires_at")
         transaction_id = new_id("txn")
-        attach, made = self._points_record(transaction_id, "earn", points, metadata, payer=payer,
-                                           expires_at=stamp(expires_at) if expires_at else None)
+        recorded, made = self._points_record(transaction_id, "earn", points, metadata, payer=payer,
+                                             expires_at=stamp(expires_at) if expires_at else None)
+
+        def attach(planned_legs: tuple[PlannedLeg, ...]) -> Extension:
+            # Checked when the earn is planned, after its key was looked up: a retry that comes once expires_at
+            # has passed replays the first answer.
+            if expires_at is not None and expires_at <= self.ledger.now():
+                raise InvalidRequest("expires_at must be in the future", field="expires_at")
+            return recorded(planned_legs)
+
         change = self.points.add(account_id, payer, points, expires_at=expires_at, idempotency_key=idempotency_key,
                                  key_ttl_seconds=self.key_ttl_seconds, attach=attach, create=False,
                                  resource=transaction_id, fingerprint={"metadata": metadata})

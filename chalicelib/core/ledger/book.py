@@ -268,7 +268,9 @@ class Ledger:
             try:
                 send(put, token)
             except Cancelled as cancelled:
-                if cancelled.failed and "account" in cancelled.failed and cancelled.failed <= {"account", "shard"}:
+                # The account taken is the answer, whatever else failed beside it: an item named after the account (a
+                # search item of the same id, moment and metadata) exists because the account does.
+                if cancelled.failed and "account" in cancelled.failed:
                     raise AlreadyExists(f"account {account_id} already exists") from None
                 if cancelled.failed and cancelled.failed - {"account", "shard", "record"}:
                     raise Refused(cancelled.failed) from None
