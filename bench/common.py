@@ -57,6 +57,20 @@ def median_ms(call, samples: int, warm_up: int = 10) -> float:
     return statistics.median(timed(call) for _ in range(samples))
 
 
+def run_alone(section: Callable[[str, str], None]) -> None:
+    """Run one section (`run(base, endpoint)`) by itself: DynamoDB Local (DYNAMODB_ENDPOINT's, else its own) and the
+    app behind the in-process server, as `make bench` runs every section."""
+    from tools import dynamodb_local
+
+    use_local_environment()
+    with dynamodb_local.running(existing=dynamodb_local.endpoint_from_environment()) as endpoint:
+        import app as tally
+        from tools.local_http import serving
+
+        with serving(tally.app) as base:
+            section(base, endpoint)
+
+
 def use_fresh_tables(endpoint: str, label: str) -> None:
     """Tables of this section's own, served by services built on them (what a container learns about its tables,
     a hot account's layout say, starts afresh), and an admin key of tenant `bench` that every /v1 call then sends."""

@@ -173,16 +173,9 @@ def main() -> None:
     if arguments.against:
         against(arguments.against.rstrip("/"), arguments.key, arguments.seconds)
         return
-    from bench.common import use_local_environment
-    from tools import dynamodb_local
+    from bench.common import run_alone
 
-    use_local_environment()
-    with dynamodb_local.running(existing=dynamodb_local.endpoint_from_environment()) as endpoint:
-        import app as tally
-        from tools.local_http import serving
-
-        with serving(tally.app) as base:
-            run(base, endpoint)
+    run_alone(run)
 
 
 if __name__ == "__main__":

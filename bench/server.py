@@ -21,7 +21,7 @@ from http import client as http_client
 from http import server as http_server
 from urllib.parse import urlsplit
 
-from bench.common import THREADS, note, percentile, table, use_fresh_tables
+from bench.common import THREADS, note, percentile, run_alone, table, use_fresh_tables
 from tools.local_http import request_json as http
 
 SECONDS = 5.0
@@ -132,18 +132,5 @@ def run(base: str, endpoint: str) -> None:
     note("(each request opens a connection, as the other sections' clients do; DynamoDB Local shares the cores)")
 
 
-def main() -> None:
-    from bench.common import use_local_environment
-    from tools import dynamodb_local
-
-    use_local_environment()
-    with dynamodb_local.running(existing=dynamodb_local.endpoint_from_environment()) as endpoint:
-        import app as tally
-        from tools.local_http import serving
-
-        with serving(tally.app) as base:
-            run(base, endpoint)
-
-
 if __name__ == "__main__":
-    main()
+    run_alone(run)
