@@ -820,6 +820,8 @@ class LedgerMachine(RuleBasedStateMachine):
             account = books.accounts[used.ref]
             answer.update(balance=account.balance, held=account.held, available=account.balance - account.held,
                           entry_count=account.entries)
+            if account.shards > 1:  # a hot account's entries are its shards': a debit over several is several
+                answer.pop("entry_count")
         return answer
 
     def touched_by(self, tenant: str, used: Used) -> list[str]:
@@ -839,6 +841,8 @@ class LedgerMachine(RuleBasedStateMachine):
         used = self.model[tenant].keys[key]
         response = self.send(tenant, used.method, used.path, used.body, key=key)
         answer = without_updated_at(expect(response, used.status))
+        if used.kind == "account" and "entry_count" not in self.now_answer(tenant, used):
+            answer.pop("entry_count", None)  # not modelled on a hot account (see `now_answer`)
         if answer != without_updated_at(self.now_answer(tenant, used)):
             raise Step(f"replay of {used.path}: expected {self.now_answer(tenant, used)}, got {answer}")
         if response.headers.get("Idempotent-Replayed") != "true":
