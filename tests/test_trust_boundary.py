@@ -193,6 +193,19 @@ def test_a_refused_open_writes_no_system_account(client):
     assert sorted(account["id"] for account in listed) == ["@world:USD", "a"]
 
 
+def test_a_fresh_container_finds_the_system_account_with_a_read_and_writes_only_the_posting(accounts):
+    """A container that has not met a unit's system account reads it (one GetItem) rather than trying to open it:
+    that was a cancelled transaction of every shard, and the sweep, which may not write accounts, would be refused."""
+    from chalicelib.core.transactions import Transactions, book_of
+    from helpers import TENANT
+
+    fresh = Transactions(book_of(TENANT))
+    with DynamoDBRequests() as requests:
+        fresh.post("a", 5, idempotency_key="fresh-post")
+    assert requests.calls.get("TransactWriteItems") == 1, dict(requests.calls)
+    assert balance(accounts, "a") == 105
+
+
 # -- 3. a replay with another body is a conflict -----------------------------------------------------------------
 @pytest.mark.parametrize("second", [{"amount": 6}, {"amount": 5, "metadata": {"why": "other"}}, {}])
 def test_a_reversal_replayed_with_another_body_is_a_conflict(accounts, second):

@@ -422,26 +422,34 @@ class Transactions:
         """A unit is one kind's: refuse to open a points account in a unit standard accounts use, or the other way
         round (the system account of the unit says whose it is). One GetItem per unit and container at most. (Two
         first accounts of a unit, of two kinds, opened at once could both pass: there is no such unit before.)"""
+        if unit not in self._serves:
+            self._system_exists(unit)
         serves = self._serves.get(unit)
-        if serves is None:
-            try:
-                serves = AccountModel.get(self.ledger.account_key(system_account(unit)), consistent_read=True,
-                                          attributes_to_get=["serves"]).serves
-            except AccountModel.DoesNotExist:
-                return
-            if serves is None:
-                return
-            self._serves[unit] = serves
-        if serves != kind:
+        if serves is not None and serves != kind:
             raise InvalidRequest(f"{unit} is a unit of this tenant's {serves} accounts; a {kind} account takes a "
                                  "unit of its own", field="unit")
 
-    def _ensure_system(self, unit: str, serves: str | None = None) -> None:
-        """Open the tenant's system account of `unit` (hot, no floor) unless it is known to exist: once per unit
-        and container, one transaction (that finds it there, after the first). `serves`: the kind of the account
-        it is opened for (see `_refuse_other_kind`)."""
+    def _system_exists(self, unit: str) -> bool:
+        """Whether the tenant's system account of `unit` is there (one GetItem; remembered with whose it is)."""
         account_id = system_account(unit)
-        if account_id in self._systems:
+        try:
+            system = AccountModel.get(self.ledger.account_key(account_id), consistent_read=True,
+                                      attributes_to_get=["serves"])
+        except AccountModel.DoesNotExist:
+            return False
+        self._systems.add(account_id)
+        if system.serves is not None:
+            self._serves[unit] = system.serves
+        return True
+
+    def _ensure_system(self, unit: str, serves: str | None = None) -> None:
+        """Open the tenant's system account of `unit` (hot, no floor) unless it is there: known in this container,
+        else one GetItem finds it, and only the first account of a unit pays the transaction that opens it (a
+        container asking by opening would pay a cancelled transaction of every shard per unit, and a function
+        that only reads accounts, the sweep, may not write them). `serves`: the kind of the account it is opened
+        for (see `_refuse_other_kind`)."""
+        account_id = system_account(unit)
+        if account_id in self._systems or self._system_exists(unit):
             return
         try:
             self.ledger.open(account_id, floor=None, attributes={"unit": unit, "kind": "system", "metadata": {},
