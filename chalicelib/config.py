@@ -128,9 +128,9 @@ class Settings:
     # How long an `Idempotency-Key` (a retry token, not a transaction id clients read back) is kept.
     idempotency_key_hours: int = 24
     # How long a verified /v1 key is remembered in process where nothing is deployed: as long as API Gateway keeps
-    # the authorizer's answer when deployed (web/access.py asserts they agree), so `make run` pays a key read as
-    # seldom as a deployed stage does; 0 on the test stage, where a revocation must show at once. A revoked key
-    # works this long still. Deployed, always 0: API Gateway caches already, and an answer the function
+    # the authorizer's answer when deployed (web/access.py's TTL_SECONDS is this constant), so `make run` pays a
+    # key read as seldom as a deployed stage does; 0 on the test stage, where a revocation must show at once. A
+    # revoked key works this long still. Deployed, always 0: API Gateway caches already, and an answer the function
     # remembered, cached again by API Gateway, would let a revoked key work for twice the TTL.
     key_cache_seconds: int = KEY_CACHE_SECONDS
     # Seed 002's tokens: HS256 with `jwt_secret` (JWT_SECRET_KEY, undeployed stages only), or, deployed, with

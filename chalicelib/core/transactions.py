@@ -526,12 +526,11 @@ class Transactions:
         if not (caller.may("issue") or (points and caller.may("points:earn"))):
             raise Forbidden("this key may not make money from nothing (a leg debits a system account): that needs "
                             "the issue scope")
-        if caller.issue_limit is not None and abs(amount) > caller.issue_limit:
+        minted, daily = abs(amount), caller.daily_issue_limit
+        if caller.issue_limit is not None and minted > caller.issue_limit:
             raise IssueLimitReached(f"this key mints at most {caller.issue_limit} in one request", field="amount")
-        daily = caller.daily_issue_limit
         if daily is None:
             return None
-        minted = abs(amount)
 
         def count(planned_legs: tuple[PlannedLeg, ...]) -> Extension:
             unit, day = planned_legs[0].account.unit or "", planned_legs[0].created_at[:10]
@@ -703,8 +702,7 @@ class Transactions:
         legs = tuple(Leg(entry.account_id, amount if entry.amount < 0 else -amount, create=False)
                      for entry in entries_of(original))
         return self.record("reversal", legs, amount, metadata=metadata, idempotency_key=idempotency_key,
-                           fingerprint=fingerprint, extend=lambda planned_legs, _stored: count_reversal(planned_legs),
-                           **fields)
+                           fingerprint=fingerprint, extend=_beside_record(count_reversal), **fields)
 
     # -- helpers -------------------------------------------------------------------
     def _searchable(self, writes: Writes, kind: str, object_id: str, created_at: str, metadata: dict) -> None:

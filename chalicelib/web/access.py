@@ -32,9 +32,9 @@ from chalicelib.config import KEY_CACHE_SECONDS
 from chalicelib.core.api_keys import TOKEN, ApiKeys, Caller
 from chalicelib.core.errors import Forbidden, Unauthenticated
 
-TTL_SECONDS = 60  # how long API Gateway may keep using an answer: the longest a revoked key still works
-# The app remembers a verified key no longer than API Gateway would keep its answer (config.key_cache_seconds).
-assert TTL_SECONDS == KEY_CACHE_SECONDS
+# How long API Gateway may keep using an answer: the longest a revoked key still works (and the longest the app
+# remembers a verified key where nothing is deployed: config.key_cache_seconds).
+TTL_SECONDS = KEY_CACHE_SECONDS
 AUTHORIZER_NAME = "key_authorizer"  # not "api_key": API Gateway's own API-key scheme has that name
 # Routes open to anyone, deployed or not: a liveness probe, the API's own description, and the operator console's
 # page, which holds no data (its script reads /v1 with the key the operator types; a browser opening a page cannot

@@ -37,8 +37,7 @@ def new_session(settings: Settings, user_id: int, families: RefreshTokens) -> tu
     """An access token and the first refresh token of a new family."""
     token_id, now = uuid.uuid4().hex, datetime.now(UTC)
     family = families.start(user_id, token_id, _expiry(settings, now))
-    return (issue(settings, user_id, ACCESS),
-            issue(settings, user_id, REFRESH, token_id=token_id, family=family, now=now))
+    return _pair(settings, user_id, token_id, family, now)
 
 
 def refreshed(settings: Settings, headers, families: RefreshTokens) -> tuple[str, str]:
@@ -54,8 +53,13 @@ def refreshed(settings: Settings, headers, families: RefreshTokens) -> tuple[str
         return new_session(settings, user_id, families)
     new_id, now = uuid.uuid4().hex, datetime.now(UTC)
     families.rotate(family, user_id, token_id, new_id, _expiry(settings, now))
+    return _pair(settings, user_id, new_id, family, now)
+
+
+def _pair(settings: Settings, user_id: int, token_id: str, family: str, now: datetime) -> tuple[str, str]:
+    """An access token, and the refresh token `token_id` of `family` issued at `now`."""
     return (issue(settings, user_id, ACCESS),
-            issue(settings, user_id, REFRESH, token_id=new_id, family=family, now=now))
+            issue(settings, user_id, REFRESH, token_id=token_id, family=family, now=now))
 
 
 def _expiry(settings: Settings, now: datetime) -> datetime:

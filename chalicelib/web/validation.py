@@ -71,9 +71,8 @@ _TOO_DEEP = f"the body is nested deeper than {MAX_BODY_DEPTH} levels"
 
 
 def _check_document(document: object, limit: int) -> None:
-    """Refuse arrays and objects nested more than `limit` levels, and text that acts instead of being read: a key
-    with a control character, a string value with one other than a tab or a line break (`core/text.py`).
-    Walked with a stack, not recursion."""
+    """Refuse arrays and objects nested more than `limit` levels, and text that acts or hides instead of being read:
+    every key is a name, every other string free text (`core/text.py`). Walked with a stack, not recursion."""
     stack: list[tuple[object, int, str]] = [(document, 1, "body")]
     while stack:
         value, depth, path = stack.pop()
