@@ -832,19 +832,23 @@ class LedgerMachine(RuleBasedStateMachine):
             return [books.holds[used.ref].account]
         return [account for account, _ in books.txns[used.ref].legs]
 
+    def used_key(self, data) -> tuple[str, str, Used]:
+        """A tenant that used a key, the key and what it was used for."""
+        tenant = data.draw(st.sampled_from([t for t in TENANTS if self.model[t].keys]), label="tenant")
+        key = data.draw(st.sampled_from(list(self.model[tenant].keys)), label="key")
+        return tenant, key, self.model[tenant].keys[key]
+
     @precondition(lambda self: any(books.keys for books in self.model.values()))
     @rule(data=st.data())
     def replay(self, data):
         """The same key and body: the first answer again, `Idempotent-Replayed: true`, nothing written."""
-        tenant = data.draw(st.sampled_from([t for t in TENANTS if self.model[t].keys]), label="tenant")
-        key = data.draw(st.sampled_from(list(self.model[tenant].keys)), label="key")
-        used = self.model[tenant].keys[key]
+        tenant, key, used = self.used_key(data)
         response = self.send(tenant, used.method, used.path, used.body, key=key)
-        answer = without_updated_at(expect(response, used.status))
-        if used.kind == "account" and "entry_count" not in self.now_answer(tenant, used):
+        answer, expected = without_updated_at(expect(response, used.status)), self.now_answer(tenant, used)
+        if used.kind == "account" and "entry_count" not in expected:
             answer.pop("entry_count", None)  # not modelled on a hot account (see `now_answer`)
-        if answer != without_updated_at(self.now_answer(tenant, used)):
-            raise Step(f"replay of {used.path}: expected {self.now_answer(tenant, used)}, got {answer}")
+        if answer != without_updated_at(expected):
+            raise Step(f"replay of {used.path}: expected {expected}, got {answer}")
         if response.headers.get("Idempotent-Replayed") != "true":
             raise Step(f"replay of {used.path} without Idempotent-Replayed: {response.headers}")
         self.check(tenant, *self.touched_by(tenant, used))
@@ -853,9 +857,7 @@ class LedgerMachine(RuleBasedStateMachine):
     @rule(data=st.data())
     def reuse_with_another_body(self, data):
         """The same key with another amount or metadata: 409 `idempotency_key_reused`, nothing written."""
-        tenant = data.draw(st.sampled_from([t for t in TENANTS if self.model[t].keys]), label="tenant")
-        key = data.draw(st.sampled_from(list(self.model[tenant].keys)), label="key")
-        used = self.model[tenant].keys[key]
+        tenant, key, used = self.used_key(data)
         body, path = dict(used.body or {}), used.path
         how = data.draw(st.sampled_from(["metadata", "amount"]), label="change")
         if used.kind == "void":
