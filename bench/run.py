@@ -83,7 +83,7 @@ def seed_history(entries_wanted: int, accounts: int) -> tuple[str, str]:
                 sample_key = transaction
             account_items.save(AccountModel(key, balance=count, entry_count=count,
                                             created_at=stamp(utc_now()), last_entry_at=stamp(utc_now()),
-                                            volume_key=book.volume_key(count), version=count))
+                                            volume=count, version=count))
             sample_account = account_id
     CounterModel(book.high_water_name(), value=leader_count, holder=sample_account).save()
     return sample_account, sample_key

@@ -28,7 +28,8 @@ class Services:
     def __init__(self, settings: Settings, clock: Callable[[], datetime]) -> None:
         self.settings = settings
         self.clock = clock
-        self.accounts = Ledger("accounts", track_volume=True, settings=settings, clock=clock)  # seed 004; by volume
+        self.accounts = Ledger("accounts", track_volume=True, settings=settings, clock=clock,
+                               unread_writes=True)  # seed 004; by volume
         self.tracker = PointsBook("tracker", settings=settings, clock=clock)  # seed 000
         self.points = PointsBook("points", settings=settings, clock=clock)  # seed 001
         # Every surface's wallets, unrestricted: for tools and tests. Surfaces use `users_of` and `wallets_of`.

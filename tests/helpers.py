@@ -56,7 +56,9 @@ def v1_ledger():
 
 
 def journal(book: Ledger, account_id: str) -> list[EntryModel]:
-    """An account's journal entries, oldest first, read consistently."""
+    """An account's journal entries, oldest first, read consistently (after its log is settled, as every journal
+    read does)."""
+    book.settle(account_id, force=True)
     return list(EntryModel.query(book.account_key(account_id), consistent_read=True))
 
 

@@ -28,6 +28,8 @@ FAULTS = {
     "write landed, answer lost": ("TransactWriteItems", "InternalServerError", 1),
     "write landed, connection timed out": ("TransactWriteItems", "timeout", 1),
     "read timed out": ("TransactGetItems", "timeout", 0),
+    "read after the write throttled": ("GetItem", "ProvisionedThroughputExceededException", 0),
+    "mark raised, answer lost": ("UpdateItem", "InternalServerError", 1),
 }
 FAILURES = 6  # more than botocore's own 4 sends: the ledger (or the client) must deal with it
 
@@ -45,6 +47,8 @@ class Write:
 
 class Amount(Write):
     account = str(uuid.uuid4())
+    # No read before the write: the account read after it answers, and the high-water mark is raised.
+    operations = ("TransactWriteItems", "GetItem", "UpdateItem")
 
     def request(self):
         return http("POST", f"{self.base}/amount", {"account_id": self.account, "amount": 7},

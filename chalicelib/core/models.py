@@ -54,13 +54,26 @@ class PayerPoints(MapAttribute):
 
 
 class VolumeIndex(GlobalSecondaryIndex):
-    """Sparse: only accounts of books that track volume carry `volume_key`."""
+    """Sparse: only accounts of books that track volume carry `volume`, their entry count. A number, not a string
+    naming the book: a posting that does not read its account sets it by arithmetic on the stored count
+    (`ledger/sequencer.py`), and an update expression cannot build a string."""
 
     class Meta:
         index_name = "by_volume"
         projection = KeysOnlyProjection()
 
-    volume_key = UnicodeAttribute(hash_key=True)
+    volume = NumberAttribute(hash_key=True)
+
+
+class UnsequencedEntry(MapAttribute):
+    """A posting committed without reading its account, in the account item's `log` in commit order, until a
+    drain puts it in the journal with its seq and balance after (`ledger/sequencer.py`). Short attribute names:
+    the log is rewritten with the item on every posting."""
+
+    key = UnicodeAttribute(attr_name="k")  # the stored idempotency key: its record is updated by the drain
+    amount = NumberAttribute(attr_name="a")
+    created_at = UnicodeAttribute(attr_name="t")  # when it was planned; the drain keeps the journal's order
+    attributes = JSONAttribute(attr_name="x", null=True)  # the entry's other attributes
 
 
 class PendingTakeIndex(GlobalSecondaryIndex):
@@ -106,8 +119,10 @@ class AccountModel(Model):
     floor = NumberAttribute(null=True)
     created_at = UnicodeAttribute()
     last_entry_at = UnicodeAttribute(null=True)
-    # "<book>#<entry_count>": the account's place in its book's volume ranking.
-    volume_key = UnicodeAttribute(null=True)
+    # The entry count again, on the account's place in its book's volume ranking (books that track volume).
+    volume = NumberAttribute(null=True)
+    # Postings committed without a read, not yet in the journal, oldest first (`ledger/sequencer.py`).
+    log = ListAttribute(of=UnsequencedEntry, null=True)
     # Points holders: the posting (`<key>#<seq>`) of a spend whose lot links are still being applied,
     # and the `pending_takes` key it carries meanwhile (so the sweep finds a spend a crash left unfinished).
     pending = UnicodeAttribute(null=True)
@@ -216,9 +231,10 @@ class IdempotencyModel(Model):
     key = UnicodeAttribute(hash_key=True)  # "<book>:<client key>"
     fingerprint = UnicodeAttribute()
     account = UnicodeAttribute()
-    seq = NumberAttribute()
+    # None while the posting waits in its account's log: the drain that puts it in the journal sets them.
+    seq = NumberAttribute(null=True)
     amount = NumberAttribute()
-    balance_after = NumberAttribute()
+    balance_after = NumberAttribute(null=True)
     created_at = UnicodeAttribute()
     # Set only for keys that are mere retry tokens; transaction ids clients read back never expire.
     expires_at = TTLAttribute(null=True)

@@ -36,8 +36,8 @@ def create_transaction(body):
 
 @surface.route("/transaction/{transaction_id}", "GET", response="TransactionRead", errors=(404,))
 def get_transaction(transaction_id: str):
-    posting = _ledger().posting_by_key(_path_uuid(transaction_id))
-    return {"account_id": posting.account_id, "amount": posting.amount}
+    account_id, amount = _ledger().movement_by_key(_path_uuid(transaction_id))
+    return {"account_id": account_id, "amount": amount}
 
 
 @surface.route("/balance/{account_id}", "GET", response="BalanceOut", errors=(404,))

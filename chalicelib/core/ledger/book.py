@@ -12,7 +12,7 @@ from chalicelib.config import Settings, load
 from chalicelib.core.errors import AlreadyExists, Contention, InvalidRequest, NotFound
 from chalicelib.core.guard import datastore_guarded
 from chalicelib.core.ledger import idempotency
-from chalicelib.core.ledger.idempotency import check_replay, new_record, replayed_postings
+from chalicelib.core.ledger.idempotency import check_replay, new_record
 from chalicelib.core.ledger.journal import Journal, Page, Snapshot, Totals
 from chalicelib.core.ledger.keys import BookKeys
 from chalicelib.core.ledger.legs import Leg, Posting, require_int
@@ -54,8 +54,10 @@ class Ledger:
     def __init__(self, book: str, *, track_volume: bool = False, settings: Settings | None = None,
                  clock: Callable[[], datetime] = utc_now, sleep: Callable[[float], None] = time.sleep,
                  monotonic: Callable[[], float] = time.monotonic, show: Callable[[int], str] = str,
-                 hot_accounts: bool = False) -> None:
-        """`hot_accounts`: the book may hold hot accounts (see `shards.py`), so its reads look for them."""
+                 hot_accounts: bool = False, unread_writes: bool = False) -> None:
+        """`hot_accounts`: the book may hold hot accounts (see `shards.py`), so its reads look for them.
+        `unread_writes`: postings whose outcome depends on no read are written without one (see `sequencer.py`),
+        so the book's journal reads settle the account's log first."""
         self._keys = BookKeys(book)
         self.book = book
         self.track_volume = track_volume
@@ -67,7 +69,8 @@ class Ledger:
         self._monotonic = monotonic
         self._journal = Journal(self._keys, self._settings)
         # `show`: how amounts read in messages (minor units of money as currency, say).
-        self._engine = PostingEngine(self._keys, self._layouts, track_volume=track_volume, clock=clock, show=show)
+        self._engine = PostingEngine(self._keys, self._layouts, track_volume=track_volume, clock=clock, show=show,
+                                     unread_writes=unread_writes)
 
     @property
     def settings(self) -> Settings:
@@ -88,9 +91,6 @@ class Ledger:
 
     def high_water_name(self) -> str:
         return self._keys.high_water_name()
-
-    def volume_key(self, entry_count: int) -> str:
-        return self._keys.volume_key(entry_count)
 
     # -- reads ------------------------------------------------------------------------
     def balance(self, account_id: str) -> AccountBalance:
@@ -147,13 +147,20 @@ class Ledger:
         """The keys of a hot account's shard items."""
         return [self.account_key(shard_id(account_id, number)) for number in range(shards)]
 
-    def posting_by_key(self, idempotency_key: str) -> Posting:
-        """The posting an idempotency key produced: one GetItem."""
+    def _record(self, idempotency_key: str) -> IdempotencyModel:
         try:
-            record = IdempotencyModel.get(self.idempotency_key(idempotency_key), consistent_read=True)
+            return IdempotencyModel.get(self.idempotency_key(idempotency_key), consistent_read=True)
         except IdempotencyModel.DoesNotExist:
             raise NotFound(f"transaction {idempotency_key} not found") from None
-        return replayed_postings(record, self._keys)[0]
+
+    def posting_by_key(self, idempotency_key: str) -> Posting:
+        """The posting an idempotency key produced: one GetItem (two while it waits in its account's log)."""
+        return self._engine.replayed(self._record(idempotency_key))[0]
+
+    def movement_by_key(self, idempotency_key: str) -> tuple[str, int]:
+        """The account and amount of the posting an idempotency key produced: one GetItem."""
+        record = self._record(idempotency_key)
+        return self._keys.account_id(record.account), int(record.amount)
 
     def volume_leaders(self) -> VolumeLeaders:
         """The largest entry count in the book and every account that has it.
@@ -166,20 +173,29 @@ class Ledger:
         except CounterModel.DoesNotExist:
             return VolumeLeaders(0, [])
         max_volume = int(high_water.value)
-        ids = {self._keys.account_id(item.key)
-               for item in AccountModel.by_volume.query(self.volume_key(max_volume))}
+        prefix = self.account_key("")
+        ids = {self._keys.account_id(item.key) for item in AccountModel.by_volume.query(max_volume)
+               if item.key.startswith(prefix)}  # `volume` is a number: the index names every such book's accounts
         # The index is eventually consistent; the holder of the record is known exactly.
         if high_water.holder:
             ids.add(high_water.holder)
         return VolumeLeaders(max_volume, sorted(ids))
 
     # -- the journal (see `Journal`) ------------------------------------------------------
+    def settle(self, account_id: str, *, force: bool = False) -> None:
+        """Every posting of the account that waits in its log (written without a read) put in the journal: a read
+        of the journal sees every posting answered before it. One GetItem when there is none (`sequencer.py`).
+        Only in books that write without reads, unless `force`d (the verifier, which knows no book's options)."""
+        if self._engine.unread_writes or force:
+            self._engine.settle(self.account_key(account_id), self.retry_budget())
+
     def history(self, account_id: str, *, limit: int = 100, cursor: str | None = None,
                 newest_first: bool = True, start: datetime | None = None, end: datetime | None = None,
                 owner: int | None = None, surface: str | None = None, hot: bool | None = None) -> Page:
         """A page of the account's journal: see `Journal.history`; a hot account's shards merged in time order
         through `hot_by_time`. `hot`: whether the account is hot, when the caller read it; else a layout known
         in this container says, or, for a page after the first, the account's item (one GetItem)."""
+        self.settle(account_id)
         if hot is None:
             hot = self.hot_accounts and (self._layouts.get(account_id) is not None
                                          or (cursor is not None and self.is_hot(account_id)))
@@ -188,11 +204,13 @@ class Ledger:
 
     def totals(self, account_id: str, start: datetime | None, end: datetime | None, **whose) -> Totals:
         """Credits, debits and their count with start <= created_at <= end (see `Journal.period`)."""
+        self.settle(account_id)
         return Totals.of(self._journal.period(account_id, start, end, **whose))
 
     def statement(self, account_id: str, start: datetime | None, end: datetime | None,
                   **whose) -> tuple[Totals, list[Posting]]:
         """The period's totals and every posting in it, oldest first (see `Journal.period`)."""
+        self.settle(account_id)
         postings = self._journal.period(account_id, start, end, **whose)
         return Totals.of(postings), postings
 
@@ -203,6 +221,7 @@ class Ledger:
     def as_of(self, account_id: str, moment: datetime, shards: int | None = None) -> Snapshot:
         """The account right after its last entry at or before `moment`: one Query, or for a hot account see
         `Journal.hot_as_of`. `shards`: the account's, when the caller read it (else found as `history` finds it)."""
+        self.settle(account_id)
         if shards is None:
             layout = self._layouts.get(account_id) if self.is_hot(account_id) else None
             shards = layout.shards if layout else 1

@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 from chalicelib.core.errors import IdempotencyConflict
 from chalicelib.core.ledger.keys import BookKeys
 from chalicelib.core.ledger.legs import Posting
+from chalicelib.core.ledger.stamps import stamp
 from chalicelib.core.models import IdempotencyModel, LegRecord
 
 
@@ -27,6 +28,17 @@ def new_record(stored_key: str, request_fingerprint: str, postings: list[Posting
         record.legs = [LegRecord(account=key, seq=posting.seq, amount=posting.amount,
                                  balance_after=posting.balance_after)
                        for key, posting in zip(account_keys, postings, strict=True)]
+    if key_ttl_seconds:
+        record.expires_at = now + timedelta(seconds=key_ttl_seconds)
+    return record
+
+
+def unsequenced_record(stored_key: str, request_fingerprint: str, account_key: str, amount: int, *, now: datetime,
+                       key_ttl_seconds: int | None, resource: str | None) -> IdempotencyModel:
+    """The record of a posting that did not read its account: no seq or balance after yet (the drain that puts
+    the posting in the journal sets them; until then the account's log says them)."""
+    record = IdempotencyModel(stored_key, fingerprint=request_fingerprint, account=account_key, amount=amount,
+                              created_at=stamp(now), resource=resource)
     if key_ttl_seconds:
         record.expires_at = now + timedelta(seconds=key_ttl_seconds)
     return record

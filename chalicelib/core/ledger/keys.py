@@ -43,7 +43,3 @@ class BookKeys:
 
     def high_water_name(self) -> str:
         return f"max_volume:{self.book}"
-
-    def volume_key(self, entry_count: int) -> str:
-        """Hash key of the sparse `by_volume` index: the account's place in the book's ranking."""
-        return f"{self.book}#{entry_count}"

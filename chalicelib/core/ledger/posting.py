@@ -14,13 +14,14 @@ only versions moved (`_images`), else from a fresh read; a lost race on a shard 
 """
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Generic
 
-from pynamodb.exceptions import TransactGetError
+from pynamodb.exceptions import TransactGetError, UpdateError
 from pynamodb.expressions.condition import Condition
 from pynamodb.expressions.update import Action
 from pynamodb.models import Model
@@ -28,14 +29,25 @@ from pynamodb.transactions import TransactGet
 
 from chalicelib.core import models
 from chalicelib.core.errors import AccountMoved, Contention, FloorBreached, InvalidRequest, NotFound
-from chalicelib.core.guard import is_client_fault
-from chalicelib.core.ledger.idempotency import check_replay, new_record, replayed_postings
+from chalicelib.core.guard import is_client_fault, response_code
+from chalicelib.core.ledger.idempotency import check_replay, new_record, replayed_postings, unsequenced_record
 from chalicelib.core.ledger.keys import BookKeys
 from chalicelib.core.ledger.legs import INT64_MAX, INT64_MIN, Leg, PlannedLeg, Posting, Result
-from chalicelib.core.ledger.runner import Cancelled, RetryBudget, Stale, Writes, commit, resolved, until_current
+from chalicelib.core.ledger.runner import (
+    Ambiguous,
+    Cancelled,
+    RetryBudget,
+    Stale,
+    Writes,
+    commit,
+    resolved,
+    send,
+    until_current,
+)
+from chalicelib.core.ledger.sequencer import DRAIN_AT, MAX_UNSEQUENCED, drain_writes, placed, unread_update
 from chalicelib.core.ledger.shards import Layout, Layouts, debit_parts, home_shard, shard_id
 from chalicelib.core.ledger.stamps import parse_stamp, stamp
-from chalicelib.core.models import AccountModel, CounterModel, EntryModel, IdempotencyModel
+from chalicelib.core.models import AccountModel, CounterModel, EntryModel, IdempotencyModel, UnsequencedEntry
 
 # An item a posting's transaction updates: the item (its keys), the actions, and the condition it must meet.
 ItemUpdate = tuple[Model, list[Action], Condition | None]
@@ -174,23 +186,196 @@ def _required(leg: Leg, planned: PlannedLeg) -> int | None:
     return int(max(limits)) if limits else None
 
 
+class _ReadFirst(Exception):
+    """The account is not as a posting without a read assumed (another floor, something held, not yet opened):
+    nothing was written; the posting is planned from a read."""
+
+
+def _too_busy() -> Contention:
+    return Contention("the account is too busy right now; nothing was written, retry later")
+
+
 class PostingEngine:
     """Posts the legs of one book's accounts; `Ledger.post_legs` is its face."""
 
     def __init__(self, keys: BookKeys, layouts: Layouts, *, track_volume: bool, clock: Callable[[], datetime],
-                 show: Callable[[int], str]) -> None:
+                 show: Callable[[int], str], unread_writes: bool = False) -> None:
         self._keys = keys
         self._layouts = layouts
         self._track_volume = track_volume
         self._clock = clock
         self._show = show
+        self.unread_writes = unread_writes
+        self._mark_seen = 0  # the high-water mark is at least this (it only grows): what this container last saw
 
     def post(self, request: PostingRequest, budget: RetryBudget) -> list[Posting]:
         """Every leg in one transaction, exactly once per idempotency key: all legs commit or none."""
+        if self._without_read(request):
+            try:
+                return until_current(lambda _recheck: self._post_unread(request, budget), budget, _too_busy)
+            except _ReadFirst:
+                pass  # the account is not what the write assumed (another floor, something held): plan from a read
         rounds = _Rounds(request.resource or request.idempotency_key or uuid.uuid4().hex)
-        return until_current(
-            lambda recheck: self._attempt(request, budget, recheck, rounds), budget,
-            lambda: Contention("the account is too busy right now; nothing was written, retry later"))
+        return until_current(lambda recheck: self._attempt(request, budget, recheck, rounds), budget, _too_busy)
+
+    # -- postings that do not read their account (see `sequencer.py`) ---------------------------------------------
+    def _without_read(self, request: PostingRequest) -> bool:
+        """Whether the posting's outcome depends on no read: one ordinary account's credit or debit, with a key
+        (its record is where the drain leaves the posting's seq), planned by no service."""
+        if not self.unread_writes or request.idempotency_key is None or request.extend is not None:
+            return False
+        if len(request.legs) != 1:
+            return False
+        leg = request.legs[0]
+        return (leg.hold_change == 0 and leg.expected_seq is None and leg.shard is None and leg.minimum is None
+                and self._layouts.get(leg.account_id) is None)
+
+    def _post_unread(self, request: PostingRequest, budget: RetryBudget) -> list[Posting]:
+        """One TransactWriteItems: the account by arithmetic under what must hold, the entry into its log, the
+        record under attribute_not_exists. A cancellation, by role: the key used (a replay: one read), the account's
+        condition (decided from the image it returned: the floor's 4xx, a missing account, a full log to drain),
+        or a conflict (again at once)."""
+        leg = request.legs[0]
+        now = self._clock()
+        created_at = stamp(now)
+        assert request.idempotency_key is not None  # `_without_read`
+        stored_key = self._keys.idempotency_key(request.idempotency_key, request.scope)
+        account_key = self._keys.account_key(leg.account_id)
+        entry = UnsequencedEntry(key=stored_key, amount=leg.amount, created_at=created_at,
+                                 attributes=dict(request.entry_attributes) or None)
+        record = unsequenced_record(stored_key, request.fingerprint, account_key, leg.amount, now=now,
+                                    key_ttl_seconds=request.key_ttl_seconds, resource=request.resource)
+        actions, condition = unread_update(leg, entry, track_volume=self._track_volume)
+
+        def build(writes: Writes) -> None:
+            writes.put("record", record, IdempotencyModel.key.does_not_exist())
+            # A copy: PynamoDB appends the version's increment to the list it is given, and a resend builds again.
+            writes.update("account:0", AccountModel(account_key, version=0), list(actions), condition,
+                          return_values="ALL_OLD", add_version_condition=False)
+
+        try:
+            commit(build, str(uuid.uuid4()), budget, lambda: Contention(
+                "the datastore did not confirm the write; retry with the same idempotency key"))
+        except Cancelled as cancelled:
+            return self._unread_refused(cancelled, request, stored_key)
+        return [self._answer_unread(leg.account_id, account_key, stored_key, request.resource)]
+
+    def _unread_refused(self, cancelled: Cancelled, request: PostingRequest, stored_key: str) -> list[Posting]:
+        """What a cancelled unread posting means. Nothing was written."""
+        assert request.idempotency_key is not None
+        if cancelled.failed is None:
+            raise Stale() from cancelled
+        if "record" in cancelled.failed:
+            try:
+                used = IdempotencyModel.get(stored_key, consistent_read=True)
+            except IdempotencyModel.DoesNotExist:
+                raise Stale() from cancelled  # expired between the write and this read: try again
+            check_replay(used, request.fingerprint, request.idempotency_key)
+            if self._track_volume:  # the first request may have lost its answer before it raised the mark
+                self._raise_mark(int(AccountModel.get(used.account, consistent_read=True).entry_count),
+                                 self._keys.account_id(used.account))
+            return self.replayed(used)
+        if "account:0" not in cancelled.failed:
+            conflict = any(reason is not None and reason.code == "TransactionConflict"
+                           for reason in cancelled.reasons.values())
+            raise Stale(wait=not conflict) from cancelled  # a conflict clears at once: go again without waiting
+        leg = request.legs[0]
+        reason = cancelled.reasons.get("account:0")
+        image = AccountModel.from_raw_data(reason.raw_item) if reason is not None and reason.raw_item else None
+        if image is None:
+            if not leg.create:
+                raise NotFound(f"account {leg.account_id} not found")
+            raise _ReadFirst()
+        if len(image.log or []) >= MAX_UNSEQUENCED:
+            self._drain(image)
+            raise Stale(wait=False)
+        balance = int(image.balance)
+        if not INT64_MIN <= balance + leg.amount <= INT64_MAX:
+            raise InvalidRequest(f"this posting would take the balance of {leg.account_id} outside the 64-bit "
+                                 f"range ({INT64_MIN} to {INT64_MAX})", field="amount")
+        floor = None if image.floor is None else int(image.floor)
+        if leg.amount < 0 and floor == leg.floor and floor is not None and not int(image.held or 0):
+            if balance + leg.amount < floor:
+                raise self._below_floor(leg.account_id, balance + leg.amount, floor, held=False, several=False)
+        raise _ReadFirst()  # another floor, something held, or an account as the write did not expect
+
+    def _answer_unread(self, account_id: str, account_key: str, stored_key: str, resource: str | None) -> Posting:
+        """The committed posting as the journal will hold it, from one consistent read of its account after the
+        write (still in the log), or of its record (a drain moved it meanwhile). Then, when the log has grown,
+        a drain; and the book's high-water mark raised to the count read, before the answer: once every write is
+        answered, the mark is exact."""
+        account = AccountModel.get(account_key, consistent_read=True)
+        mine = next((place for place in placed(account) if place.key == stored_key), None)
+        if mine is not None:
+            posting = Posting(account_id, mine.seq, mine.amount, mine.balance_after, mine.created_at,
+                              resource=resource, credited_after=mine.credited_after, debited_after=mine.debited_after)
+        else:
+            posting = replace(self.replayed(IdempotencyModel.get(stored_key, consistent_read=True))[0],
+                              replayed=False)
+        if len(account.log or []) >= DRAIN_AT:
+            with contextlib.suppress(Cancelled, Ambiguous):
+                self._drain(account)  # another writer may have drained it first: either way it is shorter
+        if self._track_volume:
+            self._raise_mark(int(account.entry_count), account_id)
+        return posting
+
+    def _raise_mark(self, count: int, account_id: str) -> None:
+        """The book's high-water mark at least `count`: one conditional UpdateItem when it may be lower."""
+        if count <= self._mark_seen:
+            return
+        mark = CounterModel(self._keys.high_water_name())
+        try:
+            mark.update([CounterModel.value.set(count), CounterModel.holder.set(account_id)],
+                        condition=CounterModel.value.does_not_exist() | (CounterModel.value < count))
+        except UpdateError as error:
+            if response_code(error) != "ConditionalCheckFailedException":
+                raise
+        self._mark_seen = count
+
+    def _drain(self, account: AccountModel) -> None:
+        """Move the account's logged postings (as read) into the journal. Cancelled when another drain took them
+        first; records that expired are left out on a second try."""
+        build = drain_writes(account)
+        if build is None:
+            return
+        try:
+            send(build, str(uuid.uuid4()))
+        except Cancelled as cancelled:
+            gone = frozenset(role.split(":", 1)[1] for role in cancelled.failed or () if role.startswith("record:"))
+            if not gone or (cancelled.failed or frozenset()) - {f"record:{key}" for key in gone}:
+                raise
+            build = drain_writes(account, skip_records=gone)
+            if build is not None:
+                send(build, str(uuid.uuid4()))
+
+    def settle(self, account_key: str, budget: RetryBudget) -> None:
+        """Every logged posting of the account in the journal: read, drain, until the log is empty."""
+        def attempt(_recheck: bool) -> None:
+            try:
+                account = AccountModel.get(account_key, consistent_read=True)
+            except AccountModel.DoesNotExist:
+                return
+            if not account.log:
+                return
+            try:
+                self._drain(account)
+            except (Cancelled, Ambiguous):
+                pass
+            raise Stale(wait=False)  # read again: more may have been logged meanwhile
+        until_current(attempt, budget, _too_busy)
+
+    def replayed(self, record: IdempotencyModel) -> list[Posting]:
+        """What the first request with the record's key committed: from the record, or, while the posting waits
+        in its account's log, from the account (one read; a drain that moved it meanwhile left it in the record)."""
+        if record.seq is not None:
+            return replayed_postings(record, self._keys)
+        account_id = self._keys.account_id(record.account)
+        account = AccountModel.get(record.account, consistent_read=True)
+        mine = next((place for place in placed(account) if place.key == record.key), None)
+        if mine is None:
+            return replayed_postings(IdempotencyModel.get(record.key, consistent_read=True), self._keys)
+        return [Posting(account_id, mine.seq, mine.amount, mine.balance_after, mine.created_at, replayed=True,
+                        resource=record.resource)]
 
     def _attempt(self, request: PostingRequest, budget: RetryBudget, recheck: bool, rounds: _Rounds) -> list[Posting]:
         """Read (or re-plan from what the last cancellation returned), decide, plan, commit; raises Stale when the
@@ -203,7 +388,14 @@ class PostingEngine:
             read = self._read(ids, request.idempotency_key, request.scope)
         if read.record is not None and request.idempotency_key is not None:  # a record is read only for a key
             check_replay(read.record, request.fingerprint, request.idempotency_key)
-            return replayed_postings(read.record, self._keys)
+            return self.replayed(read.record)
+        logged = [account for account in read.accounts.values() if account is not None and account.log]
+        if logged:
+            # Postings that did not read wait in these logs: in the journal first, so this plan's seq follows them.
+            for account in logged:
+                with contextlib.suppress(Cancelled, Ambiguous):
+                    self._drain(account)
+            raise Stale(wait=False)
         if self._learned_layouts(targets, read):
             return self._attempt(request, budget, recheck, rounds)  # read the shards this time
         try:
@@ -430,7 +622,7 @@ class PostingEngine:
         credited, debited = _running_sums(planned)
         actions += [AccountModel.credited.set(credited), AccountModel.debited.set(debited)]
         if self._track_volume:
-            actions.append(AccountModel.volume_key.set(self._keys.volume_key(posting.seq)))
+            actions.append(AccountModel.volume.set(posting.seq))
         condition = None
         if extension is not None:
             actions.extend(extension.account_actions)

@@ -1,0 +1,143 @@
+"""Postings that do not read their account, and the drain that puts them in the journal.
+
+A posting whose outcome depends on no read — a credit, or a debit whose floor the write's own condition can
+check — is one TransactWriteItems and nothing else (`unread_update`):
+- the account item updated by arithmetic (`ADD balance :amount`, the entry count plus one), under a condition on
+  what must hold (the floor the service expects, the balance within int64, room in the log), never on a version;
+- the entry appended to the item's `log`;
+- the idempotency record put under attribute_not_exists.
+
+DynamoDB applies one item's writes one after another, so the log is in commit order, and the item alone says
+what each logged entry's seq, balance after, running sums and time are (`placed`): exactly what a read before the
+write would have planned, decided by the store instead of by the first writer to read. A drain (`drain_writes`)
+moves the oldest logged entries into the journal in one transaction — each entry put at its seq under
+attribute_not_exists (so two drains never both apply), each record given its seq, the log shortened — and keeps
+the numbers `placed` gave. Writers drain when the log is long; a reader of the journal drains it all first
+(`Ledger.settle`), so every journal read, the verifier included, sees every answered posting.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+
+from pynamodb.expressions.condition import Condition, size
+
+from chalicelib.core.ledger.legs import INT64_MAX, INT64_MIN, Leg
+from chalicelib.core.ledger.runner import Writes
+from chalicelib.core.ledger.stamps import parse_stamp, stamp
+from chalicelib.core.models import AccountModel, EntryModel, IdempotencyModel, UnsequencedEntry
+
+# DynamoDB's limit on the items of one transaction.
+MAX_TRANSACTION_ITEMS = 100
+# Entries an account's log holds before a posting must wait for a drain. The log is rewritten with the item on
+# every posting (on AWS a transactional write costs 2 units per KB), so it stays short; a drain of a full log is
+# one transaction of an entry and a record per logged posting, plus the account.
+MAX_UNSEQUENCED = 32
+# A writer that finds this many logged drains them, so that writers rarely meet a full log.
+DRAIN_AT = 16
+assert 2 * MAX_UNSEQUENCED + 1 <= MAX_TRANSACTION_ITEMS
+assert 0 < DRAIN_AT < MAX_UNSEQUENCED
+
+
+@dataclass(frozen=True)
+class Placed:
+    """A logged posting as the journal will hold it."""
+
+    key: str  # its stored idempotency key
+    seq: int
+    amount: int
+    balance_after: int
+    created_at: str
+    credited_after: int
+    debited_after: int
+    attributes: dict
+
+
+def placed(account: AccountModel) -> list[Placed]:
+    """Every posting in the account's log, placed after the journal's last entry in log (commit) order. The
+    account's numbers include the logged postings, so the journal's end is what they are without them."""
+    log: list[UnsequencedEntry] = list(account.log or [])
+    amounts = [int(entry.amount) for entry in log]
+    seq = int(account.entry_count or 0) - len(log)
+    balance = int(account.balance or 0) - sum(amounts)
+    credited = int(account.credited or 0) - sum(max(amount, 0) for amount in amounts)
+    debited = int(account.debited or 0) - sum(max(-amount, 0) for amount in amounts)
+    last = parse_stamp(account.last_entry_at) if account.last_entry_at else None
+    places = []
+    for entry, amount in zip(log, amounts, strict=True):
+        seq, balance = seq + 1, balance + amount
+        credited, debited = credited + max(amount, 0), debited + max(-amount, 0)
+        # An account's entries are stamped strictly in seq order (as the read path stamps them), so a time-index
+        # query and a seq query agree: a posting planned earlier but committed later takes the next microsecond.
+        moment = parse_stamp(entry.created_at)
+        if last is not None and moment <= last:
+            moment = last + timedelta(microseconds=1)
+        last = moment
+        places.append(Placed(entry.key, seq, amount, balance, stamp(moment), credited, debited,
+                             dict(entry.attributes or {})))
+    return places
+
+
+def unread_update(leg: Leg, entry: UnsequencedEntry, *, track_volume: bool) -> tuple[list, Condition]:
+    """The account's update and condition for a posting of `leg` that did not read the account. `leg.floor` is the
+    floor the caller expects the account to have (None: none); a debit is checked against it, and refused by the
+    condition when the account has another (the caller then reads). Seq and balance after come from `placed`."""
+    amount = leg.amount
+    actions = [
+        AccountModel.balance.add(amount),
+        AccountModel.entry_count.set((AccountModel.entry_count | 0) + 1),
+        AccountModel.credited.add(max(amount, 0)),
+        AccountModel.debited.add(max(-amount, 0)),
+        AccountModel.log.set((AccountModel.log | []).append([entry])),
+        AccountModel.created_at.set(AccountModel.created_at | entry.created_at),
+    ]
+    if track_volume:
+        actions.append(AccountModel.volume.set((AccountModel.entry_count | 0) + 1))
+    if leg.create and leg.floor is not None:
+        actions.append(AccountModel.floor.set(AccountModel.floor | leg.floor))
+    condition = AccountModel.log.does_not_exist() | (size(AccountModel.log) < MAX_UNSEQUENCED)
+    if not leg.create:
+        condition &= AccountModel.key.exists()
+    if amount > 0:
+        condition &= AccountModel.balance.does_not_exist() | (AccountModel.balance <= INT64_MAX - amount)
+    elif amount < 0:
+        if leg.floor is None:
+            condition &= AccountModel.floor.does_not_exist()
+            condition &= AccountModel.balance.does_not_exist() | (AccountModel.balance >= INT64_MIN - amount)
+        else:
+            # balance + amount >= floor, on an account with nothing held (a hold's reservation needs a read).
+            condition &= (AccountModel.floor == leg.floor) & (AccountModel.balance >= leg.floor - amount)
+            condition &= AccountModel.held.does_not_exist() | (AccountModel.held == 0)
+    return actions, condition
+
+
+def drain_writes(account: AccountModel, upto: int | None = None,
+                 skip_records: frozenset[str] = frozenset()) -> Callable[[Writes], None] | None:
+    """The transaction that moves the oldest `upto` (default: all) logged postings of `account` (as read) into
+    the journal; None when the log is empty. `skip_records`: records that no longer exist (expired keys)."""
+    places = placed(account)[:upto]
+    if not places:
+        return None
+
+    def build(writes: Writes) -> None:
+        for place in places:
+            entry = EntryModel(account.key, place.seq, amount=place.amount, balance_after=place.balance_after,
+                               created_at=place.created_at, idempotency_key=place.key,
+                               credited_after=place.credited_after, debited_after=place.debited_after,
+                               **place.attributes)
+            writes.put("entry", entry, EntryModel.seq.does_not_exist())
+        for place in places:
+            if place.key in skip_records:
+                continue
+            writes.update(f"record:{place.key}", IdempotencyModel(place.key),
+                          [IdempotencyModel.seq.set(place.seq), IdempotencyModel.balance_after.set(place.balance_after),
+                           IdempotencyModel.created_at.set(place.created_at)],
+                          IdempotencyModel.key.exists())
+        # No condition on the account: the entries' seqs, free only until a drain took them, say this drain is
+        # the one that moves these postings (and only drains remove from the log, always its oldest entries).
+        writes.update("account", AccountModel(account.key, version=0),
+                      [*(AccountModel.log[number].remove() for number in range(len(places))),
+                       AccountModel.last_entry_at.set(places[-1].created_at)],
+                      add_version_condition=False)
+    return build
