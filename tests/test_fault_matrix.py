@@ -96,6 +96,8 @@ class SpendPoints(Write):
 
 
 class WalletDebit(Write):
+    operations = ("TransactWriteItems", "GetItem")  # no read before the write; the account read after it
+
     def set_up(self) -> None:
         status, user = http("POST", f"{self.base}/api/v1/users", {"phone_number": "5557770000"})
         self.user, self.bearer = user["user_id"], {"Authorization": f"Bearer {user['access_token']}"}
@@ -114,6 +116,8 @@ class WalletDebit(Write):
 
 
 class AsperCredit(Write):
+    operations = WalletDebit.operations
+
     def set_up(self) -> None:
         status, user = http("POST", f"{self.base}/register", {"phone_number": "5558880000"})
         status, wallet = http("POST", f"{self.base}/wallet/create", {"user_id": user["user_id"]})

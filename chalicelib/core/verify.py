@@ -27,7 +27,7 @@ def check_account(ledger: Ledger, account_id: str) -> list[str]:
     holds) and the running sums of credits and debits rebuilt the same way; the available balance (balance -
     held) kept at or above the floor."""
     key = ledger.account_key(account_id)
-    ledger.settle(account_id, force=True)  # postings written without a read, still in the account's log, into the journal
+    ledger.settle(account_id, force=True)  # postings written without a read, still in its log: into the journal
     try:
         account = AccountModel.get(key, consistent_read=True)
     except AccountModel.DoesNotExist:

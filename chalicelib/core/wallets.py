@@ -125,7 +125,7 @@ class Wallets:
     def __init__(self, surface: str | None = None, **ledger_options) -> None:
         self.surface = surface
         self.minimum = 0
-        self.ledger = Ledger("wallets", show=money_text, **ledger_options)
+        self.ledger = Ledger("wallets", show=money_text, unread_writes=True, **ledger_options)
 
     def of(self, surface: str, minimum: int = 0) -> Wallets:
         """The same book as seen by one surface, whose wallets keep at least `minimum` (minor units)."""
@@ -216,12 +216,21 @@ class Wallets:
             return Extension(entry_attributes={"owner": int(account.owner), "surface": account.surface},
                              account_condition=None if self.surface is None else AccountModel.surface == self.surface)
 
+        # What `checked` checks, said as the write's condition, so the posting needs no read (`sequencer.py`).
+        unread = None
+        if self.surface is not None:
+            unread = AccountModel.surface == self.surface
+            if wallet_type is not None:
+                unread &= AccountModel.wallet_type == wallet_type
+            if owner is not None:
+                unread &= AccountModel.owner == owner
         # A client's key is scoped to the user (or the surface, without users), like Stripe's per account.
         try:
             posting = self.ledger.post(str(wallet_id), amount, idempotency_key=idempotency_key, create=False,
                                        idempotency_scope=str(owner) if owner is not None else "-",
                                        minimum=minimum, extend=checked, key_ttl_seconds=key_ttl_seconds,
-                                       request={"owner": owner, "minimum": minimum})
+                                       request={"owner": owner, "minimum": minimum},
+                                       floor=self.minimum, unread_condition=unread)
         except NotFound:
             raise _no_wallet(wallet_id) from None  # worded as for another surface's wallet: nothing tells them apart
         return _movement(wallet_id, posting)

@@ -8,6 +8,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
+from pynamodb.expressions.condition import Condition
+
 from chalicelib.config import Settings, load
 from chalicelib.core.errors import AlreadyExists, Contention, InvalidRequest, NotFound
 from chalicelib.core.guard import datastore_guarded
@@ -182,12 +184,20 @@ class Ledger:
         return VolumeLeaders(max_volume, sorted(ids))
 
     # -- the journal (see `Journal`) ------------------------------------------------------
-    def settle(self, account_id: str, *, force: bool = False) -> None:
+    def settle(self, account_id: str, *, force: bool = False, owner: int | None = None,
+               surface: str | None = None) -> None:
         """Every posting of the account that waits in its log (written without a read) put in the journal: a read
         of the journal sees every posting answered before it. One GetItem when there is none (`sequencer.py`).
-        Only in books that write without reads, unless `force`d (the verifier, which knows no book's options)."""
-        if self._engine.unread_writes or force:
-            self._engine.settle(self.account_key(account_id), self.retry_budget())
+        Only in books that write without reads, unless `force`d (the verifier, which knows no book's options).
+        `owner`, `surface`: whose reads these are; an account of another is left as it is (the read that follows
+        refuses it, and a probe of it costs what a probe of a missing one does)."""
+        if not (self._engine.unread_writes or force):
+            return
+
+        def sees(account: AccountModel) -> bool:
+            return ((surface is None or account.surface == surface)
+                    and (owner is None or (account.owner is not None and int(account.owner) == owner)))
+        self._engine.settle(self.account_key(account_id), self.retry_budget(), sees)
 
     def history(self, account_id: str, *, limit: int = 100, cursor: str | None = None,
                 newest_first: bool = True, start: datetime | None = None, end: datetime | None = None,
@@ -195,7 +205,7 @@ class Ledger:
         """A page of the account's journal: see `Journal.history`; a hot account's shards merged in time order
         through `hot_by_time`. `hot`: whether the account is hot, when the caller read it; else a layout known
         in this container says, or, for a page after the first, the account's item (one GetItem)."""
-        self.settle(account_id)
+        self.settle(account_id, owner=owner, surface=surface)
         if hot is None:
             hot = self.hot_accounts and (self._layouts.get(account_id) is not None
                                          or (cursor is not None and self.is_hot(account_id)))
@@ -204,13 +214,13 @@ class Ledger:
 
     def totals(self, account_id: str, start: datetime | None, end: datetime | None, **whose) -> Totals:
         """Credits, debits and their count with start <= created_at <= end (see `Journal.period`)."""
-        self.settle(account_id)
+        self.settle(account_id, **whose)
         return Totals.of(self._journal.period(account_id, start, end, **whose))
 
     def statement(self, account_id: str, start: datetime | None, end: datetime | None,
                   **whose) -> tuple[Totals, list[Posting]]:
         """The period's totals and every posting in it, oldest first (see `Journal.period`)."""
-        self.settle(account_id)
+        self.settle(account_id, **whose)
         postings = self._journal.period(account_id, start, end, **whose)
         return Totals.of(postings), postings
 
@@ -308,17 +318,19 @@ class Ledger:
              key_ttl_seconds: int | None = None, extend: Extend | None = None,
              minimum: int | None = None, resource: str | None = None,
              idempotency_scope: str | None = None, counter: str | None = None,
-             plan_legs: ExtendLegs | None = None) -> Posting:
+             plan_legs: ExtendLegs | None = None, unread_condition: Condition | None = None) -> Posting:
         """Apply `amount` to the account, exactly once per idempotency key.
 
         `request` is what identifies the client's request besides account and
         amount (it enters the idempotency fingerprint). `floor` applies when the
-        account is created by this posting. A posting that lowers the balance
+        account is created by this posting (of an existing one: the floor the caller expects it to have, which a
+        posting without a read checks). A posting that lowers the balance
         must leave it at or above the floor, and at or above `minimum` (this posting's
         own, which may only raise the floor). `extend` plans more conditional
         writes (a service's own items) into the same transaction, from the planned leg; `plan_legs` does
-        the same from every planned leg. `counter` names the account the amount comes from or goes to (it is
-        posted `-amount` in the same transaction, so the posting sums to zero).
+        the same from every planned leg; `unread_condition` says what `extend` checks, as a condition on the
+        account, so that the posting may go without a read (see `sequencer.py`). `counter` names the account the
+        amount comes from or goes to (it is posted `-amount` in the same transaction, so the posting sums to zero).
         """
         amount = require_int("amount", amount)
         legs: tuple[Leg, ...] = (Leg(account_id, amount, floor=floor, minimum=minimum, create=create),)
@@ -330,12 +342,12 @@ class Ledger:
             plan_legs = lambda planned: extend(planned[0])  # noqa: E731 - the one leg's plan
         return self.post_legs(legs, idempotency_key=idempotency_key, key_ttl_seconds=key_ttl_seconds,
                               fingerprint=fingerprint, extend=plan_legs, resource=resource,
-                              idempotency_scope=idempotency_scope)[0]
+                              idempotency_scope=idempotency_scope, unread_condition=unread_condition)[0]
 
     def post_legs(self, legs: tuple[Leg, ...], *, idempotency_key: str | None = None, fingerprint: dict,
                   key_ttl_seconds: int | None = None, extend: ExtendLegs | None = None,
                   entry_attributes: dict | None = None, resource: str | None = None,
-                  idempotency_scope: str | None = None) -> list[Posting]:
+                  idempotency_scope: str | None = None, unread_condition: Condition | None = None) -> list[Posting]:
         """Apply every leg (one account each) in one transaction, exactly once per idempotency key:
         all legs commit or none. `fingerprint` identifies the client's request (a reused key with
         another fingerprint is a conflict); `resource` names what it makes, kept with the key."""
@@ -345,6 +357,6 @@ class Ledger:
         for leg in legs:
             require_int("amount", leg.amount)
         request = PostingRequest(tuple(legs), idempotency_key, idempotency.fingerprint(fingerprint), key_ttl_seconds,
-                                 extend, entry_attributes or {}, resource, idempotency_scope)
+                                 extend, entry_attributes or {}, resource, idempotency_scope, unread_condition)
         return self._engine.post(request, self.retry_budget())
 

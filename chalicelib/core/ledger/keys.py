@@ -41,5 +41,10 @@ class BookKeys:
         key = findable("transaction", key)
         return f"{self.book}:{scope}/{key}" if scope is not None else f"{self.book}:{key}"
 
+    def internal_key(self, token: str) -> str:
+        """The stored key of a posting that came without one (a client's key never starts with '~' here: the
+        scoped ones carry '/', and seed keys are UUIDs)."""
+        return f"{self.book}:~{token}"
+
     def high_water_name(self) -> str:
         return f"max_volume:{self.book}"

@@ -44,7 +44,14 @@ from chalicelib.core.ledger.runner import (
     send,
     until_current,
 )
-from chalicelib.core.ledger.sequencer import DRAIN_AT, MAX_UNSEQUENCED, drain_writes, placed, unread_update
+from chalicelib.core.ledger.sequencer import (
+    DRAIN_AT,
+    INTERNAL_KEY_TTL_SECONDS,
+    MAX_UNSEQUENCED,
+    drain_writes,
+    placed,
+    unread_update,
+)
 from chalicelib.core.ledger.shards import Layout, Layouts, debit_parts, home_shard, shard_id
 from chalicelib.core.ledger.stamps import parse_stamp, stamp
 from chalicelib.core.models import AccountModel, CounterModel, EntryModel, IdempotencyModel, UnsequencedEntry
@@ -101,6 +108,9 @@ class PostingRequest:
     entry_attributes: dict = field(default_factory=dict)  # on every leg's entry
     resource: str | None = None
     scope: str | None = None  # the client's namespace for its keys (see `BookKeys.idempotency_key`)
+    # What the service asks of the account when it does not read it (its owner, say): with it, a posting that
+    # `extend`s may still be written without a read (see `sequencer.py`); the read path runs `extend` instead.
+    unread_condition: Condition | None = None
 
 
 @dataclass(frozen=True)
@@ -220,14 +230,14 @@ class PostingEngine:
 
     # -- postings that do not read their account (see `sequencer.py`) ---------------------------------------------
     def _without_read(self, request: PostingRequest) -> bool:
-        """Whether the posting's outcome depends on no read: one ordinary account's credit or debit, with a key
-        (its record is where the drain leaves the posting's seq), planned by no service."""
-        if not self.unread_writes or request.idempotency_key is None or request.extend is not None:
+        """Whether the posting's outcome depends on no read: one ordinary account's credit or debit, planned by no
+        service, or by one that says what it asks of the account (`unread_condition`)."""
+        if not self.unread_writes or (request.extend is not None and request.unread_condition is None):
             return False
         if len(request.legs) != 1:
             return False
         leg = request.legs[0]
-        return (leg.hold_change == 0 and leg.expected_seq is None and leg.shard is None and leg.minimum is None
+        return (leg.hold_change == 0 and leg.expected_seq is None and leg.shard is None
                 and self._layouts.get(leg.account_id) is None)
 
     def _post_unread(self, request: PostingRequest, budget: RetryBudget) -> list[Posting]:
@@ -238,14 +248,18 @@ class PostingEngine:
         leg = request.legs[0]
         now = self._clock()
         created_at = stamp(now)
-        assert request.idempotency_key is not None  # `_without_read`
-        stored_key = self._keys.idempotency_key(request.idempotency_key, request.scope)
+        # A posting without a key gets one of its own: its record is where a drain leaves its seq.
+        stored_key = (self._keys.idempotency_key(request.idempotency_key, request.scope) if request.idempotency_key
+                      else self._keys.internal_key(uuid.uuid4().hex))
+        key_ttl_seconds = request.key_ttl_seconds if request.idempotency_key else INTERNAL_KEY_TTL_SECONDS
         account_key = self._keys.account_key(leg.account_id)
         entry = UnsequencedEntry(key=stored_key, amount=leg.amount, created_at=created_at,
                                  attributes=dict(request.entry_attributes) or None)
         record = unsequenced_record(stored_key, request.fingerprint, account_key, leg.amount, now=now,
-                                    key_ttl_seconds=request.key_ttl_seconds, resource=request.resource)
+                                    key_ttl_seconds=key_ttl_seconds, resource=request.resource)
         actions, condition = unread_update(leg, entry, track_volume=self._track_volume)
+        if request.unread_condition is not None:
+            condition &= request.unread_condition
 
         def build(writes: Writes) -> None:
             writes.put("record", record, IdempotencyModel.key.does_not_exist())
@@ -262,10 +276,9 @@ class PostingEngine:
 
     def _unread_refused(self, cancelled: Cancelled, request: PostingRequest, stored_key: str) -> list[Posting]:
         """What a cancelled unread posting means. Nothing was written."""
-        assert request.idempotency_key is not None
         if cancelled.failed is None:
             raise Stale() from cancelled
-        if "record" in cancelled.failed:
+        if "record" in cancelled.failed and request.idempotency_key is not None:
             try:
                 used = IdempotencyModel.get(stored_key, consistent_read=True)
             except IdempotencyModel.DoesNotExist:
@@ -279,31 +292,25 @@ class PostingEngine:
             conflict = any(reason is not None and reason.code == "TransactionConflict"
                            for reason in cancelled.reasons.values())
             raise Stale(wait=not conflict) from cancelled  # a conflict clears at once: go again without waiting
-        leg = request.legs[0]
         reason = cancelled.reasons.get("account:0")
         image = AccountModel.from_raw_data(reason.raw_item) if reason is not None and reason.raw_item else None
         if image is None:
-            if not leg.create:
-                raise NotFound(f"account {leg.account_id} not found")
+            # Not opened yet (or not at all): the read path says so, with the same requests as for an account this
+            # caller may not see (a wallet id must not tell a free id from another user's by what it costs).
             raise _ReadFirst()
         if len(image.log or []) >= MAX_UNSEQUENCED:
-            self._drain(image)
+            with contextlib.suppress(Cancelled, Ambiguous):
+                self._drain(image)  # or another writer drained it first: either way there is room now
             raise Stale(wait=False)
-        balance = int(image.balance)
-        if not INT64_MIN <= balance + leg.amount <= INT64_MAX:
-            raise InvalidRequest(f"this posting would take the balance of {leg.account_id} outside the 64-bit "
-                                 f"range ({INT64_MIN} to {INT64_MAX})", field="amount")
-        floor = None if image.floor is None else int(image.floor)
-        if leg.amount < 0 and floor == leg.floor and floor is not None and not int(image.held or 0):
-            if balance + leg.amount < floor:
-                raise self._below_floor(leg.account_id, balance + leg.amount, floor, held=False, several=False)
-        raise _ReadFirst()  # another floor, something held, or an account as the write did not expect
+        # A floor, another floor, something held, another owner: the read path decides from a consistent read, with
+        # the answer and message every refusal has there (a refusal costs that read; an acceptance never does).
+        raise _ReadFirst()
 
     def _answer_unread(self, account_id: str, account_key: str, stored_key: str, resource: str | None) -> Posting:
         """The committed posting as the journal will hold it, from one consistent read of its account after the
-        write (still in the log), or of its record (a drain moved it meanwhile). Then, when the log has grown,
-        a drain; and the book's high-water mark raised to the count read, before the answer: once every write is
-        answered, the mark is exact."""
+        write (still in the log), or of its record (a drain moved it meanwhile). Then, for every DRAIN_AT-th
+        posting of the account, a drain; and the book's high-water mark raised to the count read, before the
+        answer: once every write is answered, the mark is exact."""
         account = AccountModel.get(account_key, consistent_read=True)
         mine = next((place for place in placed(account) if place.key == stored_key), None)
         if mine is not None:
@@ -312,9 +319,10 @@ class PostingEngine:
         else:
             posting = replace(self.replayed(IdempotencyModel.get(stored_key, consistent_read=True))[0],
                               replayed=False)
-        if len(account.log or []) >= DRAIN_AT:
+        if mine is not None and mine.seq % DRAIN_AT == 0:
+            # One posting in DRAIN_AT drains, so that concurrent writers do not all try (all but one would lose).
             with contextlib.suppress(Cancelled, Ambiguous):
-                self._drain(account)  # another writer may have drained it first: either way it is shorter
+                self._drain(account)
         if self._track_volume:
             self._raise_mark(int(account.entry_count), account_id)
         return posting
@@ -348,14 +356,15 @@ class PostingEngine:
             if build is not None:
                 send(build, str(uuid.uuid4()))
 
-    def settle(self, account_key: str, budget: RetryBudget) -> None:
-        """Every logged posting of the account in the journal: read, drain, until the log is empty."""
+    def settle(self, account_key: str, budget: RetryBudget, sees: Callable[[AccountModel], bool]) -> None:
+        """Every logged posting of the account in the journal: read, drain, until the log is empty (of an account
+        the reader `sees`: another's is left alone)."""
         def attempt(_recheck: bool) -> None:
             try:
                 account = AccountModel.get(account_key, consistent_read=True)
             except AccountModel.DoesNotExist:
                 return
-            if not account.log:
+            if not account.log or not sees(account):
                 return
             try:
                 self._drain(account)
@@ -389,13 +398,6 @@ class PostingEngine:
         if read.record is not None and request.idempotency_key is not None:  # a record is read only for a key
             check_replay(read.record, request.fingerprint, request.idempotency_key)
             return self.replayed(read.record)
-        logged = [account for account in read.accounts.values() if account is not None and account.log]
-        if logged:
-            # Postings that did not read wait in these logs: in the journal first, so this plan's seq follows them.
-            for account in logged:
-                with contextlib.suppress(Cancelled, Ambiguous):
-                    self._drain(account)
-            raise Stale(wait=False)
         if self._learned_layouts(targets, read):
             return self._attempt(request, budget, recheck, rounds)  # read the shards this time
         try:
@@ -404,6 +406,15 @@ class PostingEngine:
             rounds.hops[full.account_id] = rounds.hops.get(full.account_id, 0) + 1
             return self._attempt(request, budget, recheck, rounds)  # bounded: one more round per shard at most
         plan = self._plan(replace(request, legs=legs), accounts, read.high_water, recheck)
+        logged = [account for account in accounts if account is not None and account.log]
+        if logged:
+            # Postings that did not read wait in these logs: in the journal first, so that this plan's seq follows
+            # them. After the plan, so that what the plan refuses (another user's wallet, say) costs what it
+            # costs on an account with no log.
+            for account in logged:
+                with contextlib.suppress(Cancelled, Ambiguous):
+                    self._drain(account)
+            raise Stale(wait=False)
         try:
             commit(lambda writes: self._write(plan, writes), plan.token, budget,
                    lambda: Contention("the datastore did not confirm the write; retry with the same idempotency key"))

@@ -34,8 +34,11 @@ MAX_TRANSACTION_ITEMS = 100
 # every posting (on AWS a transactional write costs 2 units per KB), so it stays short; a drain of a full log is
 # one transaction of an entry and a record per logged posting, plus the account.
 MAX_UNSEQUENCED = 32
-# A writer that finds this many logged drains them, so that writers rarely meet a full log.
-DRAIN_AT = 16
+# Every DRAIN_AT-th posting of an account drains its log, so that writers rarely meet a full one.
+DRAIN_AT = 8
+# A posting that came without an idempotency key gets a record of its own, kept this long: past its drain nothing
+# reads it (the posting is in the journal), and a log is drained long before.
+INTERNAL_KEY_TTL_SECONDS = 7 * 24 * 3600
 assert 2 * MAX_UNSEQUENCED + 1 <= MAX_TRANSACTION_ITEMS
 assert 0 < DRAIN_AT < MAX_UNSEQUENCED
 
@@ -81,8 +84,9 @@ def placed(account: AccountModel) -> list[Placed]:
 
 def unread_update(leg: Leg, entry: UnsequencedEntry, *, track_volume: bool) -> tuple[list, Condition]:
     """The account's update and condition for a posting of `leg` that did not read the account. `leg.floor` is the
-    floor the caller expects the account to have (None: none); a debit is checked against it, and refused by the
-    condition when the account has another (the caller then reads). Seq and balance after come from `placed`."""
+    floor the caller expects the account to have (None: none), `leg.minimum` a higher one of this posting's; a
+    debit is checked against them, and refused by the condition when the account has another floor (the caller
+    then reads). Seq and balance after come from `placed`."""
     amount = leg.amount
     actions = [
         AccountModel.balance.add(amount),
@@ -106,8 +110,10 @@ def unread_update(leg: Leg, entry: UnsequencedEntry, *, track_volume: bool) -> t
             condition &= AccountModel.floor.does_not_exist()
             condition &= AccountModel.balance.does_not_exist() | (AccountModel.balance >= INT64_MIN - amount)
         else:
-            # balance + amount >= floor, on an account with nothing held (a hold's reservation needs a read).
-            condition &= (AccountModel.floor == leg.floor) & (AccountModel.balance >= leg.floor - amount)
+            # balance + amount >= the floor (or the higher minimum), on an account with nothing held (a hold's
+            # reservation needs a read).
+            required = max(leg.floor, leg.minimum if leg.minimum is not None else leg.floor)
+            condition &= (AccountModel.floor == leg.floor) & (AccountModel.balance >= required - amount)
             condition &= AccountModel.held.does_not_exist() | (AccountModel.held == 0)
     return actions, condition
 
@@ -119,13 +125,17 @@ def drain_writes(account: AccountModel, upto: int | None = None,
     places = placed(account)[:upto]
     if not places:
         return None
+    # What the account says of every entry of its own (a wallet's owner and surface, on which its history filters):
+    # never changed once opened, so a posting that did not read the account need not know it.
+    owned = {name: value for name, value in (("owner", account.owner), ("surface", account.surface))
+             if value is not None}
 
     def build(writes: Writes) -> None:
         for place in places:
             entry = EntryModel(account.key, place.seq, amount=place.amount, balance_after=place.balance_after,
                                created_at=place.created_at, idempotency_key=place.key,
                                credited_after=place.credited_after, debited_after=place.debited_after,
-                               **place.attributes)
+                               **{**owned, **place.attributes})
             writes.put("entry", entry, EntryModel.seq.does_not_exist())
         for place in places:
             if place.key in skip_records:
