@@ -238,7 +238,8 @@ class Wallets:
     def history(self, wallet_id: int, *, owner: int | None = None, limit: int = 100, cursor: str | None = None,
                 newest_first: bool = True, start: datetime | None = None,
                 end: datetime | None = None) -> tuple[list[Movement], str | None]:
-        """A page of the wallet's movements: one Query, and a GetItem more when the page is empty or is not
+        """A page of the wallet's movements: the log's GetItem (`Ledger.settle`: postings written without a read
+        put in the journal first), one Query, and a GetItem more when the page is empty or is not
         the owner's (each entry names the wallet's surface and owner, checked on the page): the wallet's item
         tells an empty wallet from one that does not exist or is another's. Another's and a missing wallet
         are then the same answer (not found) after the same reads, a Query and a GetItem."""
@@ -252,8 +253,8 @@ class Wallets:
         return [_movement(wallet_id, posting) for posting in page.postings], page.next_cursor
 
     def totals(self, wallet_id: int, start: datetime, end: datetime, *, owner: int | None = None) -> Totals:
-        """The period's totals: one Query, and a GetItem more as in `history` (the same reads for another's
-        wallet as for a missing one)."""
+        """The period's totals: the log's GetItem, one Query, and a GetItem more as in `history` (the same reads
+        for another's wallet as for a missing one)."""
         try:
             totals = self.ledger.totals(str(wallet_id), start, end, owner=owner, surface=self.surface)
         except (NotFound, Forbidden):
@@ -264,8 +265,8 @@ class Wallets:
 
     def statement(self, wallet_id: int, start: datetime | None, end: datetime | None, *,
                   wallet_type: str | None = None) -> tuple[Totals, list[Movement]]:
-        """The period's totals and movements, oldest first: one GetItem (the wallet is this view's), then
-        the period's Query pages."""
+        """The period's totals and movements, oldest first: one GetItem (the wallet is this view's), the log's
+        GetItem, then the period's Query pages."""
         self.get(wallet_id, wallet_type=wallet_type)
         totals, postings = self.ledger.statement(str(wallet_id), start, end)
         return totals, [_movement(wallet_id, posting) for posting in postings]

@@ -294,17 +294,19 @@ class PostingEngine:
             raise Stale(wait=not conflict) from cancelled  # a conflict clears at once: go again without waiting
         reason = cancelled.reasons.get("account:0")
         image = AccountModel.from_raw_data(reason.raw_item) if reason is not None and reason.raw_item else None
+        leg = request.legs[0]
         if image is None:
-            # Not opened yet (or not at all): the read path says so, with the same requests as for an account this
-            # caller may not see (a wallet id must not tell a free id from another user's by what it costs).
-            raise _ReadFirst()
+            if not leg.create:
+                raise NotFound(f"account {leg.account_id} not found")
+            raise _ReadFirst()  # a debit of an account not opened yet, expecting a floor: the read path opens it
         if len(image.log or []) >= MAX_UNSEQUENCED:
             with contextlib.suppress(Cancelled, Ambiguous):
                 self._drain(image)  # or another writer drained it first: either way there is room now
             raise Stale(wait=False)
-        # A floor, another floor, something held, another owner: the read path decides from a consistent read, with
-        # the answer and message every refusal has there (a refusal costs that read; an acceptance never does).
-        raise _ReadFirst()
+        # The image is the account as the condition found it: the plan a read would have made from it refuses what
+        # it refuses (the floor, with its message; another owner's wallet, through the service's own check).
+        self._plan(request, [image], None, recheck=False)
+        raise _ReadFirst()  # the plan would pass (another floor than expected, say): plan it from a read
 
     def _answer_unread(self, account_id: str, account_key: str, stored_key: str, resource: str | None) -> Posting:
         """The committed posting as the journal will hold it, from one consistent read of its account after the
