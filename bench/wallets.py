@@ -36,7 +36,8 @@ def request_counts(base: str, requests) -> list[list]:
         ("POST /api/v1/wallet/create", lambda: http("POST", f"{base}/api/v1/wallet/create",
                                                     {"user_id": uid, "type": "other"}, bearer), 3),
         ("POST /api/v1/transactions/create credit", lambda: transaction(10.5, True, "bench-credit"), 2),
-        ("  the same Idempotency-Key again", lambda: transaction(10.5, True, "bench-credit"), 1),
+        # The cancelled transaction, the record, and the account while the posting waits in its log.
+        ("  the same Idempotency-Key again", lambda: transaction(10.5, True, "bench-credit"), 3),
         ("POST /api/v1/transactions/create debit", lambda: transaction(0.25, False), 2),
         ("GET /api/v1/wallet/get/{user}/{type}", lambda: http("GET", f"{base}/api/v1/wallet/get/{uid}/main",
                                                               headers=bearer), 2),

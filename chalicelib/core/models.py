@@ -1,7 +1,8 @@
 """PynamoDB models: the only place that knows table layouts.
 
 Tables (names from configuration, `<prefix>-<kind>`):
-- accounts:    one item per account; balance, entry count, floor, version.
+- accounts:    one item per account; balance, entry count, floor, version, and the log of postings written
+               without a read until a drain puts them in the journal (`ledger/sequencer.py`).
 - entries:     the immutable journal, (account, seq); `by_time` GSI for time ranges; `hot_by_time` merges a hot
                account's shards.
 - idempotency: one item per used idempotency key, pointing at the entry it produced.
@@ -59,7 +60,7 @@ class VolumeIndex(GlobalSecondaryIndex):
     (`ledger/sequencer.py`), and an update expression cannot build a string."""
 
     class Meta:
-        index_name = "by_volume"
+        index_name = "by_count"
         projection = KeysOnlyProjection()
 
     volume = NumberAttribute(hash_key=True)
@@ -153,7 +154,7 @@ class AccountModel(Model):
     book = UnicodeAttribute(null=True)  # /v1: the tenant's book, on `by_book` (a hot account's shards have none)
     version = VersionAttribute()
 
-    by_volume = VolumeIndex()
+    by_count = VolumeIndex()
     pending_takes = PendingTakeIndex()
     by_book = AccountBookIndex()
 

@@ -167,7 +167,7 @@ class Ledger:
     def volume_leaders(self) -> VolumeLeaders:
         """The largest entry count in the book and every account that has it.
 
-        One GetItem of the high-water mark, one Query of the sparse `by_volume`
+        One GetItem of the high-water mark, one Query of the sparse `by_count`
         index at that count: two requests whatever the number of accounts.
         """
         try:
@@ -176,7 +176,7 @@ class Ledger:
             return VolumeLeaders(0, [])
         max_volume = int(high_water.value)
         prefix = self.account_key("")
-        ids = {self._keys.account_id(item.key) for item in AccountModel.by_volume.query(max_volume)
+        ids = {self._keys.account_id(item.key) for item in AccountModel.by_count.query(max_volume)
                if item.key.startswith(prefix)}  # `volume` is a number: the index names every such book's accounts
         # The index is eventually consistent; the holder of the record is known exactly.
         if high_water.holder:

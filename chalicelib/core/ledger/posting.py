@@ -1,7 +1,8 @@
 """The posting engine: one consistent read, a plan, one TransactWriteItems, and what a cancellation means.
 
-Every posting is one consistent read (TransactGetItems: accounts, idempotency record, high-water mark) and
-one TransactWriteItems that
+A posting whose outcome depends on no read (`_without_read`) is one TransactWriteItems without a read instead
+(`_post_unread`; see `sequencer.py`). Every other posting is one consistent read (TransactGetItems: accounts,
+idempotency record, high-water mark) and one TransactWriteItems that
 - updates each account under a condition on the version read (and its floor: `_account_update`, the one
   place a floor is enforced in the store),
 - puts each journal entry (attribute_not_exists),
@@ -284,10 +285,13 @@ class PostingEngine:
             except IdempotencyModel.DoesNotExist:
                 raise Stale() from cancelled  # expired between the write and this read: try again
             check_replay(used, request.fingerprint, request.idempotency_key)
-            if self._track_volume:  # the first request may have lost its answer before it raised the mark
-                self._raise_mark(int(AccountModel.get(used.account, consistent_read=True).entry_count),
-                                 self._keys.account_id(used.account))
-            return self.replayed(used)
+            if not self._track_volume:
+                return self.replayed(used)
+            # The first request may have lost its answer before it raised the mark: its count, from the one read of
+            # the account that also places the posting while it waits in the log.
+            account = AccountModel.get(used.account, consistent_read=True)
+            self._raise_mark(int(account.entry_count), self._keys.account_id(used.account))
+            return self.replayed(used, account)
         if "account:0" not in cancelled.failed:
             conflict = any(reason is not None and reason.code == "TransactionConflict"
                            for reason in cancelled.reasons.values())
@@ -316,7 +320,7 @@ class PostingEngine:
         account = AccountModel.get(account_key, consistent_read=True)
         mine = next((place for place in placed(account) if place.key == stored_key), None)
         if mine is not None:
-            posting = Posting(account_id, mine.seq, mine.amount, mine.balance_after, mine.created_at,
+            posting: Posting = Posting(account_id, mine.seq, mine.amount, mine.balance_after, mine.created_at,
                               resource=resource, credited_after=mine.credited_after, debited_after=mine.debited_after)
         else:
             posting = replace(self.replayed(IdempotencyModel.get(stored_key, consistent_read=True))[0],
@@ -375,13 +379,15 @@ class PostingEngine:
             raise Stale(wait=False)  # read again: more may have been logged meanwhile
         until_current(attempt, budget, _too_busy)
 
-    def replayed(self, record: IdempotencyModel) -> list[Posting]:
+    def replayed(self, record: IdempotencyModel, account: AccountModel | None = None) -> list[Posting]:
         """What the first request with the record's key committed: from the record, or, while the posting waits
-        in its account's log, from the account (one read; a drain that moved it meanwhile left it in the record)."""
+        in its account's log, from the account (`account` if the caller read it after the record, else one read;
+        a drain that moved it meanwhile left it in the record)."""
         if record.seq is not None:
             return replayed_postings(record, self._keys)
         account_id = self._keys.account_id(record.account)
-        account = AccountModel.get(record.account, consistent_read=True)
+        if account is None:
+            account = AccountModel.get(record.account, consistent_read=True)
         mine = next((place for place in placed(account) if place.key == record.key), None)
         if mine is None:
             return replayed_postings(IdempotencyModel.get(record.key, consistent_read=True), self._keys)
