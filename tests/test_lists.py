@@ -235,3 +235,11 @@ def test_a_metadata_filter_no_object_could_match_is_a_400_before_any_read(client
             response = client.http.get(f"/v1/transactions?metadata={query}")
         assert response.status_code == 400 and response.json_body["param"] == "metadata", response.json_body
         assert set(requests.calls) <= {"GetItem"}  # the authorizer's read of the key, nothing else
+
+
+@pytest.mark.parametrize("path", ["/v1/transactions", "/v1/accounts", "/v1/accounts/alice/entries"])
+def test_a_range_that_ends_before_it_starts_is_a_400_not_a_500(client, path):
+    """Found by the fuzzer: DynamoDB refuses a BETWEEN whose bounds are the wrong way round."""
+    open_account(client, "alice")
+    response = call(client, "GET", f"{path}?start=2026-02-01T00:00:00Z&end=2026-01-01T00:00:00Z")
+    assert response.status_code == 400 and response.json_body["param"] == "end", response.json_body

@@ -54,7 +54,7 @@ class PayerPoints(MapAttribute):
     points = NumberAttribute()
 
 
-class VolumeIndex(GlobalSecondaryIndex):
+class CountIndex(GlobalSecondaryIndex):
     """Sparse: only accounts of books that track volume carry `volume`, their entry count. A number, not a string
     naming the book: a posting that does not read its account sets it by arithmetic on the stored count
     (`ledger/sequencer.py`), and an update expression cannot build a string."""
@@ -72,6 +72,9 @@ class UnsequencedEntry(MapAttribute):
     the log is rewritten with the item on every posting."""
 
     key = UnicodeAttribute(attr_name="k")  # the stored idempotency key: its record is updated by the drain
+    # This posting's own id, also on its record: a key may be used again once its record expired, and the drain
+    # must complete the record of this very posting, never a later one's.
+    posting = UnicodeAttribute(attr_name="p")
     amount = NumberAttribute(attr_name="a")
     created_at = UnicodeAttribute(attr_name="t")  # when it was planned; the drain keeps the journal's order
     attributes = JSONAttribute(attr_name="x", null=True)  # the entry's other attributes
@@ -154,7 +157,7 @@ class AccountModel(Model):
     book = UnicodeAttribute(null=True)  # /v1: the tenant's book, on `by_book` (a hot account's shards have none)
     version = VersionAttribute()
 
-    by_count = VolumeIndex()
+    by_count = CountIndex()
     pending_takes = PendingTakeIndex()
     by_book = AccountBookIndex()
 
@@ -239,6 +242,8 @@ class IdempotencyModel(Model):
     created_at = UnicodeAttribute()
     # Set only for keys that are mere retry tokens; transaction ids clients read back never expire.
     expires_at = TTLAttribute(null=True)
+    # A posting written without a read: its id in its account's log (`UnsequencedEntry.posting`).
+    posting = UnicodeAttribute(null=True)
     # What the request made (a /v1 transaction id), and every leg of a posting of more than one.
     resource = UnicodeAttribute(null=True)
     legs = ListAttribute(of=LegRecord, null=True)

@@ -6,8 +6,9 @@
   id when the answer is already known).
 - User and wallet ids are integers from an atomic counter (one UpdateItem ADD), starting at 1, never
   reused; an id drawn by a request that then lost its race is skipped, not handed out again.
-- A wallet is a ledger account in the `wallets` book: every credit or debit is one posting (one
-  consistent read, one transaction) with the floor in the condition. Money is integer minor units.
+- A wallet is a ledger account in the `wallets` book: every credit or debit is one posting, one transaction
+  without a read (`ledger/sequencer.py`), with the floor and the wallet's surface, owner and type in its
+  condition. Money is integer minor units.
 - Each surface keeps its own users and wallets (contracts.md): a user and a wallet carry the surface
   that made them, and a surface's `Directory` and `Wallets` see only their own — another surface's id
   answers as one that does not exist, in every read and in the write's condition. Only the phone

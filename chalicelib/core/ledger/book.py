@@ -185,19 +185,23 @@ class Ledger:
 
     # -- the journal (see `Journal`) ------------------------------------------------------
     def settle(self, account_id: str, *, force: bool = False, owner: int | None = None,
-               surface: str | None = None) -> None:
-        """Every posting of the account that waits in its log (written without a read) put in the journal: a read
-        of the journal sees every posting answered before it. One GetItem when there is none (`sequencer.py`).
-        Only in books that write without reads, unless `force`d (the verifier, which knows no book's options).
-        `owner`, `surface`: whose reads these are; an account of another is left as it is (the read that follows
-        refuses it, and a probe of it costs what a probe of a missing one does)."""
+               surface: str | None = None) -> list[Posting]:
+        """Every posting of the account answered before this call that waits in its log (written without a read)
+        put in the journal, so a read of the journal sees it: one GetItem when none waits (`sequencer.py`), and a
+        drain when some do. Returns those, as the journal holds them: a time index may not show them yet (on AWS
+        a GSI lags its table), so a read of one merges them in. Only in books that write without reads, unless
+        `force`d (the verifier, which knows no book's options). `owner`, `surface`: whose reads these are; an
+        account of another is left as it is (the read that follows refuses it, and a probe of it costs what a
+        probe of a missing one does)."""
         if not (self._engine.unread_writes or force):
-            return
+            return []
 
         def sees(account: AccountModel) -> bool:
             return ((surface is None or account.surface == surface)
                     and (owner is None or (account.owner is not None and int(account.owner) == owner)))
-        self._engine.settle(self.account_key(account_id), self.retry_budget(), sees)
+        return [Posting(account_id, place.seq, place.amount, place.balance_after, place.created_at,
+                        credited_after=place.credited_after, debited_after=place.debited_after)
+                for place in self._engine.settle(self.account_key(account_id), self.retry_budget(), sees)]
 
     def history(self, account_id: str, *, limit: int = 100, cursor: str | None = None,
                 newest_first: bool = True, start: datetime | None = None, end: datetime | None = None,
@@ -214,14 +218,14 @@ class Ledger:
 
     def totals(self, account_id: str, start: datetime | None, end: datetime | None, **whose) -> Totals:
         """Credits, debits and their count with start <= created_at <= end (see `Journal.period`)."""
-        self.settle(account_id, **whose)
-        return Totals.of(self._journal.period(account_id, start, end, **whose))
+        settled = self.settle(account_id, **whose)
+        return Totals.of(self._journal.period(account_id, start, end, settled=settled, **whose))
 
     def statement(self, account_id: str, start: datetime | None, end: datetime | None,
                   **whose) -> tuple[Totals, list[Posting]]:
         """The period's totals and every posting in it, oldest first (see `Journal.period`)."""
-        self.settle(account_id, **whose)
-        postings = self._journal.period(account_id, start, end, **whose)
+        settled = self.settle(account_id, **whose)
+        postings = self._journal.period(account_id, start, end, settled=settled, **whose)
         return Totals.of(postings), postings
 
     def balance_as_of(self, account_id: str, moment: datetime) -> int:
@@ -231,13 +235,13 @@ class Ledger:
     def as_of(self, account_id: str, moment: datetime, shards: int | None = None) -> Snapshot:
         """The account right after its last entry at or before `moment`: one Query, or for a hot account see
         `Journal.hot_as_of`. `shards`: the account's, when the caller read it (else found as `history` finds it)."""
-        self.settle(account_id)
+        settled = self.settle(account_id)
         if shards is None:
             layout = self._layouts.get(account_id) if self.is_hot(account_id) else None
             shards = layout.shards if layout else 1
         if shards > 1:
             return self._journal.hot_as_of(account_id, shards, moment)
-        return self._journal.as_of(account_id, moment)
+        return self._journal.as_of(account_id, moment, settled=settled)
 
     # -- writes -------------------------------------------------------------------------
     def open(self, account_id: str, *, floor: int | None, attributes: dict, idempotency_key: str | None,

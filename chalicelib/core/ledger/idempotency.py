@@ -33,12 +33,12 @@ def new_record(stored_key: str, request_fingerprint: str, postings: list[Posting
     return record
 
 
-def unsequenced_record(stored_key: str, request_fingerprint: str, account_key: str, amount: int, *, now: datetime,
-                       key_ttl_seconds: int | None, resource: str | None) -> IdempotencyModel:
+def unsequenced_record(stored_key: str, posting: str, request_fingerprint: str, account_key: str, amount: int, *,
+                       now: datetime, key_ttl_seconds: int | None, resource: str | None) -> IdempotencyModel:
     """The record of a posting that did not read its account: no seq or balance after yet (the drain that puts
     the posting in the journal sets them; until then the account's log says them)."""
     record = IdempotencyModel(stored_key, fingerprint=request_fingerprint, account=account_key, amount=amount,
-                              created_at=stamp(now), resource=resource)
+                              created_at=stamp(now), resource=resource, posting=posting)
     if key_ttl_seconds:
         record.expires_at = now + timedelta(seconds=key_ttl_seconds)
     return record

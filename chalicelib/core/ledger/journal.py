@@ -118,22 +118,26 @@ class Journal:
     def _cursors(self) -> Cursors:
         return Cursors(derived_key(self._settings, "cursor"))
 
-    def period(self, account_id: str, start: datetime | None, end: datetime | None, **whose) -> list[Posting]:
+    def period(self, account_id: str, start: datetime | None, end: datetime | None, *,
+               settled: list[Posting] | None = None, **whose) -> list[Posting]:
         """The newest MAX_PERIOD_ENTRIES postings with start <= created_at <= end, oldest first: one Query of
         `by_time`, newest first. A request's work is bounded whatever the period holds (a whole history was read
-        before); callers whose contract has no paging say so. `whose`: owner, surface (see `history`)."""
+        before); callers whose contract has no paging say so. `settled`: postings just put in the journal, which
+        the index may not show yet (`Ledger.settle`). `whose`: owner, surface (see `history`)."""
         page = self.history(account_id, limit=MAX_PERIOD_ENTRIES, newest_first=True, start=start, end=end,
                             **whose)
-        return list(reversed(page.postings))
+        return _merged(page.postings, settled, start, end)[-MAX_PERIOD_ENTRIES:]
 
-    def last_entry_as_of(self, account_id: str, moment: datetime) -> Posting | None:
-        """The account's last entry at or before `moment` (None before its first): one Query of `by_time`."""
-        last = self.history(account_id, limit=1, end=moment).postings
-        return last[0] if last else None
+    def last_entry_as_of(self, account_id: str, moment: datetime,
+                         settled: list[Posting] | None = None) -> Posting | None:
+        """The account's last entry at or before `moment` (None before its first): one Query of `by_time`, and the
+        `settled` postings it may not show yet."""
+        last = _merged(self.history(account_id, limit=1, end=moment).postings, settled, None, moment)
+        return last[-1] if last else None
 
-    def as_of(self, account_id: str, moment: datetime) -> Snapshot:
+    def as_of(self, account_id: str, moment: datetime, settled: list[Posting] | None = None) -> Snapshot:
         """The account right after its last entry at or before `moment`: one Query of `by_time`."""
-        last = self.last_entry_as_of(account_id, moment)
+        last = self.last_entry_as_of(account_id, moment, settled)
         if last is None:
             return Snapshot(0, 0, 0, 0, 0)
         return Snapshot(last.balance_after, last.credited_after, last.debited_after, last.seq, last.seq)
@@ -161,6 +165,17 @@ class Journal:
                         None)
 
 
+def _merged(queried: list[Posting], settled: list[Posting] | None, start: datetime | None,
+            end: datetime | None) -> list[Posting]:
+    """The postings a time-index query gave and the `settled` ones in its range it may not show yet, each once,
+    oldest first (seq order, which is time order on one account)."""
+    low, high = stamp(start) if start else "", stamp(end) if end else None
+    extra = [posting for posting in settled or ()
+             if posting.created_at >= low and (high is None or posting.created_at <= high)]
+    # What the journal holds wins: a settled posting carries only what its log entry said.
+    return sorted({posting.seq: posting for posting in [*extra, *queried]}.values(), key=lambda posting: posting.seq)
+
+
 @dataclass(frozen=True)
 class Snapshot:
     """An account as of a moment: its balance, its running sums of credits and debits, its number of entries,
@@ -177,6 +192,9 @@ def time_range(attribute, start: datetime | None, end: datetime | None, end_suff
     """start <= `attribute` <= end (a stamp, or one that goes on after it: `end_suffix`), either end open; None for
     no range. The key condition of every time-ordered Query: the journal's and the lists'."""
     if start is not None and end is not None:
+        if stamp(start) > stamp(end) + end_suffix:
+            # DynamoDB refuses a BETWEEN whose bounds are the wrong way round (a ValidationException: a 500).
+            raise InvalidRequest("end must not be before start", field="end")
         return attribute.between(stamp(start), stamp(end) + end_suffix)
     if start is not None:
         return attribute >= stamp(start)

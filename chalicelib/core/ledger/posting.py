@@ -20,9 +20,9 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import Generic
+from typing import Generic, TypeVar
 
-from pynamodb.exceptions import TransactGetError, UpdateError
+from pynamodb.exceptions import DoesNotExist, PynamoDBException, TransactGetError, UpdateError
 from pynamodb.expressions.condition import Condition
 from pynamodb.expressions.update import Action
 from pynamodb.models import Model
@@ -49,6 +49,7 @@ from chalicelib.core.ledger.sequencer import (
     DRAIN_AT,
     INTERNAL_KEY_TTL_SECONDS,
     MAX_UNSEQUENCED,
+    Placed,
     drain_writes,
     placed,
     unread_update,
@@ -56,6 +57,8 @@ from chalicelib.core.ledger.sequencer import (
 from chalicelib.core.ledger.shards import Layout, Layouts, debit_parts, home_shard, shard_id
 from chalicelib.core.ledger.stamps import parse_stamp, stamp
 from chalicelib.core.models import AccountModel, CounterModel, EntryModel, IdempotencyModel, UnsequencedEntry
+
+T = TypeVar("T")
 
 # An item a posting's transaction updates: the item (its keys), the actions, and the condition it must meet.
 ItemUpdate = tuple[Model, list[Action], Condition | None]
@@ -197,6 +200,17 @@ def _required(leg: Leg, planned: PlannedLeg) -> int | None:
     return int(max(limits)) if limits else None
 
 
+def _again(call: Callable[[], T], budget: RetryBudget) -> T:
+    """A read, or a write that may be repeated, after a posting landed: tried again within the request's budget while
+    DynamoDB gives no answer (throttled, a 5xx, a timeout), so that a committed posting is answered."""
+    while True:
+        try:
+            return call()
+        except PynamoDBException as error:
+            if isinstance(error, DoesNotExist) or is_client_fault(error) or not budget.retry():
+                raise
+
+
 class _ReadFirst(Exception):
     """The account is not as a posting without a read assumed (another floor, something held, not yet opened):
     nothing was written; the posting is planned from a read."""
@@ -254,9 +268,10 @@ class PostingEngine:
                       else self._keys.internal_key(uuid.uuid4().hex))
         key_ttl_seconds = request.key_ttl_seconds if request.idempotency_key else INTERNAL_KEY_TTL_SECONDS
         account_key = self._keys.account_key(leg.account_id)
-        entry = UnsequencedEntry(key=stored_key, amount=leg.amount, created_at=created_at,
+        posting_id = uuid.uuid4().hex
+        entry = UnsequencedEntry(key=stored_key, posting=posting_id, amount=leg.amount, created_at=created_at,
                                  attributes=dict(request.entry_attributes) or None)
-        record = unsequenced_record(stored_key, request.fingerprint, account_key, leg.amount, now=now,
+        record = unsequenced_record(stored_key, posting_id, request.fingerprint, account_key, leg.amount, now=now,
                                     key_ttl_seconds=key_ttl_seconds, resource=request.resource)
         actions, condition = unread_update(leg, entry, track_volume=self._track_volume)
         if request.unread_condition is not None:
@@ -272,11 +287,13 @@ class PostingEngine:
             commit(build, str(uuid.uuid4()), budget, lambda: Contention(
                 "the datastore did not confirm the write; retry with the same idempotency key"))
         except Cancelled as cancelled:
-            return self._unread_refused(cancelled, request, stored_key)
-        return [self._answer_unread(leg.account_id, account_key, stored_key, request.resource)]
+            return self._after_cancellation(cancelled, request, stored_key, budget)
+        return [self._answer_unread(leg.account_id, account_key, stored_key, posting_id, request.resource, budget)]
 
-    def _unread_refused(self, cancelled: Cancelled, request: PostingRequest, stored_key: str) -> list[Posting]:
-        """What a cancelled unread posting means. Nothing was written."""
+    def _after_cancellation(self, cancelled: Cancelled, request: PostingRequest, stored_key: str,
+                            budget: RetryBudget) -> list[Posting]:
+        """What a cancelled posting without a read means (nothing was written): the replay of a used key, a refusal,
+        or another try."""
         if cancelled.failed is None:
             raise Stale() from cancelled
         if "record" in cancelled.failed and request.idempotency_key is not None:
@@ -289,8 +306,8 @@ class PostingEngine:
                 return self.replayed(used)
             # The first request may have lost its answer before it raised the mark: its count, from the one read of
             # the account that also places the posting while it waits in the log.
-            account = AccountModel.get(used.account, consistent_read=True)
-            self._raise_mark(int(account.entry_count), self._keys.account_id(used.account))
+            account = _again(lambda: AccountModel.get(used.account, consistent_read=True), budget)
+            self._raise_mark(int(account.entry_count), self._keys.account_id(used.account), budget)
             return self.replayed(used, account)
         if "account:0" not in cancelled.failed:
             conflict = any(reason is not None and reason.code == "TransactionConflict"
@@ -303,48 +320,55 @@ class PostingEngine:
             if not leg.create:
                 raise NotFound(f"account {leg.account_id} not found")
             raise _ReadFirst()  # a debit of an account not opened yet, expecting a floor: the read path opens it
+        # The image is the account as the condition found it: the plan a read would have made from it refuses what
+        # it refuses (the floor, with its message; another owner's wallet, through the service's own check), before
+        # anything else is done to the account (what a stranger's request costs tells nothing of it).
+        self._plan(request, [image], None, recheck=False)
         if len(image.log or []) >= MAX_UNSEQUENCED:
             with contextlib.suppress(Cancelled, Ambiguous):
                 self._drain(image)  # or another writer drained it first: either way there is room now
             raise Stale(wait=False)
-        # The image is the account as the condition found it: the plan a read would have made from it refuses what
-        # it refuses (the floor, with its message; another owner's wallet, through the service's own check).
-        self._plan(request, [image], None, recheck=False)
         raise _ReadFirst()  # the plan would pass (another floor than expected, say): plan it from a read
 
-    def _answer_unread(self, account_id: str, account_key: str, stored_key: str, resource: str | None) -> Posting:
+    def _answer_unread(self, account_id: str, account_key: str, stored_key: str, posting_id: str,
+                       resource: str | None, budget: RetryBudget) -> Posting:
         """The committed posting as the journal will hold it, from one consistent read of its account after the
         write (still in the log), or of its record (a drain moved it meanwhile). Then, for every DRAIN_AT-th
         posting of the account, a drain; and the book's high-water mark raised to the count read, before the
-        answer: once every write is answered, the mark is exact."""
-        account = AccountModel.get(account_key, consistent_read=True)
-        mine = next((place for place in placed(account) if place.key == stored_key), None)
+        answer: once every write is answered, the mark is exact. The write has landed: its reads are tried again
+        within the request's budget, and a drain that fails leaves the answer as it is."""
+        account = _again(lambda: AccountModel.get(account_key, consistent_read=True), budget)
+        mine = next((place for place in placed(account) if place.posting == posting_id), None)
         if mine is not None:
             posting: Posting = Posting(account_id, mine.seq, mine.amount, mine.balance_after, mine.created_at,
                               resource=resource, credited_after=mine.credited_after, debited_after=mine.debited_after)
         else:
-            posting = replace(self.replayed(IdempotencyModel.get(stored_key, consistent_read=True))[0],
-                              replayed=False)
+            record = _again(lambda: IdempotencyModel.get(stored_key, consistent_read=True), budget)
+            posting = replace(self.replayed(record)[0], replayed=False)
+        if self._track_volume:
+            self._raise_mark(int(account.entry_count), account_id, budget)
         if mine is not None and mine.seq % DRAIN_AT == 0:
             # One posting in DRAIN_AT drains, so that concurrent writers do not all try (all but one would lose).
-            with contextlib.suppress(Cancelled, Ambiguous):
+            with contextlib.suppress(Cancelled, Ambiguous, PynamoDBException):
                 self._drain(account)
-        if self._track_volume:
-            self._raise_mark(int(account.entry_count), account_id)
         return posting
 
-    def _raise_mark(self, count: int, account_id: str) -> None:
-        """The book's high-water mark at least `count`: one conditional UpdateItem when it may be lower."""
+    def _raise_mark(self, count: int, account_id: str, budget: RetryBudget) -> None:
+        """The book's high-water mark at least `count`: one conditional UpdateItem when it may be lower (tried again
+        within the budget: setting it twice is setting it once)."""
         if count <= self._mark_seen:
             return
         mark = CounterModel(self._keys.high_water_name())
-        try:
-            mark.update([CounterModel.value.set(count), CounterModel.holder.set(account_id)],
-                        condition=CounterModel.value.does_not_exist() | (CounterModel.value < count))
-        except UpdateError as error:
-            if response_code(error) != "ConditionalCheckFailedException":
-                raise
-        self._mark_seen = count
+
+        def raise_it() -> None:
+            try:
+                mark.update([CounterModel.value.set(count), CounterModel.holder.set(account_id)],
+                            condition=CounterModel.value.does_not_exist() | (CounterModel.value < count))
+            except UpdateError as error:
+                if response_code(error) != "ConditionalCheckFailedException":
+                    raise
+        _again(raise_it, budget)
+        self._mark_seen = max(self._mark_seen, count)
 
     def _drain(self, account: AccountModel) -> None:
         """Move the account's logged postings (as read) into the journal. Cancelled when another drain took them
@@ -362,22 +386,32 @@ class PostingEngine:
             if build is not None:
                 send(build, str(uuid.uuid4()))
 
-    def settle(self, account_key: str, budget: RetryBudget, sees: Callable[[AccountModel], bool]) -> None:
-        """Every logged posting of the account in the journal: read, drain, until the log is empty (of an account
-        the reader `sees`: another's is left alone)."""
+    def settle(self, account_key: str, budget: RetryBudget, sees: Callable[[AccountModel], bool]) -> list[Placed]:
+        """Every posting of the account answered before this call in the journal (of an account the reader `sees`:
+        another's is left alone): read, and drain what the log holds; read again only when that drain lost to
+        another (so writers that keep logging never starve a reader). Returns the postings the first read found in
+        the log, which an index may not show yet."""
+        first: list[Placed] = []
+        target: int | None = None
+
         def attempt(_recheck: bool) -> None:
+            nonlocal target
             try:
                 account = AccountModel.get(account_key, consistent_read=True)
             except AccountModel.DoesNotExist:
                 return
             if not account.log or not sees(account):
                 return
+            if target is None:
+                target, first[:] = int(account.entry_count), placed(account)
+            if int(account.entry_count) - len(account.log) >= target:
+                return  # what was answered before this read is in the journal; later postings wait for later reads
             try:
                 self._drain(account)
             except (Cancelled, Ambiguous):
-                pass
-            raise Stale(wait=False)  # read again: more may have been logged meanwhile
+                raise Stale(wait=False) from None  # another drain moved some first: read again
         until_current(attempt, budget, _too_busy)
+        return first
 
     def replayed(self, record: IdempotencyModel, account: AccountModel | None = None) -> list[Posting]:
         """What the first request with the record's key committed: from the record, or, while the posting waits
@@ -388,7 +422,7 @@ class PostingEngine:
         account_id = self._keys.account_id(record.account)
         if account is None:
             account = AccountModel.get(record.account, consistent_read=True)
-        mine = next((place for place in placed(account) if place.key == record.key), None)
+        mine = next((place for place in placed(account) if place.posting == record.posting), None)
         if mine is None:
             return replayed_postings(IdempotencyModel.get(record.key, consistent_read=True), self._keys)
         return [Posting(account_id, mine.seq, mine.amount, mine.balance_after, mine.created_at, replayed=True,

@@ -36,8 +36,8 @@ MAX_TRANSACTION_ITEMS = 100
 MAX_UNSEQUENCED = 32
 # Every DRAIN_AT-th posting of an account drains its log, so that writers rarely meet a full one.
 DRAIN_AT = 8
-# A posting that came without an idempotency key gets a record of its own, kept this long: past its drain nothing
-# reads it (the posting is in the journal), and a log is drained long before.
+# A posting that came without an idempotency key gets a record of its own, kept this long. A record may expire
+# before its posting is drained (an account nobody posts to or reads): the drain then leaves it out.
 INTERNAL_KEY_TTL_SECONDS = 7 * 24 * 3600
 assert 2 * MAX_UNSEQUENCED + 1 <= MAX_TRANSACTION_ITEMS
 assert 0 < DRAIN_AT < MAX_UNSEQUENCED
@@ -48,6 +48,7 @@ class Placed:
     """A logged posting as the journal will hold it."""
 
     key: str  # its stored idempotency key
+    posting: str  # its own id (see `UnsequencedEntry.posting`)
     seq: int
     amount: int
     balance_after: int
@@ -77,13 +78,15 @@ def placed(account: AccountModel) -> list[Placed]:
         if last is not None and moment <= last:
             moment = last + timedelta(microseconds=1)
         last = moment
-        places.append(Placed(entry.key, seq, amount, balance, stamp(moment), credited, debited,
+        places.append(Placed(entry.key, entry.posting, seq, amount, balance, stamp(moment), credited, debited,
                              dict(entry.attributes or {})))
     return places
 
 
 def unread_update(leg: Leg, entry: UnsequencedEntry, *, track_volume: bool) -> tuple[list, Condition]:
-    """The account's update and condition for a posting of `leg` that did not read the account. `leg.floor` is the
+    """The account's update and condition for a posting of `leg` that did not read the account (the version's
+    increment is PynamoDB's: the caller updates an `AccountModel` with a version and no version condition, so that a
+    plan of the read path sees that the account moved). `leg.floor` is the
     floor the caller expects the account to have (None: none), `leg.minimum` a higher one of this posting's; a
     debit is checked against them, and refused by the condition when the account has another floor (the caller
     then reads). Seq and balance after come from `placed`."""
@@ -109,6 +112,8 @@ def unread_update(leg: Leg, entry: UnsequencedEntry, *, track_volume: bool) -> t
         if leg.floor is None:
             condition &= AccountModel.floor.does_not_exist()
             condition &= AccountModel.balance.does_not_exist() | (AccountModel.balance >= INT64_MIN - amount)
+            if leg.minimum is not None:
+                condition &= AccountModel.balance >= leg.minimum - amount
         else:
             # balance + amount >= the floor (or the higher minimum), on an account with nothing held (a hold's
             # reservation needs a read).
@@ -118,11 +123,10 @@ def unread_update(leg: Leg, entry: UnsequencedEntry, *, track_volume: bool) -> t
     return actions, condition
 
 
-def drain_writes(account: AccountModel, upto: int | None = None,
-                 skip_records: frozenset[str] = frozenset()) -> Callable[[Writes], None] | None:
-    """The transaction that moves the oldest `upto` (default: all) logged postings of `account` (as read) into
-    the journal; None when the log is empty. `skip_records`: records that no longer exist (expired keys)."""
-    places = placed(account)[:upto]
+def drain_writes(account: AccountModel, skip_records: frozenset[str] = frozenset()) -> Callable[[Writes], None] | None:
+    """The transaction that moves every logged posting of `account` (as read) into the journal; None when the log
+    is empty. `skip_records`: records found gone (expired, or their key used again since) by an earlier try."""
+    places = placed(account)
     if not places:
         return None
     # What the account says of every entry of its own (a wallet's owner and surface, on which its history filters):
@@ -137,13 +141,16 @@ def drain_writes(account: AccountModel, upto: int | None = None,
                                credited_after=place.credited_after, debited_after=place.debited_after,
                                **{**owned, **place.attributes})
             writes.put("entry", entry, EntryModel.seq.does_not_exist())
-        for place in places:
+        # One update a key (a key used again after its record expired names one record: the newer posting's), and
+        # only the record of this very posting (its id): an expired one is not brought back, a newer one not touched.
+        newest = {place.key: place for place in places}
+        for place in newest.values():
             if place.key in skip_records:
                 continue
             writes.update(f"record:{place.key}", IdempotencyModel(place.key),
                           [IdempotencyModel.seq.set(place.seq), IdempotencyModel.balance_after.set(place.balance_after),
                            IdempotencyModel.created_at.set(place.created_at)],
-                          IdempotencyModel.key.exists())
+                          IdempotencyModel.posting == place.posting)
         # No condition on the account: the entries' seqs, free only until a drain took them, say this drain is
         # the one that moves these postings (and only drains remove from the log, always its oldest entries).
         writes.update("account", AccountModel(account.key, version=0),
