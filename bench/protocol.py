@@ -4,13 +4,18 @@ physical reference — raw one-item TransactWriteItems on the same DynamoDB Loca
 Rows: seed 004's `POST /amount` on one account (credits; credits and debits mixed) and on 100 accounts; seed
 003's wallet on one wallet (credits; credits and debits against its floor), every posting through the real HTTP
 stack. After the rows, the verifier checks each account the rows wrote (journal = balance, floor kept at every
-entry). `python -m bench.protocol` runs this section alone.
+entry). `python -m bench.protocol` runs this section alone; `--against URL [--seconds N]` runs seed 004's and 003's
+one-account rows against a server already running (`make run`), for N seconds each, and reads back what landed.
 """
 from __future__ import annotations
 
+import argparse
+import threading
+import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 
-from bench.common import CONTENDED_HEADER, THREADS, contended, contended_cells, note, run_alone, table
+from bench.common import CONTENDED_HEADER, THREADS, contended, contended_cells, note, percentile, run_alone, table
 from bench.hot import raw_transact_writes
 from tools.local_http import request_json as http
 
@@ -78,5 +83,61 @@ def run(base: str, endpoint: str) -> None:
          "every contended row")
 
 
+def for_seconds(call, seconds: float) -> dict:
+    """THREADS threads making `call(thread)` for `seconds`: accepted per second, p50 and p99, statuses."""
+    deadline = time.monotonic() + seconds
+    latencies: list[float] = []
+    statuses: dict[int, int] = {}
+    lock = threading.Lock()
+
+    def worker(index: int) -> None:
+        while time.monotonic() < deadline:
+            start = time.perf_counter()
+            status = call(index)
+            with lock:
+                latencies.append((time.perf_counter() - start) * 1000)
+                statuses[status] = statuses.get(status, 0) + 1
+
+    start = time.perf_counter()
+    with ThreadPoolExecutor(THREADS) as pool:
+        list(pool.map(worker, range(THREADS)))
+    elapsed = time.perf_counter() - start
+    accepted = sum(count for status, count in statuses.items() if status in (200, 201))
+    return {"per_second": accepted / elapsed, "p50": percentile(latencies, 0.5), "p99": percentile(latencies, 0.99),
+            "statuses": statuses, "accepted": accepted}
+
+
+def against(base: str, seconds: float) -> None:
+    """The one-account rows on a running server; each followed by reading the balance back (nothing lost)."""
+    one, mixed = str(uuid.uuid4()), str(uuid.uuid4())
+    wallet = new_wallet(base, f"555{uuid.uuid4().int % 10**7:07d}")
+    rows = [("004 POST /amount, one account, credits", one, lambda index: amount(base, one, 1), 1),
+            ("004 POST /amount, one account, credits and debits", mixed,
+             lambda index: amount(base, mixed, 2 if index % 2 else -1), None),
+            ("003 POST /wallet/credit, one wallet", wallet, lambda index: wallet_move(base, wallet, 1.0), 100)]
+    for label, account, call, unit in rows:
+        result = for_seconds(call, seconds)
+        if unit is None:
+            landed = "balance not checked (mixed amounts)"
+        else:
+            path = f"/balance/{account}" if isinstance(account, str) else f"/wallet/balance/{account}"
+            balance = http("GET", f"{base}{path}")[1]["balance"]
+            balance = round(balance * 100) if isinstance(account, int) else balance
+            landed = f"accepted {result['accepted']}, balance {balance}, lost {result['accepted'] * unit - balance}"
+        print(f"{label}: {result['per_second']:.1f}/s accepted over {seconds:.0f}s ({THREADS} threads), "
+              f"p50 {result['p50']:.0f} ms, p99 {result['p99']:.0f} ms, statuses {result['statuses']}; {landed}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--against", help="the base URL of a running server (make run)")
+    parser.add_argument("--seconds", type=float, default=15.0)
+    arguments = parser.parse_args()
+    if arguments.against:
+        against(arguments.against.rstrip("/"), arguments.seconds)
+    else:
+        run_alone(run)
+
+
 if __name__ == "__main__":
-    run_alone(run)
+    main()
