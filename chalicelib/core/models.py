@@ -74,7 +74,7 @@ class UnsequencedEntry(MapAttribute):
     key = UnicodeAttribute(attr_name="k")  # the stored idempotency key: its record is updated by the drain
     # This posting's own id, also on its record: a key may be used again once its record expired, and the drain
     # must complete the record of this very posting, never a later one's.
-    posting = UnicodeAttribute(attr_name="p")
+    posting = UnicodeAttribute(attr_name="p", null=True)
     amount = NumberAttribute(attr_name="a")
     created_at = UnicodeAttribute(attr_name="t")  # when it was planned; the drain keeps the journal's order
     attributes = JSONAttribute(attr_name="x", null=True)  # the entry's other attributes

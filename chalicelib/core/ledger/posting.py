@@ -349,8 +349,8 @@ class PostingEngine:
             self._raise_mark(int(account.entry_count), account_id, budget)
         if mine is not None and mine.seq % DRAIN_AT == 0:
             # One posting in DRAIN_AT drains, so that concurrent writers do not all try (all but one would lose).
-            with contextlib.suppress(Cancelled, Ambiguous, PynamoDBException):
-                self._drain(account)
+            with contextlib.suppress(Cancelled, Ambiguous, PynamoDBException, InvalidRequest):
+                self._drain(account)  # the posting landed: its answer stands whatever the drain meets
         return posting
 
     def _raise_mark(self, count: int, account_id: str, budget: RetryBudget) -> None:
@@ -408,8 +408,12 @@ class PostingEngine:
                 return  # what was answered before this read is in the journal; later postings wait for later reads
             try:
                 self._drain(account)
-            except (Cancelled, Ambiguous):
-                raise Stale(wait=False) from None  # another drain moved some first: read again
+            except Cancelled as cancelled:
+                # Another drain moved some first: read again at once. A conflict (nothing failed): nobody moved
+                # anything yet, so wait first.
+                raise Stale(wait=not cancelled.failed) from None
+            except Ambiguous:
+                raise Stale() from None
         until_current(attempt, budget, _too_busy)
         return first
 
@@ -422,7 +426,9 @@ class PostingEngine:
         account_id = self._keys.account_id(record.account)
         if account is None:
             account = AccountModel.get(record.account, consistent_read=True)
-        mine = next((place for place in placed(account) if place.posting == record.posting), None)
+        # By the posting's id; a record written before postings had ids, by its key.
+        mine = next((place for place in placed(account) if (place.posting == record.posting if record.posting
+                                                              else place.key == record.key)), None)
         if mine is None:
             return replayed_postings(IdempotencyModel.get(record.key, consistent_read=True), self._keys)
         return [Posting(account_id, mine.seq, mine.amount, mine.balance_after, mine.created_at, replayed=True,

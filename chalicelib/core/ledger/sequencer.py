@@ -48,7 +48,7 @@ class Placed:
     """A logged posting as the journal will hold it."""
 
     key: str  # its stored idempotency key
-    posting: str  # its own id (see `UnsequencedEntry.posting`)
+    posting: str | None  # its own id (see `UnsequencedEntry.posting`; None if logged before postings had ids)
     seq: int
     amount: int
     balance_after: int
@@ -114,6 +114,7 @@ def unread_update(leg: Leg, entry: UnsequencedEntry, *, track_volume: bool) -> t
             condition &= AccountModel.balance.does_not_exist() | (AccountModel.balance >= INT64_MIN - amount)
             if leg.minimum is not None:
                 condition &= AccountModel.balance >= leg.minimum - amount
+                condition &= AccountModel.held.does_not_exist() | (AccountModel.held == 0)
         else:
             # balance + amount >= the floor (or the higher minimum), on an account with nothing held (a hold's
             # reservation needs a read).
@@ -147,10 +148,12 @@ def drain_writes(account: AccountModel, skip_records: frozenset[str] = frozenset
         for place in newest.values():
             if place.key in skip_records:
                 continue
+            # A log entry written before postings had ids: its record, if it still waits for its seq.
+            own = (IdempotencyModel.posting == place.posting if place.posting is not None
+                   else IdempotencyModel.key.exists() & IdempotencyModel.seq.does_not_exist())
             writes.update(f"record:{place.key}", IdempotencyModel(place.key),
                           [IdempotencyModel.seq.set(place.seq), IdempotencyModel.balance_after.set(place.balance_after),
-                           IdempotencyModel.created_at.set(place.created_at)],
-                          IdempotencyModel.posting == place.posting)
+                           IdempotencyModel.created_at.set(place.created_at)], own)
         # No condition on the account: the entries' seqs, free only until a drain took them, say this drain is
         # the one that moves these postings (and only drains remove from the log, always its oldest entries).
         writes.update("account", AccountModel(account.key, version=0),
