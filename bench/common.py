@@ -134,6 +134,31 @@ def contended(requests, call: Callable[[int, int], int], per_thread: int) -> dic
             "p99": percentile(latencies, 0.99), "statuses": dict(statuses), "requests_per_call": requests.total / total}
 
 
+def for_seconds(call, seconds: float) -> dict:
+    """THREADS threads making `call(thread) -> HTTP status` for `seconds`: accepted (200, 201) per second, p50 and
+    p99, statuses, the seconds taken."""
+    deadline = time.monotonic() + seconds
+    latencies: list[float] = []
+    statuses: dict[int, int] = {}
+    lock = threading.Lock()
+
+    def worker(index: int) -> None:
+        while time.monotonic() < deadline:
+            start = time.perf_counter()
+            status = call(index)
+            with lock:
+                latencies.append((time.perf_counter() - start) * 1000)
+                statuses[status] = statuses.get(status, 0) + 1
+
+    start = time.perf_counter()
+    with ThreadPoolExecutor(THREADS) as pool:
+        list(pool.map(worker, range(THREADS)))
+    elapsed = time.perf_counter() - start
+    accepted = sum(count for status, count in statuses.items() if status in (200, 201))
+    return {"per_second": accepted / elapsed, "p50": percentile(latencies, 0.5), "p99": percentile(latencies, 0.99),
+            "statuses": statuses, "accepted": accepted, "elapsed": elapsed}
+
+
 CONTENDED_HEADER = ["calls/s", "p50 ms", "p99 ms", "DynamoDB requests/call", "statuses"]
 
 

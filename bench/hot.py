@@ -11,11 +11,9 @@ against a server already running (`make run`), for as many seconds per row as `-
 from __future__ import annotations
 
 import argparse
-import time
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 
-from bench.common import CONTENDED_HEADER, THREADS, contended, contended_cells, note, table
+from bench.common import CONTENDED_HEADER, THREADS, contended, contended_cells, for_seconds, note, table
 from tools.local_http import request_json as http
 
 PER_THREAD = 25  # 400 postings a row
@@ -123,22 +121,6 @@ def run(base: str, endpoint: str) -> None:
                results, raw)
 
 
-def hammer(call, seconds: float) -> tuple[float, dict[int, int]]:
-    """16 threads making `call(thread)` for `seconds`: (seconds taken, statuses)."""
-    deadline = time.monotonic() + seconds
-    statuses: dict[int, int] = {}
-
-    def worker(index: int) -> None:
-        while time.monotonic() < deadline:
-            status = call(index)
-            statuses[status] = statuses.get(status, 0) + 1
-
-    start = time.perf_counter()
-    with ThreadPoolExecutor(THREADS) as pool:
-        list(pool.map(worker, range(THREADS)))
-    return time.perf_counter() - start, statuses
-
-
 def against(base: str, key: str, seconds: float) -> None:
     """On a running server, 16 threads for `seconds` each: postings to a fresh hot account, then to an ordinary
     one, then earns into 16 points accounts (all against the issuer, @world:points). Accepted per second, and
@@ -151,13 +133,15 @@ def against(base: str, key: str, seconds: float) -> None:
              ("postings, one ordinary account", f"one-{tag}", {}))
     for label, account_id, fields in cases:
         open_account(base, account_id, **fields)
-        elapsed, statuses = hammer(lambda _index, account_id=account_id: post(base, account_id, 1), seconds)
+        result = for_seconds(lambda _index, account_id=account_id: post(base, account_id, 1), seconds)
+        elapsed, statuses = result["elapsed"], result["statuses"]
         balance = http("GET", f"{base}/v1/accounts/{account_id}")[1]["balance"]
         print(f"{label}: {statuses.get(201, 0) / elapsed:.1f}/s accepted over {elapsed:.1f}s ({THREADS} threads), "
               f"statuses {statuses}, balance {balance} (lost: {statuses.get(201, 0) - balance})")
     earners = members(base, tag)
     issuer_before = http("GET", f"{base}/v1/accounts/@world:points")[1]["balance"]
-    elapsed, statuses = hammer(lambda index: earn(base, earners[index]), seconds)
+    result = for_seconds(lambda index: earn(base, earners[index]), seconds)
+    elapsed, statuses = result["elapsed"], result["statuses"]
     earned = sum(http("GET", f"{base}/v1/accounts/{name}")[1]["balance"] for name in earners)
     issuer = http("GET", f"{base}/v1/accounts/@world:points")[1]["balance"]
     print(f"earns, the issuer @world:points: {statuses.get(201, 0) / elapsed:.1f}/s accepted over {elapsed:.1f}s "

@@ -10,12 +10,18 @@ one-account rows against a server already running (`make run`), for N seconds ea
 from __future__ import annotations
 
 import argparse
-import threading
-import time
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 
-from bench.common import CONTENDED_HEADER, THREADS, contended, contended_cells, note, percentile, run_alone, table
+from bench.common import (
+    CONTENDED_HEADER,
+    THREADS,
+    contended,
+    contended_cells,
+    for_seconds,
+    note,
+    run_alone,
+    table,
+)
 from bench.hot import raw_transact_writes
 from tools.local_http import request_json as http
 
@@ -81,30 +87,6 @@ def run(base: str, endpoint: str) -> None:
          + "".join(f"\n  {problem}" for problem in problems[:5]))
     note("targets (issue 24): one account, credits >= 0.5x raw; mixed with a floor >= 0.35x raw; p99 <= 1 s in "
          "every contended row")
-
-
-def for_seconds(call, seconds: float) -> dict:
-    """THREADS threads making `call(thread)` for `seconds`: accepted per second, p50 and p99, statuses."""
-    deadline = time.monotonic() + seconds
-    latencies: list[float] = []
-    statuses: dict[int, int] = {}
-    lock = threading.Lock()
-
-    def worker(index: int) -> None:
-        while time.monotonic() < deadline:
-            start = time.perf_counter()
-            status = call(index)
-            with lock:
-                latencies.append((time.perf_counter() - start) * 1000)
-                statuses[status] = statuses.get(status, 0) + 1
-
-    start = time.perf_counter()
-    with ThreadPoolExecutor(THREADS) as pool:
-        list(pool.map(worker, range(THREADS)))
-    elapsed = time.perf_counter() - start
-    accepted = sum(count for status, count in statuses.items() if status in (200, 201))
-    return {"per_second": accepted / elapsed, "p50": percentile(latencies, 0.5), "p99": percentile(latencies, 0.99),
-            "statuses": statuses, "accepted": accepted}
 
 
 def against(base: str, seconds: float) -> None:

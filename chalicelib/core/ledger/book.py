@@ -199,8 +199,7 @@ class Ledger:
         def sees(account: AccountModel) -> bool:
             return ((surface is None or account.surface == surface)
                     and (owner is None or (account.owner is not None and int(account.owner) == owner)))
-        return [Posting(account_id, place.seq, place.amount, place.balance_after, place.created_at,
-                        credited_after=place.credited_after, debited_after=place.debited_after)
+        return [place.as_posting(account_id)
                 for place in self._engine.settle(self.account_key(account_id), self.retry_budget(), sees)]
 
     def history(self, account_id: str, *, limit: int = 100, cursor: str | None = None,

@@ -51,6 +51,7 @@ from chalicelib.core.ledger.sequencer import (
     MAX_UNSEQUENCED,
     Placed,
     drain_writes,
+    logged,
     placed,
     unread_update,
 )
@@ -288,7 +289,7 @@ class PostingEngine:
                 "the datastore did not confirm the write; retry with the same idempotency key"))
         except Cancelled as cancelled:
             return self._after_cancellation(cancelled, request, stored_key, budget)
-        return [self._answer_unread(leg.account_id, account_key, stored_key, posting_id, request.resource, budget)]
+        return [self._answer_unread(leg.account_id, record, request.resource, budget)]
 
     def _after_cancellation(self, cancelled: Cancelled, request: PostingRequest, stored_key: str,
                             budget: RetryBudget) -> list[Posting]:
@@ -325,32 +326,30 @@ class PostingEngine:
         # anything else is done to the account (what a stranger's request costs tells nothing of it).
         self._plan(request, [image], None, recheck=False)
         if len(image.log or []) >= MAX_UNSEQUENCED:
-            with contextlib.suppress(Cancelled, Ambiguous):
-                self._drain(image)  # or another writer drained it first: either way there is room now
+            self._try_drain(image)  # or another writer drained it first: either way there is room now
             raise Stale(wait=False)
         raise _ReadFirst()  # the plan would pass (another floor than expected, say): plan it from a read
 
-    def _answer_unread(self, account_id: str, account_key: str, stored_key: str, posting_id: str,
-                       resource: str | None, budget: RetryBudget) -> Posting:
+    def _answer_unread(self, account_id: str, record: IdempotencyModel, resource: str | None,
+                       budget: RetryBudget) -> Posting:
         """The committed posting as the journal will hold it, from one consistent read of its account after the
         write (still in the log), or of its record (a drain moved it meanwhile). Then, for every DRAIN_AT-th
         posting of the account, a drain; and the book's high-water mark raised to the count read, before the
         answer: once every write is answered, the mark is exact. The write has landed: its reads are tried again
         within the request's budget, and a drain that fails leaves the answer as it is."""
-        account = _again(lambda: AccountModel.get(account_key, consistent_read=True), budget)
-        mine = next((place for place in placed(account) if place.posting == posting_id), None)
+        account = _again(lambda: AccountModel.get(record.account, consistent_read=True), budget)
+        mine = logged(account, record)
         if mine is not None:
-            posting: Posting = Posting(account_id, mine.seq, mine.amount, mine.balance_after, mine.created_at,
-                              resource=resource, credited_after=mine.credited_after, debited_after=mine.debited_after)
+            posting: Posting = mine.as_posting(account_id, resource=resource)
         else:
-            record = _again(lambda: IdempotencyModel.get(stored_key, consistent_read=True), budget)
-            posting = replace(self.replayed(record)[0], replayed=False)
+            completed = _again(lambda: IdempotencyModel.get(record.key, consistent_read=True), budget)
+            posting = replace(self.replayed(completed)[0], replayed=False)
         if self._track_volume:
             self._raise_mark(int(account.entry_count), account_id, budget)
         if mine is not None and mine.seq % DRAIN_AT == 0:
             # One posting in DRAIN_AT drains, so that concurrent writers do not all try (all but one would lose).
-            with contextlib.suppress(Cancelled, Ambiguous, PynamoDBException, InvalidRequest):
-                self._drain(account)  # the posting landed: its answer stands whatever the drain meets
+            with contextlib.suppress(PynamoDBException, InvalidRequest):
+                self._try_drain(account)  # the posting landed: its answer stands whatever the drain meets
         return posting
 
     def _raise_mark(self, count: int, account_id: str, budget: RetryBudget) -> None:
@@ -385,6 +384,12 @@ class PostingEngine:
             build = drain_writes(account, skip_records=gone)
             if build is not None:
                 send(build, str(uuid.uuid4()))
+
+    def _try_drain(self, account: AccountModel) -> None:
+        """`_drain`, for a caller that goes on whether it moved the postings or another drain did (or none could
+        say): it reads again, or answers what it knows."""
+        with contextlib.suppress(Cancelled, Ambiguous):
+            self._drain(account)
 
     def settle(self, account_key: str, budget: RetryBudget, sees: Callable[[AccountModel], bool]) -> list[Placed]:
         """Every posting of the account answered before this call in the journal (of an account the reader `sees`:
@@ -423,16 +428,12 @@ class PostingEngine:
         a drain that moved it meanwhile left it in the record)."""
         if record.seq is not None:
             return replayed_postings(record, self._keys)
-        account_id = self._keys.account_id(record.account)
         if account is None:
             account = AccountModel.get(record.account, consistent_read=True)
-        # By the posting's id; a record written before postings had ids, by its key.
-        mine = next((place for place in placed(account) if (place.posting == record.posting if record.posting
-                                                              else place.key == record.key)), None)
+        mine = logged(account, record)
         if mine is None:
             return replayed_postings(IdempotencyModel.get(record.key, consistent_read=True), self._keys)
-        return [Posting(account_id, mine.seq, mine.amount, mine.balance_after, mine.created_at, replayed=True,
-                        resource=record.resource)]
+        return [mine.as_posting(self._keys.account_id(record.account), replayed=True, resource=record.resource)]
 
     def _attempt(self, request: PostingRequest, budget: RetryBudget, recheck: bool, rounds: _Rounds) -> list[Posting]:
         """Read (or re-plan from what the last cancellation returned), decide, plan, commit; raises Stale when the
@@ -454,14 +455,13 @@ class PostingEngine:
             rounds.hops[full.account_id] = rounds.hops.get(full.account_id, 0) + 1
             return self._attempt(request, budget, recheck, rounds)  # bounded: one more round per shard at most
         plan = self._plan(replace(request, legs=legs), accounts, read.high_water, recheck)
-        logged = [account for account in accounts if account is not None and account.log]
-        if logged:
+        waiting = [account for account in accounts if account is not None and account.log]
+        if waiting:
             # Postings that did not read wait in these logs: in the journal first, so that this plan's seq follows
             # them. After the plan, so that what the plan refuses (another user's wallet, say) costs what it
             # costs on an account with no log.
-            for account in logged:
-                with contextlib.suppress(Cancelled, Ambiguous):
-                    self._drain(account)
+            for account in waiting:
+                self._try_drain(account)
             raise Stale(wait=False)
         try:
             commit(lambda writes: self._write(plan, writes), plan.token, budget,

@@ -23,7 +23,7 @@ from datetime import timedelta
 
 from pynamodb.expressions.condition import Condition, size
 
-from chalicelib.core.ledger.legs import INT64_MAX, INT64_MIN, Leg
+from chalicelib.core.ledger.legs import INT64_MAX, INT64_MIN, Leg, Posting
 from chalicelib.core.ledger.runner import Writes
 from chalicelib.core.ledger.stamps import parse_stamp, stamp
 from chalicelib.core.models import AccountModel, EntryModel, IdempotencyModel, UnsequencedEntry
@@ -57,6 +57,11 @@ class Placed:
     debited_after: int
     attributes: dict
 
+    def as_posting(self, account_id: str, **fields) -> Posting:
+        """This posting as the journal will hold it; `fields`: a Posting's others (resource, replayed)."""
+        return Posting(account_id, self.seq, self.amount, self.balance_after, self.created_at,
+                       credited_after=self.credited_after, debited_after=self.debited_after, **fields)
+
 
 def placed(account: AccountModel) -> list[Placed]:
     """Every posting in the account's log, placed after the journal's last entry in log (commit) order. The
@@ -81,6 +86,13 @@ def placed(account: AccountModel) -> list[Placed]:
         places.append(Placed(entry.key, entry.posting, seq, amount, balance, stamp(moment), credited, debited,
                              dict(entry.attributes or {})))
     return places
+
+
+def logged(account: AccountModel, record: IdempotencyModel) -> Placed | None:
+    """The record's posting as placed in the account's log (None: not there, a drain moved it or never will): by
+    the posting's id, or, for a record written before postings had ids, by its key."""
+    return next((place for place in placed(account)
+                 if (place.posting == record.posting if record.posting else place.key == record.key)), None)
 
 
 def unread_update(leg: Leg, entry: UnsequencedEntry, *, track_volume: bool) -> tuple[list, Condition]:
@@ -109,17 +121,14 @@ def unread_update(leg: Leg, entry: UnsequencedEntry, *, track_volume: bool) -> t
     if amount > 0:
         condition &= AccountModel.balance.does_not_exist() | (AccountModel.balance <= INT64_MAX - amount)
     elif amount < 0:
-        if leg.floor is None:
-            condition &= AccountModel.floor.does_not_exist()
+        condition &= AccountModel.floor.does_not_exist() if leg.floor is None else AccountModel.floor == leg.floor
+        required = max((limit for limit in (leg.floor, leg.minimum) if limit is not None), default=None)
+        if required is None:
             condition &= AccountModel.balance.does_not_exist() | (AccountModel.balance >= INT64_MIN - amount)
-            if leg.minimum is not None:
-                condition &= AccountModel.balance >= leg.minimum - amount
-                condition &= AccountModel.held.does_not_exist() | (AccountModel.held == 0)
         else:
             # balance + amount >= the floor (or the higher minimum), on an account with nothing held (a hold's
             # reservation needs a read).
-            required = max(leg.floor, leg.minimum if leg.minimum is not None else leg.floor)
-            condition &= (AccountModel.floor == leg.floor) & (AccountModel.balance >= required - amount)
+            condition &= AccountModel.balance >= required - amount
             condition &= AccountModel.held.does_not_exist() | (AccountModel.held == 0)
     return actions, condition
 
