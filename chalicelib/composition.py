@@ -63,7 +63,8 @@ class Services:
         return self.v1_book(book_of(tenant))
 
     def _v1_book(self, book: str) -> tuple[Transactions, Holds]:
-        ledger = Transactions(book, key_ttl_seconds=self.key_ttl_seconds, settings=self.settings, clock=self.clock)
+        ledger = Transactions(book, key_ttl_seconds=self.key_ttl_seconds, settings=self.settings, clock=self.clock,
+                              unread_writes=self.settings.v1_writes_without_read)
         return ledger, Holds(ledger)
 
 

@@ -102,10 +102,11 @@ def dynamodb_endpoint():
 
 
 @pytest.fixture
-def local_tables(dynamodb_endpoint, clock):
+def local_tables(request, dynamodb_endpoint, clock):
     """Tally's tables on DynamoDB Local under a prefix of their own, so tests never share data; the app serves
-    services built on them."""
-    settings = replace(load(), dynamodb_endpoint=dynamodb_endpoint, table_prefix=f"t{uuid.uuid4().hex[:12]}")
+    services built on them (with /v1 writes without a read for a test marked so)."""
+    settings = replace(load(), dynamodb_endpoint=dynamodb_endpoint, table_prefix=f"t{uuid.uuid4().hex[:12]}",
+                       v1_writes_without_read=request.node.get_closest_marker("v1_writes_without_read") is not None)
     with serving(composition.build(settings, clock=clock)):
         models.create_tables()
         local_http.v1_key = make_key()

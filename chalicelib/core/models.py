@@ -78,6 +78,9 @@ class UnsequencedEntry(MapAttribute):
     amount = NumberAttribute(attr_name="a")
     created_at = UnicodeAttribute(attr_name="t")  # when it was planned; the drain keeps the journal's order
     attributes = JSONAttribute(attr_name="x", null=True)  # the entry's other attributes
+    # In a posting of several legs: this leg's number, by which the drain completes its record's (and its /v1
+    # transaction's) line for this account.
+    leg = NumberAttribute(attr_name="l", null=True)
 
 
 class PendingTakeIndex(GlobalSecondaryIndex):
@@ -222,9 +225,9 @@ class EntryModel(Model):
 
 class LegRecord(MapAttribute):
     account = UnicodeAttribute()
-    seq = NumberAttribute()
+    seq = NumberAttribute(null=True)  # None while the leg waits in its account's log (see `ledger/sequencer.py`)
     amount = NumberAttribute()
-    balance_after = NumberAttribute()
+    balance_after = NumberAttribute(null=True)
 
 
 class IdempotencyModel(Model):
@@ -400,14 +403,16 @@ class DirectoryModel(Model):
 class TransactionLeg(MapAttribute):
     account_id = UnicodeAttribute()
     shard = NumberAttribute(null=True)  # a hot account's leg: the shard whose journal holds the entry
-    seq = NumberAttribute()
+    # None while the leg waits in its account's log: the drain that puts it in the journal sets both.
+    seq = NumberAttribute(null=True)
     amount = NumberAttribute()
-    balance_after = NumberAttribute()
+    balance_after = NumberAttribute(null=True)
 
 
 class TransactionModel(Model):
     """A /v1 transaction: what a client asked for, and the journal entries it made (its legs).
-    Only `reversed` ever changes, under a condition on its value read."""
+    Only `reversed` ever changes, under a condition on its value read; and a leg's seq and balance after, set
+    once by the drain when the transaction was written without a read (`ledger/sequencer.py`)."""
 
     class Meta:
         table_name = "transactions"

@@ -35,8 +35,9 @@ from chalicelib.core.errors import (
 from chalicelib.core.guard import datastore_guarded
 from chalicelib.core.ledger import Extension, Ledger, Leg, Page, PlannedLeg, Snapshot, findable, require_int, stamp
 from chalicelib.core.ledger.idempotency import fingerprint as request_fingerprint
+from chalicelib.core.ledger.posting import WithoutRead
 from chalicelib.core.ledger.runner import Writes
-from chalicelib.core.ledger.shards import check_shards
+from chalicelib.core.ledger.shards import check_shards, shard_id
 from chalicelib.core.listing import MAX_SEARCHABLE_KEYS, Lists, search_items
 from chalicelib.core.models import AccountModel, CounterModel, SearchModel, TransactionLeg, TransactionModel
 from chalicelib.core.points import PointsBook, PointsChange
@@ -52,7 +53,7 @@ UNIT = re.compile(f"{UNIT_CHARACTERS}{{1,{MAX_UNIT_LENGTH}}}")
 KINDS = ("standard", "points")  # what a client opens; system accounts are of kind "system"
 SYSTEM_PREFIX = "@world:"
 SYSTEM_ACCOUNT = re.compile(f"{SYSTEM_PREFIX}{UNIT_CHARACTERS}{{1,{MAX_UNIT_LENGTH}}}")
-MAX_CACHED_UNITS = 10_000  # accounts whose unit a container remembers (a unit never changes)
+MAX_CACHED_ACCOUNTS = 10_000  # accounts whose unit, kind and floor a container remembers (they never change)
 REVERSIBLE = ("posting", "transfer", "capture", "earn", "spend")
 # Metadata is the client's notes, not a datastore: Stripe's shape (keys up to 40 characters, values up to
 # 500), fewer keys, and a total cap. It is stored on the account item, which every posting rewrites (1 write
@@ -293,17 +294,36 @@ def _named(planned: PlannedLeg) -> str:
     return planned.shard[0] if planned.shard else account_of(planned.account).id
 
 
+# What counts a key's minting inside the write (see `Transactions._issuing`): of a unit, on a UTC day. Its read of
+# today's total refuses a request past the limit before anything is written, also without the posting's read.
+Count = Callable[[str, str], Extension]
+
+
+@dataclass(frozen=True)
+class _Known:
+    """What never changes about an account once opened, as a container remembers it: enough to post to it without
+    reading it. Each is also the write's condition there, so a memory that is wrong refuses nothing that would
+    pass: the posting then reads."""
+
+    unit: str
+    kind: str
+    floor: int | None
+
+
 @datastore_guarded
 class Transactions:
     """The /v1 book: accounts, and the transactions that move their balances."""
 
-    def __init__(self, book: str = BOOK, key_ttl_seconds: int | None = None, **ledger_options) -> None:
-        self.ledger = Ledger(book, hot_accounts=True, **ledger_options)
+    def __init__(self, book: str = BOOK, key_ttl_seconds: int | None = None, unread_writes: bool = False,
+                 **ledger_options) -> None:
+        """`unread_writes`: postings and transfers of accounts this container knows go without a read
+        (`Settings.v1_writes_without_read`)."""
+        self.ledger = Ledger(book, hot_accounts=True, unread_writes=unread_writes, **ledger_options)
         self.points = PointsBook(book, ledger=self.ledger, on_expiry=self._expiry_record, counter=self.counter_of,
                                  reserved_items=MAX_SEARCHABLE_KEYS)
         self.lists = Lists(self.ledger, self.ledger.settings)
         self.key_ttl_seconds = key_ttl_seconds
-        self._units: OrderedDict[str, str] = OrderedDict()  # account id -> unit, least recently used first out
+        self._known: OrderedDict[str, _Known] = OrderedDict()  # least recently used first out
         self._systems: set[str] = set()  # system accounts known to exist
         self._serves: dict[str, str] = {}  # unit -> the kind of its accounts (never changes)
 
@@ -398,18 +418,32 @@ class Transactions:
         """An account's unit, which never changes: remembered per container, else one GetItem (404 if none)."""
         if is_system(account_id):
             return account_id[len(SYSTEM_PREFIX):]
-        unit = self._units.get(account_id)
-        if unit is None:
+        known = self._known_of(account_id)
+        if known is None:
             try:
-                unit = AccountModel.get(self.ledger.account_key(account_id), consistent_read=True,
-                                        attributes_to_get=["unit"]).unit or ""
+                model = AccountModel.get(self.ledger.account_key(account_id), consistent_read=True,
+                                         attributes_to_get=["unit", "kind", "floor"])
             except AccountModel.DoesNotExist:
                 raise NotFound(f"account {account_id} not found") from None
-            self._units[account_id] = unit
-            while len(self._units) > MAX_CACHED_UNITS:
-                self._units.popitem(last=False)
-        self._units.move_to_end(account_id)
-        return unit
+            known = self._remember(account_id, model)
+        return known.unit
+
+    def _known_of(self, account_id: str) -> _Known | None:
+        """What this container remembers of an account (a system account's unit and kind are its name's)."""
+        if is_system(account_id):
+            return _Known(account_id[len(SYSTEM_PREFIX):], "system", None)
+        known = self._known.get(account_id)
+        if known is not None:
+            self._known.move_to_end(account_id)
+        return known
+
+    def _remember(self, account_id: str, model: AccountModel) -> _Known:
+        known = _Known(model.unit or "", model.kind or "standard", None if model.floor is None else int(model.floor))
+        self._known[account_id] = known
+        self._known.move_to_end(account_id)
+        while len(self._known) > MAX_CACHED_ACCOUNTS:
+            self._known.popitem(last=False)
+        return known
 
     def counter_of(self, account_id: str) -> str:
         """The account on the other side of money or points from or to outside the ledger: the system account of
@@ -434,10 +468,11 @@ class Transactions:
         account_id = system_account(unit)
         try:
             system = AccountModel.get(self.ledger.account_key(account_id), consistent_read=True,
-                                      attributes_to_get=["serves"])
+                                      attributes_to_get=["serves", "shards", "floor"])
         except AccountModel.DoesNotExist:
             return False
         self._systems.add(account_id)
+        self.ledger.learn_layout(account_id, system)  # so that its first posting goes to a shard directly
         if system.serves is not None:
             self._serves[unit] = system.serves
         return True
@@ -490,7 +525,7 @@ class Transactions:
         legs = (Leg(account_id, amount, create=False, expected_seq=expected.get(account_id)),
                 Leg(counter, -amount, create=False, expected_seq=expected.get(counter)))
         return self.record("posting", legs, abs(amount), metadata=metadata, idempotency_key=idempotency_key,
-                           fingerprint=fingerprint, extend=_beside_record(issued))
+                           fingerprint=fingerprint, count=issued, unread=True)
 
     def transfer(self, source: str, destination: str, amount: int, *, metadata: dict | None = None,
                  idempotency_key: str, expected_seq: dict | None = None, caller: Caller | None = None) -> Transaction:
@@ -512,10 +547,10 @@ class Transactions:
         if expected:
             fingerprint["expected_seq"] = expected
         return self.record("transfer", legs, amount, metadata=metadata, idempotency_key=idempotency_key,
-                           fingerprint=fingerprint, extend=_beside_record(issued))
+                           fingerprint=fingerprint, count=issued, unread=True)
 
     def _issuing(self, caller: Caller | None, amount: int, *legs: tuple[str | None, int],
-                 points: bool = False) -> Callable[[tuple[PlannedLeg, ...]], Extension] | None:
+                 points: bool = False) -> Count | None:
         """For a write that mints (`mints`): refuse a caller without the `issue` scope (for points, `points:earn`
         will do: the issuer's) or past its limit per request, before anything is read; with a daily limit, what
         counts today's minting inside the write. The count is one item per key, unit and UTC day, updated in the
@@ -532,8 +567,7 @@ class Transactions:
         if daily is None:
             return None
 
-        def count(planned_legs: tuple[PlannedLeg, ...]) -> Extension:
-            unit, day = planned_legs[0].account.unit or "", planned_legs[0].created_at[:10]
+        def count(unit: str, day: str) -> Extension:
             name = f"issued|{self.ledger.book}|{caller.key_id}|{unit}|{day}"
             try:
                 issued = int(CounterModel.get(name, consistent_read=True).value)
@@ -560,26 +594,78 @@ class Transactions:
 
     def record(self, type_: str, legs: tuple[Leg, ...], amount: int, *, idempotency_key: str, fingerprint: dict,
                metadata: dict, extend: Callable[[tuple[PlannedLeg, ...], TransactionModel], Extension] | None = None,
-               transaction_id: str | None = None, **fields) -> Transaction:
+               transaction_id: str | None = None, count: Count | None = None, unread: bool = False,
+               **fields) -> Transaction:
         """Post `legs` with the transaction's record in the same transaction. `extend` adds the caller's items
-        (a hold's update, a reversed transaction's total) planned from the planned legs and the record."""
+        (a hold's update, a reversed transaction's total) planned from the planned legs and the record; `count`
+        what counts the minting. `unread`: the legs may be posted without a read when this container knows their
+        accounts (`_without_read`)."""
         transaction_id = transaction_id or new_id("txn")
         made: list[TransactionModel] = []
 
         def plan(planned_legs: tuple[PlannedLeg, ...]) -> Extension:
             unit = accounts_agree(planned_legs, "standard")
-            stored = self._new_record(transaction_id, type_, amount, unit, planned_legs, metadata, **fields)
+            for planned in planned_legs:
+                if planned.shard is None and planned.account.kind != "system":
+                    self._remember(_named(planned), planned.account)
+            stored = self._new_record(transaction_id, type_, amount, unit, _lines(planned_legs),
+                                      planned_legs[0].created_at, metadata, **fields)
             made[:] = [stored]
-            extension: Extension = Extension(puts=[(stored, TransactionModel.id.does_not_exist()),
-                                                   *self._search_puts(stored)])
+            extension = self._recorded(stored)
+            if count is not None:
+                extension = extension.merged(count(unit, planned_legs[0].created_at[:10]))
             return extension.merged(extend(planned_legs, stored) if extend else None)
 
+        def unplanned(posted: tuple[Leg, ...], created_at: str, unit: str) -> Extension | None:
+            lines = [TransactionLeg(account_id=leg.shard[0] if leg.shard else leg.account_id,
+                                    shard=leg.shard[1] if leg.shard else None, amount=leg.amount) for leg in posted]
+            stored = self._new_record(transaction_id, type_, amount, unit, lines, created_at, metadata, **fields)
+            made[:] = [stored]
+            extension = self._recorded(stored)
+            if count is None:
+                return extension
+            try:
+                return extension.merged(count(unit, created_at[:10]))
+            except IssueLimitReached:
+                return None  # a replay of a request that was counted passes: the read path finds its key first
+
+        without_read = None
+        if unread and extend is None and self.ledger.unread_writes:
+            legs, without_read = self._without_read(legs, unplanned)
         postings = self.ledger.post_legs(legs, idempotency_key=idempotency_key, fingerprint=fingerprint,
                                          key_ttl_seconds=self.key_ttl_seconds, extend=plan, resource=transaction_id,
-                                         entry_attributes={"transaction": transaction_id, "kind": type_})
+                                         entry_attributes={"transaction": transaction_id, "kind": type_},
+                                         without_read=without_read)
         if postings[0].replayed:
             return replace(self.transaction(postings[0].made()), replayed=True)
-        return transaction_of(made[0])
+        stored = made[0]
+        for line, posting in zip(stored.legs, postings, strict=True):
+            if line.seq is None:  # written without a read: where the store put it, as its accounts said after
+                line.seq, line.balance_after = posting.seq, posting.balance_after
+        return transaction_of(stored)
+
+    def _without_read(self, legs: tuple[Leg, ...],
+                      unplanned: Callable[[tuple[Leg, ...], str, str], Extension | None],
+                      ) -> tuple[tuple[Leg, ...], WithoutRead | None]:
+        """The legs, each with the floor its account has, and what the posting asks of the accounts (their unit and
+        kind, as `accounts_agree` checks them from a read) and adds (`unplanned`), when this container knows every
+        account and they agree; else the legs as they are and None (the posting reads)."""
+        known = [self._known_of(leg.account_id) for leg in legs]
+        if any(item is None or item.kind not in ("standard", "system") for item in known):
+            return legs, None
+        units = {item.unit for item in known if item is not None}
+        if len(units) != 1 or any(leg.expected_seq is not None for leg in legs):
+            return legs, None
+        unit = units.pop()
+        conditions = tuple((AccountModel.unit == unit) & (AccountModel.kind == item.kind)
+                           for item in known if item is not None)
+        expecting = tuple(replace(leg, floor=item.floor) for leg, item in zip(legs, known, strict=True)
+                          if item is not None)
+        return expecting, WithoutRead(conditions, lambda posted, created_at: unplanned(posted, created_at, unit))
+
+    def _recorded(self, stored: TransactionModel) -> Extension:
+        """The transaction's record and its search items, put in the transaction that makes it."""
+        return Extension(puts=[(stored, TransactionModel.id.does_not_exist()), *self._search_puts(stored)])
 
     # -- points -------------------------------------------------------------------
     def earn(self, account_id: str, payer: str, points: int, *, expires_at: datetime | None = None,
@@ -622,11 +708,10 @@ class Transactions:
         def attach(planned_legs: tuple[PlannedLeg, ...]) -> Extension:
             unit = accounts_agree(planned_legs, "points")
             stored = self._new_record(transaction_id, type_, amount or abs(planned_legs[0].amount), unit,
-                                      planned_legs, metadata, **fields)
+                                      _lines(planned_legs), planned_legs[0].created_at, metadata, **fields)
             made[:] = [stored]
-            extension: Extension = Extension(puts=[(stored, TransactionModel.id.does_not_exist()),
-                                                   *self._search_puts(stored)],
-                                             every_entry={"transaction": transaction_id, "kind": type_})
+            extension = self._recorded(stored)
+            extension.every_entry = {"transaction": transaction_id, "kind": type_}
             return extension.merged(reversal_of(planned_legs) if reversal_of else None)
 
         return attach, made
@@ -673,7 +758,7 @@ class Transactions:
                     raise InvalidState("the transaction is being reversed by another request; retry") from None
 
     def _reverse(self, original: TransactionModel, amount: int, metadata: dict, idempotency_key: str,
-                 fingerprint: dict, issued: Callable[[tuple[PlannedLeg, ...]], Extension] | None) -> Transaction:
+                 fingerprint: dict, issued: Count | None) -> Transaction:
         reversed_read = int(original.reversed or 0)
 
         def count_reversal(planned_legs: tuple[PlannedLeg, ...]) -> Extension:
@@ -683,7 +768,8 @@ class Transactions:
             extension: Extension = Extension(updates=[(TransactionModel(original.id),
                                                        [TransactionModel.reversed.set(reversed_read + amount)],
                                                        TransactionModel.reversed == reversed_read)])
-            return extension.merged(issued(planned_legs) if issued else None)
+            return extension.merged(issued(planned_legs[0].account.unit or "", planned_legs[0].created_at[:10])
+                                    if issued else None)
 
         fields = {"reverses": original.id, "request_fingerprint": request_fingerprint(fingerprint)}
         if original.type in ("earn", "spend"):
@@ -717,14 +803,40 @@ class Transactions:
                                          stored.metadata or {})]
 
     def _stored(self, transaction_id: str) -> TransactionModel:
-        """The transaction, if it is this book's: another tenant's answers exactly as one that does not exist."""
+        """The transaction, if it is this book's: another tenant's answers exactly as one that does not exist. Its
+        legs are complete (`transactions_as_listed`)."""
         try:
             model = TransactionModel.get(findable("transaction", transaction_id), consistent_read=True)
         except TransactionModel.DoesNotExist:
             model = None
         if model is None or (model.book or BOOK) != self.ledger.book:
             raise NotFound(f"transaction {transaction_id} not found")
-        return model
+        return self.transactions_as_listed([model])[0]
+
+    def transactions_as_listed(self, models: list[TransactionModel]) -> list[TransactionModel]:
+        """Transactions as stored, each leg with its seq and balance after. A leg written without a read has them
+        only once a drain put it in the journal; until then its account's log says them: the accounts of such legs
+        are read (one BatchGetItem per 100), and the transactions whose legs a drain moved meanwhile read again
+        (one more). A read, never a write; nothing when no leg waits."""
+        waiting = [model for model in models if any(leg.seq is None for leg in model.legs)]
+        if not waiting:
+            return models
+        lines = {(model.id, number): _core_id(leg) for model in waiting for number, leg in enumerate(model.legs)
+                 if leg.seq is None}
+        places = self.ledger.logged_legs(set(lines.values()))
+        moved = []
+        for model in waiting:
+            for number, leg in enumerate(model.legs):
+                place = places.get((model.id, number)) if (model.id, number) in lines else None
+                if place is not None:
+                    leg.seq, leg.balance_after = place
+                elif leg.seq is None:
+                    moved.append(model.id)
+        if not moved:
+            return models
+        again = {model.id: model for model in TransactionModel.batch_get(list(dict.fromkeys(moved)),
+                                                                           consistent_read=True)}
+        return [again.get(model.id, model) for model in models]
 
     def _replayed(self, idempotency_key: str, original_id: str, fingerprint: dict) -> Transaction | None:
         """What an earlier use of the key made, if it was this very reversal of `original_id`: the same amount and
@@ -741,15 +853,22 @@ class Transactions:
             raise IdempotencyConflict.reused(idempotency_key)
         return replace(transaction_of(made), replayed=True)
 
-    def _new_record(self, transaction_id: str, type_: str, amount: int, unit: str, planned_legs: tuple[PlannedLeg, ...],
-                    metadata: dict, **fields) -> TransactionModel:
-        return TransactionModel(
-            transaction_id, book=self.ledger.book, type=type_, amount=amount, unit=unit, reversed=0, metadata=metadata,
-            created_at=planned_legs[0].created_at,
-            legs=[TransactionLeg(account_id=_named(planned), shard=planned.shard[1] if planned.shard else None,
-                                 seq=planned.seq, amount=planned.amount, balance_after=planned.balance_after)
-                  for planned in planned_legs],
-            **fields)
+    def _new_record(self, transaction_id: str, type_: str, amount: int, unit: str, lines: list[TransactionLeg],
+                    created_at: str, metadata: dict, **fields) -> TransactionModel:
+        return TransactionModel(transaction_id, book=self.ledger.book, type=type_, amount=amount, unit=unit, reversed=0,
+                                metadata=metadata, created_at=created_at, legs=lines, **fields)
+
+
+def _core_id(leg: TransactionLeg) -> str:
+    """The account of the core a transaction's leg is on: a hot account's shard, or the account."""
+    return leg.account_id if leg.shard is None else shard_id(leg.account_id, int(leg.shard))
+
+
+def _lines(planned_legs: tuple[PlannedLeg, ...]) -> list[TransactionLeg]:
+    """A transaction's legs as planned from a read."""
+    return [TransactionLeg(account_id=_named(planned), shard=planned.shard[1] if planned.shard else None,
+                           seq=planned.seq, amount=planned.amount, balance_after=planned.balance_after)
+            for planned in planned_legs]
 
 
 def _beside_record(extend: Callable[[tuple[PlannedLeg, ...]], Extension] | None,

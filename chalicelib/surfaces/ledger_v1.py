@@ -66,7 +66,8 @@ def list_transactions():
     page = _ledger().lists.transactions(type_=surface.query("type"), account=surface.query("account_id"),
                                         start=_time("start"), end=_time("end"),
                                         metadata=metadata_filter(surface.query("metadata")), **_listing())
-    return shape.listed(page, lambda model: shape.transaction(transaction_of(model)))
+    listed = ListPage(_ledger().transactions_as_listed(page.items), page.next_cursor)
+    return shape.listed(listed, lambda model: shape.transaction(transaction_of(model)))
 
 
 # -- accounts -------------------------------------------------------------------------

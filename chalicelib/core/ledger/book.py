@@ -18,7 +18,7 @@ from chalicelib.core.ledger.idempotency import check_replay, new_record
 from chalicelib.core.ledger.journal import Journal, Page, Snapshot, Totals
 from chalicelib.core.ledger.keys import BookKeys
 from chalicelib.core.ledger.legs import Leg, Posting, require_int
-from chalicelib.core.ledger.posting import Extend, ExtendLegs, PostingEngine, PostingRequest
+from chalicelib.core.ledger.posting import Extend, ExtendLegs, PostingEngine, PostingRequest, WithoutRead
 from chalicelib.core.ledger.runner import (
     Ambiguous,
     Cancelled,
@@ -29,6 +29,7 @@ from chalicelib.core.ledger.runner import (
     send,
     until_current,
 )
+from chalicelib.core.ledger.sequencer import placed
 from chalicelib.core.ledger.shards import Layout, Layouts, shard_id, split_floor
 from chalicelib.core.ledger.stamps import stamp, utc_now
 from chalicelib.core.models import AccountModel, CounterModel, IdempotencyModel
@@ -73,6 +74,10 @@ class Ledger:
         # `show`: how amounts read in messages (minor units of money as currency, say).
         self._engine = PostingEngine(self._keys, self._layouts, track_volume=track_volume, clock=clock, show=show,
                                      unread_writes=unread_writes)
+
+    @property
+    def unread_writes(self) -> bool:
+        return self._engine.unread_writes
 
     @property
     def settings(self) -> Settings:
@@ -140,6 +145,12 @@ class Ledger:
             return False
         return bool(account.shards) and self._learn(account_id, account) is not None
 
+    def learn_layout(self, account_id: str, account: AccountModel) -> None:
+        """What the caller read of an account (its `shards` and `floor`) says of its layout, if it is hot: later
+        postings go to its shards without reading it."""
+        if self.hot_accounts and account.shards:
+            self._learn(account_id, account)
+
     def _learn(self, account_id: str, account: AccountModel) -> Layout:
         layout = Layout(int(account.shards), account.floor is not None)
         self._layouts.learn(account_id, layout)
@@ -199,8 +210,28 @@ class Ledger:
         def sees(account: AccountModel) -> bool:
             return ((surface is None or account.surface == surface)
                     and (owner is None or (account.owner is not None and int(account.owner) == owner)))
-        return [place.as_posting(account_id)
-                for place in self._engine.settle(self.account_key(account_id), self.retry_budget(), sees)]
+        layout = self._layouts.get(account_id) if self.hot_accounts else None
+        if layout is None:
+            settled = self._engine.settle(self.account_key(account_id), self.retry_budget(), sees)
+            layout = self._layouts.get(account_id) if self.hot_accounts else None  # the read may find it hot
+            if layout is None:
+                return [place.as_posting(account_id) for place in settled]
+        # A hot account: each of its shards, an ordinary account of the core, settled in turn.
+        return [place.as_posting(shard_id(account_id, number), shard=number) for number in range(layout.shards)
+                for place in self._engine.settle(self.account_key(shard_id(account_id, number)), self.retry_budget(),
+                                                 sees)]
+
+    def logged_legs(self, account_ids: set[str]) -> dict[tuple[str, int], tuple[int, int]]:
+        """Of the /v1 transactions' legs waiting in these accounts' logs: (transaction, leg number) -> (seq, balance
+        after), as the journal will hold them. One consistent BatchGetItem per 100 accounts; nothing written."""
+        keys = [self.account_key(account_id) for account_id in account_ids]
+        found: dict[tuple[str, int], tuple[int, int]] = {}
+        for account in AccountModel.batch_get(keys, consistent_read=True) if keys else ():
+            for place in placed(account):
+                transaction = place.attributes.get("transaction")
+                if transaction is not None and place.leg is not None:
+                    found[(transaction, place.leg)] = (place.seq, place.balance_after)
+        return found
 
     def history(self, account_id: str, *, limit: int = 100, cursor: str | None = None,
                 newest_first: bool = True, start: datetime | None = None, end: datetime | None = None,
@@ -345,21 +376,23 @@ class Ledger:
             plan_legs = lambda planned: extend(planned[0])  # noqa: E731 - the one leg's plan
         return self.post_legs(legs, idempotency_key=idempotency_key, key_ttl_seconds=key_ttl_seconds,
                               fingerprint=fingerprint, extend=plan_legs, resource=resource,
-                              idempotency_scope=idempotency_scope, unread_condition=unread_condition)[0]
+                              idempotency_scope=idempotency_scope,
+                              without_read=None if unread_condition is None else WithoutRead((unread_condition,)))[0]
 
     def post_legs(self, legs: tuple[Leg, ...], *, idempotency_key: str | None = None, fingerprint: dict,
                   key_ttl_seconds: int | None = None, extend: ExtendLegs | None = None,
                   entry_attributes: dict | None = None, resource: str | None = None,
-                  idempotency_scope: str | None = None, unread_condition: Condition | None = None) -> list[Posting]:
+                  idempotency_scope: str | None = None, without_read: WithoutRead | None = None) -> list[Posting]:
         """Apply every leg (one account each) in one transaction, exactly once per idempotency key:
         all legs commit or none. `fingerprint` identifies the client's request (a reused key with
-        another fingerprint is a conflict); `resource` names what it makes, kept with the key."""
+        another fingerprint is a conflict); `resource` names what it makes, kept with the key; `without_read`
+        what `extend` asks of the accounts and adds, so that the posting may go without a read."""
         accounts = [leg.account_id for leg in legs]
         if not legs or len(set(accounts)) != len(accounts):
             raise InvalidRequest("a posting names each account once", field="account_id")
         for leg in legs:
             require_int("amount", leg.amount)
         request = PostingRequest(tuple(legs), idempotency_key, idempotency.fingerprint(fingerprint), key_ttl_seconds,
-                                 extend, entry_attributes or {}, resource, idempotency_scope, unread_condition)
+                                 extend, entry_attributes or {}, resource, idempotency_scope, without_read)
         return self._engine.post(request, self.retry_budget())
 

@@ -33,12 +33,15 @@ def new_record(stored_key: str, request_fingerprint: str, postings: list[Posting
     return record
 
 
-def unsequenced_record(stored_key: str, posting: str, request_fingerprint: str, account_key: str, amount: int, *,
-                       now: datetime, key_ttl_seconds: int | None, resource: str | None) -> IdempotencyModel:
-    """The record of a posting that did not read its account: no seq or balance after yet (the drain that puts
-    the posting in the journal sets them; until then the account's log says them)."""
-    record = IdempotencyModel(stored_key, fingerprint=request_fingerprint, account=account_key, amount=amount,
+def unsequenced_record(stored_key: str, posting: str, request_fingerprint: str, account_keys: list[str],
+                       amounts: list[int], *, now: datetime, key_ttl_seconds: int | None,
+                       resource: str | None) -> IdempotencyModel:
+    """The record of a posting that did not read its accounts: no seq or balance after yet (the drain that puts
+    each leg in the journal sets them; until then the accounts' logs say them)."""
+    record = IdempotencyModel(stored_key, fingerprint=request_fingerprint, account=account_keys[0], amount=amounts[0],
                               created_at=stamp(now), resource=resource, posting=posting)
+    if len(account_keys) > 1:
+        record.legs = [LegRecord(account=key, amount=amount) for key, amount in zip(account_keys, amounts, strict=True)]
     if key_ttl_seconds:
         record.expires_at = now + timedelta(seconds=key_ttl_seconds)
     return record
@@ -52,6 +55,12 @@ def check_replay(record: IdempotencyModel, request_fingerprint: str, client_key:
 
 def replayed_postings(record: IdempotencyModel, keys: BookKeys) -> list[Posting]:
     """What the first request with the key committed, as it answered then."""
-    legs: list[LegRecord] | list[IdempotencyModel] = record.legs or [record]  # a one-leg record is its own leg
-    return [Posting(keys.account_id(leg.account), int(leg.seq), int(leg.amount), int(leg.balance_after),
-                    record.created_at, replayed=True, resource=record.resource) for leg in legs]
+    return [replayed_leg(record, number, keys) for number in range(len(record.legs or [record]))]
+
+
+def replayed_leg(record: IdempotencyModel, number: int, keys: BookKeys) -> Posting:
+    """One leg of what the first request with the key committed (a leg a drain completed, while another of the same
+    posting may still wait in its account's log)."""
+    leg: LegRecord | IdempotencyModel = record.legs[number] if record.legs else record  # one leg: the record
+    return Posting(keys.account_id(leg.account), int(leg.seq), int(leg.amount), int(leg.balance_after),
+                   record.created_at, replayed=True, resource=record.resource)

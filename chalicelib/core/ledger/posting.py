@@ -16,6 +16,7 @@ only versions moved (`_images`), else from a fresh read; a lost race on a shard 
 from __future__ import annotations
 
 import contextlib
+import threading
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -31,7 +32,13 @@ from pynamodb.transactions import TransactGet
 from chalicelib.core import models
 from chalicelib.core.errors import AccountMoved, Contention, FloorBreached, InvalidRequest, NotFound
 from chalicelib.core.guard import is_client_fault, response_code
-from chalicelib.core.ledger.idempotency import check_replay, new_record, replayed_postings, unsequenced_record
+from chalicelib.core.ledger.idempotency import (
+    check_replay,
+    new_record,
+    replayed_leg,
+    replayed_postings,
+    unsequenced_record,
+)
 from chalicelib.core.ledger.keys import BookKeys
 from chalicelib.core.ledger.legs import INT64_MAX, INT64_MIN, Leg, PlannedLeg, Posting, Result
 from chalicelib.core.ledger.runner import (
@@ -104,6 +111,18 @@ ExtendLegs = Callable[[tuple[PlannedLeg, ...]], Extension]
 
 
 @dataclass(frozen=True)
+class WithoutRead:
+    """What a service that plans a posting (`extend`) asks of it when it goes without a read (see `sequencer.py`):
+    per leg, a condition on its account that says what `extend` checks from the read (a wallet's owner, an
+    account's unit and kind); and `extend`'s items, planned from the legs as posted (a hot account's on the shard
+    it goes to) and the posting's time instead of from a read: puts and updates only, under their own conditions;
+    None when the service would refuse, which is the read path's to say (the request may be a replay)."""
+
+    conditions: tuple[Condition | None, ...] = ()
+    extend: Callable[[tuple[Leg, ...], str], Extension | None] | None = None
+
+
+@dataclass(frozen=True)
 class PostingRequest:
     legs: tuple[Leg, ...]
     idempotency_key: str | None
@@ -113,9 +132,9 @@ class PostingRequest:
     entry_attributes: dict = field(default_factory=dict)  # on every leg's entry
     resource: str | None = None
     scope: str | None = None  # the client's namespace for its keys (see `BookKeys.idempotency_key`)
-    # What the service asks of the account when it does not read it (its owner, say): with it, a posting that
-    # `extend`s may still be written without a read (see `sequencer.py`); the read path runs `extend` instead.
-    unread_condition: Condition | None = None
+    # With it, a posting that `extend`s may still be written without a read (see `sequencer.py`); the read path
+    # runs `extend` instead.
+    without_read: WithoutRead | None = None
 
 
 @dataclass(frozen=True)
@@ -233,6 +252,8 @@ class PostingEngine:
         self._show = show
         self.unread_writes = unread_writes
         self._mark_seen = 0  # the high-water mark is at least this (it only grows): what this container last saw
+        self._last_stamped: datetime | None = None  # see `_unread_now`
+        self._stamping = threading.Lock()
 
     def post(self, request: PostingRequest, budget: RetryBudget) -> list[Posting]:
         """Every leg in one transaction, exactly once per idempotency key: all legs commit or none."""
@@ -244,55 +265,101 @@ class PostingEngine:
         rounds = _Rounds(request.resource or request.idempotency_key or uuid.uuid4().hex)
         return until_current(lambda recheck: self._attempt(request, budget, recheck, rounds), budget, _too_busy)
 
-    # -- postings that do not read their account (see `sequencer.py`) ---------------------------------------------
+    # -- postings that do not read their accounts (see `sequencer.py`) --------------------------------------------
     def _without_read(self, request: PostingRequest) -> bool:
-        """Whether the posting's outcome depends on no read: one ordinary account's credit or debit, planned by no
-        service, or by one that says what it asks of the account (`unread_condition`)."""
-        if not self.unread_writes or (request.extend is not None and request.unread_condition is None):
+        """Whether the posting's outcome depends on no read: credits and debits of ordinary accounts (or of a hot
+        account's shard, unless a debit must find one that covers it), planned by no service, or by one that says
+        what it asks of them (`without_read`). Holds and `expected_seq` read."""
+        if not self.unread_writes or (request.extend is not None and request.without_read is None):
             return False
-        if len(request.legs) != 1:
-            return False
-        leg = request.legs[0]
-        return (leg.hold_change == 0 and leg.expected_seq is None and leg.shard is None
-                and self._layouts.get(leg.account_id) is None)
+        for leg in request.legs:
+            layout = self._layouts.get(leg.account_id)
+            if leg.hold_change or leg.expected_seq is not None or leg.shard is not None or (
+                    layout is not None and (leg.lowers_available and layout.floored or leg.minimum is not None)):
+                return False
+        return True
+
+    def _as_posted(self, request: PostingRequest, spread: str) -> tuple[Leg, ...]:
+        """The legs as written: a hot account's on the shard its posting goes to first (see `_Rounds.home`)."""
+        rounds = _Rounds(spread)
+        legs = []
+        for leg in request.legs:
+            layout = self._layouts.get(leg.account_id)
+            if layout is None:
+                legs.append(leg)
+                continue
+            number = rounds.home(leg.account_id, layout.shards)
+            legs.append(Leg(shard_id(leg.account_id, number), leg.amount, create=False,
+                            shard=(leg.account_id, number)))
+        return tuple(legs)
 
     def _post_unread(self, request: PostingRequest, budget: RetryBudget) -> list[Posting]:
-        """One TransactWriteItems: the account by arithmetic under what must hold, the entry into its log, the
-        record under attribute_not_exists. A cancellation, by role: the key used (a replay: one read), the account's
-        condition (decided from the image it returned: the floor's 4xx, a missing account, a full log to drain),
-        or a conflict (again at once)."""
-        leg = request.legs[0]
-        now = self._clock()
+        """One TransactWriteItems: each account by arithmetic under what must hold, the entry into its log, the
+        record under attribute_not_exists, the service's items. A cancellation, by role: the key used (a replay:
+        one read), an account's condition (decided from the image it returned: the floor's 4xx, a missing account,
+        a hot one, a full log to drain; else the read path decides), or a conflict (again at once)."""
+        now = self._unread_now()
         created_at = stamp(now)
         # A posting without a key gets one of its own: its record is where a drain leaves its seq.
         stored_key = (self._keys.idempotency_key(request.idempotency_key, request.scope) if request.idempotency_key
                       else self._keys.internal_key(uuid.uuid4().hex))
         key_ttl_seconds = request.key_ttl_seconds if request.idempotency_key else INTERNAL_KEY_TTL_SECONDS
-        account_key = self._keys.account_key(leg.account_id)
         posting_id = uuid.uuid4().hex
-        entry = UnsequencedEntry(key=stored_key, posting=posting_id, amount=leg.amount, created_at=created_at,
-                                 attributes=dict(request.entry_attributes) or None)
-        record = unsequenced_record(stored_key, posting_id, request.fingerprint, account_key, leg.amount, now=now,
-                                    key_ttl_seconds=key_ttl_seconds, resource=request.resource)
-        actions, condition = unread_update(leg, entry, track_volume=self._track_volume)
-        if request.unread_condition is not None:
-            condition &= request.unread_condition
+        legs = self._as_posted(request, request.resource or stored_key)
+        several = len(legs) > 1
+        account_keys = [self._keys.account_key(leg.account_id) for leg in legs]
+        record = unsequenced_record(stored_key, posting_id, request.fingerprint, account_keys,
+                                    [leg.amount for leg in legs], now=now, key_ttl_seconds=key_ttl_seconds,
+                                    resource=request.resource)
+        asked = request.without_read or WithoutRead()
+        updates = []
+        for number, leg in enumerate(legs):
+            entry = UnsequencedEntry(key=stored_key, posting=posting_id, amount=leg.amount, created_at=created_at,
+                                     attributes=dict(request.entry_attributes) or None,
+                                     leg=number if several else None)
+            actions, condition = unread_update(leg, entry, track_volume=self._track_volume)
+            if leg.shard is None:
+                condition &= AccountModel.shards.does_not_exist()  # a hot account's postings go to its shards
+            if number < len(asked.conditions) and asked.conditions[number] is not None:
+                condition &= asked.conditions[number]
+            updates.append((actions, condition))
+        extension = asked.extend(legs, created_at) if asked.extend is not None else Extension()
+        if extension is None:
+            raise _ReadFirst()
 
         def build(writes: Writes) -> None:
             writes.put("record", record, IdempotencyModel.key.does_not_exist())
-            # A copy: PynamoDB appends the version's increment to the list it is given, and a resend builds again.
-            writes.update("account:0", AccountModel(account_key, version=0), list(actions), condition,
-                          return_values="ALL_OLD", add_version_condition=False)
+            for item, condition in extension.puts:
+                writes.put("extension", item, condition)
+            for number, (account_key, (actions, condition)) in enumerate(zip(account_keys, updates, strict=True)):
+                # A copy: PynamoDB appends the version's increment to the list it is given, and a resend builds
+                # again.
+                writes.update(f"account:{number}", AccountModel(account_key, version=0), list(actions), condition,
+                              return_values="ALL_OLD", add_version_condition=False)
+            for item, item_actions, condition in extension.updates:
+                writes.update("extension", item, item_actions, condition)
 
         try:
             commit(build, str(uuid.uuid4()), budget, lambda: Contention(
                 "the datastore did not confirm the write; retry with the same idempotency key"))
         except Cancelled as cancelled:
-            return self._after_cancellation(cancelled, request, stored_key, budget)
-        return [self._answer_unread(leg.account_id, record, request.resource, budget)]
+            return self._after_cancellation(cancelled, request, legs, stored_key, budget)
+        return self._answer_unread(record, budget)
 
-    def _after_cancellation(self, cancelled: Cancelled, request: PostingRequest, stored_key: str,
-                            budget: RetryBudget) -> list[Posting]:
+    def _unread_now(self) -> datetime:
+        """The time of a posting without a read: the clock, and at least a microsecond after the last this container
+        stamped. A read's plan stamps after its accounts' last entries; without the read, one container's postings
+        still follow each other in time across accounts (a hot account's shards merge by time), whatever its
+        clock's resolution."""
+        with self._stamping:
+            now = self._clock()
+            if self._last_stamped is not None and now <= self._last_stamped:
+                now = self._last_stamped + timedelta(microseconds=1)
+            self._last_stamped = now
+            return now
+
+    def _after_cancellation(self, cancelled: Cancelled, request: PostingRequest, legs: tuple[Leg, ...],
+                            stored_key: str, budget: RetryBudget) -> list[Posting]:
         """What a cancelled posting without a read means (nothing was written): the replay of a used key, a refusal,
         or another try."""
         if cancelled.failed is None:
@@ -310,47 +377,92 @@ class PostingEngine:
             account = _again(lambda: AccountModel.get(used.account, consistent_read=True), budget)
             self._raise_mark(int(account.entry_count), self._keys.account_id(used.account), budget)
             return self.replayed(used, account)
-        if "account:0" not in cancelled.failed:
+        failed = [int(role.split(":", 1)[1]) for role in cancelled.failed if role.startswith("account:")]
+        if not failed:
+            if "extension" in cancelled.failed:
+                raise _ReadFirst()  # what the service's items found (a limit reached, say) is the read path's to say
             conflict = any(reason is not None and reason.code == "TransactionConflict"
                            for reason in cancelled.reasons.values())
             raise Stale(wait=not conflict) from cancelled  # a conflict clears at once: go again without waiting
-        reason = cancelled.reasons.get("account:0")
-        image = AccountModel.from_raw_data(reason.raw_item) if reason is not None and reason.raw_item else None
-        leg = request.legs[0]
-        if image is None:
-            if not leg.create:
-                raise NotFound(f"account {leg.account_id} not found")
-            raise _ReadFirst()  # a debit of an account not opened yet, expecting a floor: the read path opens it
-        # The image is the account as the condition found it: the plan a read would have made from it refuses what
-        # it refuses (the floor, with its message; another owner's wallet, through the service's own check), before
-        # anything else is done to the account (what a stranger's request costs tells nothing of it).
-        self._plan(request, [image], None, recheck=False)
-        if len(image.log or []) >= MAX_UNSEQUENCED:
+        images = {}
+        for number in failed:
+            reason = cancelled.reasons.get(f"account:{number}")
+            images[number] = AccountModel.from_raw_data(reason.raw_item) if reason is not None and reason.raw_item \
+                else None
+        for number, image in images.items():
+            if image is not None and image.shards:
+                self._layouts.learn(legs[number].account_id, Layout(int(image.shards), image.floor is not None))
+                raise Stale(wait=False)  # a hot account, not known here before: to its shards
+        if len(legs) == 1 and legs[0].shard is None:
+            image, leg = images[0], legs[0]
+            if image is None:
+                if not leg.create:
+                    raise NotFound(f"account {leg.account_id} not found")
+                raise _ReadFirst()  # a debit of an account not opened yet, expecting a floor: the read path opens it
+            # The image is the account as the condition found it: the plan a read would have made from it refuses
+            # what it refuses (the floor, with its message; another owner's wallet, through the service's own
+            # check), before anything else is done to the account (what a stranger's request costs tells nothing of
+            # it).
+            self._plan(request, [image], None, recheck=False)
+        full = [image for image in images.values() if image is not None and len(image.log or []) >= MAX_UNSEQUENCED]
+        for image in full:
             self._try_drain(image)  # or another writer drained it first: either way there is room now
+        if full:
             raise Stale(wait=False)
-        raise _ReadFirst()  # the plan would pass (another floor than expected, say): plan it from a read
+        raise _ReadFirst()  # the plan would pass (another floor than expected, say), or refuses: the read path says
 
-    def _answer_unread(self, account_id: str, record: IdempotencyModel, resource: str | None,
-                       budget: RetryBudget) -> Posting:
-        """The committed posting as the journal will hold it, from one consistent read of its account after the
-        write (still in the log), or of its record (a drain moved it meanwhile). Then, for every DRAIN_AT-th
-        posting of the account, a drain; and the book's high-water mark raised to the count read, before the
+    def _answer_unread(self, record: IdempotencyModel, budget: RetryBudget) -> list[Posting]:
+        """The committed posting as the journal will hold it, from one consistent read of its accounts after the
+        write (in their logs), or of its record (a drain moved some meanwhile). Then, for every DRAIN_AT-th
+        posting of an account, a drain; and the book's high-water mark raised to the count read, before the
         answer: once every write is answered, the mark is exact. The write has landed: its reads are tried again
         within the request's budget, and a drain that fails leaves the answer as it is."""
-        account = _again(lambda: AccountModel.get(record.account, consistent_read=True), budget)
-        mine = logged(account, record)
-        if mine is not None:
-            posting: Posting = mine.as_posting(account_id, resource=resource)
-        else:
-            completed = _again(lambda: IdempotencyModel.get(record.key, consistent_read=True), budget)
-            posting = replace(self.replayed(completed)[0], replayed=False)
+        postings, accounts, places = self._placed_legs(record, budget, replayed=False)
         if self._track_volume:
-            self._raise_mark(int(account.entry_count), account_id, budget)
-        if mine is not None and mine.seq % DRAIN_AT == 0:
-            # One posting in DRAIN_AT drains, so that concurrent writers do not all try (all but one would lose).
-            with contextlib.suppress(PynamoDBException, InvalidRequest):
-                self._try_drain(account)  # the posting landed: its answer stands whatever the drain meets
-        return posting
+            self._raise_mark(int(accounts[0].entry_count), postings[0].account_id, budget)
+        for account, mine in zip(accounts, places, strict=True):
+            if mine is not None and mine.seq % DRAIN_AT == 0:
+                # One posting in DRAIN_AT drains, so that concurrent writers do not all try (all but one would lose).
+                with contextlib.suppress(PynamoDBException, InvalidRequest):
+                    self._try_drain(account)  # the posting landed: its answer stands whatever the drain meets
+        return postings
+
+    def _placed_legs(self, record: IdempotencyModel, budget: RetryBudget | None, *, replayed: bool,
+                     accounts: list[AccountModel] | None = None,
+                     ) -> tuple[list[Posting], list[AccountModel], list[Placed | None]]:
+        """The record's postings, each from its account's log (`accounts` as read after the record, else one
+        consistent read of them: a GetItem, or a BatchGetItem, which no writer cancels), or, where a drain moved
+        it, from the record read again. Also the accounts and where each posting is in its log. `budget`: what the
+        reads may be tried again within (a write landed); None: once."""
+
+        def read(call: Callable[[], T]) -> T:
+            return call() if budget is None else _again(call, budget)
+        keys = [leg.account for leg in record.legs] if record.legs else [record.account]
+        if accounts is None:
+            accounts = read(lambda: self._accounts(keys))
+        places = [logged(account, record) for account in accounts]
+        completed: IdempotencyModel | None = None
+        postings: list[Posting] = []
+        for number, (key, mine) in enumerate(zip(keys, places, strict=True)):
+            if mine is not None:
+                postings.append(mine.as_posting(self._keys.account_id(key), replayed=replayed,
+                                                resource=record.resource))
+                continue
+            if completed is None:
+                completed = read(lambda: IdempotencyModel.get(record.key, consistent_read=True))
+            postings.append(replace(replayed_leg(completed, number, self._keys), replayed=replayed))
+        return postings, accounts, places
+
+    @staticmethod
+    def _accounts(keys: list[str]) -> list[AccountModel]:
+        """The accounts, consistently, in the order of `keys`."""
+        if len(keys) == 1:
+            return [AccountModel.get(keys[0], consistent_read=True)]
+        found = {account.key: account for account in AccountModel.batch_get(keys, consistent_read=True)}
+        missing = [key for key in keys if key not in found]
+        if missing:
+            raise DoesNotExist(f"no account {missing[0]}")
+        return [found[key] for key in keys]
 
     def _raise_mark(self, count: int, account_id: str, budget: RetryBudget) -> None:
         """The book's high-water mark at least `count`: one conditional UpdateItem when it may be lower (tried again
@@ -405,6 +517,9 @@ class PostingEngine:
                 account = AccountModel.get(account_key, consistent_read=True)
             except AccountModel.DoesNotExist:
                 return
+            if account.shards:  # a hot account: its postings wait in its shards' logs (`Ledger.settle` reads them)
+                self._layouts.learn(self._keys.account_id(account_key),
+                                    Layout(int(account.shards), account.floor is not None))
             if not account.log or not sees(account):
                 return
             if target is None:
@@ -424,16 +539,11 @@ class PostingEngine:
 
     def replayed(self, record: IdempotencyModel, account: AccountModel | None = None) -> list[Posting]:
         """What the first request with the record's key committed: from the record, or, while the posting waits
-        in its account's log, from the account (`account` if the caller read it after the record, else one read;
-        a drain that moved it meanwhile left it in the record)."""
-        if record.seq is not None:
+        in its accounts' logs, from the accounts (`account` if the caller read a one-leg posting's after the record,
+        else one read; a drain that moved it meanwhile left it in the record)."""
+        if record.seq is not None and all(leg.seq is not None for leg in record.legs or ()):
             return replayed_postings(record, self._keys)
-        if account is None:
-            account = AccountModel.get(record.account, consistent_read=True)
-        mine = logged(account, record)
-        if mine is None:
-            return replayed_postings(IdempotencyModel.get(record.key, consistent_read=True), self._keys)
-        return [mine.as_posting(self._keys.account_id(record.account), replayed=True, resource=record.resource)]
+        return self._placed_legs(record, None, replayed=True, accounts=None if account is None else [account])[0]
 
     def _attempt(self, request: PostingRequest, budget: RetryBudget, recheck: bool, rounds: _Rounds) -> list[Posting]:
         """Read (or re-plan from what the last cancellation returned), decide, plan, commit; raises Stale when the

@@ -26,20 +26,20 @@ from pynamodb.expressions.condition import Condition, size
 from chalicelib.core.ledger.legs import INT64_MAX, INT64_MIN, Leg, Posting
 from chalicelib.core.ledger.runner import Writes
 from chalicelib.core.ledger.stamps import parse_stamp, stamp
-from chalicelib.core.models import AccountModel, EntryModel, IdempotencyModel, UnsequencedEntry
+from chalicelib.core.models import AccountModel, EntryModel, IdempotencyModel, TransactionModel, UnsequencedEntry
 
 # DynamoDB's limit on the items of one transaction.
 MAX_TRANSACTION_ITEMS = 100
 # Entries an account's log holds before a posting must wait for a drain. The log is rewritten with the item on
 # every posting (on AWS a transactional write costs 2 units per KB), so it stays short; a drain of a full log is
-# one transaction of an entry and a record per logged posting, plus the account.
+# one transaction of an entry, a record and a /v1 transaction per logged posting, plus the account.
 MAX_UNSEQUENCED = 32
 # Every DRAIN_AT-th posting of an account drains its log, so that writers rarely meet a full one.
 DRAIN_AT = 8
 # A posting that came without an idempotency key gets a record of its own, kept this long. A record may expire
 # before its posting is drained (an account nobody posts to or reads): the drain then leaves it out.
 INTERNAL_KEY_TTL_SECONDS = 7 * 24 * 3600
-assert 2 * MAX_UNSEQUENCED + 1 <= MAX_TRANSACTION_ITEMS
+assert 3 * MAX_UNSEQUENCED + 1 <= MAX_TRANSACTION_ITEMS
 assert 0 < DRAIN_AT < MAX_UNSEQUENCED
 
 
@@ -56,6 +56,7 @@ class Placed:
     credited_after: int
     debited_after: int
     attributes: dict
+    leg: int | None = None  # its number in a posting of several legs (see `UnsequencedEntry.leg`)
 
     def as_posting(self, account_id: str, **fields) -> Posting:
         """This posting as the journal will hold it; `fields`: a Posting's others (resource, replayed)."""
@@ -84,7 +85,7 @@ def placed(account: AccountModel) -> list[Placed]:
             moment = last + timedelta(microseconds=1)
         last = moment
         places.append(Placed(entry.key, entry.posting, seq, amount, balance, stamp(moment), credited, debited,
-                             dict(entry.attributes or {})))
+                             dict(entry.attributes or {}), None if entry.leg is None else int(entry.leg)))
     return places
 
 
@@ -139,10 +140,11 @@ def drain_writes(account: AccountModel, skip_records: frozenset[str] = frozenset
     places = placed(account)
     if not places:
         return None
-    # What the account says of every entry of its own (a wallet's owner and surface, on which its history filters):
-    # never changed once opened, so a posting that did not read the account need not know it.
-    owned = {name: value for name, value in (("owner", account.owner), ("surface", account.surface))
-             if value is not None}
+    # What the account says of every entry of its own (a wallet's owner and surface, on which its history filters; a
+    # shard's hot account, on whose index its shards' entries merge): never changed once opened, so a posting that
+    # did not read the account need not know it.
+    owned = {name: value for name, value in (("owner", account.owner), ("surface", account.surface),
+                                             ("hot_account", account.shard_of)) if value is not None}
 
     def build(writes: Writes) -> None:
         for place in places:
@@ -160,9 +162,15 @@ def drain_writes(account: AccountModel, skip_records: frozenset[str] = frozenset
             # A log entry written before postings had ids: its record, if it still waits for its seq.
             own = (IdempotencyModel.posting == place.posting if place.posting is not None
                    else IdempotencyModel.key.exists() & IdempotencyModel.seq.does_not_exist())
-            writes.update(f"record:{place.key}", IdempotencyModel(place.key),
-                          [IdempotencyModel.seq.set(place.seq), IdempotencyModel.balance_after.set(place.balance_after),
-                           IdempotencyModel.created_at.set(place.created_at)], own)
+            writes.update(f"record:{place.key}", IdempotencyModel(place.key), _record_completed(place), own)
+        for place in places:
+            transaction = place.attributes.get("transaction") if place.leg is not None else None
+            if transaction is not None:
+                # A /v1 transaction written without a read: this leg's line in it, as the journal now holds it.
+                line = TransactionModel.legs[place.leg]
+                writes.update("transaction", TransactionModel(transaction),
+                              [line.seq.set(place.seq), line.balance_after.set(place.balance_after)],
+                              TransactionModel.id.exists())
         # No condition on the account: the entries' seqs, free only until a drain took them, say this drain is
         # the one that moves these postings (and only drains remove from the log, always its oldest entries).
         writes.update("account", AccountModel(account.key, version=0),
@@ -170,3 +178,16 @@ def drain_writes(account: AccountModel, skip_records: frozenset[str] = frozenset
                        AccountModel.last_entry_at.set(places[-1].created_at)],
                       add_version_condition=False)
     return build
+
+
+def _record_completed(place: Placed) -> list:
+    """A record's seq and balance after for a logged posting: of its one leg, or of this leg of several (the first
+    leg's also at the top, as every record keeps its first posting)."""
+    completed = []
+    if place.leg is not None:
+        line = IdempotencyModel.legs[place.leg]
+        completed += [line.seq.set(place.seq), line.balance_after.set(place.balance_after)]
+    if not place.leg:
+        completed += [IdempotencyModel.seq.set(place.seq), IdempotencyModel.balance_after.set(place.balance_after),
+                      IdempotencyModel.created_at.set(place.created_at)]
+    return completed

@@ -1,0 +1,90 @@
+"""/v1 postings and transfers written without a read (`TALLY_V1_WRITES_WITHOUT_READ`), on DynamoDB Local, through
+the real HTTP stack: 16 threads on one account and on a pair of accounts (both floors), one key from 16 threads;
+each answer is what the transaction then reads, lists and verifies as (the verifier runs after each test)."""
+from __future__ import annotations
+
+import random
+import uuid
+
+import pytest
+from test_v1_concurrency import funded, tenant, write
+
+from helpers import THREADS, race
+from tools.local_http import request_json as http
+from tools.request_counter import DynamoDBRequests
+
+pytestmark = [pytest.mark.race, pytest.mark.v1_writes_without_read, pytest.mark.usefixtures("verified_afterwards")]
+
+
+def test_a_posting_of_a_known_account_is_one_transaction_and_one_batch_read(live_server):
+    funded(live_server, "alice", 100)  # its first posting reads, and teaches the container the account
+    with DynamoDBRequests() as requests:
+        status, posting = write(live_server, "/v1/postings", {"account_id": "alice", "amount": 5})
+    assert status == 201 and [entry["seq"] for entry in posting["entries"]] == [2, None]  # the system account: shards
+    # The key's read, the one transaction, the answer's read of both accounts: no read before the write.
+    assert dict(requests.calls) == {"GetItem": 1, "TransactWriteItems": 1, "BatchGetItem": 1}
+    status, stored = http("GET", f"{live_server}/v1/transactions/{posting['id']}")
+    assert status == 200 and stored == posting  # its legs still in the logs: read from there, as answered
+    status, listed = http("GET", f"{live_server}/v1/transactions?type=posting")
+    assert status == 200 and listed["data"][-1] == posting
+
+
+def test_credits_and_debits_of_one_account_from_sixteen_threads_keep_its_floor(live_server):
+    funded(live_server, "alice", 200)
+    rng = random.Random(11)
+    amounts = [[rng.choice([25, -40]) for _ in range(6)] for _ in range(THREADS)]
+    answers: list[dict] = []
+
+    def post(index: int, step: int) -> int:
+        status, body = write(live_server, "/v1/postings", {"account_id": "alice", "amount": amounts[index][step]})
+        if status == 201:
+            answers.append(body)
+        return status
+
+    statuses = race(post, per_thread=6)
+    assert set(statuses) <= {201, 400} and statuses[201] > 0, statuses
+    alice = tenant().account("alice")
+    assert alice.balance >= 0 and alice.entry_count == 1 + statuses[201]
+    assert alice.balance == 200 + sum(answer["entries"][0]["amount"] for answer in answers)
+    # Every answer is the journal's: its seq and balance after are the entry's, and no two answers share a seq.
+    seqs = [answer["entries"][0]["seq"] for answer in answers]
+    assert len(set(seqs)) == len(seqs)
+    page = http("GET", f"{live_server}/v1/accounts/alice/entries?order=asc&limit=1000")[1]["data"]
+    journal = {entry["seq"]: entry["balance_after"] for entry in page}
+    assert all(journal[answer["entries"][0]["seq"]] == answer["entries"][0]["balance_after"] for answer in answers)
+
+
+def test_transfers_both_ways_without_a_read_keep_the_total_and_both_floors(live_server):
+    funded(live_server, "alice", 300)
+    funded(live_server, "bob", 300)
+    rng = random.Random(7)
+    plan = [[(rng.choice([("alice", "bob"), ("bob", "alice")]), rng.randint(1, 60)) for _ in range(8)]
+            for _ in range(THREADS)]
+
+    def transfer(index: int, step: int) -> int:
+        (source, destination), amount = plan[index][step]
+        return write(live_server, "/v1/transfers", {"source": source, "destination": destination,
+                                                     "amount": amount})[0]
+
+    statuses = race(transfer, per_thread=8)
+    assert set(statuses) <= {201, 400} and statuses[201] > 0, statuses
+    alice, bob = tenant().account("alice"), tenant().account("bob")
+    assert alice.balance + bob.balance == 600 and alice.balance >= 0 and bob.balance >= 0
+    assert alice.entry_count + bob.entry_count == 2 + 2 * statuses[201]
+
+
+def test_one_key_from_sixteen_threads_posts_once_and_every_thread_gets_its_answer(live_server):
+    funded(live_server, "alice", 10)
+    key = str(uuid.uuid4())
+    answers: list[dict] = []
+
+    def post(_index: int, _step: int) -> int:
+        status, body = write(live_server, "/v1/postings", {"account_id": "alice", "amount": 7}, key=key)
+        answers.append(body)
+        return status
+
+    statuses = race(post)
+    assert statuses[201] == THREADS, statuses
+    assert len({answer["id"] for answer in answers}) == 1
+    assert {(answer["entries"][0]["seq"], answer["entries"][0]["balance_after"]) for answer in answers} == {(2, 17)}
+    assert tenant().account("alice").balance == 17
