@@ -771,7 +771,7 @@ class Transactions:
             return extension.merged(issued(planned_legs[0].account.unit or "", planned_legs[0].created_at[:10])
                                     if issued else None)
 
-        fields = {"reverses": original.id, "request_fingerprint": request_fingerprint(fingerprint)}
+        fields: dict[str, str] = {"reverses": original.id, "request_fingerprint": request_fingerprint(fingerprint)}
         if original.type in ("earn", "spend"):
             holder = original.legs[0].account_id
             transaction_id = new_id("txn")
@@ -788,7 +788,8 @@ class Transactions:
         legs = tuple(Leg(entry.account_id, amount if entry.amount < 0 else -amount, create=False)
                      for entry in entries_of(original))
         return self.record("reversal", legs, amount, metadata=metadata, idempotency_key=idempotency_key,
-                           fingerprint=fingerprint, extend=_beside_record(count_reversal), **fields)
+                           fingerprint=fingerprint, extend=_beside_record(count_reversal),
+                           reverses=fields["reverses"], request_fingerprint=fields["request_fingerprint"])
 
     # -- helpers -------------------------------------------------------------------
     def _searchable(self, writes: Writes, kind: str, object_id: str, created_at: str, metadata: dict) -> None:
@@ -824,7 +825,7 @@ class Transactions:
         lines = {(model.id, number): _core_id(leg) for model in waiting for number, leg in enumerate(model.legs)
                  if leg.seq is None}
         places = self.ledger.logged_legs(set(lines.values()))
-        moved = []
+        moved: list[str] = []
         for model in waiting:
             for number, leg in enumerate(model.legs):
                 place = places.get((model.id, number)) if (model.id, number) in lines else None

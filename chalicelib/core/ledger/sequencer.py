@@ -20,13 +20,20 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 from pynamodb.expressions.condition import Condition, size
 
 from chalicelib.core.ledger.legs import INT64_MAX, INT64_MIN, Leg, Posting
 from chalicelib.core.ledger.runner import Writes
 from chalicelib.core.ledger.stamps import parse_stamp, stamp
-from chalicelib.core.models import AccountModel, EntryModel, IdempotencyModel, TransactionModel, UnsequencedEntry
+from chalicelib.core.models import (
+    AccountModel,
+    EntryModel,
+    IdempotencyModel,
+    TransactionModel,
+    UnsequencedEntry,
+)
 
 # DynamoDB's limit on the items of one transaction.
 MAX_TRANSACTION_ITEMS = 100
@@ -164,10 +171,10 @@ def drain_writes(account: AccountModel, skip_records: frozenset[str] = frozenset
                    else IdempotencyModel.key.exists() & IdempotencyModel.seq.does_not_exist())
             writes.update(f"record:{place.key}", IdempotencyModel(place.key), _record_completed(place), own)
         for place in places:
-            transaction = place.attributes.get("transaction") if place.leg is not None else None
-            if transaction is not None:
+            transaction = place.attributes.get("transaction")
+            if transaction is not None and place.leg is not None:
                 # A /v1 transaction written without a read: this leg's line in it, as the journal now holds it.
-                line = TransactionModel.legs[place.leg]
+                line: Any = TransactionModel.legs[place.leg]  # a path to the leg, typed by PynamoDB as a Path
                 writes.update("transaction", TransactionModel(transaction),
                               [line.seq.set(place.seq), line.balance_after.set(place.balance_after)],
                               TransactionModel.id.exists())
@@ -185,7 +192,7 @@ def _record_completed(place: Placed) -> list:
     leg's also at the top, as every record keeps its first posting)."""
     completed = []
     if place.leg is not None:
-        line = IdempotencyModel.legs[place.leg]
+        line: Any = IdempotencyModel.legs[place.leg]  # a path to the leg, typed by PynamoDB as a Path
         completed += [line.seq.set(place.seq), line.balance_after.set(place.balance_after)]
     if not place.leg:
         completed += [IdempotencyModel.seq.set(place.seq), IdempotencyModel.balance_after.set(place.balance_after),
