@@ -9,6 +9,7 @@ import uuid
 import pytest
 from test_v1_concurrency import funded, tenant, write
 
+from chalicelib.core.models import TransactionModel
 from helpers import THREADS, race
 from tools.local_http import request_json as http
 from tools.request_counter import DynamoDBRequests
@@ -88,3 +89,15 @@ def test_one_key_from_sixteen_threads_posts_once_and_every_thread_gets_its_answe
     assert len({answer["id"] for answer in answers}) == 1
     assert {(answer["entries"][0]["seq"], answer["entries"][0]["balance_after"]) for answer in answers} == {(2, 17)}
     assert tenant().account("alice").balance == 17
+
+
+def test_a_transfer_read_with_one_leg_drained_and_the_other_waiting_shows_both(live_server):
+    funded(live_server, "alice", 100)
+    funded(live_server, "bob", 5)  # known to the container, as alice is: the transfer goes without a read
+    status, transfer = write(live_server, "/v1/transfers", {"source": "alice", "destination": "bob", "amount": 30})
+    assert status == 201
+    tenant().ledger.settle("alice")  # alice's leg into the journal (and the transaction); bob's still in his log
+    assert [leg.seq for leg in TransactionModel.get(transfer["id"], consistent_read=True).legs] == [2, None]
+    assert http("GET", f"{live_server}/v1/transactions/{transfer['id']}") == (200, transfer)
+    listed = http("GET", f"{live_server}/v1/transactions?type=transfer")[1]["data"]
+    assert listed == [transfer]

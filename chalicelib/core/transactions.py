@@ -837,6 +837,10 @@ class Transactions:
             return models
         again = {model.id: model for model in TransactionModel.batch_get(list(dict.fromkeys(moved)),
                                                                            consistent_read=True)}
+        for model in again.values():  # a leg drained, another still waiting: the one from the record, the other the log
+            for number, leg in enumerate(model.legs):
+                if leg.seq is None and (model.id, number) in places:
+                    leg.seq, leg.balance_after = places[(model.id, number)]
         return [again.get(model.id, model) for model in models]
 
     def _replayed(self, idempotency_key: str, original_id: str, fingerprint: dict) -> Transaction | None:

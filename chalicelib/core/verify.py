@@ -173,6 +173,9 @@ def check_transactions() -> list[str]:
             transaction = stored[number] = TransactionModel.get(transaction.id, consistent_read=True)
         for leg in transaction.legs:
             core_id = leg.account_id if leg.shard is None else shard_id(leg.account_id, int(leg.shard))
+            if leg.seq is None:
+                problems.append(f"transaction {transaction.id}: its leg on {core_id} still waits for its seq")
+                continue
             try:
                 entry = EntryModel.get(ledger.account_key(core_id), int(leg.seq), consistent_read=True)
             except EntryModel.DoesNotExist:

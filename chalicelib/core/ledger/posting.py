@@ -543,7 +543,9 @@ class PostingEngine:
         else one read; a drain that moved it meanwhile left it in the record)."""
         if record.seq is not None and all(leg.seq is not None for leg in record.legs or ()):
             return replayed_postings(record, self._keys)
-        return self._placed_legs(record, None, replayed=True, accounts=None if account is None else [account])[0]
+        # `account` is a one-leg posting's: a posting of several legs reads all of its accounts.
+        accounts = None if account is None or record.legs else [account]
+        return self._placed_legs(record, None, replayed=True, accounts=accounts)[0]
 
     def _attempt(self, request: PostingRequest, budget: RetryBudget, recheck: bool, rounds: _Rounds) -> list[Posting]:
         """Read (or re-plan from what the last cancellation returned), decide, plan, commit; raises Stale when the
