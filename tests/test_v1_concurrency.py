@@ -36,6 +36,12 @@ def funded(base: str, account_id: str, amount: int) -> None:
 
 
 def test_transfers_both_ways_keep_the_total_and_both_floors(live_server):
+    transfers_both_ways(live_server)
+
+
+def transfers_both_ways(live_server: str) -> None:
+    """16 threads transfer random amounts between two funded accounts, both ways: neither goes below its floor,
+    the total stays, every accepted transfer is two entries (also run with writes without a read)."""
     funded(live_server, "alice", 300)
     funded(live_server, "bob", 300)
     rng = random.Random(7)

@@ -7,7 +7,7 @@ import random
 import uuid
 
 import pytest
-from test_v1_concurrency import funded, tenant, write
+from test_v1_concurrency import funded, tenant, transfers_both_ways, write
 
 from chalicelib.core.models import TransactionModel
 from helpers import THREADS, race
@@ -56,22 +56,7 @@ def test_credits_and_debits_of_one_account_from_sixteen_threads_keep_its_floor(l
 
 
 def test_transfers_both_ways_without_a_read_keep_the_total_and_both_floors(live_server):
-    funded(live_server, "alice", 300)
-    funded(live_server, "bob", 300)
-    rng = random.Random(7)
-    plan = [[(rng.choice([("alice", "bob"), ("bob", "alice")]), rng.randint(1, 60)) for _ in range(8)]
-            for _ in range(THREADS)]
-
-    def transfer(index: int, step: int) -> int:
-        (source, destination), amount = plan[index][step]
-        return write(live_server, "/v1/transfers", {"source": source, "destination": destination,
-                                                     "amount": amount})[0]
-
-    statuses = race(transfer, per_thread=8)
-    assert set(statuses) <= {201, 400} and statuses[201] > 0, statuses
-    alice, bob = tenant().account("alice"), tenant().account("bob")
-    assert alice.balance + bob.balance == 600 and alice.balance >= 0 and bob.balance >= 0
-    assert alice.entry_count + bob.entry_count == 2 + 2 * statuses[201]
+    transfers_both_ways(live_server)
 
 
 def test_one_key_from_sixteen_threads_posts_once_and_every_thread_gets_its_answer(live_server):

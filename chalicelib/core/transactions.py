@@ -603,29 +603,26 @@ class Transactions:
         transaction_id = transaction_id or new_id("txn")
         made: list[TransactionModel] = []
 
+        def recorded(lines: list[TransactionLeg], created_at: str, unit: str) -> Extension:
+            """The transaction's record, its search items and the minting's count, planned either way."""
+            stored = self._new_record(transaction_id, type_, amount, unit, lines, created_at, metadata, **fields)
+            made[:] = [stored]
+            extension = self._recorded(stored)
+            return extension if count is None else extension.merged(count(unit, created_at[:10]))
+
         def plan(planned_legs: tuple[PlannedLeg, ...]) -> Extension:
             unit = accounts_agree(planned_legs, "standard")
             for planned in planned_legs:
                 if planned.shard is None and planned.account.kind != "system":
                     self._remember(_named(planned), planned.account)
-            stored = self._new_record(transaction_id, type_, amount, unit, _lines(planned_legs),
-                                      planned_legs[0].created_at, metadata, **fields)
-            made[:] = [stored]
-            extension = self._recorded(stored)
-            if count is not None:
-                extension = extension.merged(count(unit, planned_legs[0].created_at[:10]))
-            return extension.merged(extend(planned_legs, stored) if extend else None)
+            extension = recorded(_lines(planned_legs), planned_legs[0].created_at, unit)
+            return extension.merged(extend(planned_legs, made[0]) if extend else None)
 
         def unplanned(posted: tuple[Leg, ...], created_at: str, unit: str) -> Extension | None:
             lines = [TransactionLeg(account_id=leg.shard[0] if leg.shard else leg.account_id,
                                     shard=leg.shard[1] if leg.shard else None, amount=leg.amount) for leg in posted]
-            stored = self._new_record(transaction_id, type_, amount, unit, lines, created_at, metadata, **fields)
-            made[:] = [stored]
-            extension = self._recorded(stored)
-            if count is None:
-                return extension
             try:
-                return extension.merged(count(unit, created_at[:10]))
+                return recorded(lines, created_at, unit)
             except IssueLimitReached:
                 return None  # a replay of a request that was counted passes: the read path finds its key first
 
@@ -650,17 +647,18 @@ class Transactions:
         """The legs, each with the floor its account has, and what the posting asks of the accounts (their unit and
         kind, as `accounts_agree` checks them from a read) and adds (`unplanned`), when this container knows every
         account and they agree; else the legs as they are and None (the posting reads)."""
-        known = [self._known_of(leg.account_id) for leg in legs]
-        if any(item is None or item.kind not in ("standard", "system") for item in known):
-            return legs, None
-        units = {item.unit for item in known if item is not None}
-        if len(units) != 1 or any(leg.expected_seq is not None for leg in legs):
+        known: list[_Known] = []
+        for leg in legs:
+            item = self._known_of(leg.account_id)
+            if item is None or item.kind not in ("standard", "system") or leg.expected_seq is not None:
+                return legs, None
+            known.append(item)
+        units = {item.unit for item in known}
+        if len(units) != 1:
             return legs, None
         unit = units.pop()
-        conditions = tuple((AccountModel.unit == unit) & (AccountModel.kind == item.kind)
-                           for item in known if item is not None)
-        expecting = tuple(replace(leg, floor=item.floor) for leg, item in zip(legs, known, strict=True)
-                          if item is not None)
+        conditions = tuple((AccountModel.unit == unit) & (AccountModel.kind == item.kind) for item in known)
+        expecting = tuple(replace(leg, floor=item.floor) for leg, item in zip(legs, known, strict=True))
         return expecting, WithoutRead(conditions, lambda posted, created_at: unplanned(posted, created_at, unit))
 
     def _recorded(self, stored: TransactionModel) -> Extension:
@@ -822,25 +820,22 @@ class Transactions:
         waiting = [model for model in models if any(leg.seq is None for leg in model.legs)]
         if not waiting:
             return models
-        lines = {(model.id, number): _core_id(leg) for model in waiting for number, leg in enumerate(model.legs)
-                 if leg.seq is None}
-        places = self.ledger.logged_legs(set(lines.values()))
-        moved: list[str] = []
-        for model in waiting:
-            for number, leg in enumerate(model.legs):
-                place = places.get((model.id, number)) if (model.id, number) in lines else None
-                if place is not None:
-                    leg.seq, leg.balance_after = place
-                elif leg.seq is None:
-                    moved.append(model.id)
-        if not moved:
-            return models
-        again = {model.id: model for model in TransactionModel.batch_get(list(dict.fromkeys(moved)),
-                                                                           consistent_read=True)}
-        for model in again.values():  # a leg drained, another still waiting: the one from the record, the other the log
+        places = self.ledger.logged_legs({leg_account(leg) for model in waiting for leg in model.legs
+                                          if leg.seq is None})
+
+        def filled(model: TransactionModel) -> bool:
+            """Its waiting legs filled from the logs; whether every leg now has its seq."""
             for number, leg in enumerate(model.legs):
                 if leg.seq is None and (model.id, number) in places:
                     leg.seq, leg.balance_after = places[(model.id, number)]
+            return all(leg.seq is not None for leg in model.legs)
+
+        moved = [model.id for model in waiting if not filled(model)]
+        if not moved:
+            return models
+        again = {model.id: model for model in TransactionModel.batch_get(moved, consistent_read=True)}
+        for model in again.values():  # a leg drained, another still waiting: the one from the record, the other the log
+            filled(model)
         return [again.get(model.id, model) for model in models]
 
     def _replayed(self, idempotency_key: str, original_id: str, fingerprint: dict) -> Transaction | None:
@@ -864,7 +859,7 @@ class Transactions:
                                 metadata=metadata, created_at=created_at, legs=lines, **fields)
 
 
-def _core_id(leg: TransactionLeg) -> str:
+def leg_account(leg: TransactionLeg) -> str:
     """The account of the core a transaction's leg is on: a hot account's shard, or the account."""
     return leg.account_id if leg.shard is None else shard_id(leg.account_id, int(leg.shard))
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 import functools
 
 from chalicelib.core.ledger import Ledger
-from chalicelib.core.ledger.shards import shard_id
 from chalicelib.core.models import (
     AccountModel,
     EntryModel,
@@ -19,7 +18,7 @@ from chalicelib.core.models import (
     TransactionModel,
 )
 from chalicelib.core.points import PointsBook
-from chalicelib.core.transactions import BOOK, is_v1_book
+from chalicelib.core.transactions import BOOK, is_v1_book, leg_account
 
 
 def check_account(ledger: Ledger, account_id: str) -> list[str]:
@@ -168,11 +167,10 @@ def check_transactions() -> list[str]:
         if waiting:
             # Written without a read: its legs wait in their accounts' logs for a drain to number them.
             for leg in waiting:
-                ledger.settle(leg.account_id if leg.shard is None else shard_id(leg.account_id, int(leg.shard)),
-                              force=True)  # the verifier drains: a journal with every answered posting in it
+                ledger.settle(leg_account(leg), force=True)  # the verifier drains them into the journal
             transaction = stored[number] = TransactionModel.get(transaction.id, consistent_read=True)
         for leg in transaction.legs:
-            core_id = leg.account_id if leg.shard is None else shard_id(leg.account_id, int(leg.shard))
+            core_id = leg_account(leg)
             if leg.seq is None:
                 problems.append(f"transaction {transaction.id}: its leg on {core_id} still waits for its seq")
                 continue

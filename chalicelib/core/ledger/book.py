@@ -30,7 +30,7 @@ from chalicelib.core.ledger.runner import (
     until_current,
 )
 from chalicelib.core.ledger.sequencer import placed
-from chalicelib.core.ledger.shards import Layout, Layouts, shard_id, split_floor
+from chalicelib.core.ledger.shards import Layouts, shard_id, split_floor
 from chalicelib.core.ledger.stamps import stamp, utc_now
 from chalicelib.core.models import AccountModel, CounterModel, IdempotencyModel
 
@@ -120,9 +120,9 @@ class Ledger:
                 account = AccountModel.get(key, consistent_read=True)
             except AccountModel.DoesNotExist:
                 raise NotFound(f"account {account_id} not found") from None
-            if not account.shards:
+            layout = self._layouts.learn_item(account_id, account)
+            if layout is None:
                 return account, []
-            layout = self._learn(account_id, account)
             items = {item.key: item for item in AccountModel.batch_get(self.shard_keys(account_id, layout.shards),
                                                                          consistent_read=True)}
         else:
@@ -143,18 +143,13 @@ class Ledger:
             account = AccountModel.get(self.account_key(account_id), consistent_read=True)
         except AccountModel.DoesNotExist:
             return False
-        return bool(account.shards) and self._learn(account_id, account) is not None
+        return self._layouts.learn_item(account_id, account) is not None
 
     def learn_layout(self, account_id: str, account: AccountModel) -> None:
         """What the caller read of an account (its `shards` and `floor`) says of its layout, if it is hot: later
         postings go to its shards without reading it."""
-        if self.hot_accounts and account.shards:
-            self._learn(account_id, account)
-
-    def _learn(self, account_id: str, account: AccountModel) -> Layout:
-        layout = Layout(int(account.shards), account.floor is not None)
-        self._layouts.learn(account_id, layout)
-        return layout
+        if self.hot_accounts:
+            self._layouts.learn_item(account_id, account)
 
     def shard_keys(self, account_id: str, shards: int) -> list[str]:
         """The keys of a hot account's shard items."""
@@ -341,7 +336,7 @@ class Ledger:
             except Ambiguous:
                 raise Stale() from None
             if shard_items:
-                self._learn(account_id, account)
+                self._layouts.learn_item(account_id, account)
             return account, False
 
         return until_current(attempt, self.retry_budget(), lambda: Contention(

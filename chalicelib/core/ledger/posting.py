@@ -390,8 +390,7 @@ class PostingEngine:
             images[number] = AccountModel.from_raw_data(reason.raw_item) if reason is not None and reason.raw_item \
                 else None
         for number, image in images.items():
-            if image is not None and image.shards:
-                self._layouts.learn(legs[number].account_id, Layout(int(image.shards), image.floor is not None))
+            if image is not None and self._layouts.learn_item(legs[number].account_id, image) is not None:
                 raise Stale(wait=False)  # a hot account, not known here before: to its shards
         if len(legs) == 1 and legs[0].shard is None:
             image, leg = images[0], legs[0]
@@ -517,9 +516,8 @@ class PostingEngine:
                 account = AccountModel.get(account_key, consistent_read=True)
             except AccountModel.DoesNotExist:
                 return
-            if account.shards:  # a hot account: its postings wait in its shards' logs (`Ledger.settle` reads them)
-                self._layouts.learn(self._keys.account_id(account_key),
-                                    Layout(int(account.shards), account.floor is not None))
+            # A hot account: its postings wait in its shards' logs (`Ledger.settle` reads them).
+            self._layouts.learn_item(self._keys.account_id(account_key), account)
             if not account.log or not sees(account):
                 return
             if target is None:
@@ -606,8 +604,7 @@ class PostingEngine:
         learned = False
         for target in targets:
             account = read.accounts.get(target.leg.account_id) if target.layout is None else None
-            if account is not None and account.shards:
-                self._layouts.learn(target.leg.account_id, Layout(int(account.shards), account.floor is not None))
+            if account is not None and self._layouts.learn_item(target.leg.account_id, account) is not None:
                 learned = True
         return learned
 

@@ -24,8 +24,12 @@ from __future__ import annotations
 import zlib
 from collections import OrderedDict
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from chalicelib.core.errors import InvalidRequest
+
+if TYPE_CHECKING:
+    from chalicelib.core.models import AccountModel
 
 # At most 32 shards: a debit spread over all of them is 64 items (an update and an entry each) of a transaction's
 # 100, which leaves room for the other legs and the records; the balance read is one BatchGetItem of K + 1 keys.
@@ -106,6 +110,15 @@ class Layouts:
         layout = self._known.get(account_id)
         if layout is not None:
             self._known.move_to_end(account_id)
+        return layout
+
+    def learn_item(self, account_id: str, account: AccountModel) -> Layout | None:
+        """What an account's item, as read, says of its layout: learned when it is hot (it has `shards`); None for an
+        ordinary account."""
+        if not account.shards:
+            return None
+        layout = Layout(int(account.shards), account.floor is not None)
+        self.learn(account_id, layout)
         return layout
 
     def learn(self, account_id: str, layout: Layout) -> None:
