@@ -1,12 +1,13 @@
-"""Tally: the Chalice app. Thin on purpose: configuration, error shaping, surfaces, and two background
-functions (the expiry sweep on a schedule, journal events from the entries table's stream).
+"""Tally: the Chalice app. Thin on purpose: configuration, error shaping, surfaces, and three background
+functions (the expiry sweep on a schedule, journal events from the entries table's stream, idle logs drained
+from the accounts table's stream).
 
 The one place that reads configuration: the services are built once per container (`chalicelib/composition.py`)
 and handed to every surface, the authorizer and the background functions by `serve`."""
 from chalice import Chalice, Rate
 
 from chalicelib import composition, config
-from chalicelib.core import events
+from chalicelib.core import drains, events
 from chalicelib.core.expiry import sweep
 from chalicelib.surfaces import (
     accounts,
@@ -73,3 +74,11 @@ def publish_entries(event):
     records = ({"eventName": record.event_name, "dynamodb": {"NewImage": record.new_image}} for record in event)
     published = events.publish(records, events.client(services.settings.region), services.settings.event_bus)
     return {"sent": published.sent, "skipped": published.skipped}
+
+
+@app.on_dynamodb_record(stream_arn=settings.accounts_stream_arn, batch_size=drains.BATCH_SIZE, name="drain_logs")
+def drain_logs(event):
+    """Move the postings an account's last writes left in its log into the journal (and so to the event bus)."""
+    records = ({"eventName": record.event_name, "dynamodb": {"NewImage": record.new_image}} for record in event)
+    drained = drains.drain_logs(records, services.retry_budget)
+    return {"settled": drained.settled, "busy": drained.busy}

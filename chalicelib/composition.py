@@ -1,8 +1,9 @@
 """The composition root: every service the app serves, built once from settings.
 
 `app.py` builds them at import (once per Lambda container) and hands them to the surfaces, the API-key
-authorizer, the scheduled sweep and the stream publisher. Tools and tests build their own, with the settings
-and the clock they need; no other module reads configuration or builds a service at import.
+authorizer, the scheduled sweep, the stream publisher and the drainer of idle logs. Tools and tests build their
+own, with the settings and the clock they need; no other module reads configuration or builds a service at
+import.
 """
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from chalicelib.config import Settings
 from chalicelib.core import models
 from chalicelib.core.api_keys import ApiKeys
 from chalicelib.core.holds import Holds
-from chalicelib.core.ledger import Ledger, utc_now
+from chalicelib.core.ledger import Ledger, RetryBudget, utc_now
 from chalicelib.core.points import PointsBook
 from chalicelib.core.tokens import RefreshTokens
 from chalicelib.core.transactions import Transactions, book_of
@@ -42,6 +43,10 @@ class Services:
         self.refresh_tokens = RefreshTokens(clock)  # seed 002's families, each token good once
         # A /v1 book's services, built on a tenant's first request (up to 1,024 books a container).
         self.v1_book = functools.lru_cache(maxsize=1024)(self._v1_book)
+
+    def retry_budget(self) -> RetryBudget:
+        """The retries of one background step (a drain of an idle log), as a request's."""
+        return self.accounts.retry_budget()
 
     @property
     def key_ttl_seconds(self) -> int:

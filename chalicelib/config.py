@@ -86,9 +86,9 @@ def _seed_auth(environ: Mapping[str, str], deployed: bool) -> str:
     return raw
 
 
-def _switch(environ: Mapping[str, str], name: str) -> bool:
-    """An on/off setting: "1" or "0" (unset: off); anything else is refused rather than guessed."""
-    raw = (environ.get(name) or "0").strip()
+def _switch(environ: Mapping[str, str], name: str, default: bool) -> bool:
+    """An on/off setting: "1" or "0" (unset: `default`); anything else is refused rather than guessed."""
+    raw = (environ.get(name) or ("1" if default else "0")).strip()
     if raw not in ("0", "1"):
         raise ValueError(f"{name} must be 1 or 0, got {raw!r}")
     return raw == "1"
@@ -157,10 +157,11 @@ class Settings:
     # Balance shards of each tenant's system accounts (`@world:<unit>`), which every /v1 transaction into or
     # out of the ledger touches: see chalicelib/core/ledger/shards.py. Accounts already open keep theirs.
     system_account_shards: int = 32
-    # /v1 postings and transfers written without a read (`ledger/sequencer.py`). Off by default: their entries then
-    # reach the entries table's stream, and the event bus, only when a drain puts them in the journal.
-    v1_writes_without_read: bool = False
+    # /v1 postings and transfers written without a read (`ledger/sequencer.py`); "0" makes them read first.
+    v1_writes_without_read: bool = True
     entries_stream_arn: str = "arn:aws:dynamodb:us-east-1:000000000000:table/tally-local-entries/stream/local"
+    # Idle logs drained (core/drains.py): the accounts table's stream (set by the deployed template).
+    accounts_stream_arn: str = "arn:aws:dynamodb:us-east-1:000000000000:table/tally-local-accounts/stream/local"
     event_bus: str = "default"
 
     @property
@@ -199,7 +200,8 @@ def load(environ: Mapping[str, str] = os.environ) -> Settings:
         mounts={name: _mount(environ, name, deployed) for name in SURFACES},
         seed_auth=_seed_auth(environ, deployed),
         system_account_shards=_int(environ, "TALLY_SYSTEM_ACCOUNT_SHARDS", 32, minimum=1, maximum=32),
-        v1_writes_without_read=_switch(environ, "TALLY_V1_WRITES_WITHOUT_READ"),
+        v1_writes_without_read=_switch(environ, "TALLY_V1_WRITES_WITHOUT_READ", default=True),
         entries_stream_arn=environ.get("TALLY_ENTRIES_STREAM_ARN") or Settings.entries_stream_arn,
+        accounts_stream_arn=environ.get("TALLY_ACCOUNTS_STREAM_ARN") or Settings.accounts_stream_arn,
         event_bus=environ.get("TALLY_EVENT_BUS") or "default",
     )

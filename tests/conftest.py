@@ -104,9 +104,9 @@ def dynamodb_endpoint():
 @pytest.fixture
 def local_tables(request, dynamodb_endpoint, clock):
     """Tally's tables on DynamoDB Local under a prefix of their own, so tests never share data; the app serves
-    services built on them (with /v1 writes without a read for a test marked so)."""
+    services built on them (/v1 reading before it writes for a test marked `v1_reads_first`)."""
     settings = replace(load(), dynamodb_endpoint=dynamodb_endpoint, table_prefix=f"t{uuid.uuid4().hex[:12]}",
-                       v1_writes_without_read=request.node.get_closest_marker("v1_writes_without_read") is not None)
+                       v1_writes_without_read=request.node.get_closest_marker("v1_reads_first") is None)
     with serving(composition.build(settings, clock=clock)):
         models.create_tables()
         local_http.v1_key = make_key()

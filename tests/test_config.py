@@ -183,8 +183,8 @@ def test_every_secret_the_seeds_publish_is_on_the_refused_list():
     assert [secret for secret in found if not published_secret(secret)] == []
 
 
-def test_v1_writes_without_a_read_are_off_unless_switched_on_and_a_guess_is_refused():
-    assert load({}).v1_writes_without_read is False
+def test_v1_writes_without_a_read_are_on_unless_switched_off_and_a_guess_is_refused():
+    assert load({}).v1_writes_without_read is True
     assert load({"TALLY_V1_WRITES_WITHOUT_READ": "1"}).v1_writes_without_read is True
     assert load({"TALLY_V1_WRITES_WITHOUT_READ": "0"}).v1_writes_without_read is False
     with pytest.raises(ValueError, match="TALLY_V1_WRITES_WITHOUT_READ"):

@@ -1,5 +1,7 @@
-"""Journal events (moto): entries written through the API come off the entries table's stream, the
-`publish_entries` function sends each to EventBridge once, and a redelivered batch sends nothing again."""
+"""Journal events (moto): postings written without a read wait in their accounts' logs until the `drain_logs`
+function, fed by the accounts table's stream, moves them into the journal; entries come off the entries table's
+stream, the `publish_entries` function sends each to EventBridge once, and a redelivered batch sends nothing
+again."""
 from __future__ import annotations
 
 import json
@@ -12,7 +14,7 @@ from moto.core import DEFAULT_ACCOUNT_ID
 from moto.dynamodbstreams.models import dynamodbstreams_backends
 
 from chalicelib.core import events
-from chalicelib.core.models import EntryModel
+from chalicelib.core.models import AccountModel, EntryModel
 from tools import infra
 
 JSON = {"Content-Type": "application/json"}
@@ -26,11 +28,12 @@ def write(client, path: str, body: dict) -> dict:
 
 @pytest.fixture
 def journal_queue(aws):
-    """The entries table's stream, as the deployed template has it, and an SQS queue that a rule on the event
-    bus fills with every journal event."""
-    boto3.client("dynamodb", region_name="us-east-1").update_table(
-        TableName=EntryModel.Meta.table_name,
-        StreamSpecification={"StreamEnabled": True, "StreamViewType": infra.STREAMS["entries"]})
+    """The entries' and the accounts' streams, as the deployed template has them, and an SQS queue that a rule on
+    the event bus fills with every journal event."""
+    for kind, model in (("entries", EntryModel), ("accounts", AccountModel)):
+        boto3.client("dynamodb", region_name="us-east-1").update_table(
+            TableName=model.Meta.table_name,
+            StreamSpecification={"StreamEnabled": True, "StreamViewType": infra.STREAMS[kind]})
     sqs = boto3.client("sqs", region_name="us-east-1")
     queue = sqs.create_queue(QueueName="journal")["QueueUrl"]
     arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
@@ -43,13 +46,13 @@ def journal_queue(aws):
     events.client.cache_clear()
 
 
-def stream_event() -> dict:
-    """Everything on the entries table's stream, as Lambda hands a batch to the function.
+def stream_event(model=EntryModel) -> dict:
+    """Everything on the model's table's stream, as Lambda hands a batch to the function.
 
     moto keeps the stream; its HTTP front for DynamoDB Streams answers "Not yet implemented" to this
     botocore, so the records are read from moto's streams backend itself."""
     arn = boto3.client("dynamodb", region_name="us-east-1").describe_table(
-        TableName=EntryModel.Meta.table_name)["Table"]["LatestStreamArn"]
+        TableName=model.Meta.table_name)["Table"]["LatestStreamArn"]
     streams = dynamodbstreams_backends[DEFAULT_ACCOUNT_ID]["us-east-1"]
     records = []
     for shard in streams.describe_stream(arn)["Shards"]:
@@ -80,7 +83,15 @@ def test_every_entry_is_published_once(client, journal_queue):
         write(client, "/v1/accounts", {"id": account_id, "unit": "USD"})
     write(client, "/v1/postings", {"account_id": "alice", "amount": 500})
     transfer = write(client, "/v1/transfers", {"source": "alice", "destination": "bob", "amount": 200})
-    write(client, "/v1/holds", {"account_id": "alice", "amount": 50})
+    write(client, "/v1/holds", {"account_id": "alice", "amount": 50})  # it reads: alice's log is drained first
+    journaled = len(stream_event()["Records"])
+    # The container's first posting read its accounts; the transfer did not, and bob's leg waits in his log.
+    assert journaled == 4
+    # Nobody posts to or reads bob again: the accounts' stream brings the drainer, once or twice alike.
+    accounts = stream_event(AccountModel)
+    assert client.lambda_.invoke("drain_logs", accounts).payload == {"settled": 1, "busy": 0}
+    assert client.lambda_.invoke("drain_logs", accounts).payload == {"settled": 1, "busy": 0}  # nothing left to move
+    assert client.lambda_.invoke("drain_logs", stream_event(AccountModel)).payload == {"settled": 0, "busy": 0}
     batch = stream_event()
     assert len(batch["Records"]) == 5  # a posting's two legs (alice, the system account), two transfer legs, a hold
 
@@ -114,6 +125,7 @@ def test_a_refused_event_fails_the_batch_after_marking_what_was_sent(client, jou
     write(client, "/v1/accounts", {"id": "alice", "unit": "USD"})
     write(client, "/v1/postings", {"account_id": "alice", "amount": 5})
     write(client, "/v1/postings", {"account_id": "alice", "amount": 6})
+    client.lambda_.invoke("drain_logs", stream_event(AccountModel))
     records = [record for record in stream_event()["Records"]  # alice's two entries, not the system account's
                if record["dynamodb"]["NewImage"]["account"]["S"].endswith(":alice")]
     with pytest.raises(events.PublishFailed):

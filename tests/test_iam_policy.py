@@ -2,7 +2,8 @@
 issues, on the tables and indexes it uses, and its own stream, bus, secret and log group, every ARN in the stack's
 own region and account. The operations are recorded (botocore hooks) per function while every route of every
 surface and every write path runs on DynamoDB Local (the API), a sweep finishes a crashed spend and expires a
-due lot and hold (the sweep), and a stream batch is published (the publisher).
+due lot and hold (the sweep), the logs the API left are drained (the drainer), and a stream batch is published
+(the publisher).
 
 What each function may do is stated here, apart from tools/infra.py which writes the policies, so a policy
 broadened there (the sweep writing users, the publisher writing any item, a `*` region) fails."""
@@ -18,9 +19,9 @@ import pytest
 
 import app as tally
 from chalicelib import composition
-from chalicelib.core import events, models
+from chalicelib.core import drains, events, models
 from chalicelib.core.expiry import Swept, sweep
-from chalicelib.core.models import EntryModel, IdempotencyModel
+from chalicelib.core.models import AccountModel, EntryModel, IdempotencyModel
 from chalicelib.surfaces import points_tracker
 from helpers import Crash, LaggingIndex, TransactWriteFaults
 from tools.infra import stages
@@ -101,6 +102,7 @@ def v1_tour(base: str, clock) -> None:
                  "/v1/accounts/alice/entries", "/v1/accounts/member/lots", "/v1/accounts/member/lots?state=all",
                  f"/v1/transactions/{transfer['id']}", f"/v1/holds/{hold['id']}"):
         http("GET", base + path)
+    write("/v1/transfers", {"source": "alice", "destination": "bob", "amount": 1})  # left in both logs: the drainer's
 
 
 def crash_a_spend_in_parts() -> None:
@@ -139,10 +141,15 @@ SWEEP_USES = {
     ("dynamodb:PutItem", "transactions"),
 }
 PUBLISHER_USES = {("dynamodb:BatchGetItem", "idempotency"), ("dynamodb:BatchWriteItem", "idempotency")}
+# The drainer reads an account and moves its log: entries put, records' and /v1 transactions' lines completed.
+DRAINER_USES = {("dynamodb:GetItem", "accounts"), ("dynamodb:UpdateItem", "accounts"), ("dynamodb:PutItem", "entries"),
+                ("dynamodb:UpdateItem", "idempotency"), ("dynamodb:UpdateItem", "transactions")}
 AUTHORIZER_USES = {("dynamodb:GetItem", "keys")}
 POLICY_FILES = {"api": "policy-{stage}.json", "sweep": "policy-sweep-{stage}.json",
-                "publisher": "policy-publisher-{stage}.json", "authorizer": "policy-authorizer-{stage}.json"}
-FUNCTION_NAMES = {"api": "api", "sweep": "expire-due", "publisher": "publish-entries", "authorizer": "key-authorizer"}
+                "publisher": "policy-publisher-{stage}.json", "drainer": "policy-drainer-{stage}.json",
+                "authorizer": "policy-authorizer-{stage}.json"}
+FUNCTION_NAMES = {"api": "api", "sweep": "expire-due", "publisher": "publish-entries", "drainer": "drain-logs",
+                  "authorizer": "key-authorizer"}
 SCOPED = "arn:${AWS::Partition}:%s:${AWS::Region}:${AWS::AccountId}:"
 
 
@@ -212,8 +219,11 @@ def check_policies(stage: str, policies: dict[str, dict]) -> None:
                for index in models.MODELS[kind]._indexes.values()}
     assert api == {(action, arn(stage, kind)) for action in API_ACTIONS for kind in API_TABLES} | {
         ("dynamodb:Query", arn(stage, index)) for index in indexes}, "api"
-    # The sweep, the authorizer: exactly what they do.
+    # The sweep, the drainer, the authorizer: exactly what they do (the drainer also reads its stream).
     assert grants(policies["sweep"]["Statement"]) == {(action, arn(stage, used)) for action, used in SWEEP_USES}
+    assert grants(policies["drainer"]["Statement"]) == {(action, arn(stage, used)) for action, used in DRAINER_USES} | {
+        (action, arn(stage, "accounts/stream/*")) for action in (
+            "dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator", "dynamodb:ListStreams")}
     assert grants(policies["authorizer"]["Statement"]) == {(a, arn(stage, used)) for a, used in AUTHORIZER_USES}
     # The publisher: its markers only (an IAM condition on the key), its stream, its bus.
     publishing = by_sid["publisher"]
@@ -236,6 +246,12 @@ class EventBridge:
         return {"FailedEntryCount": 0, "Entries": [{"EventId": str(number)} for number, _ in enumerate(Entries)]}
 
 
+def account_records() -> list[dict]:
+    """Every account item as the accounts' stream hands its last write over (the new image)."""
+    return [{"eventName": "MODIFY", "dynamodb": {"NewImage": account.serialize() | {"key": {"S": account.key}}}}
+            for account in AccountModel.scan()]
+
+
 def stream_records() -> list[dict]:
     """The journal's entries as the stream hands them over (NEW_IMAGE)."""
     return [{"eventName": "INSERT", "dynamodb": {"NewImage": entry.serialize() | {
@@ -250,6 +266,9 @@ def test_each_function_may_do_what_its_code_does_and_nothing_more(live_server, l
     crash_a_spend_in_parts()
     with DynamoDBRequests() as swept:
         sweep_tour(clock)
+    accounts = account_records()
+    with DynamoDBRequests() as drainer:  # what the API's postings left in their logs
+        assert drains.drain_logs(accounts, tally.services.retry_budget).settled > 0
     records = stream_records()
     with DynamoDBRequests() as publisher:
         assert events.publish(records, EventBridge(), "tally-test").sent == len(records) > 0
@@ -260,6 +279,7 @@ def test_each_function_may_do_what_its_code_does_and_nothing_more(live_server, l
     assert {action for action, _ in api_calls} == API_ACTIONS  # every action the API grants, the code calls
     assert {used.partition("/")[0] for _, used in api_calls} <= API_TABLES
     assert recorded(swept, prefix) == SWEEP_USES
+    assert recorded(drainer, prefix) == DRAINER_USES
     assert recorded(publisher, prefix) == PUBLISHER_USES
     first = events.entry_event(records[0]["dynamodb"]["NewImage"])  # its marker is under the policy's prefix
     assert IdempotencyModel.get(events.MARKER_PREFIX + first["id"], consistent_read=True).fingerprint == "published"

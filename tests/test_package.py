@@ -120,7 +120,7 @@ def test_each_function_runtime_memory_timeout_secret_and_bus(template, name):
     assert variables.get("TALLY_JWT_SECRET_NAME") == (infra.jwt_secret_name(STAGE) if name == "APIHandler" else None)
 
 
-def test_the_sweep_runs_every_minute_and_the_publisher_reads_the_entries_stream(template):
+def test_the_sweep_runs_every_minute_the_publisher_reads_the_entries_stream_the_drainer_the_accounts(template):
     resources = template["Resources"]
     assert resources["ExpireDue"]["Properties"]["Events"]["ExpireDueEvent"] == {
         "Type": "Schedule", "Properties": {"Schedule": "rate(1 minute)"}}
@@ -129,6 +129,10 @@ def test_the_sweep_runs_every_minute_and_the_publisher_reads_the_entries_stream(
     assert source["StartingPosition"] == "TRIM_HORIZON" and source["BisectBatchOnFunctionError"] is True
     assert resources["EntriesTable"]["Properties"]["StreamSpecification"] == {"StreamViewType": "NEW_IMAGE"}
     assert resources["EventBus"]["Properties"]["Name"] == f"tally-{STAGE}"
+    source = resources["DrainLogs"]["Properties"]["Events"]["DrainLogsDynamodbEventSource"]["Properties"]
+    assert source["Stream"] == {"Fn::GetAtt": ["AccountsTable", "StreamArn"]}
+    assert source["StartingPosition"] == "TRIM_HORIZON" and source["BisectBatchOnFunctionError"] is True
+    assert resources["AccountsTable"]["Properties"]["StreamSpecification"] == {"StreamViewType": "NEW_AND_OLD_IMAGES"}
 
 
 def test_every_compiled_extension_in_the_zip_is_for_the_pinned_runtime(packaged):
@@ -141,7 +145,8 @@ def test_every_compiled_extension_in_the_zip_is_for_the_pinned_runtime(packaged)
 
 @pytest.mark.parametrize("role_name, policy_file", [
     ("ApiHandlerRole", "policy-{stage}.json"), ("ExpireDueRole", "policy-sweep-{stage}.json"),
-    ("PublishEntriesRole", "policy-publisher-{stage}.json"), ("KeyAuthorizerRole", "policy-authorizer-{stage}.json")])
+    ("PublishEntriesRole", "policy-publisher-{stage}.json"), ("DrainLogsRole", "policy-drainer-{stage}.json"),
+    ("KeyAuthorizerRole", "policy-authorizer-{stage}.json")])
 def test_each_role_has_its_stage_policy_and_nothing_else(template, role_name, policy_file):
     role = template["Resources"][role_name]["Properties"]
     policy = json.loads((infra.ROOT / ".chalice" / policy_file.format(stage=STAGE)).read_text())

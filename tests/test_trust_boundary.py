@@ -200,6 +200,8 @@ def test_a_fresh_container_finds_the_system_account_with_a_read_and_writes_only_
     from helpers import TENANT
 
     fresh = Transactions(book_of(TENANT))
+    for account_id in ("a", "@world:USD"):  # their journals read: the fixture's postings out of their logs
+        assert accounts.http.get(f"/v1/accounts/{account_id}/entries").status_code == 200
     with DynamoDBRequests() as requests:
         fresh.post("a", 5, idempotency_key="fresh-post")
     assert requests.calls.get("TransactWriteItems") == 1, dict(requests.calls)

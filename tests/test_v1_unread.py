@@ -1,20 +1,24 @@
-"""/v1 postings and transfers written without a read (`TALLY_V1_WRITES_WITHOUT_READ`), on DynamoDB Local, through
-the real HTTP stack: 16 threads on one account and on a pair of accounts (both floors), one key from 16 threads;
-each answer is what the transaction then reads, lists and verifies as (the verifier runs after each test)."""
+"""/v1 postings and transfers written without a read (the default; `TALLY_V1_WRITES_WITHOUT_READ=0` reads first),
+on DynamoDB Local, through the real HTTP stack: 16 threads on one account and on a pair of accounts (both floors),
+one key from 16 threads; each answer is what the transaction then reads, lists and verifies as (the verifier runs
+after each test)."""
 from __future__ import annotations
 
 import random
+import threading
 import uuid
 
 import pytest
 from test_v1_concurrency import funded, tenant, transfers_both_ways, write
 
-from chalicelib.core.models import TransactionModel
+import app as tally
+from chalicelib.core import drains
+from chalicelib.core.models import AccountModel, EntryModel, TransactionModel
 from helpers import THREADS, race
 from tools.local_http import request_json as http
 from tools.request_counter import DynamoDBRequests
 
-pytestmark = [pytest.mark.race, pytest.mark.v1_writes_without_read, pytest.mark.usefixtures("verified_afterwards")]
+pytestmark = [pytest.mark.race, pytest.mark.usefixtures("verified_afterwards")]
 
 
 def test_a_posting_of_a_known_account_is_one_transaction_and_one_batch_read(live_server):
@@ -86,3 +90,36 @@ def test_a_transfer_read_with_one_leg_drained_and_the_other_waiting_shows_both(l
     assert http("GET", f"{live_server}/v1/transactions/{transfer['id']}") == (200, transfer)
     listed = http("GET", f"{live_server}/v1/transactions?type=transfer")[1]["data"]
     assert listed == [transfer]
+
+
+def test_a_drainer_racing_sixteen_writers_moves_every_posting_into_the_journal_once(live_server):
+    """What `drain_logs` does with the accounts' stream, while 16 threads keep logging postings: its drains race the
+    writers' own and never double or lose one (the verifier runs afterwards); once the writers stop, one more batch
+    leaves nothing waiting."""
+    funded(live_server, "alice", 0)
+    funded(live_server, "bob", 0)
+    keys = [tenant().ledger.account_key(account_id) for account_id in ("alice", "bob")]
+    batch = [{"eventName": "MODIFY", "dynamodb": {"NewImage": {"key": {"S": key}, "log": {"L": [{"M": {}}]}}}}
+             for key in keys]  # what the stream's newest images of the two accounts say: postings wait
+    writing = threading.Event()
+    writing.set()
+    rounds: list[drains.Drained] = []
+
+    def drain_while_writing() -> None:
+        while writing.is_set():
+            rounds.append(drains.drain_logs(batch, tally.services.retry_budget))
+
+    drainer = threading.Thread(target=drain_while_writing)
+    drainer.start()
+    try:
+        statuses = race(lambda index, _step: write(live_server, "/v1/transfers", {
+            "source": "@world:USD", "destination": ("alice", "bob")[index % 2], "amount": 3})[0], per_thread=4)
+    finally:
+        writing.clear()
+        drainer.join()
+    assert statuses == {201: THREADS * 4} and sum(drained.settled for drained in rounds) > 0
+    assert drains.drain_logs(batch, tally.services.retry_budget) == drains.Drained(settled=2, busy=0)
+    for key in keys:
+        account = AccountModel.get(key, consistent_read=True)
+        assert not account.log and int(account.balance) == 3 * THREADS * 4 // 2
+        assert EntryModel.count(key) == int(account.entry_count)

@@ -4,8 +4,9 @@ The tables and their indexes are derived from the PynamoDB models (one definitio
 `make package` and the tests, fails when a committed template has drifted from them). The template also pins
 the Lambda runtime, names seed 002's signing-key secret to the API function alone, sets the API stage's
 throttling, API Gateway's own answers in Tally's error shape and the per-tenant usage plan, makes the journal's
-event bus and points the publisher at the entries table's stream, and turns on the audit trail: X-Ray tracing of
-the API stage and every function, and the API stage's access log in a log group of its own.
+event bus, points the publisher at the entries table's stream and the drainer of idle logs at the accounts
+table's, and turns on the audit trail: X-Ray tracing of the API stage and every function, and the API stage's
+access log in a log group of its own.
 
 It also writes each function's IAM policy, `.chalice/policy[-<function>]-<stage>.json` (`autogen_policy` is
 off): only the actions each function issues, on only the tables, indexes, stream, bus, secret and log group it
@@ -21,7 +22,7 @@ import sys
 from pathlib import Path
 
 from chalicelib.config import load
-from chalicelib.core import events, models
+from chalicelib.core import drains, events, models
 from chalicelib.web import access
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -34,19 +35,23 @@ LAMBDA_RUNTIME = "python3.11"
 PROTECTED_STAGES = {"prod"}
 # Idempotency records that are retry keys carry `expires_at`; seed 004's transaction ids never do.
 TTL_ATTRIBUTES = {"idempotency": "expires_at", "users": "expires_at"}  # users: used refresh tokens only
-# Every new journal entry is published as an event (core/events.py, the `publish_entries` function).
-STREAMS = {"entries": "NEW_IMAGE"}
+# Every new journal entry is published as an event (core/events.py, the `publish_entries` function); every
+# account item's write is seen by the drainer of idle logs (core/drains.py, `drain_logs`), which reads only the new
+# image. The accounts' stream keeps the old one too: a balance crossing a threshold is told by the pair of images,
+# in the item's order, and a stream's view type cannot change without a new stream.
+STREAMS = {"entries": "NEW_IMAGE", "accounts": "NEW_AND_OLD_IMAGES"}
 
 
-# Chalice's names for the app's Lambda functions: the API, the expiry sweep, the journal publisher and the
-# API-key authorizer.
-FUNCTIONS = ("APIHandler", "ExpireDue", "PublishEntries", "KeyAuthorizer")
+# Chalice's names for the app's Lambda functions: the API, the expiry sweep, the journal publisher, the drainer of
+# idle logs and the API-key authorizer.
+FUNCTIONS = ("APIHandler", "ExpireDue", "PublishEntries", "DrainLogs", "KeyAuthorizer")
 # Each function's name, fixed (as the tables' are) so its role can name its own log group and nothing else.
 FUNCTION_NAMES = {"APIHandler": "api", "ExpireDue": "expire-due", "PublishEntries": "publish-entries",
-                  "KeyAuthorizer": "key-authorizer"}
+                  "DrainLogs": "drain-logs", "KeyAuthorizer": "key-authorizer"}
 # Each function's policy file in .chalice/ (config.json names them per stage).
 POLICY_FILES = {"APIHandler": "policy-{stage}.json", "ExpireDue": "policy-sweep-{stage}.json",
-                "PublishEntries": "policy-publisher-{stage}.json", "KeyAuthorizer": "policy-authorizer-{stage}.json"}
+                "PublishEntries": "policy-publisher-{stage}.json", "DrainLogs": "policy-drainer-{stage}.json",
+                "KeyAuthorizer": "policy-authorizer-{stage}.json"}
 
 # What each function does to DynamoDB. The API does everything a request can (every table but the keys, which
 # the authorizer alone reads); it may query every index of its tables and nothing else there.
@@ -66,6 +71,15 @@ SWEEP_TABLES = {
     "transactions": ("dynamodb:PutItem",),
 }
 SWEEP_INDEXES = {"accounts": ("pending_takes",), "holds": ("by_expiry",), "lots": ("by_expiry",)}
+# The drainer (core/drains.py, ledger/sequencer.py's `drain_writes`): reads an account item, and in one transaction
+# puts its logged postings in the journal, gives each its record's and its /v1 transaction's line, and takes them
+# out of the log. It reads no record or transaction, and touches no other table.
+DRAINER_TABLES = {
+    "accounts": ("dynamodb:GetItem", "dynamodb:UpdateItem"),
+    "entries": ("dynamodb:PutItem",),
+    "idempotency": ("dynamodb:UpdateItem",),
+    "transactions": ("dynamodb:UpdateItem",),
+}
 # The publisher (core/events.py) reads and writes its markers only: items of the idempotency table whose key
 # begins with events.MARKER_PREFIX, never a client's idempotency record.
 MARKER_ACTIONS = ("dynamodb:BatchGetItem", "dynamodb:BatchWriteItem")
@@ -161,8 +175,13 @@ def policies(stage: str) -> dict[str, dict]:
         _statement("PublishedMarkers", MARKER_ACTIONS, [table_arn(stage, "idempotency")], {
             "ForAllValues:StringLike": {"dynamodb:LeadingKeys": [f"{events.MARKER_PREFIX}*"]}}),
     ]
+    drainer = [
+        _statement("AccountsStream", STREAM_ACTIONS, [arn("dynamodb", f"table/tally-{stage}-accounts/stream/*")]),
+        *_tables(stage, DRAINER_TABLES, {}),
+    ]
     documents = {"APIHandler": api, "ExpireDue": _tables(stage, SWEEP_TABLES, SWEEP_INDEXES),
-                 "PublishEntries": publisher, "KeyAuthorizer": _tables(stage, AUTHORIZER_TABLES, {})}
+                 "PublishEntries": publisher, "DrainLogs": drainer,
+                 "KeyAuthorizer": _tables(stage, AUTHORIZER_TABLES, {})}
     return {function: {"Version": "2012-10-17", "Statement": statements + _logs_and_traces(stage, function)}
             for function, statements in documents.items()}
 
@@ -233,6 +252,12 @@ def template(stage: str) -> dict:
         "Type": "DynamoDB", "Properties": {
             "Stream": {"Fn::GetAtt": [logical_id("entries"), "StreamArn"]}, "StartingPosition": "TRIM_HORIZON",
             "BatchSize": 100, "MaximumBatchingWindowInSeconds": 1, "BisectBatchOnFunctionError": True,
+            "MaximumRetryAttempts": 100, "MaximumRecordAgeInSeconds": 86400}}}
+    # The accounts' stream, likewise. A second's batching window: an account's writes of that second drain together.
+    resources["DrainLogs"]["Properties"]["Events"] = {"DrainLogsDynamodbEventSource": {
+        "Type": "DynamoDB", "Properties": {
+            "Stream": {"Fn::GetAtt": [logical_id("accounts"), "StreamArn"]}, "StartingPosition": "TRIM_HORIZON",
+            "BatchSize": drains.BATCH_SIZE, "MaximumBatchingWindowInSeconds": 1, "BisectBatchOnFunctionError": True,
             "MaximumRetryAttempts": 100, "MaximumRecordAgeInSeconds": 86400}}}
     resources["RestAPI"] = {"Properties": {
         "MethodSettings": [{

@@ -401,17 +401,18 @@ class Transactions:
     def statement(self, account_id: str, start: datetime, end: datetime, *, limit: int = 100) -> Statement:
         """The account over start <= time <= end: its balance before and after, the credits, debits and entries
         in between (differences of the running sums, exact however many entries the period holds), and the first
-        page of those entries, oldest first. A fixed number of requests: the account's read, two as-of Queries
-        (on a hot account, up to one more per shard each), one page."""
+        page of those entries, oldest first. A fixed number of requests: the account's read, its journal settled
+        once (`Ledger.settle`), two as-of Queries (on a hot account, up to one more per shard each), one page."""
         if end < start:
             raise InvalidRequest("end must not be before start", field="end")
         account = self.account(account_id)
+        settled = self.ledger.settle(account_id)
         # Just before start; no entry is older than the epoch (and a start of year 1 has no moment before it).
         before_start = max(start, EPOCH) - timedelta(microseconds=1)
-        opening = self.ledger.as_of(account_id, before_start, shards=account.shards)
-        closing = self.ledger.as_of(account_id, end, shards=account.shards)
+        opening = self.ledger.as_of(account_id, before_start, shards=account.shards, settled=settled)
+        closing = self.ledger.as_of(account_id, end, shards=account.shards, settled=settled)
         page = self.ledger.history(account_id, limit=limit, newest_first=False, start=start, end=end,
-                                   hot=account.shards > 1)
+                                   hot=account.shards > 1, settled=settled)
         return Statement(account, start, end, opening, closing, page)
 
     def _unit_of(self, account_id: str) -> str:

@@ -230,11 +230,14 @@ class Ledger:
 
     def history(self, account_id: str, *, limit: int = 100, cursor: str | None = None,
                 newest_first: bool = True, start: datetime | None = None, end: datetime | None = None,
-                owner: int | None = None, surface: str | None = None, hot: bool | None = None) -> Page:
+                owner: int | None = None, surface: str | None = None, hot: bool | None = None,
+                settled: list[Posting] | None = None) -> Page:
         """A page of the account's journal: see `Journal.history`; a hot account's shards merged in time order
         through `hot_by_time`. `hot`: whether the account is hot, when the caller read it; else a layout known
-        in this container says, or, for a page after the first, the account's item (one GetItem)."""
-        self.settle(account_id, owner=owner, surface=surface)
+        in this container says, or, for a page after the first, the account's item (one GetItem). `settled`: what
+        the caller's `settle` returned, when it settled the account for several reads (else this read settles)."""
+        if settled is None:
+            self.settle(account_id, owner=owner, surface=surface)
         if hot is None:
             hot = self.hot_accounts and (self._layouts.get(account_id) is not None
                                          or (cursor is not None and self.is_hot(account_id)))
@@ -257,10 +260,13 @@ class Ledger:
         """The balance right after the last entry at or before `moment` (see `as_of`)."""
         return self.as_of(account_id, moment).balance
 
-    def as_of(self, account_id: str, moment: datetime, shards: int | None = None) -> Snapshot:
+    def as_of(self, account_id: str, moment: datetime, shards: int | None = None,
+              settled: list[Posting] | None = None) -> Snapshot:
         """The account right after its last entry at or before `moment`: one Query, or for a hot account see
-        `Journal.hot_as_of`. `shards`: the account's, when the caller read it (else found as `history` finds it)."""
-        settled = self.settle(account_id)
+        `Journal.hot_as_of`. `shards`: the account's, when the caller read it (else found as `history` finds it).
+        `settled`: as `history` has it."""
+        if settled is None:
+            settled = self.settle(account_id)
         if shards is None:
             layout = self._layouts.get(account_id) if self.is_hot(account_id) else None
             shards = layout.shards if layout else 1

@@ -240,6 +240,57 @@ def _too_busy() -> Contention:
     return Contention("the account is too busy right now; nothing was written, retry later")
 
 
+def drain(account: AccountModel) -> None:
+    """Move the account's logged postings (as read) into the journal. Cancelled when another drain took them
+    first; records that expired are left out on a second try."""
+    build = drain_writes(account)
+    if build is None:
+        return
+    try:
+        send(build, str(uuid.uuid4()))
+    except Cancelled as cancelled:
+        gone = frozenset(role.split(":", 1)[1] for role in cancelled.failed or () if role.startswith("record:"))
+        if not gone or (cancelled.failed or frozenset()) - {f"record:{key}" for key in gone}:
+            raise
+        build = drain_writes(account, skip_records=gone)
+        if build is not None:
+            send(build, str(uuid.uuid4()))
+
+
+def settle(account_key: str, budget: RetryBudget, sees: Callable[[AccountModel], bool],
+           learn: Callable[[AccountModel], object] = lambda _account: None) -> list[Placed]:
+    """Every posting of the item answered before this call in the journal (of an account the reader `sees`:
+    another's is left alone): read, and drain what the log holds; read again only when that drain lost to
+    another (so writers that keep logging never starve a reader). Returns the postings the first read found in
+    the log, which an index may not show yet. `learn`: told of the item read, whatever it holds."""
+    first: list[Placed] = []
+    target: int | None = None
+
+    def attempt(_recheck: bool) -> None:
+        nonlocal target
+        try:
+            account = AccountModel.get(account_key, consistent_read=True)
+        except AccountModel.DoesNotExist:
+            return
+        learn(account)
+        if not account.log or not sees(account):
+            return
+        if target is None:
+            target, first[:] = int(account.entry_count), placed(account)
+        if int(account.entry_count) - len(account.log) >= target:
+            return  # what was answered before this read is in the journal; later postings wait for later reads
+        try:
+            drain(account)
+        except Cancelled as cancelled:
+            # Another drain moved some first: read again at once. A conflict (nothing failed): nobody moved
+            # anything yet, so wait first.
+            raise Stale(wait=not cancelled.failed) from None
+        except Ambiguous:
+            raise Stale() from None
+    until_current(attempt, budget, _too_busy)
+    return first
+
+
 class PostingEngine:
     """Posts the legs of one book's accounts; `Ledger.post_legs` is its face."""
 
@@ -480,60 +531,17 @@ class PostingEngine:
         _again(raise_it, budget)
         self._mark_seen = max(self._mark_seen, count)
 
-    def _drain(self, account: AccountModel) -> None:
-        """Move the account's logged postings (as read) into the journal. Cancelled when another drain took them
-        first; records that expired are left out on a second try."""
-        build = drain_writes(account)
-        if build is None:
-            return
-        try:
-            send(build, str(uuid.uuid4()))
-        except Cancelled as cancelled:
-            gone = frozenset(role.split(":", 1)[1] for role in cancelled.failed or () if role.startswith("record:"))
-            if not gone or (cancelled.failed or frozenset()) - {f"record:{key}" for key in gone}:
-                raise
-            build = drain_writes(account, skip_records=gone)
-            if build is not None:
-                send(build, str(uuid.uuid4()))
-
     def _try_drain(self, account: AccountModel) -> None:
-        """`_drain`, for a caller that goes on whether it moved the postings or another drain did (or none could
+        """`drain`, for a caller that goes on whether it moved the postings or another drain did (or none could
         say): it reads again, or answers what it knows."""
         with contextlib.suppress(Cancelled, Ambiguous):
-            self._drain(account)
+            drain(account)
 
     def settle(self, account_key: str, budget: RetryBudget, sees: Callable[[AccountModel], bool]) -> list[Placed]:
-        """Every posting of the account answered before this call in the journal (of an account the reader `sees`:
-        another's is left alone): read, and drain what the log holds; read again only when that drain lost to
-        another (so writers that keep logging never starve a reader). Returns the postings the first read found in
-        the log, which an index may not show yet."""
-        first: list[Placed] = []
-        target: int | None = None
-
-        def attempt(_recheck: bool) -> None:
-            nonlocal target
-            try:
-                account = AccountModel.get(account_key, consistent_read=True)
-            except AccountModel.DoesNotExist:
-                return
-            # A hot account: its postings wait in its shards' logs (`Ledger.settle` reads them).
-            self._layouts.learn_item(self._keys.account_id(account_key), account)
-            if not account.log or not sees(account):
-                return
-            if target is None:
-                target, first[:] = int(account.entry_count), placed(account)
-            if int(account.entry_count) - len(account.log) >= target:
-                return  # what was answered before this read is in the journal; later postings wait for later reads
-            try:
-                self._drain(account)
-            except Cancelled as cancelled:
-                # Another drain moved some first: read again at once. A conflict (nothing failed): nobody moved
-                # anything yet, so wait first.
-                raise Stale(wait=not cancelled.failed) from None
-            except Ambiguous:
-                raise Stale() from None
-        until_current(attempt, budget, _too_busy)
-        return first
+        """`settle`, learning the account's layout from its item on the way (a hot account's postings wait in its
+        shards' logs: `Ledger.settle` reads them)."""
+        return settle(account_key, budget, sees,
+                      lambda account: self._layouts.learn_item(self._keys.account_id(account_key), account))
 
     def replayed(self, record: IdempotencyModel, account: AccountModel | None = None) -> list[Posting]:
         """What the first request with the record's key committed: from the record, or, while the posting waits

@@ -1,0 +1,59 @@
+"""Idle logs drained: a posting written without a read reaches the journal, and the event bus, even when its
+account goes quiet.
+
+A posting without a read waits in its account item's log until a drain moves it into the journal
+(`ledger/sequencer.py`): writers drain every `DRAIN_AT`-th posting and readers of the journal drain first, so an
+account nobody posts to or reads again would keep its last postings out of the entries table, and of its stream
+and the event bus. The accounts table's stream hands every write of an account item to `drain_logs` (app.py),
+which settles each item whose newest image in the batch still holds a log: the drain's own write comes back on
+the stream with an empty log, so it stops there. A drain is safe to repeat (the entries' seqs are free only until
+one drain takes them), so a batch delivered again drains nothing twice.
+
+An item too busy to settle (writers keep winning) is left: every write that beat the drain is itself a record
+later in the stream, which brings the item back.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from chalicelib.core.errors import Contention
+from chalicelib.core.ledger import RetryBudget
+from chalicelib.core.ledger.posting import settle
+
+# What Lambda may hand the function at once (the event source's batch size): each item is one GetItem and at most a
+# drain, within the retry budget of one request.
+BATCH_SIZE = 100
+
+
+@dataclass(frozen=True)
+class Drained:
+    settled: int  # items whose log the batch's newest image showed: read, and drained where postings still waited
+    busy: int  # items left to a later record (see above)
+
+
+def waiting_items(records: Iterable[dict]) -> list[str]:
+    """The keys of the account items whose newest image in the batch (stream records as Lambda gets them, in the
+    order of each item's writes) holds logged postings."""
+    newest: dict[str, bool] = {}
+    for record in records:
+        image = record.get("dynamodb", {}).get("NewImage")
+        if record.get("eventName") not in ("INSERT", "MODIFY") or not image or "S" not in image.get("key", {}):
+            continue
+        key = image["key"]["S"]
+        newest.pop(key, None)  # insertion order is the order of each item's newest write
+        newest[key] = bool(image.get("log", {}).get("L"))
+    return [key for key, waiting in newest.items() if waiting]
+
+
+def drain_logs(records: Iterable[dict], budget: Callable[[], RetryBudget]) -> Drained:
+    """Settle every account item of a stream batch that still holds logged postings, each within a fresh `budget`."""
+    settled = busy = 0
+    for key in waiting_items(records):
+        try:
+            settle(key, budget(), lambda _account: True)
+        except Contention:
+            busy += 1
+            continue
+        settled += 1
+    return Drained(settled, busy)
