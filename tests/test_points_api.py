@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 import app as tally
+from chalicelib.core.points import PointsBook
 from chalicelib.core.verify import check_points_holder
 from chalicelib.surfaces import points_app, points_tracker
 from tools.request_counter import DynamoDBRequests
@@ -226,6 +227,44 @@ def test_request_budgets(client):
         tracker_balances(client)
         # The payers' items between two reads of the holder's version: a snapshot, however many payers.
         assert dict(requests.calls) == {"GetItem": 2, "Query": 1}
+
+
+def test_balances_come_from_a_snapshot_of_the_holders_version_while_it_holds(client):
+    add(client, "A", 100, "2022-01-01T00:00:00Z")
+    add(client, "B", 50, "2022-01-02T00:00:00Z")
+    with DynamoDBRequests() as requests:
+        assert tracker_balances(client) == {"A": 100, "B": 50}
+        assert dict(requests.calls) == {"GetItem": 2, "Query": 1}  # none yet: read, and remembered
+        requests.reset()
+        assert tracker_balances(client) == {"A": 100, "B": 50}
+        assert dict(requests.calls) == {"GetItem": 1}  # the holder's version unmoved: the snapshot answers
+        requests.reset()
+        assert send(client, "POST", "/spend", {"points": 30}).status_code == 200
+        add(client, "B", -10, "2022-01-03T00:00:00Z")  # its payer's points from the snapshot, not a GetItem
+        assert dict(requests.calls) == {"TransactGetItems": 2, "Query": 2, "TransactWriteItems": 2}
+        requests.reset()
+        assert tracker_balances(client) == {"A": 70, "B": 40}  # moved by this container's own changes
+        assert dict(requests.calls) == {"GetItem": 1}
+    # Another container's change: the snapshot is of a version the holder no longer has, and the store answers.
+    other = PointsBook("tracker", settings=tally.services.settings, clock=tally.services.clock, snapshots=True)
+    other.add(points_tracker.HOLDER, "C", 5, timestamp=datetime(2022, 1, 4, tzinfo=UTC))
+    with DynamoDBRequests() as requests:
+        assert tracker_balances(client) == {"A": 70, "B": 40, "C": 5}
+        assert dict(requests.calls) == {"GetItem": 2, "Query": 1}
+    uncached = PointsBook("tracker", settings=tally.services.settings, clock=tally.services.clock)
+    assert uncached.balances(points_tracker.HOLDER) == {"A": 70, "B": 40, "C": 5}
+
+
+def test_seed_001_answers_a_spend_with_the_balances_after_it_without_reading_them(client):
+    send(client, "POST", "/transaction", {"payer": "A", "points": 10})
+    send(client, "POST", "/transaction", {"payer": "B", "points": 10})
+    assert app_balances(client) == {"A": 10, "B": 10}  # read once: this container remembers the version
+    with DynamoDBRequests() as requests:
+        spent = send(client, "PUT", "/spend_points", {"points": 15})
+    assert spent.status_code == 200
+    assert dict(requests.calls) == {"TransactGetItems": 1, "Query": 1, "TransactWriteItems": 1}
+    fresh = PointsBook("points", settings=tally.services.settings, clock=tally.services.clock)
+    assert spent.json_body == fresh.balances(points_app.HOLDER) == {"A": 0, "B": 5}
 
 
 @pytest.mark.slow

@@ -58,6 +58,7 @@ from chalicelib.core.models import (
     PayerPoints,
     expiry_shard,
 )
+from chalicelib.core.payer_snapshots import PayerSnapshots
 from chalicelib.core.text import check_name
 
 INDEX_PAGE = 50  # open lots per index query page
@@ -93,6 +94,7 @@ class PointsChange:
     timestamp: str  # when the points were earned (an earn), else when the change was made
     replayed: bool = False
     resource: str | None = None  # what the posting made (see `Posting.resource`)
+    version: int | None = None  # the holder's version this change made, when known (see `balances`)
 
 
 @dataclass(frozen=True)
@@ -112,6 +114,7 @@ class _PointsPlan:
     by_payer: list[tuple[str, int]]
     timestamp: str
     parts: int
+    version: int | None  # the holder's, as read: the change commits only if it still is
 
 
 @dataclass
@@ -138,14 +141,17 @@ class PointsBook:
     """The points holders of one book (one per surface)."""
 
     def __init__(self, book: str, *, ledger: Ledger | None = None, on_expiry: Callable[[], ExtendLegs] | None = None,
-                 counter: Callable[[str], str] | None = None, reserved_items: int = 0, **ledger_options) -> None:
+                 counter: Callable[[str], str] | None = None, reserved_items: int = 0,
+                 snapshots: bool = False, **ledger_options) -> None:
         """`on_expiry` gives the items a caller records with every expiry (a transaction record, say). `counter`
         names, for a holder, the account its points come from and go to, posted in the same transaction (so every
-        change sums to zero); without it, a change is one leg (the seed surfaces' single entry)."""
+        change sums to zero); without it, a change is one leg (the seed surfaces' single entry). `snapshots`:
+        remember holders' balances by payer (`payer_snapshots.py`), for books whose answers list them."""
         self.ledger = ledger or Ledger(book, **ledger_options)
         self._on_expiry = on_expiry
         self._counter = counter
         self._reserved_items = (COUNTER_ITEMS if counter else 0) + reserved_items
+        self._snapshots = PayerSnapshots() if snapshots else None
 
     # -- names ----------------------------------------------------------------
     def holder_key(self, holder: str) -> str:
@@ -162,12 +168,18 @@ class PointsBook:
         return f"{holder_key}#{seq}"
 
     # -- reads ------------------------------------------------------------------
-    def balances(self, holder: str) -> dict[str, int]:
+    def balances(self, holder: str, after: PointsChange | None = None) -> dict[str, int]:
         """Every payer's balance (zeros included) in the order payers first came, as of one moment: a Query of
         the holder's payer items between two reads of the holder. Payer items change only in transactions that
         move the holder's version, so an unmoved version means no write fell between (a Query alone is read
-        committed per item: it could see half of a spend)."""
+        committed per item: it could see half of a spend). With snapshots, the first read alone when it finds the
+        version this container last saw; and no read for the balances right `after` a change this container
+        made from the version it last saw."""
         key = self.holder_key(holder)
+        if after is not None and self._snapshots is not None and not after.replayed:
+            known = self._snapshots.at(key, after.version)
+            if known is not None:
+                return known
         budget = self.ledger.retry_budget()
         while True:
             try:
@@ -177,10 +189,16 @@ class PointsBook:
             if before.pending:
                 self._complete(before)  # its payers are applied with its parts
                 continue
+            known = self._snapshots.at(key, before.version) if self._snapshots is not None else None
+            if known is not None:
+                return known
             payers = sorted(PayerModel.query(key, consistent_read=True), key=lambda item: int(item.first))
-            after = AccountModel.get(key, attributes_to_get=["version"], consistent_read=True)
-            if after.version == before.version:
-                return {item.payer: int(item.points) for item in payers}
+            moved = AccountModel.get(key, attributes_to_get=["version"], consistent_read=True)
+            if moved.version == before.version:
+                balances = {item.payer: int(item.points) for item in payers}
+                if self._snapshots is not None:
+                    self._snapshots.remember(key, before.version, balances)
+                return balances
             if not budget.retry():
                 raise Contention("the holder is too busy to read right now; retry")
 
@@ -340,7 +358,8 @@ class PointsBook:
                                                           for name, amount in by_payer.items()], "parts": 1},
                              puts=[(part, LinkPartModel.part.does_not_exist())],
                              updates=updates + _payer_updates(key, by_payer, planned.seq),
-                             result=_PointsPlan(list(by_payer.items()), planned.created_at, parts=1))
+                             result=_PointsPlan(list(by_payer.items()), planned.created_at, parts=1,
+                                                version=planned.account.version))
 
         return self._posted(holder, points, plan, attach, create=False, **posting)
 
@@ -381,12 +400,12 @@ class PointsBook:
                          entry_attributes={"detail": [PayerPoints(payer=payer, points=points)]},
                          puts=[(lot, LotModel.lot.does_not_exist())],
                          updates=_payer_updates(account.key, {payer: points}, planned.seq),
-                         result=_PointsPlan([(payer, points)], earned_at, parts=0))
+                         result=_PointsPlan([(payer, points)], earned_at, parts=0, version=account.version))
 
     def _take(self, points: int, payer: str | None, expiring: _Expiring, planned: PlannedLeg) -> Extension:
         account = planned.account
         self._complete_pending_first(account)
-        available = int(account.balance) if payer is None else self._payer_points(account.key, payer)
+        available = int(account.balance) if payer is None else self._payer_points(account, payer)
         if points > available:
             raise _not_enough(payer, available, points)
         links, expired = self._oldest_open_lots(account.key, payer, points, planned.created_at, verify=planned.recheck)
@@ -432,13 +451,16 @@ class PointsBook:
             puts=[(part, LinkPartModel.part.does_not_exist()) for part in parts],
             updates=updates,
             result=_PointsPlan([(name, -amount) for name, amount in taken.items()], planned.created_at,
-                               parts=len(parts)))
+                               parts=len(parts), version=account.version))
 
-    @staticmethod
-    def _payer_points(holder_key: str, payer: str) -> int:
-        """One payer's balance: one consistent GetItem (read after the holder, whose version guards the plan)."""
+    def _payer_points(self, holder: AccountModel, payer: str) -> int:
+        """One payer's balance: from the snapshot of the holder's version read, else one consistent GetItem (read
+        after the holder, whose version guards the plan)."""
+        known = self._snapshots.at(holder.key, holder.version) if self._snapshots is not None else None
+        if known is not None:
+            return known.get(payer, 0)
         try:
-            return int(PayerModel.get(holder_key, payer, consistent_read=True).points)
+            return int(PayerModel.get(holder.key, payer, consistent_read=True).points)
         except PayerModel.DoesNotExist:
             return 0
 
@@ -546,10 +568,13 @@ class PointsBook:
     def _change(self, holder: str, posting: Posting) -> PointsChange:
         if not posting.replayed:
             plan: _PointsPlan = posting.planned()
+            version = None
             if plan.parts > 1:
-                self.settle(holder)
+                self.settle(holder)  # its parts move the holder's version again: no snapshot follows it
+            elif self._snapshots is not None:
+                version = self._snapshots.advance(self.holder_key(holder), plan.version, plan.by_payer)
             return PointsChange(holder, posting.seq, posting.amount, plan.by_payer, plan.timestamp,
-                                resource=posting.resource)
+                                resource=posting.resource, version=version)
         key = self.holder_key(holder)
         entry = EntryModel.get(key, posting.seq, consistent_read=True)
         if (entry.parts or 0) > 1:

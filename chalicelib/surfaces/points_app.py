@@ -26,10 +26,11 @@ def add_transaction(body):
 @surface.route("/spend_points", "PUT", request="SpendRequest", response="Balances", errors=(409,),
                headers=(IDEMPOTENCY_KEY,))
 def spend_points(body):
-    _book().spend(HOLDER, body.points, **surface.idempotency())
-    # The balances read once the spend committed (a replayed request: as they are now). Read after, not planned
-    # with the spend, so a spend costs the same however many payers the holder has.
-    return _book().balances(HOLDER)
+    spent = _book().spend(HOLDER, body.points, **surface.idempotency())
+    # The balances right after the spend (a replayed request: as they are now): from the container's snapshot when
+    # it holds the version the spend started from, else read after, not planned with the spend, so a spend costs the
+    # same however many payers the holder has.
+    return _book().balances(HOLDER, after=spent)
 
 
 @surface.route("/", "GET", response="Balances")
