@@ -80,5 +80,5 @@ def publish_entries(event):
 def drain_logs(event):
     """Move the postings an account's last writes left in its log into the journal (and so to the event bus)."""
     records = ({"eventName": record.event_name, "dynamodb": {"NewImage": record.new_image}} for record in event)
-    drained = drains.drain_logs(records, services.retry_budget)
+    drained = drains.drain_logs(records, services.drain_budget)
     return {"settled": drained.settled, "busy": drained.busy}

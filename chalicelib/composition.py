@@ -8,11 +8,13 @@ import.
 from __future__ import annotations
 
 import functools
+import time
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime
 
 from chalicelib.config import Settings
-from chalicelib.core import models
+from chalicelib.core import drains, models
 from chalicelib.core.api_keys import ApiKeys
 from chalicelib.core.holds import Holds
 from chalicelib.core.ledger import Ledger, RetryBudget, utc_now
@@ -45,9 +47,10 @@ class Services:
         # A /v1 book's services, built on a tenant's first request (up to 1,024 books a container).
         self.v1_book = functools.lru_cache(maxsize=1024)(self._v1_book)
 
-    def retry_budget(self) -> RetryBudget:
-        """The retries of one background step (a drain of an idle log), as a request's."""
-        return self.accounts.retry_budget()
+    def drain_budget(self) -> RetryBudget:
+        """The retries of one idle log's drain (`drains.py`): a short try, not a client's budget."""
+        return RetryBudget(replace(self.settings, max_attempts=drains.ITEM_ATTEMPTS,
+                                   retry_seconds=drains.ITEM_SECONDS), time.sleep, time.monotonic)
 
     @property
     def key_ttl_seconds(self) -> int:

@@ -268,7 +268,7 @@ def test_each_function_may_do_what_its_code_does_and_nothing_more(live_server, l
         sweep_tour(clock)
     accounts = account_records()
     with DynamoDBRequests() as drainer:  # what the API's postings left in their logs
-        assert drains.drain_logs(accounts, tally.services.retry_budget).settled > 0
+        assert drains.drain_logs(accounts, tally.services.drain_budget).settled > 0
     records = stream_records()
     with DynamoDBRequests() as publisher:
         assert events.publish(records, EventBridge(), "tally-test").sent == len(records) > 0

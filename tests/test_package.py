@@ -10,7 +10,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from chalicelib.core import models
+from chalicelib.core import drains, models
 from chalicelib.web import access
 from tools import infra, package
 
@@ -129,6 +129,8 @@ def test_the_sweep_runs_every_minute_the_publisher_reads_the_entries_stream_the_
     assert source["StartingPosition"] == "TRIM_HORIZON" and source["BisectBatchOnFunctionError"] is True
     assert resources["EntriesTable"]["Properties"]["StreamSpecification"] == {"StreamViewType": "NEW_IMAGE"}
     assert resources["EventBus"]["Properties"]["Name"] == f"tally-{STAGE}"
+    # A batch starts no item after BATCH_SECONDS; the one in flight ends within its own try.
+    assert resources["DrainLogs"]["Properties"]["Timeout"] > drains.BATCH_SECONDS + drains.ITEM_SECONDS
     source = resources["DrainLogs"]["Properties"]["Events"]["DrainLogsDynamodbEventSource"]["Properties"]
     assert source["Stream"] == {"Fn::GetAtt": ["AccountsTable", "StreamArn"]}
     assert source["StartingPosition"] == "TRIM_HORIZON" and source["BisectBatchOnFunctionError"] is True

@@ -107,7 +107,7 @@ def test_a_drainer_racing_sixteen_writers_moves_every_posting_into_the_journal_o
 
     def drain_while_writing() -> None:
         while writing.is_set():
-            rounds.append(drains.drain_logs(batch, tally.services.retry_budget))
+            rounds.append(drains.drain_logs(batch, tally.services.drain_budget))
 
     drainer = threading.Thread(target=drain_while_writing)
     drainer.start()
@@ -118,8 +118,21 @@ def test_a_drainer_racing_sixteen_writers_moves_every_posting_into_the_journal_o
         writing.clear()
         drainer.join()
     assert statuses == {201: THREADS * 4} and sum(drained.settled for drained in rounds) > 0
-    assert drains.drain_logs(batch, tally.services.retry_budget) == drains.Drained(settled=2, busy=0)
+    assert drains.drain_logs(batch, tally.services.drain_budget) == drains.Drained(settled=2, busy=0)
     for key in keys:
         account = AccountModel.get(key, consistent_read=True)
         assert not account.log and int(account.balance) == 3 * THREADS * 4 // 2
         assert EntryModel.count(key) == int(account.entry_count)
+
+
+def test_a_replay_is_the_cancelled_write_and_one_read_of_the_accounts_its_posting_waits_in(live_server):
+    funded(live_server, "alice", 100)
+    key = str(uuid.uuid4())
+    status, first = write(live_server, "/v1/postings", {"account_id": "alice", "amount": 5}, key=key)
+    assert status == 201
+    with DynamoDBRequests() as requests:
+        assert write(live_server, "/v1/postings", {"account_id": "alice", "amount": 5}, key=key) == (201, first)
+    # The key's record comes back with the cancelled write's reason (no read of it); its legs, still in their logs,
+    # from one read of the accounts; the transaction it made (a GetItem), and the API key's read.
+    assert dict(requests.calls) == {"GetItem": 2, "TransactWriteItems": 1, "BatchGetItem": 1}
+    assert dict(requests.by_table)[f"{tally.services.settings.table_prefix}-idempotency"] == 1  # the write alone

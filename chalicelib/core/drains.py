@@ -9,11 +9,13 @@ which settles each item whose newest image in the batch still holds a log: the d
 the stream with an empty log, so it stops there. A drain is safe to repeat (the entries' seqs are free only until
 one drain takes them), so a batch delivered again drains nothing twice.
 
-An item too busy to settle (writers keep winning) is left: every write that beat the drain is itself a record
-later in the stream, which brings the item back.
+An item too busy to settle (writers keep winning) is left after a short try: every write that beat the drain is
+itself a record later in the stream, which brings the item back. A batch that runs out of time fails, and Lambda
+delivers it again (what it drained is then a read each).
 """
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
@@ -22,8 +24,18 @@ from chalicelib.core.ledger import RetryBudget
 from chalicelib.core.ledger.posting import settle
 
 # What Lambda may hand the function at once (the event source's batch size): each item is one GetItem and at most a
-# drain, within the retry budget of one request.
+# drain.
 BATCH_SIZE = 100
+# One item's try: a drain is nobody's request, and a client's retry budget would let one busy item hold the batch.
+ITEM_ATTEMPTS = 3
+ITEM_SECONDS = 1.0
+# A batch starts no item past this: within the function's timeout, with room for the item in flight
+# (tests/test_package.py holds the deployed timeout to it).
+BATCH_SECONDS = 20.0
+
+
+class DrainUnfinished(Exception):
+    """The batch ran out of time with items left: Lambda delivers it again."""
 
 
 @dataclass(frozen=True)
@@ -46,10 +58,16 @@ def waiting_items(records: Iterable[dict]) -> list[str]:
     return [key for key, waiting in newest.items() if waiting]
 
 
-def drain_logs(records: Iterable[dict], budget: Callable[[], RetryBudget]) -> Drained:
-    """Settle every account item of a stream batch that still holds logged postings, each within a fresh `budget`."""
+def drain_logs(records: Iterable[dict], budget: Callable[[], RetryBudget],
+               monotonic: Callable[[], float] = time.monotonic) -> Drained:
+    """Settle every account item of a stream batch that still holds logged postings, each within a fresh `budget`
+    (an item's: `ITEM_ATTEMPTS`, `ITEM_SECONDS`), starting none after `BATCH_SECONDS`."""
     settled = busy = 0
-    for key in waiting_items(records):
+    started = monotonic()
+    waiting = waiting_items(records)
+    for number, key in enumerate(waiting):
+        if monotonic() - started > BATCH_SECONDS:
+            raise DrainUnfinished(f"{len(waiting) - number} of {len(waiting)} items left after {BATCH_SECONDS:g} s")
         try:
             settle(key, budget(), lambda _account: True)
         except Contention:

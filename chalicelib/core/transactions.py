@@ -33,7 +33,18 @@ from chalicelib.core.errors import (
     NotFound,
 )
 from chalicelib.core.guard import datastore_guarded
-from chalicelib.core.ledger import Extension, Ledger, Leg, Page, PlannedLeg, Snapshot, findable, require_int, stamp
+from chalicelib.core.ledger import (
+    Extension,
+    Ledger,
+    Leg,
+    Page,
+    PlannedLeg,
+    Posting,
+    Snapshot,
+    findable,
+    require_int,
+    stamp,
+)
 from chalicelib.core.ledger.idempotency import fingerprint as request_fingerprint
 from chalicelib.core.ledger.posting import WithoutRead
 from chalicelib.core.ledger.runner import Writes
@@ -366,11 +377,17 @@ class Transactions:
         self._ensure_system(unit, serves=kind)
         if replayed:  # the account the first request opened, as it is now
             return self.account(account_of(model).id), True
+        self._remember(account_id, model)  # its first posting need not read what its opening wrote
         return account_of(model), False
 
     def account(self, account_id: str) -> Account:
         """One strongly consistent GetItem (a hot account: one BatchGetItem of it and its shards)."""
         return account_of(*self.ledger.stored(account_id))
+
+    def _settled_account(self, account_id: str) -> tuple[Account, list[Posting]]:
+        """The account, and its journal settled for the reads that follow, by one read of an ordinary account."""
+        model, shards, settled = self.ledger.stored_and_settled(account_id)
+        return account_of(model, shards or None), settled
 
     def accounts_as_listed(self, models: list[AccountModel]) -> list[Account]:
         """Accounts a list found, as their items say; a hot one's balance from its shards, all read in one
@@ -394,19 +411,19 @@ class Transactions:
 
     def balance_as_of(self, account_id: str, moment: datetime) -> tuple[Account, Snapshot]:
         """The account (404 if none) and what it was right after its last entry at or before `moment` (zeros
-        before its first). One GetItem, one Query (see `Ledger.as_of`)."""
-        account = self.account(account_id)
-        return account, self.ledger.as_of(account_id, moment, shards=account.shards)
+        before its first). One GetItem (which also settles its journal), one Query (see `Ledger.as_of`)."""
+        account, settled = self._settled_account(account_id)
+        return account, self.ledger.as_of(account_id, moment, shards=account.shards, settled=settled)
 
     def statement(self, account_id: str, start: datetime, end: datetime, *, limit: int = 100) -> Statement:
         """The account over start <= time <= end: its balance before and after, the credits, debits and entries
         in between (differences of the running sums, exact however many entries the period holds), and the first
-        page of those entries, oldest first. A fixed number of requests: the account's read, its journal settled
-        once (`Ledger.settle`), two as-of Queries (on a hot account, up to one more per shard each), one page."""
+        page of those entries, oldest first. A fixed number of requests: the account's read, which settles its
+        journal (`Ledger.stored_and_settled`), two as-of Queries (on a hot account, up to one more per shard each),
+        one page."""
         if end < start:
             raise InvalidRequest("end must not be before start", field="end")
-        account = self.account(account_id)
-        settled = self.ledger.settle(account_id)
+        account, settled = self._settled_account(account_id)
         # Just before start; no entry is older than the epoch (and a start of year 1 has no moment before it).
         before_start = max(start, EPOCH) - timedelta(microseconds=1)
         opening = self.ledger.as_of(account_id, before_start, shards=account.shards, settled=settled)
@@ -635,7 +652,8 @@ class Transactions:
                                          entry_attributes={"transaction": transaction_id, "kind": type_},
                                          without_read=without_read)
         if postings[0].replayed:
-            return replace(self.transaction(postings[0].made()), replayed=True)
+            # Its legs as the replay found them (in the journal, or still in their accounts' logs): not read again.
+            return replace(transaction_of(self._stored(postings[0].made(), placed=postings)), replayed=True)
         stored = made[0]
         for line, posting in zip(stored.legs, postings, strict=True):
             if line.seq is None:  # written without a read: where the store put it, as its accounts said after
@@ -802,15 +820,20 @@ class Transactions:
                 for item in search_items(self.ledger.book, "transactions", stored.id, stored.created_at,
                                          stored.metadata or {})]
 
-    def _stored(self, transaction_id: str) -> TransactionModel:
+    def _stored(self, transaction_id: str, placed: list[Posting] | None = None) -> TransactionModel:
         """The transaction, if it is this book's: another tenant's answers exactly as one that does not exist. Its
-        legs are complete (`transactions_as_listed`)."""
+        legs are complete: waiting ones from `placed` (its postings, leg by leg, as a replay found them), else
+        from their logs (`transactions_as_listed`)."""
         try:
             model = TransactionModel.get(findable("transaction", transaction_id), consistent_read=True)
         except TransactionModel.DoesNotExist:
             model = None
         if model is None or (model.book or BOOK) != self.ledger.book:
             raise NotFound(f"transaction {transaction_id} not found")
+        if placed is not None and len(placed) == len(model.legs):
+            for line, posting in zip(model.legs, placed, strict=True):
+                if line.seq is None:
+                    line.seq, line.balance_after = posting.seq, posting.balance_after
         return self.transactions_as_listed([model])[0]
 
     def transactions_as_listed(self, models: list[TransactionModel]) -> list[TransactionModel]:

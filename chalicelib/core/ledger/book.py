@@ -133,6 +133,16 @@ class Ledger:
             account = items[key]
         return account, [items[shard_key] for shard_key in self.shard_keys(account_id, layout.shards)]
 
+    def stored_and_settled(self, account_id: str) -> tuple[AccountModel, list[AccountModel], list[Posting]]:
+        """`stored`, and the journal settled (`settle`) for reads that follow, by the same read where it can be: an
+        ordinary account's GetItem that settles it is the item `stored` would read (a drain moves only its log)."""
+        seen: list[AccountModel] = []
+        settled = self.settle(account_id, seen=seen.append)
+        if seen and seen[-1].shards is None and (not self.hot_accounts or self._layouts.get(account_id) is None):
+            return seen[-1], [], settled
+        account, shards = self.stored(account_id)
+        return account, shards, settled
+
     def is_hot(self, account_id: str) -> bool:
         """Whether the account is hot: known in this container, or read (one GetItem; False if there is none)."""
         if not self.hot_accounts:
@@ -191,14 +201,14 @@ class Ledger:
 
     # -- the journal (see `Journal`) ------------------------------------------------------
     def settle(self, account_id: str, *, force: bool = False, owner: int | None = None,
-               surface: str | None = None) -> list[Posting]:
+               surface: str | None = None, seen: Callable[[AccountModel], None] | None = None) -> list[Posting]:
         """Every posting of the account answered before this call that waits in its log (written without a read)
         put in the journal, so a read of the journal sees it: one GetItem when none waits (`sequencer.py`), and a
         drain when some do. Returns those, as the journal holds them: a time index may not show them yet (on AWS
         a GSI lags its table), so a read of one merges them in. Only in books that write without reads, unless
         `force`d (the verifier, which knows no book's options). `owner`, `surface`: whose reads these are; an
         account of another is left as it is (the read that follows refuses it, and a probe of it costs what a
-        probe of a missing one does)."""
+        probe of a missing one does). `seen`: told of each account item read."""
         if not (self._engine.unread_writes or force):
             return []
 
@@ -207,7 +217,7 @@ class Ledger:
                     and (owner is None or (account.owner is not None and int(account.owner) == owner)))
         layout = self._layouts.get(account_id) if self.hot_accounts else None
         if layout is None:
-            settled = self._engine.settle(self.account_key(account_id), self.retry_budget(), sees)
+            settled = self._engine.settle(self.account_key(account_id), self.retry_budget(), sees, seen)
             layout = self._layouts.get(account_id) if self.hot_accounts else None  # the read may find it hot
             if layout is None:
                 return [place.as_posting(account_id) for place in settled]

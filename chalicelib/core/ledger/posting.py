@@ -379,7 +379,8 @@ class PostingEngine:
             raise _ReadFirst()
 
         def build(writes: Writes) -> None:
-            writes.put("record", record, IdempotencyModel.key.does_not_exist())
+            # A used key's record comes back with the cancellation: a replay need not read it.
+            writes.put("record", record, IdempotencyModel.key.does_not_exist(), return_values="ALL_OLD")
             for item, condition in extension.puts:
                 writes.put("extension", item, condition)
             for number, (account_key, (actions, condition)) in enumerate(zip(account_keys, updates, strict=True)):
@@ -416,10 +417,14 @@ class PostingEngine:
         if cancelled.failed is None:
             raise Stale() from cancelled
         if "record" in cancelled.failed and request.idempotency_key is not None:
-            try:
-                used = IdempotencyModel.get(stored_key, consistent_read=True)
-            except IdempotencyModel.DoesNotExist:
-                raise Stale() from cancelled  # expired between the write and this read: try again
+            reason = cancelled.reasons.get("record")
+            if reason is not None and reason.raw_item:
+                used = IdempotencyModel.from_raw_data(reason.raw_item)  # the record as the condition found it
+            else:
+                try:
+                    used = IdempotencyModel.get(stored_key, consistent_read=True)
+                except IdempotencyModel.DoesNotExist:
+                    raise Stale() from cancelled  # expired between the write and this read: try again
             check_replay(used, request.fingerprint, request.idempotency_key)
             if not self._track_volume:
                 return self.replayed(used)
@@ -537,11 +542,15 @@ class PostingEngine:
         with contextlib.suppress(Cancelled, Ambiguous):
             drain(account)
 
-    def settle(self, account_key: str, budget: RetryBudget, sees: Callable[[AccountModel], bool]) -> list[Placed]:
+    def settle(self, account_key: str, budget: RetryBudget, sees: Callable[[AccountModel], bool],
+               seen: Callable[[AccountModel], None] | None = None) -> list[Placed]:
         """`settle`, learning the account's layout from its item on the way (a hot account's postings wait in its
-        shards' logs: `Ledger.settle` reads them)."""
-        return settle(account_key, budget, sees,
-                      lambda account: self._layouts.learn_item(self._keys.account_id(account_key), account))
+        shards' logs: `Ledger.settle` reads them); `seen` is told of each item read."""
+        def learn(account: AccountModel) -> None:
+            self._layouts.learn_item(self._keys.account_id(account_key), account)
+            if seen is not None:
+                seen(account)
+        return settle(account_key, budget, sees, learn)
 
     def replayed(self, record: IdempotencyModel, account: AccountModel | None = None) -> list[Posting]:
         """What the first request with the record's key committed: from the record, or, while the posting waits

@@ -113,9 +113,9 @@ class Writes:
         self._checks.append(role)
         self._transaction.condition_check(model_cls, hash_key, condition=condition)
 
-    def put(self, role: str, item, condition) -> None:
+    def put(self, role: str, item, condition, **options) -> None:
         self._puts.append(role)
-        self._transaction.save(item, condition=condition)
+        self._transaction.save(item, condition=condition, **options)
 
     def update(self, role: str, item, actions: list, condition=None, **options) -> None:
         self._updates.append(role)
