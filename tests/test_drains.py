@@ -24,3 +24,20 @@ def test_a_batch_out_of_time_fails_so_it_is_delivered_again():
     with pytest.raises(drains.DrainUnfinished, match="2 of 2 items left"):
         drains.drain_logs([record("a", True), record("b", True)], budget=lambda: None,
                           monotonic=lambda: next(ticks))
+
+
+def test_an_item_the_drain_could_not_settle_while_nothing_wrote_it_fails_the_batch(local_tables):
+    """A drain that loses while no write lands (here: every try conflicts) would get no later record of the item:
+    the batch fails, to be delivered again, and the posting is still in the log for that delivery."""
+    import app as tally
+    from chalicelib.core.models import AccountModel
+    from helpers import DynamoDBFaults
+
+    tally.services.accounts.post("quiet", 5)  # seed 004: written without a read, it waits in the account's log
+    key = tally.services.accounts.account_key("quiet")
+    with DynamoDBFaults("TransactWriteItems", failures=100, code="TransactionConflictException"), \
+            pytest.raises(drains.DrainUnfinished, match="1 of 1 items could not be drained"):
+        drains.drain_logs([record(key, True)], tally.services.drain_budget)
+    assert len(AccountModel.get(key, consistent_read=True).log) == 1
+    assert drains.drain_logs([record(key, True)], tally.services.drain_budget) == drains.Drained(1, 0)
+    assert not AccountModel.get(key, consistent_read=True).log

@@ -9,12 +9,14 @@ which settles each item whose newest image in the batch still holds a log: the d
 the stream with an empty log, so it stops there. A drain is safe to repeat (the entries' seqs are free only until
 one drain takes them), so a batch delivered again drains nothing twice.
 
-An item too busy to settle (writers keep winning) is left after a short try: every write that beat the drain is
-itself a record later in the stream, which brings the item back. A batch that runs out of time fails, and Lambda
-delivers it again (what it drained is then a read each).
+An item too busy to settle is left after a short try when its version moved meanwhile: some write landed, and it is
+a record later in the stream, which brings the item back. When nothing landed (the drain was throttled, or lost
+to writes that were refused), no record would: the batch fails, and Lambda delivers it again, as it does a batch
+that runs out of time (what it drained is then a read each).
 """
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -22,6 +24,7 @@ from dataclasses import dataclass
 from chalicelib.core.errors import Contention
 from chalicelib.core.ledger import RetryBudget
 from chalicelib.core.ledger.posting import settle
+from chalicelib.core.models import AccountModel
 
 # What Lambda may hand the function at once (the event source's batch size): each item is one GetItem and at most a
 # drain.
@@ -41,7 +44,7 @@ class DrainUnfinished(Exception):
 @dataclass(frozen=True)
 class Drained:
     settled: int  # items whose log the batch's newest image showed: read, and drained where postings still waited
-    busy: int  # items left to a later record (see above)
+    busy: int  # items left to the later record of a write that landed meanwhile (see above)
 
 
 def waiting_items(records: Iterable[dict]) -> list[str]:
@@ -63,15 +66,37 @@ def drain_logs(records: Iterable[dict], budget: Callable[[], RetryBudget],
     """Settle every account item of a stream batch that still holds logged postings, each within a fresh `budget`
     (an item's: `ITEM_ATTEMPTS`, `ITEM_SECONDS`), starting none after `BATCH_SECONDS`."""
     settled = busy = 0
+    stuck: list[str] = []
     started = monotonic()
     waiting = waiting_items(records)
     for number, key in enumerate(waiting):
         if monotonic() - started > BATCH_SECONDS:
             raise DrainUnfinished(f"{len(waiting) - number} of {len(waiting)} items left after {BATCH_SECONDS:g} s")
+        versions: list[int | None] = []
         try:
-            settle(key, budget(), lambda _account: True)
+            settle(key, budget(), lambda _account: True, functools.partial(_note_version, versions))
         except Contention:
-            busy += 1
+            if _moved(key, versions[:1]):
+                busy += 1
+            else:
+                stuck.append(key)
             continue
         settled += 1
+    if stuck:
+        raise DrainUnfinished(f"{len(stuck)} of {len(waiting)} items could not be drained, and nothing wrote them "
+                              "since")
     return Drained(settled, busy)
+
+
+def _note_version(versions: list[int | None], account: AccountModel) -> None:
+    versions.append(account.version)
+
+
+def _moved(key: str, first: list[int | None]) -> bool:
+    """Whether the item's version moved since the drain's first read of it (every posting moves it)."""
+    if not first:
+        return False
+    try:
+        return AccountModel.get(key, attributes_to_get=["version"], consistent_read=True).version != first[0]
+    except AccountModel.DoesNotExist:
+        return False

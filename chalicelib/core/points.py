@@ -115,6 +115,7 @@ class _PointsPlan:
     timestamp: str
     parts: int
     version: int | None  # the holder's, as read: the change commits only if it still is
+    pending: bool = False  # decided, its lots and payers applied in parts after (even a single part)
 
 
 @dataclass
@@ -451,7 +452,7 @@ class PointsBook:
             puts=[(part, LinkPartModel.part.does_not_exist()) for part in parts],
             updates=updates,
             result=_PointsPlan([(name, -amount) for name, amount in taken.items()], planned.created_at,
-                               parts=len(parts), version=account.version))
+                               parts=len(parts), version=account.version, pending=not one_transaction))
 
     def _payer_points(self, holder: AccountModel, payer: str) -> int:
         """One payer's balance: from the snapshot of the holder's version read, else one consistent GetItem (read
@@ -569,8 +570,8 @@ class PointsBook:
         if not posting.replayed:
             plan: _PointsPlan = posting.planned()
             version = None
-            if plan.parts > 1:
-                self.settle(holder)  # its parts move the holder's version again: no snapshot follows it
+            if plan.pending or plan.parts > 1:
+                self.settle(holder)  # applied in parts, and completed: no snapshot follows it
             elif self._snapshots is not None:
                 version = self._snapshots.advance(self.holder_key(holder), plan.version, plan.by_payer)
             return PointsChange(holder, posting.seq, posting.amount, plan.by_payer, plan.timestamp,
