@@ -83,7 +83,9 @@ def test_a_key_mints_no_more_than_its_limit_per_request(accounts):
 def test_a_key_mints_no_more_than_its_daily_limit_per_unit_and_a_replay_counts_once(accounts, clock):
     from datetime import UTC, datetime, timedelta
 
-    clock.now = datetime(2026, 12, 7, 23, 0, tzinfo=UTC)
+    # An hour before a UTC midnight, after the fixture's postings (a container never stamps before its last stamp).
+    tomorrow = datetime.now(UTC).date() + timedelta(days=1)
+    clock.now = datetime(tomorrow.year, tomorrow.month, tomorrow.day, 23, 0, tzinfo=UTC)
     limited = as_key(make_key(scopes=("issue",), daily_issue_limit=100))
     deposit = {"account_id": "a", "amount": 60}
     ok(v1_request(accounts, "POST", "/v1/postings", deposit, key="d-1", headers=limited))

@@ -136,3 +136,18 @@ def test_a_replay_is_the_cancelled_write_and_one_read_of_the_accounts_its_postin
     # from one read of the accounts; the transaction it made (a GetItem), and the API key's read.
     assert dict(requests.calls) == {"GetItem": 2, "TransactWriteItems": 1, "BatchGetItem": 1}
     assert dict(requests.by_table)[f"{tally.services.settings.table_prefix}-idempotency"] == 1  # the write alone
+
+
+def test_a_reversal_of_a_transfer_still_in_the_logs_drains_each_once_then_writes(live_server):
+    """A posting of the read path that finds logs drains them, reads again and writes: the drains move no version,
+    so the write after them is not refused for them."""
+    funded(live_server, "alice", 100)
+    funded(live_server, "bob", 0)
+    status, transfer = write(live_server, "/v1/transfers", {"source": "alice", "destination": "bob", "amount": 30})
+    assert status == 201
+    with DynamoDBRequests() as requests:
+        status, reversal = write(live_server, f"/v1/transactions/{transfer['id']}/reversals", {"amount": 10})
+    assert status == 201, reversal
+    # The API key's read, the transaction reversed (its legs' seqs not needed); the accounts and the record read,
+    # the reversed total checked by the plan, a drain of each log; the same read and check again, the write.
+    assert dict(requests.calls) == {"GetItem": 4, "TransactGetItems": 2, "TransactWriteItems": 3}

@@ -509,6 +509,20 @@ class HoldModel(Model):
     by_book = BookIndex()
 
 
+class AccountLogModel(Model):
+    """The accounts table as a drain writes it (`ledger/sequencer.py`): the log and the last entry's time, and no
+    version. A drain moves postings the account's balance and entry count already hold, so a plan read before it
+    stays right: it must not move the version a posting of the read path is conditioned on."""
+
+    class Meta:
+        table_name = "accounts"
+        billing_mode = PAY_PER_REQUEST_BILLING_MODE
+
+    key = UnicodeAttribute(hash_key=True)
+    log = ListAttribute(of=UnsequencedEntry, null=True)
+    last_entry_at = UnicodeAttribute(null=True)
+
+
 MODELS: dict[str, type[Model]] = {
     "accounts": AccountModel,
     "entries": EntryModel,
@@ -523,6 +537,8 @@ MODELS: dict[str, type[Model]] = {
     "keys": ApiKeyModel,
     "search": SearchModel,
 }
+# Other views of a table above, bound with it (none of them creates a table).
+VIEWS: dict[str, tuple[type[Model], ...]] = {"accounts": (AccountLogModel,)}
 
 # Connection for multi-table requests (TransactGet/TransactWrite); made by bind(), which the composition root
 # or a tool calls before any request, and kept while it points at the same place.
@@ -552,7 +568,9 @@ def bind(settings: Settings) -> None:
     place again keeps the connections and their botocore clients, which are slow to make.
     """
     global transaction_connection
-    for kind, model in MODELS.items():
+    bound = [(kind, model) for kind, model in MODELS.items()]
+    bound += [(kind, view) for kind, views in VIEWS.items() for view in views]
+    for kind, model in bound:
         model.Meta.table_name = settings.table_name(kind)
         model.Meta.region = settings.region
         model.Meta.host = settings.dynamodb_endpoint

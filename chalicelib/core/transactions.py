@@ -262,6 +262,15 @@ def account_of(model: AccountModel, shards: list[AccountModel] | None = None) ->
                    sum(int(item.entry_count) for item in counted), model.created_at, int(model.shards or 1))
 
 
+def amounts_of(model: TransactionModel) -> list[tuple[str, int]]:
+    """What each account's legs moved, in the order of the legs (a hot account's shard legs added up): all a
+    reversal needs, whether or not a leg has its seq yet."""
+    moved: dict[str, int] = {}
+    for leg in model.legs:
+        moved[leg.account_id] = moved.get(leg.account_id, 0) + int(leg.amount)
+    return list(moved.items())
+
+
 def entries_of(model: TransactionModel) -> list[TransactionEntry]:
     """One entry per account, in the order of the legs: a hot account's shard legs added up."""
     merged: dict[str, TransactionEntry] = {}
@@ -755,7 +764,9 @@ class Transactions:
         fingerprint = {"op": "reversal", "of": transaction_id, "amount": amount, "metadata": metadata}
         budget = self.ledger.retry_budget()
         while True:
-            original = self._stored(transaction_id)
+            original = self._stored(transaction_id, complete=False)  # its legs' accounts and amounts are enough
+            if original.type in ("earn", "spend") and original.legs[0].seq is None:
+                original = self._stored(transaction_id)  # a points reversal finds the lots by the leg's seq
             if original.type not in REVERSIBLE:
                 raise InvalidState(f"a transaction of type {original.type} cannot be reversed")
             left = int(original.amount) - int(original.reversed or 0)
@@ -766,7 +777,7 @@ class Transactions:
                 if replay is not None:
                     return replay
                 raise InvalidState(f"only {left} of transaction {transaction_id} is left to reverse")
-            turned = ((entry.account_id, -entry.amount) for entry in entries_of(original))
+            turned = ((account_id, -moved) for account_id, moved in amounts_of(original))
             issued = self._issuing(caller, wanted, *turned, points=original.type in ("earn", "spend"))
             try:
                 return self._reverse(original, wanted, metadata, idempotency_key, fingerprint, issued)
@@ -780,7 +791,7 @@ class Transactions:
 
         def count_reversal(planned_legs: tuple[PlannedLeg, ...]) -> Extension:
             # The total reversed must still be what this plan was made from (a points reversal's lots depend on it).
-            if int(self._stored(original.id).reversed or 0) != reversed_read:
+            if int(self._stored(original.id, complete=False).reversed or 0) != reversed_read:
                 raise _ReversedMeanwhile()
             extension: Extension = Extension(updates=[(TransactionModel(original.id),
                                                        [TransactionModel.reversed.set(reversed_read + amount)],
@@ -802,8 +813,8 @@ class Transactions:
             else:
                 change = self.points.take_back_earn(holder, int(original.legs[0].seq), amount, **options)
             return self._points_answer(change, made)
-        legs = tuple(Leg(entry.account_id, amount if entry.amount < 0 else -amount, create=False)
-                     for entry in entries_of(original))
+        legs = tuple(Leg(account_id, amount if moved < 0 else -amount, create=False)
+                     for account_id, moved in amounts_of(original))
         return self.record("reversal", legs, amount, metadata=metadata, idempotency_key=idempotency_key,
                            fingerprint=fingerprint, extend=_beside_record(count_reversal),
                            reverses=fields["reverses"], request_fingerprint=fields["request_fingerprint"])
@@ -820,10 +831,11 @@ class Transactions:
                 for item in search_items(self.ledger.book, "transactions", stored.id, stored.created_at,
                                          stored.metadata or {})]
 
-    def _stored(self, transaction_id: str, placed: list[Posting] | None = None) -> TransactionModel:
+    def _stored(self, transaction_id: str, placed: list[Posting] | None = None,
+                complete: bool = True) -> TransactionModel:
         """The transaction, if it is this book's: another tenant's answers exactly as one that does not exist. Its
         legs are complete: waiting ones from `placed` (its postings, leg by leg, as a replay found them), else
-        from their logs (`transactions_as_listed`)."""
+        from their logs (`transactions_as_listed`); unless not `complete`, for a caller that needs no leg's seq."""
         try:
             model = TransactionModel.get(findable("transaction", transaction_id), consistent_read=True)
         except TransactionModel.DoesNotExist:
@@ -834,7 +846,7 @@ class Transactions:
             for line, posting in zip(model.legs, placed, strict=True):
                 if line.seq is None:
                     line.seq, line.balance_after = posting.seq, posting.balance_after
-        return self.transactions_as_listed([model])[0]
+        return self.transactions_as_listed([model])[0] if complete else model
 
     def transactions_as_listed(self, models: list[TransactionModel]) -> list[TransactionModel]:
         """Transactions as stored, each leg with its seq and balance after. A leg written without a read has them

@@ -28,6 +28,7 @@ from chalicelib.core.ledger.legs import INT64_MAX, INT64_MIN, Leg, Posting
 from chalicelib.core.ledger.runner import Writes
 from chalicelib.core.ledger.stamps import parse_stamp, stamp
 from chalicelib.core.models import (
+    AccountLogModel,
     AccountModel,
     EntryModel,
     IdempotencyModel,
@@ -179,11 +180,11 @@ def drain_writes(account: AccountModel, skip_records: frozenset[str] = frozenset
                               [line.seq.set(place.seq), line.balance_after.set(place.balance_after)],
                               TransactionModel.id.exists())
         # No condition on the account: the entries' seqs, free only until a drain took them, say this drain is
-        # the one that moves these postings (and only drains remove from the log, always its oldest entries).
-        writes.update("account", AccountModel(account.key, version=0),
-                      [*(AccountModel.log[number].remove() for number in range(len(places))),
-                       AccountModel.last_entry_at.set(places[-1].created_at)],
-                      add_version_condition=False)
+        # the one that moves these postings (and only drains remove from the log, always its oldest entries). Nor a
+        # new version (`AccountLogModel`): a read path's plan of the account is as right after as before.
+        writes.update("account", AccountLogModel(account.key),
+                      [*(AccountLogModel.log[number].remove() for number in range(len(places))),
+                       AccountLogModel.last_entry_at.set(places[-1].created_at)])
     return build
 
 
