@@ -24,7 +24,7 @@ from datetime import datetime, timedelta
 from typing import Generic, TypeVar
 
 from pynamodb.exceptions import DoesNotExist, PynamoDBException, TransactGetError, UpdateError
-from pynamodb.expressions.condition import Condition
+from pynamodb.expressions.condition import Condition, size
 from pynamodb.expressions.update import Action
 from pynamodb.models import Model
 from pynamodb.transactions import TransactGet
@@ -582,14 +582,13 @@ class PostingEngine:
             rounds.hops[full.account_id] = rounds.hops.get(full.account_id, 0) + 1
             return self._attempt(request, budget, recheck, rounds)  # bounded: one more round per shard at most
         plan = self._plan(replace(request, legs=legs), accounts, read.high_water, recheck)
-        waiting = [account for account in accounts if account is not None and account.log]
-        if waiting:
-            # Postings that did not read wait in these logs: in the journal first, so that this plan's seq follows
-            # them. After the plan, so that what the plan refuses (another user's wallet, say) costs what it
-            # costs on an account with no log.
-            for account in waiting:
+        # Postings that did not read wait in these logs: in the journal first (the plan's seq and time follow theirs,
+        # and a drain moves no version, so the plan stays right); the write then requires the logs empty. After the
+        # plan, so that what the plan refuses (another user's wallet, say) costs what it costs on an account with no
+        # log.
+        for account in accounts:
+            if account is not None and account.log:
                 self._try_drain(account)
-            raise Stale(wait=False)
         try:
             commit(lambda writes: self._write(plan, writes), plan.token, budget,
                    lambda: Contention("the datastore did not confirm the write; retry with the same idempotency key"))
@@ -696,10 +695,11 @@ class PostingEngine:
                    for leg, account in zip(request.legs, accounts, strict=True)]
         created = now
         for account in present:
-            if account.last_entry_at:
-                # Entries of one account are stamped strictly in sequence order, so a
-                # time-index query and a sequence query agree ("balance as of" is exact).
-                created = max(created, parse_stamp(account.last_entry_at) + timedelta(microseconds=1))
+            # Entries of one account are stamped strictly in sequence order, so a time-index query and a sequence
+            # query agree ("balance as of" is exact): after its last entry, and after the postings its log holds.
+            last = placed(account)[-1].created_at if account.log else account.last_entry_at
+            if last:
+                created = max(created, parse_stamp(last) + timedelta(microseconds=1))
         created_at = stamp(created)  # every leg of a posting at one time
         planned = tuple(PlannedLeg(account, int(account.entry_count) + 1, leg.amount,
                                    int(account.balance) + leg.amount, created_at, recheck,
@@ -754,8 +754,8 @@ class PostingEngine:
                 return {}
             number = int(role.split(":", 1)[1])
             image = AccountModel.from_raw_data(reason.raw_item)
-            if image.version == plan.planned[number].account.version:
-                return {}  # the version held: a floor failed, not a race
+            if image.version == plan.planned[number].account.version and not image.log:
+                return {}  # the version held, and no log waits: a floor failed, not a race
             images[plan.request.legs[number].account_id] = image
         return images
 
@@ -816,6 +816,8 @@ class PostingEngine:
             actions.append(AccountModel.held.set(posting.held_after))
         if leg.expected_seq is not None:  # checked by the write itself, never before it
             condition &= AccountModel.entry_count == leg.expected_seq
+        if planned.account.log:  # drained just before the write (`_attempt`): only once that drain landed
+            condition &= size(AccountModel.log) == 0
         required = _required(leg, planned)
         if leg.lowers_available and required is not None:
             # The floor, enforced: available after = balance + amount - held after >= required, on the stored item.
@@ -852,6 +854,8 @@ class PostingEngine:
             read_version = planned.account.version
             if current_version is None or read_version is None or int(current_version) != read_version:
                 continue
+            if (reason.raw_item or {}).get("log", {}).get("L"):
+                continue  # a drain before the write did not land: its log still waits, and a new round drains it
             if number == 0 and plan.extension.account_condition is not None:
                 # The account read was current, so the extension's own conditions on it failed:
                 # what it planned from its other reads (an index) was stale.
