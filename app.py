@@ -71,14 +71,17 @@ def expire_due(event):
 @app.on_dynamodb_record(stream_arn=settings.entries_stream_arn, batch_size=100, name="publish_entries")
 def publish_entries(event):
     """Publish every new journal entry to EventBridge, once."""
-    records = ({"eventName": record.event_name, "dynamodb": {"NewImage": record.new_image}} for record in event)
-    published = events.publish(records, events.client(services.settings.region), services.settings.event_bus)
+    published = events.publish(_records(event), events.client(services.settings.region), services.settings.event_bus)
     return {"sent": published.sent, "skipped": published.skipped}
 
 
 @app.on_dynamodb_record(stream_arn=settings.accounts_stream_arn, batch_size=drains.BATCH_SIZE, name="drain_logs")
 def drain_logs(event):
     """Move the postings an account's last writes left in its log into the journal (and so to the event bus)."""
-    records = ({"eventName": record.event_name, "dynamodb": {"NewImage": record.new_image}} for record in event)
-    drained = drains.drain_logs(records, services.drain_budget)
+    drained = drains.drain_logs(_records(event), services.drain_budget)
     return {"settled": drained.settled, "busy": drained.busy}
+
+
+def _records(event):
+    """A stream batch's records as the core reads them (Lambda's shape: the event and the new image)."""
+    return ({"eventName": record.event_name, "dynamodb": {"NewImage": record.new_image}} for record in event)

@@ -46,11 +46,11 @@ class Services:
         self.refresh_tokens = RefreshTokens(clock)  # seed 002's families, each token good once
         # A /v1 book's services, built on a tenant's first request (up to 1,024 books a container).
         self.v1_book = functools.lru_cache(maxsize=1024)(self._v1_book)
+        self._drain_settings = replace(settings, max_attempts=drains.ITEM_ATTEMPTS, retry_seconds=drains.ITEM_SECONDS)
 
     def drain_budget(self) -> RetryBudget:
         """The retries of one idle log's drain (`drains.py`): a short try, not a client's budget."""
-        return RetryBudget(replace(self.settings, max_attempts=drains.ITEM_ATTEMPTS,
-                                   retry_seconds=drains.ITEM_SECONDS), time.sleep, time.monotonic)
+        return RetryBudget(self._drain_settings, time.sleep, time.monotonic)
 
     @property
     def key_ttl_seconds(self) -> int:

@@ -16,7 +16,6 @@ that runs out of time (what it drained is then a read each).
 """
 from __future__ import annotations
 
-import functools
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -72,11 +71,11 @@ def drain_logs(records: Iterable[dict], budget: Callable[[], RetryBudget],
     for number, key in enumerate(waiting):
         if monotonic() - started > BATCH_SECONDS:
             raise DrainUnfinished(f"{len(waiting) - number} of {len(waiting)} items left after {BATCH_SECONDS:g} s")
-        versions: list[int | None] = []
+        read: list[AccountModel] = []
         try:
-            settle(key, budget(), lambda _account: True, functools.partial(_note_version, versions))
+            settle(key, budget(), lambda _account: True, read.append)
         except Contention:
-            if _moved(key, versions[:1]):
+            if read and _moved(key, read[0].version):
                 busy += 1
             else:
                 stuck.append(key)
@@ -88,15 +87,9 @@ def drain_logs(records: Iterable[dict], budget: Callable[[], RetryBudget],
     return Drained(settled, busy)
 
 
-def _note_version(versions: list[int | None], account: AccountModel) -> None:
-    versions.append(account.version)
-
-
-def _moved(key: str, first: list[int | None]) -> bool:
+def _moved(key: str, version: int | None) -> bool:
     """Whether the item's version moved since the drain's first read of it (every posting moves it)."""
-    if not first:
-        return False
     try:
-        return AccountModel.get(key, attributes_to_get=["version"], consistent_read=True).version != first[0]
+        return AccountModel.get(key, attributes_to_get=["version"], consistent_read=True).version != version
     except AccountModel.DoesNotExist:
         return False

@@ -262,27 +262,29 @@ def account_of(model: AccountModel, shards: list[AccountModel] | None = None) ->
                    sum(int(item.entry_count) for item in counted), model.created_at, int(model.shards or 1))
 
 
-def amounts_of(model: TransactionModel) -> list[tuple[str, int]]:
-    """What each account's legs moved, in the order of the legs (a hot account's shard legs added up): all a
-    reversal needs, whether or not a leg has its seq yet."""
-    moved: dict[str, int] = {}
-    for leg in model.legs:
-        moved[leg.account_id] = moved.get(leg.account_id, 0) + int(leg.amount)
-    return list(moved.items())
-
-
 def entries_of(model: TransactionModel) -> list[TransactionEntry]:
-    """One entry per account, in the order of the legs: a hot account's shard legs added up."""
+    """One entry per account, in the order of the legs: a hot account's shard legs added up. A leg still waiting in
+    its account's log (not filled, `Transactions.transactions_as_listed`) has no seq or balance after yet."""
     merged: dict[str, TransactionEntry] = {}
     for leg in model.legs:
         earlier = merged.get(leg.account_id)
         if leg.shard is None:
-            merged[leg.account_id] = TransactionEntry(leg.account_id, int(leg.amount), int(leg.seq),
-                                                      int(leg.balance_after))
+            merged[leg.account_id] = TransactionEntry(
+                leg.account_id, int(leg.amount), None if leg.seq is None else int(leg.seq),
+                None if leg.balance_after is None else int(leg.balance_after))
         else:
             merged[leg.account_id] = TransactionEntry(leg.account_id, int(leg.amount) + (earlier.amount if earlier
                                                                                           else 0), None, None)
     return list(merged.values())
+
+
+def _placed(model: TransactionModel, postings: list[Posting]) -> TransactionModel:
+    """The transaction with each leg that has no seq yet given its posting's seq and balance after (its postings,
+    leg by leg, as committed or replayed)."""
+    for line, posting in zip(model.legs, postings, strict=True):
+        if line.seq is None:
+            line.seq, line.balance_after = posting.seq, posting.balance_after
+    return model
 
 
 def transaction_of(model: TransactionModel) -> Transaction:
@@ -443,8 +445,6 @@ class Transactions:
 
     def _unit_of(self, account_id: str) -> str:
         """An account's unit, which never changes: remembered per container, else one GetItem (404 if none)."""
-        if is_system(account_id):
-            return account_id[len(SYSTEM_PREFIX):]
         known = self._known_of(account_id)
         if known is None:
             try:
@@ -552,7 +552,7 @@ class Transactions:
         legs = (Leg(account_id, amount, create=False, expected_seq=expected.get(account_id)),
                 Leg(counter, -amount, create=False, expected_seq=expected.get(counter)))
         return self.record("posting", legs, abs(amount), metadata=metadata, idempotency_key=idempotency_key,
-                           fingerprint=fingerprint, count=issued, unread=True)
+                           fingerprint=fingerprint, count=issued)
 
     def transfer(self, source: str, destination: str, amount: int, *, metadata: dict | None = None,
                  idempotency_key: str, expected_seq: dict | None = None, caller: Caller | None = None) -> Transaction:
@@ -574,7 +574,7 @@ class Transactions:
         if expected:
             fingerprint["expected_seq"] = expected
         return self.record("transfer", legs, amount, metadata=metadata, idempotency_key=idempotency_key,
-                           fingerprint=fingerprint, count=issued, unread=True)
+                           fingerprint=fingerprint, count=issued)
 
     def _issuing(self, caller: Caller | None, amount: int, *legs: tuple[str | None, int],
                  points: bool = False) -> Count | None:
@@ -621,12 +621,11 @@ class Transactions:
 
     def record(self, type_: str, legs: tuple[Leg, ...], amount: int, *, idempotency_key: str, fingerprint: dict,
                metadata: dict, extend: Callable[[tuple[PlannedLeg, ...], TransactionModel], Extension] | None = None,
-               transaction_id: str | None = None, count: Count | None = None, unread: bool = False,
-               **fields) -> Transaction:
+               transaction_id: str | None = None, count: Count | None = None, **fields) -> Transaction:
         """Post `legs` with the transaction's record in the same transaction. `extend` adds the caller's items
         (a hold's update, a reversed transaction's total) planned from the planned legs and the record; `count`
-        what counts the minting. `unread`: the legs may be posted without a read when this container knows their
-        accounts (`_without_read`)."""
+        what counts the minting. Without `extend`, the legs may be posted without a read when this container knows
+        their accounts (`_without_read`)."""
         transaction_id = transaction_id or new_id("txn")
         made: list[TransactionModel] = []
 
@@ -654,7 +653,7 @@ class Transactions:
                 return None  # a replay of a request that was counted passes: the read path finds its key first
 
         without_read = None
-        if unread and extend is None and self.ledger.unread_writes:
+        if extend is None and self.ledger.unread_writes:
             legs, without_read = self._without_read(legs, unplanned)
         postings = self.ledger.post_legs(legs, idempotency_key=idempotency_key, fingerprint=fingerprint,
                                          key_ttl_seconds=self.key_ttl_seconds, extend=plan, resource=transaction_id,
@@ -663,11 +662,7 @@ class Transactions:
         if postings[0].replayed:
             # Its legs as the replay found them (in the journal, or still in their accounts' logs): not read again.
             return replace(transaction_of(self._stored(postings[0].made(), placed=postings)), replayed=True)
-        stored = made[0]
-        for line, posting in zip(stored.legs, postings, strict=True):
-            if line.seq is None:  # written without a read: where the store put it, as its accounts said after
-                line.seq, line.balance_after = posting.seq, posting.balance_after
-        return transaction_of(stored)
+        return transaction_of(_placed(made[0], postings))  # a leg without a read: where the store put it
 
     def _without_read(self, legs: tuple[Leg, ...],
                       unplanned: Callable[[tuple[Leg, ...], str, str], Extension | None],
@@ -765,8 +760,6 @@ class Transactions:
         budget = self.ledger.retry_budget()
         while True:
             original = self._stored(transaction_id, complete=False)  # its legs' accounts and amounts are enough
-            if original.type in ("earn", "spend") and original.legs[0].seq is None:
-                original = self._stored(transaction_id)  # a points reversal finds the lots by the leg's seq
             if original.type not in REVERSIBLE:
                 raise InvalidState(f"a transaction of type {original.type} cannot be reversed")
             left = int(original.amount) - int(original.reversed or 0)
@@ -777,7 +770,7 @@ class Transactions:
                 if replay is not None:
                     return replay
                 raise InvalidState(f"only {left} of transaction {transaction_id} is left to reverse")
-            turned = ((account_id, -moved) for account_id, moved in amounts_of(original))
+            turned = ((entry.account_id, -entry.amount) for entry in entries_of(original))
             issued = self._issuing(caller, wanted, *turned, points=original.type in ("earn", "spend"))
             try:
                 return self._reverse(original, wanted, metadata, idempotency_key, fingerprint, issued)
@@ -813,8 +806,8 @@ class Transactions:
             else:
                 change = self.points.take_back_earn(holder, int(original.legs[0].seq), amount, **options)
             return self._points_answer(change, made)
-        legs = tuple(Leg(account_id, amount if moved < 0 else -amount, create=False)
-                     for account_id, moved in amounts_of(original))
+        legs = tuple(Leg(entry.account_id, amount if entry.amount < 0 else -amount, create=False)
+                     for entry in entries_of(original))
         return self.record("reversal", legs, amount, metadata=metadata, idempotency_key=idempotency_key,
                            fingerprint=fingerprint, extend=_beside_record(count_reversal),
                            reverses=fields["reverses"], request_fingerprint=fields["request_fingerprint"])
@@ -843,9 +836,7 @@ class Transactions:
         if model is None or (model.book or BOOK) != self.ledger.book:
             raise NotFound(f"transaction {transaction_id} not found")
         if placed is not None and len(placed) == len(model.legs):
-            for line, posting in zip(model.legs, placed, strict=True):
-                if line.seq is None:
-                    line.seq, line.balance_after = posting.seq, posting.balance_after
+            _placed(model, placed)
         return self.transactions_as_listed([model])[0] if complete else model
 
     def transactions_as_listed(self, models: list[TransactionModel]) -> list[TransactionModel]:

@@ -136,9 +136,9 @@ class Ledger:
     def stored_and_settled(self, account_id: str) -> tuple[AccountModel, list[AccountModel], list[Posting]]:
         """`stored`, and the journal settled (`settle`) for reads that follow, by the same read where it can be: an
         ordinary account's GetItem that settles it is the item `stored` would read (a drain moves only its log)."""
-        seen: list[AccountModel] = []
+        seen: list[AccountModel] = []  # the account's own item only: a hot account's shards are not passed on
         settled = self.settle(account_id, seen=seen.append)
-        if seen and seen[-1].shards is None and (not self.hot_accounts or self._layouts.get(account_id) is None):
+        if seen and not seen[-1].shards:
             return seen[-1], [], settled
         account, shards = self.stored(account_id)
         return account, shards, settled
@@ -221,10 +221,12 @@ class Ledger:
             layout = self._layouts.get(account_id) if self.hot_accounts else None  # the read may find it hot
             if layout is None:
                 return [place.as_posting(account_id) for place in settled]
-        # A hot account: each of its shards, an ordinary account of the core, settled in turn.
-        return [place.as_posting(shard_id(account_id, number), shard=number) for number in range(layout.shards)
-                for place in self._engine.settle(self.account_key(shard_id(account_id, number)), self.retry_budget(),
-                                                 sees)]
+        # A hot account: its shards read in one batch; each that holds a log, an ordinary account of the core,
+        # settled in turn (one with none has nothing to move).
+        keys = self.shard_keys(account_id, layout.shards)
+        logged = {item.key for item in AccountModel.batch_get(keys, consistent_read=True) if item.log and sees(item)}
+        return [place.as_posting(shard_id(account_id, number), shard=number) for number, key in enumerate(keys)
+                if key in logged for place in self._engine.settle(key, self.retry_budget(), sees)]
 
     def logged_legs(self, account_ids: set[str]) -> dict[tuple[str, int], tuple[int, int]]:
         """Of the /v1 transactions' legs waiting in these accounts' logs: (transaction, leg number) -> (seq, balance

@@ -331,15 +331,14 @@ class PostingEngine:
         return True
 
     def _as_posted(self, request: PostingRequest, spread: str) -> tuple[Leg, ...]:
-        """The legs as written: a hot account's on the shard its posting goes to first (see `_Rounds.home`)."""
-        rounds = _Rounds(spread)
+        """The legs as written: a hot account's on its home shard (see `_Rounds.home`: no hop without a read)."""
         legs = []
         for leg in request.legs:
             layout = self._layouts.get(leg.account_id)
             if layout is None:
                 legs.append(leg)
                 continue
-            number = rounds.home(leg.account_id, layout.shards)
+            number = home_shard(spread, layout.shards)
             legs.append(Leg(shard_id(leg.account_id, number), leg.amount, create=False,
                             shard=(leg.account_id, number)))
         return tuple(legs)
