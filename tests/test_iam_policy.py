@@ -139,6 +139,8 @@ SWEEP_USES = {
     ("dynamodb:GetItem", "lots"), ("dynamodb:UpdateItem", "lots"), ("dynamodb:Query", "lots/index/by_expiry"),
     ("dynamodb:UpdateItem", "payers"),
     ("dynamodb:PutItem", "transactions"),
+    # The hold's account had postings in its log (the tour's hold went without a read): drained before the expiry.
+    ("dynamodb:UpdateItem", "idempotency"), ("dynamodb:UpdateItem", "transactions"),
 }
 PUBLISHER_USES = {("dynamodb:BatchGetItem", "idempotency"), ("dynamodb:BatchWriteItem", "idempotency")}
 # The drainer reads an account and moves its log: entries put, records' and /v1 transactions' lines completed.

@@ -154,3 +154,51 @@ def test_a_reversal_of_a_transfer_still_in_the_logs_drains_each_once_then_writes
     entries = http("GET", f"{live_server}/v1/accounts/alice/entries?order=asc")[1]["data"]
     assert [entry["seq"] for entry in entries] == [1, 2, 3]  # the reversal after the transfer it drained, in time too
     assert entries[1]["created_at"] < entries[2]["created_at"]
+
+
+def test_a_hold_its_capture_and_a_void_of_a_known_account_write_without_reading_it(live_server):
+    funded(live_server, "alice", 100)
+    assert write(live_server, "/v1/accounts", {"id": "shop", "unit": "USD"})[0] == 201
+    with DynamoDBRequests() as requests:
+        status, hold = write(live_server, "/v1/holds", {"account_id": "alice", "amount": 30})
+    assert status == 201 and hold["status"] == "authorized"
+    # The key's read, the one transaction, the answer's read of the account: no read before the write.
+    assert dict(requests.calls) == {"GetItem": 2, "TransactWriteItems": 1}
+    with DynamoDBRequests() as requests:
+        status, captured = write(live_server, f"/v1/holds/{hold['id']}/capture", {"amount": 20, "destination": "shop"})
+    assert status == 200 and captured["hold"]["status"] == "captured"
+    # The key, the hold (and again as the write is planned), the one transaction, the answer's read of both accounts.
+    assert dict(requests.calls) == {"GetItem": 3, "TransactWriteItems": 1, "BatchGetItem": 1}
+    status, other = write(live_server, "/v1/holds", {"account_id": "alice", "amount": 50})
+    with DynamoDBRequests() as requests:
+        status, voided = write(live_server, f"/v1/holds/{other['id']}/void")
+    assert status == 200 and voided["status"] == "voided"
+    assert dict(requests.calls) == {"GetItem": 4, "TransactWriteItems": 1}
+    alice = tenant().account("alice")
+    assert (alice.balance, alice.held) == (80, 0)
+
+
+def test_holds_captures_and_voids_of_one_account_from_sixteen_threads_keep_its_floor_and_what_it_holds(live_server):
+    funded(live_server, "alice", 1_000)
+    assert write(live_server, "/v1/accounts", {"id": "shop", "unit": "USD"})[0] == 201
+    settled: list[str] = []
+
+    def hold_then_settle(index: int, step: int) -> int:
+        status, hold = write(live_server, "/v1/holds", {"account_id": "alice", "amount": 45})
+        if status != 201:
+            return status
+        if index % 3 == 0:
+            return status  # left authorized
+        path = "capture" if index % 3 == 1 else "void"
+        body = {"amount": 15, "destination": "shop"} if path == "capture" else None
+        status, _answer = write(live_server, f"/v1/holds/{hold['id']}/{path}", body)
+        if status == 200:
+            settled.append(path)
+        return status
+
+    statuses = race(hold_then_settle, per_thread=3)  # up to 48 x 45 asked of 1,000
+    assert set(statuses) <= {200, 201, 400} and statuses[400] > 0, statuses
+    alice, shop = tenant().account("alice"), tenant().account("shop")
+    captured = settled.count("capture")
+    assert shop.balance == 15 * captured and alice.balance == 1_000 - 15 * captured
+    assert 0 <= alice.balance - alice.held  # the floor (0) held on the available balance

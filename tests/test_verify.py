@@ -41,9 +41,11 @@ def test_tampering_is_found(live_server):
     traffic(live_server)
     holder = AccountModel.get(tally.services.tracker.holder_key(points_tracker.HOLDER))
     holder.update(actions=[AccountModel.balance.add(1)])  # a balance its journal does not explain
+    holder.update(actions=[AccountModel.available.add(2)])  # an available balance that is not balance - held
     lot = LotModel.get(holder.key, 5)
     lot.update(actions=[LotModel.remaining.set(0)])  # an emptied lot still in the open index
     violations = "\n".join(verify_tables().violations)
     assert "journal sums to" in violations
+    assert "(balance - held)" in violations
     assert "open-index keys" in violations
     assert "open lots sum to" in violations

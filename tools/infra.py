@@ -59,16 +59,18 @@ API_ACTIONS = ("dynamodb:BatchGetItem", "dynamodb:ConditionCheckItem", "dynamodb
                "dynamodb:Query", "dynamodb:UpdateItem")
 AUTHORIZER_TABLES = {"keys": ("dynamodb:GetItem",)}
 # The sweep (core/expiry.py): finishes a spend left in parts (accounts' pending_takes, links, lots, payers),
-# expires due lots and holds (the by_expiry indexes) as journal entries (entries, transactions, accounts). It
-# never touches users, search, idempotency, counters or keys.
+# expires due lots and holds (the by_expiry indexes) as journal entries (entries, transactions, accounts). An
+# expiry reads its account, and first drains what the account's log holds, as the drainer does (records' and /v1
+# transactions' lines completed). It never touches users, search, counters or keys, nor puts a record.
 SWEEP_TABLES = {
     "accounts": ("dynamodb:GetItem", "dynamodb:UpdateItem"),
     "entries": ("dynamodb:PutItem",),
     "holds": ("dynamodb:GetItem", "dynamodb:UpdateItem"),
+    "idempotency": ("dynamodb:UpdateItem",),
     "links": ("dynamodb:PutItem", "dynamodb:Query", "dynamodb:UpdateItem"),
     "lots": ("dynamodb:GetItem", "dynamodb:UpdateItem"),
     "payers": ("dynamodb:UpdateItem",),
-    "transactions": ("dynamodb:PutItem",),
+    "transactions": ("dynamodb:PutItem", "dynamodb:UpdateItem"),
 }
 SWEEP_INDEXES = {"accounts": ("pending_takes",), "holds": ("by_expiry",), "lots": ("by_expiry",)}
 # The drainer (core/drains.py, ledger/sequencer.py's `drain_writes`): reads an account item, and in one transaction

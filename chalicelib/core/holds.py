@@ -9,13 +9,13 @@ The hold's own item changes only under `status = authorized`, in the same transa
 """
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from chalicelib.core.errors import InvalidRequest, InvalidState, NotFound
 from chalicelib.core.guard import datastore_guarded
-from chalicelib.core.ledger import Extension, Leg, PlannedLeg, findable, stamp
+from chalicelib.core.ledger import Extension, Leg, PlannedLeg, WithoutRead, findable, parse_stamp, stamp
 from chalicelib.core.models import HoldModel, TransactionModel, due, expiry_shard
 from chalicelib.core.transactions import (
     BOOK,
@@ -96,13 +96,7 @@ class Holds:
         hold_id = new_id("hold")
         made: list[HoldModel] = []
 
-        def plan(planned_legs: tuple[PlannedLeg, ...]) -> Extension:
-            # Checked when the hold is planned, after its key was looked up: a retry that comes once expires_at has
-            # passed replays the first answer.
-            if expires_at <= self.ledger.now():
-                raise InvalidRequest("expires_at must be in the future", field="expires_at")
-            unit = accounts_agree(planned_legs, "standard")
-            created_at = planned_legs[0].created_at
+        def hold_at(unit: str, created_at: str) -> Extension:
             hold = HoldModel(hold_id, book=self.ledger.book, account_id=account_id, amount=amount, unit=unit,
                              status="authorized", captured=0, expires_at=expiry, metadata=metadata,
                              created_at=created_at, updated_at=created_at, expiry_shard=expiry_shard("holds", hold_id),
@@ -110,13 +104,28 @@ class Holds:
             made[:] = [hold]
             return Extension(puts=[(hold, HoldModel.id.does_not_exist())])
 
+        def plan(planned_legs: tuple[PlannedLeg, ...]) -> Extension:
+            # Checked when the hold is planned, after its key was looked up: a retry that comes once expires_at has
+            # passed replays the first answer.
+            if expires_at <= self.ledger.now():
+                raise InvalidRequest("expires_at must be in the future", field="expires_at")
+            return hold_at(accounts_agree(planned_legs, "standard"), planned_legs[0].created_at)
+
+        def unplanned(_posted: tuple[Leg, ...], created_at: str, unit: str) -> Extension | None:
+            # Past expires_at, the read path says whether this is a replay or a refusal.
+            return hold_at(unit, created_at) if expires_at > parse_stamp(created_at) else None
+
+        legs: tuple[Leg, ...] = (Leg(account_id, 0, hold_change=amount, create=False,
+                                     expected_seq=expected.get(account_id)),)
+        without_read = None
+        if self.ledger.unread_writes:
+            legs, without_read = self.transactions.without_read(legs, unplanned)
         postings = self.ledger.post_legs(
-            (Leg(account_id, 0, hold_change=amount, create=False, expected_seq=expected.get(account_id)),),
-            idempotency_key=idempotency_key,
+            legs, idempotency_key=idempotency_key,
             fingerprint={"op": "hold", "account": account_id, "amount": amount, "expires_at": asked,
                          "metadata": metadata, **({"expected_seq": expected} if expected else {})},
             key_ttl_seconds=self.transactions.key_ttl_seconds, extend=plan, resource=hold_id,
-            entry_attributes={"transaction": hold_id, "kind": "hold"})
+            entry_attributes={"transaction": hold_id, "kind": "hold"}, without_read=without_read)
         return replace(self.get(postings[0].made()), replayed=True) if postings[0].replayed else hold_of(made[0])
 
     def capture(self, hold_id: str, amount: int | None = None, *, destination: str | None = None,
@@ -138,14 +147,16 @@ class Holds:
 
         settled: dict[str, Hold] = {}  # by the capture transaction planned: the hold as that plan leaves it
 
-        def settle(planned_legs: tuple[PlannedLeg, ...], stored: TransactionModel) -> Extension:
-            extension = self._settle(hold_id, planned_legs[0].created_at, "captured", expired_ok=False, captured=amount,
+        def settle_at(created_at: str, stored: TransactionModel) -> Extension:
+            extension = self._settle(hold_id, created_at, "captured", expired_ok=False, captured=amount,
                                      capture_transaction=stored.id)
             settled[stored.id] = extension.planned()
             return extension
 
         made = self.transactions.record(
-            "capture", tuple(legs), amount, metadata=metadata, idempotency_key=idempotency_key, extend=settle,
+            "capture", tuple(legs), amount, metadata=metadata, idempotency_key=idempotency_key,
+            extend=lambda planned_legs, stored: settle_at(planned_legs[0].created_at, stored),
+            extend_unread=lambda created_at, stored: _unless_refused(lambda: settle_at(created_at, stored)),
             fingerprint={"op": "capture", "hold": hold_id, "amount": amount, "destination": destination,
                          "metadata": metadata}, hold_id=hold_id)
         # A replay answers another request's transaction: read the hold as it is.
@@ -166,18 +177,27 @@ class Holds:
     # -- helpers -----------------------------------------------------------------
     def _release(self, hold_id: str, status: str, idempotency_key: str | None) -> Hold:
         hold = self._stored(hold_id)
+        settled: list[Hold] = []
 
-        def plan(planned_legs: tuple[PlannedLeg, ...]) -> Extension:
-            return self._settle(hold_id, planned_legs[0].created_at, status, expired_ok=True,
-                                must_be_due=status == "expired")
+        def settle_at(created_at: str) -> Extension:
+            extension = self._settle(hold_id, created_at, status, expired_ok=True, must_be_due=status == "expired")
+            settled[:] = [extension.planned()]
+            return extension
 
         kind = "void" if status == "voided" else "hold_expiry"
+        # Giving back what is held lowers no available balance: nothing of the account's to check, so a void does
+        # not read it (the hold's own state is the condition on the hold). The sweep's expiry reads: it has no client
+        # waiting, and without a read it would need a record of its own, which its role does not write.
+        unread = self.ledger.unread_writes and status == "voided"
         postings = self.ledger.post_legs(
             (Leg(hold.account_id, 0, hold_change=-int(hold.amount), create=False),),
             idempotency_key=idempotency_key, fingerprint={"op": kind, "hold": hold_id},
-            key_ttl_seconds=self.transactions.key_ttl_seconds, extend=plan, resource=hold_id,
-            entry_attributes={"transaction": hold_id, "kind": kind})
-        return replace(self.get(hold_id), replayed=True) if postings[0].replayed else postings[0].planned()
+            key_ttl_seconds=self.transactions.key_ttl_seconds,
+            extend=lambda planned_legs: settle_at(planned_legs[0].created_at), resource=hold_id,
+            entry_attributes={"transaction": hold_id, "kind": kind},
+            without_read=WithoutRead(extend=lambda _posted, created_at: _unless_refused(lambda: settle_at(created_at)))
+            if unread else None)
+        return replace(self.get(hold_id), replayed=True) if postings[0].replayed else settled[0]
 
     def _settle(self, hold_id: str, now: str, status: str, *, expired_ok: bool, must_be_due: bool = False,
                 **changes) -> Extension[Hold]:
@@ -201,3 +221,12 @@ class Holds:
     def _stored(self, hold_id: str) -> HoldModel:
         """The hold, if it is this book's: another tenant's answers exactly as one that does not exist."""
         return stored_hold(hold_id, self.ledger.book)
+
+
+def _unless_refused(settle: Callable[[], Extension]) -> Extension | None:
+    """A hold's move planned without a read: None where it would be refused, which the read path says (the request
+    may be a replay of one that moved it)."""
+    try:
+        return settle()
+    except InvalidState:
+        return None

@@ -81,6 +81,8 @@ class UnsequencedEntry(MapAttribute):
     # In a posting of several legs: this leg's number, by which the drain completes its record's (and its /v1
     # transaction's) line for this account.
     leg = NumberAttribute(attr_name="l", null=True)
+    # How the amount held changes (a hold, its void or expiry, a capture's release): the drain keeps it on the entry.
+    held_change = NumberAttribute(attr_name="h", null=True)
 
 
 class PendingTakeIndex(GlobalSecondaryIndex):
@@ -141,6 +143,10 @@ class AccountModel(Model):
     surface = UnicodeAttribute(null=True)
     # Holds: the amount reserved by open holds; the available balance is `balance - held`.
     held = NumberAttribute(null=True)
+    # `balance - held`, kept by every write, so that a debit or a hold written without a read can be conditioned on
+    # it (a condition compares an attribute with a value, and cannot subtract). Absent on items that predate it:
+    # their next posting reads first, and its write sets it.
+    available = NumberAttribute(null=True)
     # /v1 accounts: the unit amounts are in (a currency's minor units, or points), what kind of
     # account it is ("standard" or "points"), and the client's metadata.
     unit = UnicodeAttribute(null=True)

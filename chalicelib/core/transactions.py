@@ -621,11 +621,13 @@ class Transactions:
 
     def record(self, type_: str, legs: tuple[Leg, ...], amount: int, *, idempotency_key: str, fingerprint: dict,
                metadata: dict, extend: Callable[[tuple[PlannedLeg, ...], TransactionModel], Extension] | None = None,
+               extend_unread: Callable[[str, TransactionModel], Extension | None] | None = None,
                transaction_id: str | None = None, count: Count | None = None, **fields) -> Transaction:
         """Post `legs` with the transaction's record in the same transaction. `extend` adds the caller's items
         (a hold's update, a reversed transaction's total) planned from the planned legs and the record; `count`
-        what counts the minting. Without `extend`, the legs may be posted without a read when this container knows
-        their accounts (`_without_read`)."""
+        what counts the minting. The legs may be posted without a read when this container knows their accounts
+        (`without_read`) and there is no `extend`, or `extend_unread` plans the same items from the posting's time
+        and the record (None: the service would refuse, and the read path says so)."""
         transaction_id = transaction_id or new_id("txn")
         made: list[TransactionModel] = []
 
@@ -648,13 +650,17 @@ class Transactions:
             lines = [TransactionLeg(account_id=leg.shard[0] if leg.shard else leg.account_id,
                                     shard=leg.shard[1] if leg.shard else None, amount=leg.amount) for leg in posted]
             try:
-                return recorded(lines, created_at, unit)
+                extension = recorded(lines, created_at, unit)
             except IssueLimitReached:
                 return None  # a replay of a request that was counted passes: the read path finds its key first
+            if extend_unread is None:
+                return extension
+            more = extend_unread(created_at, made[0])
+            return None if more is None else extension.merged(more)
 
         without_read = None
-        if extend is None and self.ledger.unread_writes:
-            legs, without_read = self._without_read(legs, unplanned)
+        if (extend is None or extend_unread is not None) and self.ledger.unread_writes:
+            legs, without_read = self.without_read(legs, unplanned)
         postings = self.ledger.post_legs(legs, idempotency_key=idempotency_key, fingerprint=fingerprint,
                                          key_ttl_seconds=self.key_ttl_seconds, extend=plan, resource=transaction_id,
                                          entry_attributes={"transaction": transaction_id, "kind": type_},
@@ -664,7 +670,7 @@ class Transactions:
             return replace(transaction_of(self._stored(postings[0].made(), placed=postings)), replayed=True)
         return transaction_of(_placed(made[0], postings))  # a leg without a read: where the store put it
 
-    def _without_read(self, legs: tuple[Leg, ...],
+    def without_read(self, legs: tuple[Leg, ...],
                       unplanned: Callable[[tuple[Leg, ...], str, str], Extension | None],
                       ) -> tuple[tuple[Leg, ...], WithoutRead | None]:
         """The legs, each with the floor its account has, and what the posting asks of the accounts (their unit and

@@ -24,7 +24,7 @@ from chalicelib.core.transactions import BOOK, is_v1_book, leg_account
 def check_account(ledger: Ledger, account_id: str) -> list[str]:
     """Gapless sequence; each balance-after = previous + amount; the last one is the balance; held (open
     holds) and the running sums of credits and debits rebuilt the same way; the available balance (balance -
-    held) kept at or above the floor."""
+    held) kept at or above the floor, and as the account keeps it."""
     key = ledger.account_key(account_id)
     ledger.settle(account_id, force=True)  # postings written without a read, still in its log: into the journal
     try:
@@ -72,6 +72,8 @@ def check_account(ledger: Ledger, account_id: str) -> list[str]:
                         f"{credited}/{debited}")
     if held != int(account.held or 0):
         problems.append(f"{key}: held {account.held or 0}, journal sums to {held}")
+    if account.available is not None and int(account.available) != running - held:
+        problems.append(f"{key}: available {account.available}, journal sums to {running - held} (balance - held)")
     if len(entries) != int(account.entry_count):
         problems.append(f"{key}: entry count {account.entry_count}, journal has {len(entries)}")
     return problems

@@ -14,12 +14,12 @@ from chalicelib.core.ledger.book import AccountBalance, Ledger, VolumeLeaders
 from chalicelib.core.ledger.journal import Page, Snapshot, Totals
 from chalicelib.core.ledger.keys import findable
 from chalicelib.core.ledger.legs import INT64_MAX, INT64_MIN, Leg, PlannedLeg, Posting, require_int
-from chalicelib.core.ledger.posting import Extend, ExtendLegs, Extension
+from chalicelib.core.ledger.posting import Extend, ExtendLegs, Extension, WithoutRead
 from chalicelib.core.ledger.runner import RetryBudget, Stale, resolved
 from chalicelib.core.ledger.stamps import parse_stamp, stamp, utc_now
 
 __all__ = [
     "INT64_MAX", "INT64_MIN", "AccountBalance", "Extend", "ExtendLegs", "Extension", "Leg", "Ledger", "Page",
-    "PlannedLeg", "Posting", "RetryBudget", "Snapshot", "Stale", "Totals", "VolumeLeaders", "findable", "parse_stamp",
-    "require_int", "resolved", "stamp", "utc_now",
+    "PlannedLeg", "Posting", "RetryBudget", "Snapshot", "Stale", "Totals", "VolumeLeaders", "WithoutRead", "findable",
+    "parse_stamp", "require_int", "resolved", "stamp", "utc_now",
 ]

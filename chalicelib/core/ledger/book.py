@@ -300,8 +300,8 @@ class Ledger:
         ordinary account with `shard_attributes`, whose floors sum to `floor`."""
         key = self.account_key(account_id)
         now = self._clock()
-        account = AccountModel(key, balance=0, entry_count=0, floor=floor, held=0, created_at=stamp(now),
-                               **attributes)
+        account = AccountModel(key, balance=0, entry_count=0, floor=floor, held=0, available=0,
+                               created_at=stamp(now), **attributes)
         shard_items = []
         if shards > 1:
             if not self.hot_accounts:
@@ -312,7 +312,8 @@ class Ledger:
                 raise InvalidRequest("a hot account's floor is 0, negative (an overdraft) or none", field="floor")
             account.shards = shards
             shard_items = [AccountModel(self.account_key(shard_id(account_id, number)), balance=0, entry_count=0,
-                                        floor=shard_floor, held=0, created_at=account.created_at, shard_of=key,
+                                        floor=shard_floor, held=0, available=0, created_at=account.created_at,
+                                        shard_of=key,
                                         **(shard_attributes or {}))
                            for number, shard_floor in enumerate(split_floor(floor, shards))]
         record = None

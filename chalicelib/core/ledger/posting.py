@@ -320,13 +320,13 @@ class PostingEngine:
     def _without_read(self, request: PostingRequest) -> bool:
         """Whether the posting's outcome depends on no read: credits and debits of ordinary accounts (or of a hot
         account's shard, unless a debit must find one that covers it), planned by no service, or by one that says
-        what it asks of them (`without_read`). Holds and `expected_seq` read."""
+        what it asks of them (`without_read`). `expected_seq` reads, and so does a hold on a hot account (refused)."""
         if not self.unread_writes or (request.extend is not None and request.without_read is None):
             return False
         for leg in request.legs:
             layout = self._layouts.get(leg.account_id)
-            if leg.hold_change or leg.expected_seq is not None or leg.shard is not None or (
-                    layout is not None and (leg.lowers_available and layout.floored or leg.minimum is not None)):
+            if leg.expected_seq is not None or leg.shard is not None or (layout is not None and (
+                    leg.hold_change or leg.lowers_available and layout.floored or leg.minimum is not None)):
                 return False
         return True
 
@@ -366,7 +366,7 @@ class PostingEngine:
         for number, leg in enumerate(legs):
             entry = UnsequencedEntry(key=stored_key, posting=posting_id, amount=leg.amount, created_at=created_at,
                                      attributes=dict(request.entry_attributes) or None,
-                                     leg=number if several else None)
+                                     leg=number if several else None, held_change=leg.hold_change or None)
             actions, condition = unread_update(leg, entry, track_volume=self._track_volume)
             if leg.shard is None:
                 condition &= AccountModel.shards.does_not_exist()  # a hot account's postings go to its shards
@@ -797,6 +797,7 @@ class PostingEngine:
                         extension: Extension | None) -> tuple[list, Condition | None]:
         actions = [
             AccountModel.balance.set(posting.balance_after),
+            AccountModel.available.set(posting.balance_after - posting.held_after),
             AccountModel.entry_count.set(posting.seq),
             AccountModel.last_entry_at.set(posting.created_at),
             AccountModel.created_at.set(AccountModel.created_at | posting.created_at),

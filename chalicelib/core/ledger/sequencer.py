@@ -65,11 +65,14 @@ class Placed:
     debited_after: int
     attributes: dict
     leg: int | None = None  # its number in a posting of several legs (see `UnsequencedEntry.leg`)
+    held_change: int = 0
+    held_after: int = 0  # what stays reserved on the account with this posting
 
     def as_posting(self, account_id: str, **fields) -> Posting:
         """This posting as the journal will hold it; `fields`: a Posting's others (resource, replayed)."""
         return Posting(account_id, self.seq, self.amount, self.balance_after, self.created_at,
-                       credited_after=self.credited_after, debited_after=self.debited_after, **fields)
+                       credited_after=self.credited_after, debited_after=self.debited_after,
+                       held_after=self.held_after, **fields)
 
 
 def placed(account: AccountModel) -> list[Placed]:
@@ -77,14 +80,16 @@ def placed(account: AccountModel) -> list[Placed]:
     account's numbers include the logged postings, so the journal's end is what they are without them."""
     log: list[UnsequencedEntry] = list(account.log or [])
     amounts = [int(entry.amount) for entry in log]
+    held_changes = [int(entry.held_change or 0) for entry in log]
     seq = int(account.entry_count or 0) - len(log)
     balance = int(account.balance or 0) - sum(amounts)
+    held = int(account.held or 0) - sum(held_changes)
     credited = int(account.credited or 0) - sum(max(amount, 0) for amount in amounts)
     debited = int(account.debited or 0) - sum(max(-amount, 0) for amount in amounts)
     last = parse_stamp(account.last_entry_at) if account.last_entry_at else None
     places = []
-    for entry, amount in zip(log, amounts, strict=True):
-        seq, balance = seq + 1, balance + amount
+    for entry, amount, held_change in zip(log, amounts, held_changes, strict=True):
+        seq, balance, held = seq + 1, balance + amount, held + held_change
         credited, debited = credited + max(amount, 0), debited + max(-amount, 0)
         # An account's entries are stamped strictly in seq order (as the read path stamps them), so a time-index
         # query and a seq query agree: a posting planned earlier but committed later takes the next microsecond.
@@ -93,7 +98,8 @@ def placed(account: AccountModel) -> list[Placed]:
             moment = last + timedelta(microseconds=1)
         last = moment
         places.append(Placed(entry.key, entry.posting, seq, amount, balance, stamp(moment), credited, debited,
-                             dict(entry.attributes or {}), None if entry.leg is None else int(entry.leg)))
+                             dict(entry.attributes or {}), None if entry.leg is None else int(entry.leg),
+                             held_change, held))
     return places
 
 
@@ -114,6 +120,7 @@ def unread_update(leg: Leg, entry: UnsequencedEntry, *, track_volume: bool) -> t
     amount = leg.amount
     actions = [
         AccountModel.balance.add(amount),
+        AccountModel.available.add(amount - leg.hold_change),
         AccountModel.entry_count.set((AccountModel.entry_count | 0) + 1),
         AccountModel.credited.add(max(amount, 0)),
         AccountModel.debited.add(max(-amount, 0)),
@@ -124,21 +131,26 @@ def unread_update(leg: Leg, entry: UnsequencedEntry, *, track_volume: bool) -> t
         actions.append(AccountModel.volume.set((AccountModel.entry_count | 0) + 1))
     if leg.create and leg.floor is not None:
         actions.append(AccountModel.floor.set(AccountModel.floor | leg.floor))
+    if leg.hold_change:
+        actions.append(AccountModel.held.add(leg.hold_change))
     condition = AccountModel.log.does_not_exist() | (size(AccountModel.log) < MAX_UNSEQUENCED)
+    # An item that predates `available` (and is not new) is refused here, and its posting reads first: the read
+    # path's write sets it.
+    condition &= AccountModel.available.exists() | AccountModel.key.does_not_exist()
     if not leg.create:
         condition &= AccountModel.key.exists()
     if amount > 0:
         condition &= AccountModel.balance.does_not_exist() | (AccountModel.balance <= INT64_MAX - amount)
     elif amount < 0:
+        condition &= AccountModel.balance.does_not_exist() | (AccountModel.balance >= INT64_MIN - amount)
+    if leg.hold_change > 0:
+        condition &= AccountModel.held.does_not_exist() | (AccountModel.held <= INT64_MAX - leg.hold_change)
+    if leg.lowers_available:
         condition &= AccountModel.floor.does_not_exist() if leg.floor is None else AccountModel.floor == leg.floor
         required = max((limit for limit in (leg.floor, leg.minimum) if limit is not None), default=None)
-        if required is None:
-            condition &= AccountModel.balance.does_not_exist() | (AccountModel.balance >= INT64_MIN - amount)
-        else:
-            # balance + amount >= the floor (or the higher minimum), on an account with nothing held (a hold's
-            # reservation needs a read).
-            condition &= AccountModel.balance >= required - amount
-            condition &= AccountModel.held.does_not_exist() | (AccountModel.held == 0)
+        if required is not None:
+            # available + amount - hold change >= the floor (or the higher minimum), whatever else is held.
+            condition &= AccountModel.available >= required - (amount - leg.hold_change)
     return actions, condition
 
 
@@ -160,6 +172,10 @@ def drain_writes(account: AccountModel, skip_records: frozenset[str] = frozenset
                                created_at=place.created_at, idempotency_key=place.key,
                                credited_after=place.credited_after, debited_after=place.debited_after,
                                **{**owned, **place.attributes})
+            if place.held_change:
+                entry.held_change = place.held_change
+            if place.held_change or place.held_after:
+                entry.held_after = place.held_after  # as the read path writes it: on every entry while anything is
             writes.put("entry", entry, EntryModel.seq.does_not_exist())
         # One update a key (a key used again after its record expired names one record: the newer posting's), and
         # only the record of this very posting (its id): an expired one is not brought back, a newer one not touched.
