@@ -138,9 +138,26 @@ def test_a_replay_is_the_cancelled_write_and_one_read_of_the_accounts_its_postin
     assert dict(requests.by_table)[f"{tally.services.settings.table_prefix}-idempotency"] == 1  # the write alone
 
 
-def test_a_reversal_of_a_transfer_still_in_the_logs_drains_each_once_then_writes(live_server):
-    """A posting of the read path that finds logs drains them and writes what it planned, on condition that the logs
-    are empty: a drain moves no version, and the plan's seq and time already follow the logged postings'."""
+def test_a_transfer_of_the_read_path_meeting_logs_drains_each_once_then_writes(live_server):
+    """A posting of the read path (`expected_seq` reads) that finds logs drains them and writes what it planned, on
+    condition that the logs are empty: a drain moves no version, and the plan's seq and time already follow the
+    logged postings'."""
+    funded(live_server, "alice", 100)
+    funded(live_server, "bob", 0)
+    status, transfer = write(live_server, "/v1/transfers", {"source": "alice", "destination": "bob", "amount": 30})
+    assert status == 201
+    with DynamoDBRequests() as requests:
+        status, back = write(live_server, "/v1/transfers", {"source": "bob", "destination": "alice", "amount": 10,
+                                                             "expected_seq": {"bob": 1}})
+    assert status == 201, back
+    # The API key's read; the accounts and the record read, a drain of each log, the write.
+    assert dict(requests.calls) == {"GetItem": 1, "TransactGetItems": 1, "TransactWriteItems": 3}
+    entries = http("GET", f"{live_server}/v1/accounts/alice/entries?order=asc")[1]["data"]
+    assert [entry["seq"] for entry in entries] == [1, 2, 3]  # after the transfer it drained, in time too
+    assert entries[1]["created_at"] < entries[2]["created_at"]
+
+
+def test_a_reversal_of_transfers_between_known_accounts_writes_without_reading_them(live_server):
     funded(live_server, "alice", 100)
     funded(live_server, "bob", 0)
     status, transfer = write(live_server, "/v1/transfers", {"source": "alice", "destination": "bob", "amount": 30})
@@ -148,12 +165,15 @@ def test_a_reversal_of_a_transfer_still_in_the_logs_drains_each_once_then_writes
     with DynamoDBRequests() as requests:
         status, reversal = write(live_server, f"/v1/transactions/{transfer['id']}/reversals", {"amount": 10})
     assert status == 201, reversal
-    # The API key's read, the transaction reversed (its legs' seqs not needed); the accounts and the record read,
-    # the reversed total checked by the plan, a drain of each log, the write.
-    assert dict(requests.calls) == {"GetItem": 3, "TransactGetItems": 1, "TransactWriteItems": 3}
-    entries = http("GET", f"{live_server}/v1/accounts/alice/entries?order=asc")[1]["data"]
-    assert [entry["seq"] for entry in entries] == [1, 2, 3]  # the reversal after the transfer it drained, in time too
-    assert entries[1]["created_at"] < entries[2]["created_at"]
+    # The API key's read, the transaction reversed, the one transaction (under its reversed total), the answer's
+    # read of both accounts.
+    assert dict(requests.calls) == {"GetItem": 2, "TransactWriteItems": 1, "BatchGetItem": 1}
+    assert [entry["amount"] for entry in reversal["entries"]] == [10, -10]
+    for _ in range(2):  # what is left, then nothing: the total's condition refuses what was reversed meanwhile
+        status, answer = write(live_server, f"/v1/transactions/{transfer['id']}/reversals")
+    assert status == 409 and answer["code"] == "invalid_state"
+    alice, bob = tenant().account("alice"), tenant().account("bob")
+    assert (alice.balance, bob.balance) == (100, 0)
 
 
 def test_a_hold_its_capture_and_a_void_of_a_known_account_write_without_reading_it(live_server):

@@ -651,11 +651,9 @@ class Transactions:
                                     shard=leg.shard[1] if leg.shard else None, amount=leg.amount) for leg in posted]
             try:
                 extension = recorded(lines, created_at, unit)
+                more = extend_unread(created_at, made[0]) if extend_unread is not None else Extension()
             except IssueLimitReached:
                 return None  # a replay of a request that was counted passes: the read path finds its key first
-            if extend_unread is None:
-                return extension
-            more = extend_unread(created_at, made[0])
             return None if more is None else extension.merged(more)
 
         without_read = None
@@ -788,15 +786,18 @@ class Transactions:
                  fingerprint: dict, issued: Count | None) -> Transaction:
         reversed_read = int(original.reversed or 0)
 
+        def counted(unit: str, created_at: str) -> Extension:
+            # Under the total this plan was made from: a reversal that committed meanwhile refuses this one.
+            extension: Extension = Extension(updates=[(TransactionModel(original.id),
+                                                       [TransactionModel.reversed.set(reversed_read + amount)],
+                                                       TransactionModel.reversed == reversed_read)])
+            return extension.merged(issued(unit, created_at[:10]) if issued else None)
+
         def count_reversal(planned_legs: tuple[PlannedLeg, ...]) -> Extension:
             # The total reversed must still be what this plan was made from (a points reversal's lots depend on it).
             if int(self._stored(original.id, complete=False).reversed or 0) != reversed_read:
                 raise _ReversedMeanwhile()
-            extension: Extension = Extension(updates=[(TransactionModel(original.id),
-                                                       [TransactionModel.reversed.set(reversed_read + amount)],
-                                                       TransactionModel.reversed == reversed_read)])
-            return extension.merged(issued(planned_legs[0].account.unit or "", planned_legs[0].created_at[:10])
-                                    if issued else None)
+            return counted(planned_legs[0].account.unit or "", planned_legs[0].created_at)
 
         fields: dict[str, str] = {"reverses": original.id, "request_fingerprint": request_fingerprint(fingerprint)}
         if original.type in ("earn", "spend"):
@@ -814,8 +815,11 @@ class Transactions:
             return self._points_answer(change, made)
         legs = tuple(Leg(entry.account_id, amount if entry.amount < 0 else -amount, create=False)
                      for entry in entries_of(original))
+        # Without a read, the total's condition alone says whether another reversal came first (the read path then
+        # says which: a replay, or what is left).
         return self.record("reversal", legs, amount, metadata=metadata, idempotency_key=idempotency_key,
                            fingerprint=fingerprint, extend=_beside_record(count_reversal),
+                           extend_unread=lambda created_at, _stored: counted(original.unit, created_at),
                            reverses=fields["reverses"], request_fingerprint=fields["request_fingerprint"])
 
     # -- helpers -------------------------------------------------------------------
