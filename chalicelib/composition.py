@@ -34,8 +34,9 @@ class Services:
         self.accounts = Ledger("accounts", track_volume=True, settings=settings, clock=clock,
                                unread_writes=True)  # seed 004; by volume
         # Seeds 000 and 001 answer with balances by payer: snapshots spare their reads.
-        self.tracker = PointsBook("tracker", settings=settings, clock=clock, snapshots=True)  # seed 000
-        self.points = PointsBook("points", settings=settings, clock=clock, snapshots=True)  # seed 001
+        # Seeds 000 and 001; their spends may go without a read of the holder (`PointsBook._take_without_read`).
+        self.tracker = PointsBook("tracker", settings=settings, clock=clock, snapshots=True, unread_writes=True)
+        self.points = PointsBook("points", settings=settings, clock=clock, snapshots=True, unread_writes=True)
         # Every surface's wallets, unrestricted: for tools and tests. Surfaces use `users_of` and `wallets_of`.
         self.wallets = Wallets(settings=settings, clock=clock)
         # Each wallet surface keeps its own users and wallets (contracts.md), with its own minimum balance.

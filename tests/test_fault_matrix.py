@@ -60,7 +60,8 @@ class Amount(Write):
 
 class Spend(Write):
     lots, points = 3, 5
-    operations = ("TransactGetItems", "Query", "TransactWriteItems")
+    # No read of the holder: the lots' index, the one transaction, the holder read after it for the answer.
+    operations = ("Query", "TransactWriteItems", "GetItem")
 
     def set_up(self) -> None:
         for number in range(self.lots):
@@ -76,6 +77,7 @@ class Spend(Write):
 
 class SpendInParts(Spend):
     lots, points = 100, 995  # 100 lots: decided, then two parts
+    operations = ("TransactGetItems", "Query", "TransactWriteItems")  # a take in parts reads the holder
 
     def set_up(self) -> None:
         for number in range(self.lots):

@@ -14,6 +14,7 @@ from chalicelib.core.points import PointsBook
 from chalicelib.core.verify import check_points_holder
 from chalicelib.surfaces import points_tracker
 from tools.local_http import request_json as http
+from tools.request_counter import DynamoDBRequests
 
 pytestmark = [pytest.mark.race, pytest.mark.usefixtures("verified_afterwards")]
 THREADS = 16
@@ -48,6 +49,24 @@ def test_sixteen_threads_overspending_one_holder_spend_each_point_once(live_serv
     assert all(points >= 0 for points in balances.values())
     # Replays the journal: no payer or lot ever below zero; open lots == payers == holder total.
     assert check_points_holder(book, HOLDER) == []
+
+
+def test_sixteen_spends_of_one_holder_without_a_read_empty_each_lot_once_and_leave_no_empty_lot_open(live_server):
+    earn_lots(tally.services.tracker, HOLDER, lots=20, points=3)  # every third spend empties a lot
+
+    def worker(_):
+        return [http("POST", f"{live_server}/spend", {"points": 1})[0] for _ in range(3)]
+
+    with DynamoDBRequests() as requests, ThreadPoolExecutor(THREADS) as pool:
+        statuses = Counter(status for batch in pool.map(worker, range(THREADS)) for status in batch)
+    assert statuses == {200: 48}, statuses
+    # A spend that finds its lot emptied by another plans again from the lots read consistently, not from a read of
+    # the holder: none of them went to the read path (it reads the holder with TransactGetItems).
+    assert requests.calls.get("TransactGetItems", 0) == 0, dict(requests.calls)
+    assert sum(tally.services.tracker.balances(HOLDER).values()) == 60 - 48
+    open_lots = tally.services.tracker.lots(HOLDER)
+    assert len(open_lots) == 4 and all(lot.remaining > 0 for lot in open_lots)  # 16 lots emptied, each left the index
+    assert check_points_holder(tally.services.tracker, HOLDER) == []
 
 
 def test_concurrent_adds_and_spends_lose_nothing(live_server):

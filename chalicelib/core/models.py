@@ -209,6 +209,8 @@ class EntryModel(Model):
     detail = ListAttribute(of=PayerPoints, null=True)
     # Points spends: how many `links` parts name the lots that paid for it.
     parts = NumberAttribute(null=True)
+    # A points spend written without a read: its parts' key (it had no seq to name them by; else `<holder>#<seq>`).
+    take = UnicodeAttribute(null=True)
     # Wallets: the owner, so a user's history query filters out any wallet that is not theirs.
     owner = NumberAttribute(null=True)
     # Wallets: the surface whose wallet it is, so a history query never shows another surface's entries.

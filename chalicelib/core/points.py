@@ -6,7 +6,7 @@ same idempotency and retry rules as every account) extended with lot writes:
 - earn (a positive add) puts a lot that carries the open-lot index keys;
 - take (a spend, or a negative add scoped to one payer) reads open lots oldest
   first from a sparse GSI, page by page, only until the amount is covered, and
-  decrements each one under `remaining >= take` (`remaining = take` when the take
+  decrements each one under `remaining > take` (`remaining = take` when the take
   empties it, and then the lot leaves the indexes), each touched payer's balance
   under `>= take`, and the holder under its version.
 The index is eventually consistent, so the conditions are the truth: a stale plan
@@ -22,6 +22,7 @@ pending take, so a crash between parts loses nothing and spends nothing twice.
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import uuid
 from collections.abc import Callable
@@ -43,6 +44,7 @@ from chalicelib.core.ledger import (
     Posting,
     RetryBudget,
     Stale,
+    WithoutRead,
     require_int,
     stamp,
 )
@@ -119,6 +121,14 @@ class _PointsPlan:
 
 
 @dataclass
+class _Found:
+    """The lots a spend's attempt without a read found (links, expired) and could not take alone: the read path's
+    first plan starts from them instead of querying the index again."""
+
+    lots: tuple[list[LotLink], dict[int, int]] | None = None
+
+
+@dataclass
 class _Expiring:
     """How many expired lots one request may still expire inline (see MAX_INLINE_EXPIRIES)."""
 
@@ -167,6 +177,11 @@ class PointsBook:
     def posting_ref(holder_key: str, seq: int) -> str:
         """How link parts and `pending` name a take: its journal entry."""
         return f"{holder_key}#{seq}"
+
+    @staticmethod
+    def parts_ref(holder_key: str, entry: EntryModel) -> str:
+        """The key of an entry's link parts: by its seq, or the one a take written without a read gave them."""
+        return entry.take or PointsBook.posting_ref(holder_key, int(entry.seq))
 
     # -- reads ------------------------------------------------------------------
     def balances(self, holder: str, after: PointsChange | None = None) -> dict[str, int]:
@@ -249,21 +264,64 @@ class PointsBook:
         points = require_int("points", points)
         if points <= 0:
             raise InvalidRequest("points must be a positive integer", field="points")
-        return self._posted(holder, -points, functools.partial(self._take, points, None, _Expiring()), attach,
-                            idempotency_key=idempotency_key, request={"kind": "spend", **_fingerprinted(fingerprint)},
-                            key_ttl_seconds=key_ttl_seconds, **posting)
+        found = _Found()
+        return self._posted(holder, -points, functools.partial(self._take, points, None, _Expiring(), found=found),
+                            attach, idempotency_key=idempotency_key,
+                            request={"kind": "spend", **_fingerprinted(fingerprint)}, key_ttl_seconds=key_ttl_seconds,
+                            unread_take=(points, found), **posting)
 
-    def _posted(self, holder: str, points: int, extend: Extend, attach: ExtendLegs | None, **posting) -> PointsChange:
-        """Post the change; lots found expired on the way are expired first (each its own journal entry)."""
+    def _posted(self, holder: str, points: int, extend: Extend, attach: ExtendLegs | None,
+                unread_take: tuple[int, _Found] | None = None, **posting) -> PointsChange:
+        """Post the change; lots found expired on the way are expired first (each its own journal entry).
+        `unread_take`: the points of a spend that may go without a read of the holder (`_take_without_read`), and
+        where it leaves the lots it found when it cannot."""
         while True:
+            made: list[_PointsPlan] = []
+            without_read = None
+            if unread_take is not None and attach is None and self._counter is None and self.ledger.unread_writes:
+                without_read = self._take_without_read(self.holder_key(holder), *unread_take, made)
             try:
                 change = self.ledger.post(holder, points, plan_legs=_with(extend, attach),
-                                          counter=self._counter_of(holder), **posting)
+                                          counter=self._counter_of(holder), without_read=without_read, **posting)
             except _ExpiredLots as expired:
                 for lot in expired.lots:
                     self.expire(holder, lot)
                 continue
-            return self._change(holder, change)
+            return self._change(holder, change, made[0] if made and change.extra is None else None)
+
+    def _take_without_read(self, holder_key: str, points: int, found: _Found,
+                           made: list[_PointsPlan]) -> WithoutRead:
+        """A spend that fits one transaction, planned from the open lots' index alone: each lot taken under
+        `remaining > take` and each payer under `points >= take`, the holder by arithmetic (no version to race on:
+        concurrent spends of one holder all commit while the lots hold out). Which lots does not depend on the holder:
+        FIFO is the index's order. Anything else — lots to expire first, not enough points, an index behind the
+        lots, a take in parts, a pending take on the holder — goes to the read path, which decides it as ever, from
+        the lots found here (`found`: not read twice). A lot's or payer's condition that failed (another spend
+        emptied the lot first, or the index was behind) plans again without a read, from the lots read
+        consistently."""
+
+        tries = 0
+
+        def extend(_posted: tuple, created_at: str) -> Extension | None:
+            nonlocal tries
+            tries += 1
+            # Again after a lot's or payer's condition failed: the lots the index names, read consistently.
+            links, expired = self._oldest_open_lots(holder_key, None, points, created_at, verify=tries > 1)
+            taken = _by_payer(links)
+            if (expired or sum(int(link.points) for link in links) < points
+                    or len(links) + len(taken) > ITEMS_IN_ONE_TAKE - self._reserved_items):
+                found.lots = (links, expired)
+                return None
+            ref = f"{holder_key}#~{uuid.uuid4().hex}"  # no seq to name the parts by: the entry keeps this key
+            by_payer = [(name, -amount) for name, amount in taken.items()]
+            made[:] = [_PointsPlan(by_payer, created_at, parts=1, version=None)]
+            return Extension(
+                entry_attributes={"detail": [{"payer": name, "points": amount} for name, amount in by_payer],
+                                  "parts": 1, "take": ref},
+                puts=[(LinkPartModel(ref, 0, links=links, applied=True), LinkPartModel.part.does_not_exist())],
+                updates=[_lot_update(holder_key, link) for link in links]
+                + _payer_updates(holder_key, dict(by_payer), None, guarded=True))
+        return WithoutRead((AccountModel.pending.does_not_exist(),), extend, replan_on_refusal=True)
 
     def expire(self, holder: str, lot: int) -> PointsChange | None:
         """Journal the expiry of an expired lot's remaining points (None if nothing is left to expire).
@@ -318,6 +376,10 @@ class PointsBook:
         key = self.holder_key(holder)
         taken = [link for part in LinkPartModel.query(self.posting_ref(key, spend_seq), consistent_read=True)
                  for link in part.links]
+        if not taken:  # a spend written without a read names its parts otherwise (its entry says how)
+            with contextlib.suppress(EntryModel.DoesNotExist):
+                ref = self.parts_ref(key, EntryModel.get(key, spend_seq, consistent_read=True))
+                taken = [link for part in LinkPartModel.query(ref, consistent_read=True) for link in part.links]
         returns: dict[int, list] = {}  # lot -> [payer, points], in the order they are given back
         skip, left = already_returned, points
         for link in reversed(taken):
@@ -403,13 +465,19 @@ class PointsBook:
                          updates=_payer_updates(account.key, {payer: points}, planned.seq),
                          result=_PointsPlan([(payer, points)], earned_at, parts=0, version=account.version))
 
-    def _take(self, points: int, payer: str | None, expiring: _Expiring, planned: PlannedLeg) -> Extension:
+    def _take(self, points: int, payer: str | None, expiring: _Expiring, planned: PlannedLeg,
+              found: _Found | None = None) -> Extension:
         account = planned.account
         self._complete_pending_first(account)
         available = int(account.balance) if payer is None else self._payer_points(account, payer)
         if points > available:
             raise _not_enough(payer, available, points)
-        links, expired = self._oldest_open_lots(account.key, payer, points, planned.created_at, verify=planned.recheck)
+        if found is not None and found.lots is not None and not planned.recheck:
+            links, expired = found.lots  # what the attempt without a read found a moment ago, once
+            found.lots = None
+        else:
+            links, expired = self._oldest_open_lots(account.key, payer, points, planned.created_at,
+                                                    verify=planned.recheck)
         if expired and expiring.left > 0:
             batch = list(expired)[:expiring.left]
             expiring.left -= len(batch)
@@ -566,19 +634,29 @@ class PointsBook:
             "a large spend is still being completed; retry with the same idempotency key"))
 
     # -- answers ----------------------------------------------------------------
-    def _change(self, holder: str, posting: Posting) -> PointsChange:
+    def _change(self, holder: str, posting: Posting, unread: _PointsPlan | None = None) -> PointsChange:
+        """The change as answered. `unread`: the plan of a spend written without a read (its posting carries none)."""
         if not posting.replayed:
-            plan: _PointsPlan = posting.planned()
+            plan: _PointsPlan = unread or posting.planned()
             version = None
             if plan.pending or plan.parts > 1:
                 self.settle(holder)  # applied in parts, and completed: no snapshot follows it
             elif self._snapshots is not None:
-                version = self._snapshots.advance(self.holder_key(holder), plan.version, plan.by_payer)
+                # Read path: from the version it was conditioned on. Without a read: the version the answer's read
+                # found it made, when nothing was written since (the snapshot moves only if it was at the one before).
+                read_version = plan.version if unread is None else (
+                    None if posting.version is None else posting.version - 1)
+                version = self._snapshots.advance(self.holder_key(holder), read_version, plan.by_payer)
             return PointsChange(holder, posting.seq, posting.amount, plan.by_payer, plan.timestamp,
                                 resource=posting.resource, version=version)
         key = self.holder_key(holder)
-        entry = EntryModel.get(key, posting.seq, consistent_read=True)
-        if (entry.parts or 0) > 1:
+        if posting.logged is not None:  # still in the holder's log (a spend without a read): its detail is there
+            parts = posting.logged.get("parts")
+            by_payer = [(item["payer"], int(item["points"])) for item in posting.logged.get("detail") or []]
+        else:
+            entry = EntryModel.get(key, posting.seq, consistent_read=True)
+            parts, by_payer = entry.parts, [(item.payer, int(item.points)) for item in entry.detail or []]
+        if (parts or 0) > 1:
             self.settle(holder)
         timestamp = posting.created_at
         if posting.amount > 0:
@@ -586,9 +664,8 @@ class PointsBook:
                 timestamp = LotModel.get(key, posting.seq, consistent_read=True).timestamp
             except LotModel.DoesNotExist:
                 pass  # points given back by a reversal
-        return PointsChange(holder, posting.seq, posting.amount,
-                            [(item.payer, int(item.points)) for item in entry.detail or []], timestamp,
-                            replayed=True, resource=posting.resource)
+        return PointsChange(holder, posting.seq, posting.amount, by_payer, timestamp, replayed=True,
+                            resource=posting.resource)
 
 
 def _lot_update(holder_key: str, link: LotLink) -> ItemUpdate:
@@ -599,7 +676,9 @@ def _lot_update(holder_key: str, link: LotLink) -> ItemUpdate:
         actions += [LotModel.open_holder.remove(), LotModel.open_payer.remove(), LotModel.expiry_shard.remove(),
                     LotModel.expiry.remove()]
         return LotModel(holder_key, int(link.lot)), actions, LotModel.remaining == take
-    return LotModel(holder_key, int(link.lot)), actions, LotModel.remaining >= take
+    # More than the take: a take that would empty the lot must be the one that leaves the indexes (takes planned from
+    # one state of the lot, without a read of the holder between them, may race on it).
+    return LotModel(holder_key, int(link.lot)), actions, LotModel.remaining > take
 
 
 def _lot_expiry(expires_at: str, holder_key: str, lot: int) -> str:
@@ -656,16 +735,18 @@ def _chunks(links: list[LotLink]) -> list[list[LotLink]]:
     return chunks
 
 
-def _payer_updates(holder_key: str, changes: dict[str, int], seq: int | None) -> list[ItemUpdate]:
+def _payer_updates(holder_key: str, changes: dict[str, int], seq: int | None,
+                   guarded: bool = False) -> list[ItemUpdate]:
     """Each payer's item moved by its (signed) change. A payer first seen gets `first = seq`; a take is guarded by
-    `points >= take` when `seq` is given (in the posting's own transaction), so no payer goes below zero."""
+    `points >= take` when `seq` is given (in the posting's own transaction) or it is `guarded` (a take written
+    without a read, whose payers exist already), so no payer goes below zero."""
     updates: list[ItemUpdate] = []
     for payer, change in changes.items():
         actions: list[Action] = [PayerModel.points.add(change)]
         condition: Condition | None = None
         if seq is not None:
             actions.append(PayerModel.first.set(PayerModel.first | seq))
-            if change < 0:
-                condition = PayerModel.points >= -change
+        if (seq is not None or guarded) and change < 0:
+            condition = PayerModel.points >= -change
         updates.append((PayerModel(holder_key, payer), actions, condition))
     return updates

@@ -101,7 +101,7 @@ def check_points_holder(book: PointsBook, holder: str) -> list[str]:
             payers[change.payer] = payers.get(change.payer, 0) + int(change.points)
             if payers[change.payer] < 0:
                 problems.append(f"{key}#{entry.seq}: payer {change.payer} went to {payers[change.payer]}")
-        for part in LinkPartModel.query(book.posting_ref(key, int(entry.seq)), consistent_read=True):
+        for part in LinkPartModel.query(book.parts_ref(key, entry), consistent_read=True):
             for link in part.links:
                 remaining[int(link.lot)] = remaining.get(int(link.lot), 0) - int(link.points)
                 if remaining[int(link.lot)] < 0:

@@ -35,6 +35,7 @@ from chalicelib.core.ledger import (
     Page,
     Posting,
     Totals,
+    WithoutRead,
     require_int,
     resolved,
     stamp,
@@ -231,7 +232,7 @@ class Wallets:
                                        idempotency_scope=str(owner) if owner is not None else "-",
                                        minimum=minimum, extend=checked, key_ttl_seconds=key_ttl_seconds,
                                        request={"owner": owner, "minimum": minimum},
-                                       floor=self.minimum, unread_condition=unread)
+                                       floor=self.minimum, without_read=WithoutRead((unread,)))
         except NotFound:
             raise _no_wallet(wallet_id) from None  # worded as for another surface's wallet: nothing tells them apart
         return _movement(wallet_id, posting)

@@ -8,8 +8,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from pynamodb.expressions.condition import Condition
-
 from chalicelib.config import Settings, load
 from chalicelib.core.errors import AlreadyExists, Contention, InvalidRequest, NotFound
 from chalicelib.core.guard import datastore_guarded
@@ -366,7 +364,7 @@ class Ledger:
              key_ttl_seconds: int | None = None, extend: Extend | None = None,
              minimum: int | None = None, resource: str | None = None,
              idempotency_scope: str | None = None, counter: str | None = None,
-             plan_legs: ExtendLegs | None = None, unread_condition: Condition | None = None) -> Posting:
+             plan_legs: ExtendLegs | None = None, without_read: WithoutRead | None = None) -> Posting:
         """Apply `amount` to the account, exactly once per idempotency key.
 
         `request` is what identifies the client's request besides account and
@@ -376,9 +374,10 @@ class Ledger:
         must leave it at or above the floor, and at or above `minimum` (this posting's
         own, which may only raise the floor). `extend` plans more conditional
         writes (a service's own items) into the same transaction, from the planned leg; `plan_legs` does
-        the same from every planned leg; `unread_condition` says what `extend` checks, as a condition on the
-        account, so that the posting may go without a read (see `sequencer.py`). `counter` names the account the
-        amount comes from or goes to (it is posted `-amount` in the same transaction, so the posting sums to zero).
+        the same from every planned leg; `without_read` says what `extend` checks, as a condition on the
+        account, and what it adds, so that the posting may go without a read (see `sequencer.py`). `counter`
+        names the account the amount comes from or goes to (it is posted `-amount` in the same transaction, so the
+        posting sums to zero).
         """
         amount = require_int("amount", amount)
         legs: tuple[Leg, ...] = (Leg(account_id, amount, floor=floor, minimum=minimum, create=create),)
@@ -391,7 +390,7 @@ class Ledger:
         return self.post_legs(legs, idempotency_key=idempotency_key, key_ttl_seconds=key_ttl_seconds,
                               fingerprint=fingerprint, extend=plan_legs, resource=resource,
                               idempotency_scope=idempotency_scope,
-                              without_read=None if unread_condition is None else WithoutRead((unread_condition,)))[0]
+                              without_read=without_read)[0]
 
     def post_legs(self, legs: tuple[Leg, ...], *, idempotency_key: str | None = None, fingerprint: dict,
                   key_ttl_seconds: int | None = None, extend: ExtendLegs | None = None,

@@ -85,6 +85,11 @@ class Posting(Generic[Result]):
     # As the journal says: the account's running sums of credits and debits with this entry (see AccountModel).
     credited_after: int = 0
     debited_after: int = 0
+    # The account's version this posting made, when the answer knows it (written without a read: read after it, with
+    # nothing written since).
+    version: int | None = None
+    # While it waits in its account's log (written without a read): its entry's other attributes, as logged.
+    logged: dict | None = None
 
     def planned(self) -> Result:
         """What this posting's extension planned (never on a replay, which answers from what was stored)."""

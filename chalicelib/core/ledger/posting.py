@@ -120,6 +120,9 @@ class WithoutRead:
 
     conditions: tuple[Condition | None, ...] = ()
     extend: Callable[[tuple[Leg, ...], str], Extension | None] | None = None
+    # A failed condition of `extend`'s items means what it planned from moved (a points lot another spend emptied):
+    # plan again without a read, within the request's budget, instead of going to the read path.
+    replan_on_refusal: bool = False
 
 
 @dataclass(frozen=True)
@@ -362,10 +365,16 @@ class PostingEngine:
                                     [leg.amount for leg in legs], now=now, key_ttl_seconds=key_ttl_seconds,
                                     resource=request.resource)
         asked = request.without_read or WithoutRead()
+        extension = asked.extend(legs, created_at) if asked.extend is not None else Extension()
+        if extension is None:
+            raise _ReadFirst()
         updates = []
         for number, leg in enumerate(legs):
+            # The extension's attributes of an entry, kept in the log until the drain puts them on it: JSON values.
+            attributes = {**request.entry_attributes, **extension.every_entry,
+                          **(extension.entry_attributes if number == 0 else {})}
             entry = UnsequencedEntry(key=stored_key, posting=posting_id, amount=leg.amount, created_at=created_at,
-                                     attributes=dict(request.entry_attributes) or None,
+                                     attributes=attributes or None,
                                      leg=number if several else None, held_change=leg.hold_change or None)
             actions, condition = unread_update(leg, entry, track_volume=self._track_volume)
             if leg.shard is None:
@@ -373,9 +382,6 @@ class PostingEngine:
             if number < len(asked.conditions) and asked.conditions[number] is not None:
                 condition &= asked.conditions[number]
             updates.append((actions, condition))
-        extension = asked.extend(legs, created_at) if asked.extend is not None else Extension()
-        if extension is None:
-            raise _ReadFirst()
 
         def build(writes: Writes) -> None:
             # A used key's record comes back with the cancellation: a replay need not read it.
@@ -435,6 +441,8 @@ class PostingEngine:
         failed = [int(role.split(":", 1)[1]) for role in cancelled.failed if role.startswith("account:")]
         if not failed:
             if "extension" in cancelled.failed:
+                if request.without_read is not None and request.without_read.replan_on_refusal:
+                    raise Stale(wait=False)
                 raise _ReadFirst()  # what the service's items found (a limit reached, say) is the read path's to say
             conflict = any(reason is not None and reason.code == "TransactionConflict"
                            for reason in cancelled.reasons.values())
@@ -497,10 +505,14 @@ class PostingEngine:
         places = [logged(account, record) for account in accounts]
         completed: IdempotencyModel | None = None
         postings: list[Posting] = []
-        for number, (key, mine) in enumerate(zip(keys, places, strict=True)):
+        for number, (key, account, mine) in enumerate(zip(keys, accounts, places, strict=True)):
             if mine is not None:
+                # Last in its log, it is the account's last write (a later one would follow it there, or drain it
+                # first): the version read is the one it made.
+                last = placed(account)[-1] == mine
                 postings.append(mine.as_posting(self._keys.account_id(key), replayed=replayed,
-                                                resource=record.resource))
+                                                resource=record.resource,
+                                                version=int(account.version) if last and account.version else None))
                 continue
             if completed is None:
                 completed = read(lambda: IdempotencyModel.get(record.key, consistent_read=True))

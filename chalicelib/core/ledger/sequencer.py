@@ -72,7 +72,7 @@ class Placed:
         """This posting as the journal will hold it; `fields`: a Posting's others (resource, replayed)."""
         return Posting(account_id, self.seq, self.amount, self.balance_after, self.created_at,
                        credited_after=self.credited_after, debited_after=self.debited_after,
-                       held_after=self.held_after, **fields)
+                       held_after=self.held_after, logged=self.attributes, **fields)
 
 
 def placed(account: AccountModel) -> list[Placed]:
