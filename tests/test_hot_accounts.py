@@ -148,6 +148,12 @@ def test_what_a_hot_account_refuses(client, clock):
     open_account(client, "alice")
     hold = call(client, "POST", "/v1/holds", {"account_id": "hot", "amount": 1})
     assert hold.status_code == 400 and "hot" in hold.json_body["error"]
+    # A container that remembers the account (its unit, kind and floor) but has forgotten it is hot: the write
+    # without a read finds it is, and the hold goes to the read path, which refuses it; nothing is written.
+    v1_ledger().ledger._layouts._known.clear()
+    hold = call(client, "POST", "/v1/holds", {"account_id": "hot", "amount": 1})
+    assert hold.status_code == 400 and "hot" in hold.json_body["error"]
+    assert ok(client.http.get("/v1/holds?status=authorized"), 200)["data"] == []
     for body, field in (({"shards": 0}, "shards"), ({"shards": 33}, "shards"), ({"shards": "2"}, "shards"),
                         ({"shards": True}, "shards"), ({"shards": 1.5}, "shards"),
                         ({"shards": 2, "kind": "points", "unit": "points"}, "shards"),

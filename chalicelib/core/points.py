@@ -2,13 +2,14 @@
 
 A holder is a ledger account whose balance splits by payer. Every change is one
 posting on the holder (`Ledger.post`: one consistent read, one transaction, the
-same idempotency and retry rules as every account) extended with lot writes:
+same idempotency and retry rules as every account) extended with lot writes; a
+seed spend that fits one transaction goes without the read (`_take_without_read`):
 - earn (a positive add) puts a lot that carries the open-lot index keys;
 - take (a spend, or a negative add scoped to one payer) reads open lots oldest
   first from a sparse GSI, page by page, only until the amount is covered, and
   decrements each one under `remaining > take` (`remaining = take` when the take
   empties it, and then the lot leaves the indexes), each touched payer's balance
-  under `>= take`, and the holder under its version.
+  under `>= take`, and the holder under its version (or, without a read, by arithmetic).
 The index is eventually consistent, so the conditions are the truth: a stale plan
 is re-planned, from consistent reads of the lots the index named.
 
@@ -305,8 +306,11 @@ class PointsBook:
         def extend(_posted: tuple, created_at: str) -> Extension | None:
             nonlocal tries
             tries += 1
-            # Again after a lot's or payer's condition failed: the lots the index names, read consistently.
-            links, expired = self._oldest_open_lots(holder_key, None, points, created_at, verify=tries > 1)
+            try:
+                # Again after a lot's or payer's condition failed: the lots the index names, read consistently.
+                links, expired = self._oldest_open_lots(holder_key, None, points, created_at, verify=tries > 1)
+            except (InvalidRequest, Contention):
+                return None  # the read path says so, once it has found the key unused (a retry gets its answer)
             taken = _by_payer(links)
             if (expired or sum(int(link.points) for link in links) < points
                     or len(links) + len(taken) > ITEMS_IN_ONE_TAKE - self._reserved_items):
@@ -472,12 +476,16 @@ class PointsBook:
         available = int(account.balance) if payer is None else self._payer_points(account, payer)
         if points > available:
             raise _not_enough(payer, available, points)
+        verified = planned.recheck
         if found is not None and found.lots is not None and not planned.recheck:
             links, expired = found.lots  # what the attempt without a read found a moment ago, once
             found.lots = None
         else:
-            links, expired = self._oldest_open_lots(account.key, payer, points, planned.created_at,
-                                                    verify=planned.recheck)
+            links, expired = self._oldest_open_lots(account.key, payer, points, planned.created_at, verify=verified)
+        if not verified and len(links) + len(_by_payer(links)) > ITEMS_IN_ONE_TAKE - self._reserved_items:
+            # A take in parts fences the holder until every part applies: a part must never fail on a lot the index
+            # showed fuller than it is, so its lots are read consistently.
+            links, expired = self._oldest_open_lots(account.key, payer, points, planned.created_at, verify=True)
         if expired and expiring.left > 0:
             batch = list(expired)[:expiring.left]
             expiring.left -= len(batch)

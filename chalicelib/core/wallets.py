@@ -232,7 +232,8 @@ class Wallets:
                                        idempotency_scope=str(owner) if owner is not None else "-",
                                        minimum=minimum, extend=checked, key_ttl_seconds=key_ttl_seconds,
                                        request={"owner": owner, "minimum": minimum},
-                                       floor=self.minimum, without_read=WithoutRead((unread,)))
+                                       floor=self.minimum,
+                                       without_read=None if unread is None else WithoutRead((unread,)))
         except NotFound:
             raise _no_wallet(wallet_id) from None  # worded as for another surface's wallet: nothing tells them apart
         return _movement(wallet_id, posting)

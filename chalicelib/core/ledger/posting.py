@@ -351,6 +351,8 @@ class PostingEngine:
         record under attribute_not_exists, the service's items. A cancellation, by role: the key used (a replay:
         one read), an account's condition (decided from the image it returned: the floor's 4xx, a missing account,
         a hot one, a full log to drain; else the read path decides), or a conflict (again at once)."""
+        if not self._without_read(request):
+            raise _ReadFirst()  # learnt meanwhile: an account is hot, and this leg needs a read there (a hold, say)
         now = self._unread_now()
         created_at = stamp(now)
         # A posting without a key gets one of its own: its record is where a drain leaves its seq.
