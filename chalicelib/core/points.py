@@ -476,16 +476,12 @@ class PointsBook:
         available = int(account.balance) if payer is None else self._payer_points(account, payer)
         if points > available:
             raise _not_enough(payer, available, points)
-        verified = planned.recheck
         if found is not None and found.lots is not None and not planned.recheck:
             links, expired = found.lots  # what the attempt without a read found a moment ago, once
             found.lots = None
         else:
-            links, expired = self._oldest_open_lots(account.key, payer, points, planned.created_at, verify=verified)
-        if not verified and len(links) + len(_by_payer(links)) > ITEMS_IN_ONE_TAKE - self._reserved_items:
-            # A take in parts fences the holder until every part applies: a part must never fail on a lot the index
-            # showed fuller than it is, so its lots are read consistently.
-            links, expired = self._oldest_open_lots(account.key, payer, points, planned.created_at, verify=True)
+            links, expired = self._oldest_open_lots(account.key, payer, points, planned.created_at,
+                                                    verify=planned.recheck)
         if expired and expiring.left > 0:
             batch = list(expired)[:expiring.left]
             expiring.left -= len(batch)
@@ -621,7 +617,7 @@ class PointsBook:
         def apply(writes: Writes) -> None:
             writes.update("part", LinkPartModel(part.posting, part.part), [LinkPartModel.applied.set(True)],
                           LinkPartModel.applied.does_not_exist())
-            for lot, actions, condition in (_lot_update(holder_key, link) for link in part.links):
+            for lot, actions, condition in (_lot_update(holder_key, link, fenced=True) for link in part.links):
                 writes.update("lot", lot, actions, condition)
             # The part's payers, unconditioned: the pending take fences them, its lots' conditions hold.
             taken = {name: -amount for name, amount in _by_payer(part.links).items()}
@@ -676,7 +672,9 @@ class PointsBook:
                             resource=posting.resource)
 
 
-def _lot_update(holder_key: str, link: LotLink) -> ItemUpdate:
+def _lot_update(holder_key: str, link: LotLink, fenced: bool = False) -> ItemUpdate:
+    """A link's take from its lot. `fenced`: a part of a take decided in parts, which no other take of the holder
+    can race while it is pending (the holder's `pending` fences its lots)."""
     take = int(link.points)
     actions: list[Action] = [LotModel.remaining.set(LotModel.remaining - take)]
     if link.exhausts:
@@ -685,8 +683,10 @@ def _lot_update(holder_key: str, link: LotLink) -> ItemUpdate:
                     LotModel.expiry.remove()]
         return LotModel(holder_key, int(link.lot)), actions, LotModel.remaining == take
     # More than the take: a take that would empty the lot must be the one that leaves the indexes (takes planned from
-    # one state of the lot, without a read of the holder between them, may race on it).
-    return LotModel(holder_key, int(link.lot)), actions, LotModel.remaining > take
+    # one state of the lot, without a read of the holder between them, may race on it). A fenced part races no
+    # other take: at least the take, as its plan found it.
+    return LotModel(holder_key, int(link.lot)), actions, (LotModel.remaining >= take) if fenced else (
+        LotModel.remaining > take)
 
 
 def _lot_expiry(expires_at: str, holder_key: str, lot: int) -> str:
