@@ -311,20 +311,14 @@ class PointsBook:
                 links, expired = self._oldest_open_lots(holder_key, None, points, created_at, verify=tries > 1)
             except (InvalidRequest, Contention):
                 return None  # the read path says so, once it has found the key unused (a retry gets its answer)
-            taken = _by_payer(links)
-            if (expired or sum(int(link.points) for link in links) < points
-                    or len(links) + len(taken) > ITEMS_IN_ONE_TAKE - self._reserved_items):
+            if expired or sum(int(link.points) for link in links) < points or not self._in_one_transaction(links):
                 found.lots = (links, expired)
                 return None
             ref = f"{holder_key}#~{uuid.uuid4().hex}"  # no seq to name the parts by: the entry keeps this key
-            by_payer = [(name, -amount) for name, amount in taken.items()]
-            made[:] = [_PointsPlan(by_payer, created_at, parts=1, version=None)]
-            return Extension(
-                entry_attributes={"detail": [{"payer": name, "points": amount} for name, amount in by_payer],
-                                  "parts": 1, "take": ref},
-                puts=[(LinkPartModel(ref, 0, links=links, applied=True), LinkPartModel.part.does_not_exist())],
-                updates=[_lot_update(holder_key, link) for link in links]
-                + _payer_updates(holder_key, dict(by_payer), None, guarded=True))
+            extension = self._taking(holder_key, links, ref, seq=None, created_at=created_at, version=None)
+            extension.entry_attributes["take"] = ref
+            made[:] = [extension.planned()]
+            return extension
         return WithoutRead((AccountModel.pending.does_not_exist(),), extend, replan_on_refusal=True)
 
     def expire(self, holder: str, lot: int) -> PointsChange | None:
@@ -493,16 +487,26 @@ class PointsBook:
             raise Stale()  # the index has not caught up with the holder yet: look again
         if any(int(link.lot) >= planned.seq for link in links):
             raise Stale()  # a lot earned after our read of the holder: the holder has moved on
-        return self._taking(planned, links)
+        return self._planned_taking(planned, links)
 
-    def _taking(self, planned: PlannedLeg, links: list[LotLink]) -> Extension:
+    def _in_one_transaction(self, links: list[LotLink]) -> bool:
+        """Whether a take of these links fits the posting's own transaction, its lots and their payers."""
+        return len(links) + len(_by_payer(links)) <= ITEMS_IN_ONE_TAKE - self._reserved_items
+
+    def _planned_taking(self, planned: PlannedLeg, links: list[LotLink]) -> Extension:
+        """`_taking` from the holder as read: its parts named by the posting's seq, its version the snapshot's."""
+        key = planned.account.key
+        return self._taking(key, links, self.posting_ref(key, planned.seq), seq=planned.seq,
+                            created_at=planned.created_at, version=planned.account.version)
+
+    def _taking(self, holder_key: str, links: list[LotLink], ref: str, *, seq: int | None, created_at: str,
+                version: int | None) -> Extension:
         """Take the links' points from their lots and payers: in the posting's transaction, or (over
         ITEMS_IN_ONE_TAKE lots and payers) decided by it, with the holder `pending`, and applied in parts
-        (each part's lots and the payers they came from)."""
-        account = planned.account
+        (each part's lots and the payers they came from). `ref` names its parts; `seq` is the posting's (None
+        without a read of the holder)."""
         taken = _by_payer(links)
-        ref = self.posting_ref(account.key, planned.seq)
-        one_transaction = len(links) + len(taken) <= ITEMS_IN_ONE_TAKE - self._reserved_items
+        one_transaction = self._in_one_transaction(links)
         chunks = [links] if one_transaction else _chunks(links)
         most_parts = MAX_PARTS - self._reserved_items
         if len(chunks) > most_parts:
@@ -515,16 +519,18 @@ class PointsBook:
             actions += [AccountModel.pending.set(ref), AccountModel.pending_shard.set(PENDING)]
         updates: list[ItemUpdate] = []
         if one_transaction:
-            updates = [_lot_update(account.key, link) for link in links]
-            updates += _payer_updates(account.key, {name: -amount for name, amount in taken.items()}, planned.seq)
+            updates = [_lot_update(holder_key, link) for link in links]
+            updates += _payer_updates(holder_key, {name: -amount for name, amount in taken.items()}, seq,
+                                      guarded=True)
         return Extension(
             account_actions=actions,
-            entry_attributes={"detail": [PayerPoints(payer=name, points=-amount) for name, amount in taken.items()],
+            # JSON values: a posting without a read keeps them in the holder's log until the drain.
+            entry_attributes={"detail": [{"payer": name, "points": -amount} for name, amount in taken.items()],
                               "parts": len(parts)},
             puts=[(part, LinkPartModel.part.does_not_exist()) for part in parts],
             updates=updates,
-            result=_PointsPlan([(name, -amount) for name, amount in taken.items()], planned.created_at,
-                               parts=len(parts), version=account.version, pending=not one_transaction))
+            result=_PointsPlan([(name, -amount) for name, amount in taken.items()], created_at,
+                               parts=len(parts), version=version, pending=not one_transaction))
 
     def _payer_points(self, holder: AccountModel, payer: str) -> int:
         """One payer's balance: from the snapshot of the holder's version read, else one consistent GetItem (read
@@ -582,7 +588,7 @@ class PointsBook:
     def _take_links(self, links: list[LotLink], kind: str, planned: PlannedLeg) -> Extension:
         """Take exactly these links' points from their lots (an expiry, a reversed earn)."""
         self._complete_pending_first(planned.account)
-        extension = self._taking(planned, links)
+        extension = self._planned_taking(planned, links)
         extension.entry_attributes["kind"] = kind
         return extension
 

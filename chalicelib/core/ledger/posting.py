@@ -311,11 +311,10 @@ class PostingEngine:
 
     def post(self, request: PostingRequest, budget: RetryBudget) -> list[Posting]:
         """Every leg in one transaction, exactly once per idempotency key: all legs commit or none."""
-        if self._without_read(request):
-            try:
-                return until_current(lambda _recheck: self._post_unread(request, budget), budget, _too_busy)
-            except _ReadFirst:
-                pass  # the account is not what the write assumed (another floor, something held): plan from a read
+        try:
+            return until_current(lambda _recheck: self._post_unread(request, budget), budget, _too_busy)
+        except _ReadFirst:
+            pass  # it needs a read (or the account is not what the write assumed: another floor): plan from one
         rounds = _Rounds(request.resource or request.idempotency_key or uuid.uuid4().hex)
         return until_current(lambda recheck: self._attempt(request, budget, recheck, rounds), budget, _too_busy)
 
@@ -352,7 +351,9 @@ class PostingEngine:
         one read), an account's condition (decided from the image it returned: the floor's 4xx, a missing account,
         a hot one, a full log to drain; else the read path decides), or a conflict (again at once)."""
         if not self._without_read(request):
-            raise _ReadFirst()  # learnt meanwhile: an account is hot, and this leg needs a read there (a hold, say)
+            # Checked at every attempt: an earlier one may have learnt that an account is hot, where this leg needs a
+            # read (a hold, say).
+            raise _ReadFirst()
         now = self._unread_now()
         created_at = stamp(now)
         # A posting without a key gets one of its own: its record is where a drain leaves its seq.
@@ -509,9 +510,9 @@ class PostingEngine:
         postings: list[Posting] = []
         for number, (key, account, mine) in enumerate(zip(keys, accounts, places, strict=True)):
             if mine is not None:
-                # Last in its log, it is the account's last write (a later one would follow it there, or drain it
-                # first): the version read is the one it made.
-                last = placed(account)[-1] == mine
+                # Last in its log (its seq the entry count), it is the account's last write (a later one would follow
+                # it there, or drain it first): the version read is the one it made.
+                last = mine.seq == int(account.entry_count)
                 postings.append(mine.as_posting(self._keys.account_id(key), replayed=replayed,
                                                 resource=record.resource,
                                                 version=int(account.version) if last and account.version else None))
